@@ -1,0 +1,30 @@
+// A read-only memory mapping of a whole file. Tensors viewing the mapping hold a shared
+// pointer to it, so weights are never copied and the mapping lives as long as any view.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+
+namespace hearth {
+
+class MappedFile {
+ public:
+  // Maps `path` read-only. Throws kNotFound / kIo with the path in the message.
+  static std::shared_ptr<MappedFile> open(const std::filesystem::path& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  MappedFile() = default;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  std::filesystem::path path_;
+};
+
+}  // namespace hearth

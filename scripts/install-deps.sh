@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs every Debian package Hearth needs to build, test and run. Idempotent: packages
+# already present are skipped, so a second run costs a second.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git ca-certificates
+  libtorch-dev libopenblas0-pthread libopenblas-pthread-dev
+  libsqlite3-dev sqlite3 libgtest-dev libgmock-dev libspdlog-dev libfmt-dev libcereal-dev
+  nlohmann-json3-dev libcli11-dev libsodium-dev libseccomp-dev libpcre2-dev
+)
+# The tokenizer reference script runs on Node.js; a machine may already have its own node and npm.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
