@@ -1,0 +1,46 @@
+#include "privacy/sandbox.h"
+
+#include <seccomp.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include "core/error.h"
+
+namespace hearth::privacy {
+
+namespace {
+
+std::atomic<bool> g_sandboxed{false};
+
+struct FilterFree {
+  void operator()(void* ctx) const { seccomp_release(static_cast<scmp_filter_ctx>(ctx)); }
+};
+
+void check(int rc, const char* what) {
+  if (rc < 0) fail(ErrorCode::kInternal, std::string("seccomp: cannot ") + what + ": " + std::strerror(-rc));
+}
+
+}  // namespace
+
+void enter_no_network_sandbox() {
+  std::unique_ptr<void, FilterFree> ctx(seccomp_init(SCMP_ACT_ALLOW));
+  if (!ctx) fail(ErrorCode::kInternal, "seccomp: cannot create a filter");
+  auto* f = static_cast<scmp_filter_ctx>(ctx.get());
+  // The filter must cover threads that already exist (OpenMP and LibTorch pools).
+  check(seccomp_attr_set(f, SCMP_FLTATR_CTL_TSYNC, 1), "enable thread sync");
+  check(seccomp_attr_set(f, SCMP_FLTATR_CTL_NNP, 1), "set no_new_privs");
+  const int denied[] = {SCMP_SYS(socket), SCMP_SYS(connect), SCMP_SYS(bind),
+                        SCMP_SYS(listen), SCMP_SYS(accept), SCMP_SYS(accept4)};
+  for (int sys : denied) check(seccomp_rule_add(f, SCMP_ACT_ERRNO(EACCES), sys, 0), "add a socket rule");
+  // io_uring can open sockets without passing through socket(2).
+  check(seccomp_rule_add(f, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(io_uring_setup), 0), "add the io_uring rule");
+  check(seccomp_load(f), "load the filter");
+  g_sandboxed = true;
+}
+
+bool in_no_network_sandbox() { return g_sandboxed; }
+
+}  // namespace hearth::privacy

@@ -1,0 +1,18 @@
+// The no-network sandbox: a seccomp filter under which the process can no longer create,
+// connect or accept sockets of any family. It cannot be lifted once entered.
+#pragma once
+
+namespace hearth::privacy {
+
+// Installs the filter on every thread of the process (TSYNC) with no_new_privs set.
+// Afterwards socket(), connect(), bind(), listen(), accept(), accept4() and io_uring_setup()
+// fail with EACCES (io_uring: EPERM); socketpair() stays allowed because a pair of connected
+// local sockets cannot reach anything outside the process tree. System calls of other
+// architectures (32-bit x86 int 0x80, x32) kill the process, so the filter cannot be bypassed.
+// Throws kInternal when the kernel refuses the filter.
+void enter_no_network_sandbox();
+
+// True once enter_no_network_sandbox() succeeded in this process.
+bool in_no_network_sandbox();
+
+}  // namespace hearth::privacy
