@@ -145,14 +145,6 @@ void Optimizer::load_state(const std::filesystem::path& dir) {
   const std::string what = "optimizer state in " + dir.string();
 
   require(rec.kind == kind(), ErrorCode::kInvalidArgument, what + " was saved by the " + rec.kind + " optimizer, not " + kind());
-  const auto settings = state_settings();
-  for (const auto& [key, value] : settings) {
-    auto it = rec.settings.find(key);
-    const std::string saved = it == rec.settings.end() ? "(absent)" : it->second;
-    require(saved == value, ErrorCode::kInvalidArgument,
-            what + " was saved with " + key + " = " + shorten(saved) + " but the optimizer has " + key + " = " + shorten(value) +
-                "; resume with the settings of the saved run");
-  }
   require(rec.groups.size() == groups_.size(), ErrorCode::kInvalidArgument,
           what + " has " + std::to_string(rec.groups.size()) + " parameter groups; the optimizer has " + std::to_string(groups_.size()));
   for (size_t g = 0; g < groups_.size(); ++g) {
@@ -163,6 +155,21 @@ void Optimizer::load_state(const std::filesystem::path& dir) {
   require(rec.params.size() == params_.size(), ErrorCode::kInvalidArgument,
           what + " holds " + std::to_string(rec.params.size()) + " parameters; the optimizer has " + std::to_string(params_.size()));
 
+  // Which parameters first (the clearest message), then with which settings.
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const std::vector<int64_t> shape = params_[i].sizes().vec();
+    require(rec.params[i].shape == shape, ErrorCode::kInvalidArgument,
+            what + ": parameter " + std::to_string(i) + " has shape " + shape_str(shape) + " but the state was saved for shape " +
+                shape_str(rec.params[i].shape));
+  }
+  const auto settings = state_settings();
+  for (const auto& [key, value] : settings) {
+    auto it = rec.settings.find(key);
+    const std::string saved = it == rec.settings.end() ? "(absent)" : it->second;
+    require(saved == value, ErrorCode::kInvalidArgument,
+            what + " was saved with " + key + " = " + shorten(saved) + " but the optimizer has " + key + " = " + shorten(value) +
+                "; resume with the settings of the saved run");
+  }
   auto file = SafetensorsFile::open(dir / kMomentsFile);
   auto id = file->metadata().find("state_id");
   require(id != file->metadata().end() && id->second == hex(sum), ErrorCode::kCorruptFile,
@@ -171,9 +178,6 @@ void Optimizer::load_state(const std::filesystem::path& dir) {
   std::vector<ParamState> loaded(params_.size());
   for (size_t i = 0; i < params_.size(); ++i) {
     const ParamRecord& p = rec.params[i];
-    const std::vector<int64_t> shape = params_[i].sizes().vec();
-    require(p.shape == shape, ErrorCode::kInvalidArgument,
-            what + ": parameter " + std::to_string(i) + " has shape " + shape_str(shape) + " but the state was saved for shape " + shape_str(p.shape));
     loaded[i].step = p.step;
     loaded[i].last_update_norm = p.last_update_norm;
     if (!p.has_moments) continue;
