@@ -1,0 +1,62 @@
+// The one dispatch point: picks the best kernel set the CPU supports, unless a test forced one.
+#include <atomic>
+
+#include "core/error.h"
+#include "inference/quant/quant_kernels.h"
+
+namespace hearth {
+namespace {
+
+std::atomic<int> g_forced{static_cast<int>(KernelIsa::kAuto)};
+
+const QuantKernelSet& kernels_for(KernelIsa isa) {
+  switch (isa) {
+    case KernelIsa::kAvx512: return avx512_kernels();
+    case KernelIsa::kAvx2: return avx2_kernels();
+    default: return scalar_kernels();
+  }
+}
+
+KernelIsa best_isa() {
+  static const KernelIsa best = cpu_supports_isa(KernelIsa::kAvx512) ? KernelIsa::kAvx512
+                                : cpu_supports_isa(KernelIsa::kAvx2)  ? KernelIsa::kAvx2
+                                                                      : KernelIsa::kScalar;
+  return best;
+}
+
+}  // namespace
+
+bool cpu_supports_isa(KernelIsa isa) {
+  switch (isa) {
+    case KernelIsa::kAvx512:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+             __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    case KernelIsa::kAvx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    default: return true;
+  }
+}
+
+const char* kernel_isa_name(KernelIsa isa) {
+  switch (isa) {
+    case KernelIsa::kAuto: return "auto";
+    case KernelIsa::kScalar: return "scalar";
+    case KernelIsa::kAvx2: return "avx2";
+    case KernelIsa::kAvx512: return "avx512";
+  }
+  return "invalid";
+}
+
+void force_kernel_isa(KernelIsa isa) {
+  require(cpu_supports_isa(isa), ErrorCode::kUnsupported,
+          std::string("this CPU cannot run the ") + kernel_isa_name(isa) + " quantized kernels");
+  g_forced.store(static_cast<int>(isa));
+}
+
+const QuantKernelSet& active_kernels() {
+  const auto forced = static_cast<KernelIsa>(g_forced.load());
+  return kernels_for(forced == KernelIsa::kAuto ? best_isa() : forced);
+}
+
+}  // namespace hearth

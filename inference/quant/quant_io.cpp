@@ -1,0 +1,45 @@
+#include "inference/quant/quant_io.h"
+
+#include "core/error.h"
+
+namespace hearth {
+namespace {
+
+at::Tensor read_part(const SafetensorsFile& f, const std::string& name) {
+  require(f.contains(name), ErrorCode::kCorruptFile, f.path().string() + " has no tensor \"" + name + "\" (a quantized weight part)");
+  return f.tensor(name);
+}
+
+}  // namespace
+
+void write_quantized(SafetensorsWriter& w, const std::string& prefix, const QuantizedMatrix& m) {
+  validate_quantized(m, prefix);
+  w.add(prefix + ".codes", m.codes);
+  if (m.format == QuantFormat::kNF4) {
+    w.add(prefix + ".absmax_codes", m.absmax_codes);
+    w.add(prefix + ".absmax_scale", m.absmax_scale);
+    w.add(prefix + ".absmax_offset", m.absmax_offset);
+  } else {
+    w.add(prefix + ".scales", m.scales);
+  }
+}
+
+QuantizedMatrix read_quantized(const SafetensorsFile& f, const std::string& prefix, QuantFormat format, int64_t rows,
+                               int64_t cols) {
+  QuantizedMatrix m;
+  m.format = format;
+  m.rows = rows;
+  m.cols = cols;
+  m.codes = read_part(f, prefix + ".codes");
+  if (format == QuantFormat::kNF4) {
+    m.absmax_codes = read_part(f, prefix + ".absmax_codes");
+    m.absmax_scale = read_part(f, prefix + ".absmax_scale");
+    m.absmax_offset = read_part(f, prefix + ".absmax_offset");
+  } else {
+    m.scales = read_part(f, prefix + ".scales");
+  }
+  validate_quantized(m, f.path().string() + ": " + prefix);
+  return m;
+}
+
+}  // namespace hearth

@@ -1,0 +1,70 @@
+// Portable kernels: the fallback on CPUs without AVX2, and the baseline the SIMD sets are
+// tested against (besides the double-precision reference).
+#include <algorithm>
+#include <vector>
+
+#include "inference/quant/fp16.h"
+#include "inference/quant/int4_format.h"
+#include "inference/quant/int8_format.h"
+#include "inference/quant/nf4_format.h"
+#include "inference/quant/quant_kernels.h"
+
+namespace hearth {
+
+void row_block_scales(const PackedView& m, int64_t r, int64_t b0, int64_t b1, float* out) {
+  const int64_t base = r * m.blocks_per_row;
+  if (m.format == QuantFormat::kNF4) {
+    for (int64_t b = b0; b < b1; ++b) out[b - b0] = nf4_absmax(m.absmax_codes, m.absmax_scale, m.absmax_offset, base + b);
+  } else {
+    for (int64_t b = b0; b < b1; ++b) out[b - b0] = fp16_to_float(m.scales[base + b]);
+  }
+}
+
+namespace {
+
+// One block of any format to floats, through the reference dequantizers.
+void dequant_block(const PackedView& m, const uint8_t* codes, float scale, float* out) {
+  switch (m.format) {
+    case QuantFormat::kNF4: nf4_dequantize_block(codes, scale, out); break;
+    case QuantFormat::kInt4: int4_dequantize_block(codes, scale, out); break;
+    case QuantFormat::kInt8: int8_dequantize_block(reinterpret_cast<const int8_t*>(codes), scale, out); break;
+  }
+}
+
+void matvec_rows_scalar(const PackedView& m, const float* x, float* y, int64_t r0, int64_t r1) {
+  const int64_t bs = quant_block_size(m.format), bb = quant_block_bytes(m.format);
+  std::vector<float> scales(m.blocks_per_row);
+  float w[64];
+  for (int64_t r = r0; r < r1; ++r) {
+    row_block_scales(m, r, 0, m.blocks_per_row, scales.data());
+    const uint8_t* q = m.codes + r * m.row_bytes;
+    float acc = 0.0f;
+    for (int64_t b = 0; b < m.blocks_per_row; ++b) {
+      dequant_block(m, q + b * bb, 1.0f, w);
+      float s = 0.0f;
+      for (int64_t i = 0; i < bs; ++i) s += w[i] * x[b * bs + i];
+      acc += s * scales[b];
+    }
+    y[r] = acc;
+  }
+}
+
+void dequant_tile_scalar(const PackedView& m, int64_t r0, int64_t r1, int64_t b0, int64_t b1, float* out, int64_t ld) {
+  const int64_t bs = quant_block_size(m.format), bb = quant_block_bytes(m.format);
+  std::vector<float> scales(b1 - b0);
+  for (int64_t r = r0; r < r1; ++r) {
+    row_block_scales(m, r, b0, b1, scales.data());
+    const uint8_t* q = m.codes + r * m.row_bytes;
+    float* o = out + (r - r0) * ld;
+    for (int64_t b = b0; b < b1; ++b) dequant_block(m, q + b * bb, scales[b - b0], o + (b - b0) * bs);
+  }
+}
+
+}  // namespace
+
+const QuantKernelSet& scalar_kernels() {
+  static const QuantKernelSet set{"scalar", matvec_rows_scalar, dequant_tile_scalar};
+  return set;
+}
+
+}  // namespace hearth

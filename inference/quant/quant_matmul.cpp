@@ -1,0 +1,82 @@
+#include "inference/quant/quant_matmul.h"
+
+#include <ATen/Parallel.h>
+
+#include <vector>
+
+#include "core/error.h"
+
+namespace hearth {
+namespace {
+
+constexpr int64_t kTileFloats = 128 * 1024;  // 512 KiB: fits the L2 beside the BLAS panels
+
+// x converted to a contiguous float [n, cols] matrix, with its shape checked against W.
+at::Tensor as_float_matrix(const at::Tensor& x, int64_t cols, const char* what) {
+  require(x.dim() == 2 && x.size(1) == cols, ErrorCode::kInvalidArgument,
+          std::string(what) + ": expected a [n, " + std::to_string(cols) + "] input");
+  require(at::isFloatingType(x.scalar_type()), ErrorCode::kInvalidArgument, std::string(what) + ": input must be floating point");
+  return x.to(at::kFloat).contiguous();
+}
+
+// Dequantizes rows [r0, r1) of W into tile [r1 - r0, padded_cols], the rows split over threads.
+void dequantize_rows(const PackedView& v, int64_t r0, int64_t r1, at::Tensor& tile) {
+  const auto& k = active_kernels();
+  const int64_t ld = tile.stride(0);
+  float* out = tile.data_ptr<float>();
+  at::parallel_for(r0, r1, 4, [&](int64_t a, int64_t b) { k.dequant_tile(v, a, b, 0, v.blocks_per_row, out + (a - r0) * ld, ld); });
+}
+
+}  // namespace
+
+int64_t quant_tile_rows(int64_t padded_cols) { return std::max<int64_t>(16, (kTileFloats / padded_cols) / 16 * 16); }
+
+void quant_matvec(const QuantizedMatrix& m, const float* x, float* y) {
+  const PackedView v = m.view();
+  // x padded with zeros to whole blocks, so the kernels need no tail handling.
+  std::vector<float> xp(m.padded_cols(), 0.0f);
+  std::copy(x, x + m.cols, xp.begin());
+  const auto& k = active_kernels();
+  at::parallel_for(0, m.rows, 8, [&](int64_t r0, int64_t r1) { k.matvec_rows(v, xp.data(), y, r0, r1); });
+}
+
+at::Tensor quant_matmul(const QuantizedMatrix& m, const at::Tensor& x_in) {
+  at::Tensor x = as_float_matrix(x_in, m.cols, "quant_matmul");
+  const int64_t n = x.size(0);
+  at::Tensor out = at::empty({n, m.rows}, at::kFloat);
+  if (n == 1) {
+    quant_matvec(m, x.data_ptr<float>(), out.data_ptr<float>());
+    return out;
+  }
+  if (n == 0) return out;
+  const PackedView v = m.view();
+  const int64_t T = std::min(m.rows, quant_tile_rows(m.padded_cols()));
+  at::Tensor tile = at::empty({T, m.padded_cols()}, at::kFloat);
+  for (int64_t r0 = 0; r0 < m.rows; r0 += T) {
+    const int64_t r1 = std::min(m.rows, r0 + T);
+    dequantize_rows(v, r0, r1, tile);
+    at::Tensor w = tile.narrow(0, 0, r1 - r0).narrow(1, 0, m.cols);
+    at::Tensor o = out.narrow(1, r0, r1 - r0);
+    at::mm_out(o, x, w.t());
+  }
+  return out;
+}
+
+at::Tensor quant_matmul_transposed(const QuantizedMatrix& m, const at::Tensor& g_in) {
+  at::Tensor g = as_float_matrix(g_in, m.rows, "quant_matmul_transposed");
+  const int64_t n = g.size(0);
+  at::Tensor out = at::zeros({n, m.cols}, at::kFloat);
+  if (n == 0) return out;
+  const PackedView v = m.view();
+  const int64_t T = std::min(m.rows, quant_tile_rows(m.padded_cols()));
+  at::Tensor tile = at::empty({T, m.padded_cols()}, at::kFloat);
+  for (int64_t r0 = 0; r0 < m.rows; r0 += T) {
+    const int64_t r1 = std::min(m.rows, r0 + T);
+    dequantize_rows(v, r0, r1, tile);
+    at::Tensor w = tile.narrow(0, 0, r1 - r0).narrow(1, 0, m.cols);
+    out.addmm_(g.narrow(1, r0, r1 - r0), w);
+  }
+  return out;
+}
+
+}  // namespace hearth

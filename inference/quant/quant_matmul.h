@@ -1,0 +1,23 @@
+// Multiplications by a quantized matrix: the fused decode GEMV, and the tile-dequantizing
+// GEMMs used by prefill (x W^T) and by backward (g W). The dense matrix never exists whole.
+#pragma once
+#include <ATen/ATen.h>
+
+#include "inference/quant/quantized_matrix.h"
+
+namespace hearth {
+
+// y[rows] = W x for x[cols]; reads the packed codes directly, split over hearth::num_threads().
+void quant_matvec(const QuantizedMatrix& m, const float* x, float* y);
+
+// x [n, cols] -> [n, rows] = x W^T (float). n == 1 runs quant_matvec; larger n dequantize W a
+// tile of rows at a time into a cache-sized buffer and multiply it with the BLAS.
+at::Tensor quant_matmul(const QuantizedMatrix& m, const at::Tensor& x);
+
+// g [n, rows] -> [n, cols] = g W (float): the input gradient of x W^T, from the packed weights.
+at::Tensor quant_matmul_transposed(const QuantizedMatrix& m, const at::Tensor& g);
+
+// Rows of W per dequantized tile for a matrix of `padded_cols` columns (a ~512 KiB buffer).
+int64_t quant_tile_rows(int64_t padded_cols);
+
+}  // namespace hearth
