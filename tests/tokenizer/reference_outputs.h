@@ -1,0 +1,42 @@
+// Test support: where the @lenml/tokenizers reference outputs are, reading them, and the real
+// tokenizers loaded once per test process.
+#pragma once
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "core/assets.h"
+#include "core/json.h"
+#include "inference/tokenizer/tokenizer.h"
+
+namespace hearth::test {
+
+// $HEARTH_TOKENIZER_REFERENCE, else <repo>/build/tokenizer_reference (the script's default).
+inline std::filesystem::path reference_dir() {
+  if (const char* env = std::getenv("HEARTH_TOKENIZER_REFERENCE"); env && *env) return env;
+  return std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / "build" / "tokenizer_reference";
+}
+
+// Reads <reference_dir>/<name>; a missing file is a test failure saying how to make it.
+inline Json read_reference(const std::string& name) {
+  const auto path = reference_dir() / name;
+  if (!std::filesystem::exists(path)) {
+    ADD_FAILURE() << "missing tokenizer reference " << path
+                  << ": run scripts/tokenizer_reference/make_reference.sh " << reference_dir()
+                  << " (or set HEARTH_TOKENIZER_REFERENCE to where it wrote its output)";
+    return Json();
+  }
+  return read_json_file(path);
+}
+
+// The real tokenizers in ../shared, loaded once per process (each takes about a second).
+inline const Tokenizer& shared_tokenizer(const std::string& name) {
+  static std::unique_ptr<Tokenizer> llama3, qwen3;
+  auto& slot = name == "llama3" ? llama3 : qwen3;
+  if (!slot) slot = load_tokenizer(asset_path("tokenizers/" + name + "/tokenizer.json"));
+  return *slot;
+}
+
+}  // namespace hearth::test
