@@ -1,0 +1,115 @@
+// Chat templates: renders equal to the reference Jinja renders of the real tokenizer_config.json
+// files, family detection, and assistant spans for loss masks.
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "inference/tokenizer/chat_template.h"
+#include "reference_outputs.h"
+
+namespace hearth {
+namespace {
+
+using test::read_reference;
+using test::shared_tokenizer;
+
+std::vector<ChatMessage> messages_of(const Json& j) {
+  std::vector<ChatMessage> out;
+  for (const Json& m : j) out.push_back({m.at("role").get<std::string>(), m.at("content").get<std::string>()});
+  return out;
+}
+
+class ChatParity : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ChatParity, RendersEqualReference) {
+  const Json ref = read_reference(GetParam() + ".chat.json");
+  if (ref.is_null()) return;
+  const ChatTemplate* chat = shared_tokenizer(GetParam()).chat_template();
+  ASSERT_NE(chat, nullptr);
+  ASSERT_GE(ref.at("conversations").size(), 12u);
+  for (const Json& c : ref.at("conversations")) {
+    const bool gen = c.at("add_generation_prompt").get<bool>();
+    EXPECT_EQ(chat->render(messages_of(c.at("messages")), gen), c.at("text").get<std::string>())
+        << c.at("messages").dump() << " add_generation_prompt=" << gen;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(RealTokenizers, ChatParity, ::testing::Values("llama3", "qwen3"));
+
+TEST(ChatTemplate, RealConfigsAreRecognised) {
+  const ChatTemplate* llama = shared_tokenizer("llama3").chat_template();
+  ASSERT_NE(llama, nullptr);
+  EXPECT_EQ(llama->style().family, ChatFamily::kLlama3);
+  EXPECT_EQ(llama->style().bos_token, "<|begin_of_text|>");
+  EXPECT_TRUE(llama->style().trim_content);
+  EXPECT_TRUE(llama->style().always_generation_prompt) << "this base template ends every render with the header";
+  const ChatTemplate* qwen = shared_tokenizer("qwen3").chat_template();
+  ASSERT_NE(qwen, nullptr);
+  EXPECT_EQ(qwen->style().family, ChatFamily::kChatML);
+  EXPECT_TRUE(qwen->style().qwen3_thinking);
+  EXPECT_EQ(qwen->style().default_system, "");
+}
+
+TEST(ChatTemplate, StopIdsHoldEndOfTurnTokens) {
+  const Tokenizer& llama = shared_tokenizer("llama3");
+  EXPECT_EQ(llama.bos_id(), 128000);
+  EXPECT_EQ(llama.eos_id(), 128001);
+  const auto stops = llama.stop_ids();
+  EXPECT_NE(std::find(stops.begin(), stops.end(), 128009), stops.end()) << "<|eot_id|>";
+  const Tokenizer& qwen = shared_tokenizer("qwen3");
+  EXPECT_EQ(qwen.bos_id(), -1);
+  EXPECT_EQ(qwen.eos_id(), 151645);  // <|im_end|>
+  EXPECT_EQ(qwen.stop_ids(), (std::vector<int32_t>{151645, 151643}));
+}
+
+TEST(ChatTemplate, SpansCoverAssistantContentAndEndOfTurn) {
+  const std::vector<ChatMessage> chat = {
+      {"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello!"}, {"user", "Bye"}, {"assistant", "Bye now."}};
+  for (const std::string name : {"llama3", "qwen3"}) {
+    const ChatTemplate* t = shared_tokenizer(name).chat_template();
+    ASSERT_NE(t, nullptr);
+    const RenderedChat r = t->render_with_spans(chat, false);
+    ASSERT_EQ(r.assistant_spans.size(), 2u) << name;
+    const std::string end = name == "llama3" ? "<|eot_id|>" : "<|im_end|>";
+    EXPECT_EQ(r.text.substr(r.assistant_spans[0].first, r.assistant_spans[0].second - r.assistant_spans[0].first),
+              "Hello!" + end);
+    const std::string last =
+        r.text.substr(r.assistant_spans[1].first, r.assistant_spans[1].second - r.assistant_spans[1].first);
+    // Qwen3 writes an empty think block into the final assistant turn; it is the assistant's text.
+    EXPECT_EQ(last, name == "llama3" ? "Bye now." + end : "<think>\n\n</think>\n\nBye now." + end);
+    EXPECT_EQ(r.text, t->render(chat, false));
+  }
+}
+
+TEST(ChatTemplate, Qwen3SplitsReasoningFromContent) {
+  const ChatTemplate* t = shared_tokenizer("qwen3").chat_template();
+  ASSERT_NE(t, nullptr);
+  const std::string text = t->render({{"user", "Q"}, {"assistant", "<think>\nstep 1\n</think>\n\nAnswer"}}, false);
+  EXPECT_EQ(text, "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n<think>\nstep 1\n</think>\n\nAnswer<|im_end|>\n");
+  // Before the last user turn, reasoning is dropped.
+  const std::string older =
+      t->render({{"user", "Q"}, {"assistant", "<think>x</think>A"}, {"user", "Q2"}}, false);
+  EXPECT_EQ(older, "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\nA<|im_end|>\n<|im_start|>user\nQ2<|im_end|>\n");
+}
+
+TEST(ChatTemplate, SmolLM2StyleTemplateAddsDefaultSystemPrompt) {
+  const ChatTemplate t = ChatTemplate::from_jinja(chatml_jinja_template("You are SmolLM."), "");
+  EXPECT_EQ(t.render({{"user", "Hi"}}, true),
+            "<|im_start|>system\nYou are SmolLM.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(t.render({{"system", "S"}, {"user", "Hi"}}, false),
+            "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n");
+}
+
+TEST(ChatTemplate, RejectsUnknownTemplatesAndRoles) {
+  try {
+    ChatTemplate::from_jinja("{% for m in messages %}[INST] {{ m.content }} [/INST]{% endfor %}", "<s>");
+    FAIL() << "expected kUnsupported";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnsupported);
+  }
+  const ChatTemplate t = ChatTemplate::from_jinja(chatml_jinja_template(""), "");
+  EXPECT_THROW(t.render({{"tool", "x"}}, false), Error);
+  EXPECT_THROW(t.render({{"user", "bad \xFF"}}, false), Error);
+}
+
+}  // namespace
+}  // namespace hearth
