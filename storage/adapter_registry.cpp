@@ -1,0 +1,119 @@
+#include "storage/adapter_registry.h"
+
+#include "core/error.h"
+#include "privacy/data_key.h"
+#include "storage/database.h"
+#include "storage/hearth_home.h"
+#include "storage/keyring.h"
+#include "storage/sealed_blob_file.h"
+
+namespace fs = std::filesystem;
+
+namespace hearth::storage {
+
+namespace {
+
+constexpr const char* kColumns =
+    "SELECT id, user_id, name, version, method, rank, targets, base_fingerprint, metrics, file_path, sha256, created "
+    "FROM adapters ";
+
+AdapterRecord read_adapter(const Statement& s) {
+  AdapterRecord r;
+  r.id = s.column_int(0);
+  r.user_id = s.column_int(1);
+  r.name = s.column_text(2);
+  r.version = s.column_int(3);
+  r.method = s.column_text(4);
+  r.rank = s.column_int(5);
+  r.targets = parse_json(s.column_text(6), "adapter targets").get<std::vector<std::string>>();
+  r.base_fingerprint = s.column_text(7);
+  r.metrics = parse_json(s.column_text(8), "adapter metrics");
+  r.file_path = s.column_text(9);
+  r.sha256 = s.column_text(10);
+  r.created = s.column_int(11);
+  return r;
+}
+
+std::vector<AdapterRecord> query(Database& db, const std::string& sql, int64_t a, const std::string* name = nullptr,
+                                 std::optional<int64_t> b = std::nullopt) {
+  Statement s = db.prepare(sql.c_str());
+  s.bind(1, a);
+  if (name) s.bind_text(2, *name);
+  if (b) s.bind(2, *b);
+  std::vector<AdapterRecord> out;
+  while (s.step()) out.push_back(read_adapter(s));
+  return out;
+}
+
+}  // namespace
+
+AdapterRecord AdapterRegistry::add(AdapterRecord meta, std::string_view file_bytes) {
+  require(!meta.name.empty() && meta.name.size() <= 200, ErrorCode::kInvalidArgument, "adapter name must be 1-200 bytes");
+  require(meta.rank > 0, ErrorCode::kInvalidArgument, "adapter rank must be positive");
+  const privacy::UserKeys& keys = keyring_.user_keys(meta.user_id);
+  Transaction tx(db_);
+  Statement next = db_.prepare("SELECT COALESCE(MAX(version), 0) + 1 FROM adapters WHERE user_id = ?1 AND name = ?2");
+  next.bind(1, meta.user_id).bind_text(2, meta.name);
+  next.step();
+  meta.version = next.column_int(0);
+  meta.created = unix_now();
+  Statement insert = db_.prepare(
+      "INSERT INTO adapters (user_id, name, version, method, rank, targets, base_fingerprint, metrics, file_path, "
+      "sha256, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '', '', ?9)");
+  insert.bind(1, meta.user_id).bind_text(2, meta.name).bind(3, meta.version).bind_text(4, meta.method)
+      .bind(5, meta.rank).bind_text(6, Json(meta.targets).dump()).bind_text(7, meta.base_fingerprint)
+      .bind_text(8, meta.metrics.dump()).bind(9, meta.created).run();
+  meta.id = db_.last_insert_id();
+  // The file name is the row id: it says nothing about the adapter's name.
+  fs::path rel = fs::path("users") / std::to_string(meta.user_id) / ("adapter-" + std::to_string(meta.id) + ".sealed");
+  user_files_dir(home_, meta.user_id);
+  meta.file_path = rel.string();
+  meta.sha256 = write_sealed_blob(home_ / rel, file_bytes, keys.seal, {meta.user_id, "adapter_file", meta.id});
+  try {
+    db_.prepare("UPDATE adapters SET file_path = ?1, sha256 = ?2 WHERE id = ?3")
+        .bind_text(1, meta.file_path).bind_text(2, meta.sha256).bind(3, meta.id).run();
+    tx.commit();
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(home_ / rel, ec);  // no file without its row
+    throw;
+  }
+  return meta;
+}
+
+std::vector<AdapterRecord> AdapterRegistry::list(int64_t user_id) {
+  return query(db_, std::string(kColumns) + "WHERE user_id = ?1 ORDER BY name, version", user_id);
+}
+
+std::optional<AdapterRecord> AdapterRegistry::latest(int64_t user_id, const std::string& name) {
+  auto rows = query(db_, std::string(kColumns) + "WHERE user_id = ?1 AND name = ?2 ORDER BY version DESC LIMIT 1",
+                    user_id, &name);
+  if (rows.empty()) return std::nullopt;
+  return rows[0];
+}
+
+AdapterRecord AdapterRegistry::get(int64_t user_id, int64_t adapter_id) {
+  auto rows = query(db_, std::string(kColumns) + "WHERE user_id = ?1 AND id = ?2", user_id, nullptr, adapter_id);
+  require(!rows.empty(), ErrorCode::kNotFound,
+          "adapter " + std::to_string(adapter_id) + " of user " + std::to_string(user_id) + " does not exist");
+  return rows[0];
+}
+
+std::string AdapterRegistry::open_file(const AdapterRecord& r) {
+  return read_sealed_blob(home_ / r.file_path, r.sha256, keyring_.user_keys(r.user_id).seal,
+                          {r.user_id, "adapter_file", r.id});
+}
+
+void AdapterRegistry::set_metrics(int64_t adapter_id, const Json& metrics) {
+  db_.prepare("UPDATE adapters SET metrics = ?1 WHERE id = ?2").bind_text(1, metrics.dump()).bind(2, adapter_id).run();
+}
+
+bool AdapterRegistry::remove(int64_t user_id, int64_t adapter_id) {
+  AdapterRecord r = get(user_id, adapter_id);
+  db_.prepare("DELETE FROM adapters WHERE id = ?1 AND user_id = ?2").bind(1, adapter_id).bind(2, user_id).run();
+  std::error_code ec;
+  fs::remove(home_ / r.file_path, ec);
+  return true;
+}
+
+}  // namespace hearth::storage

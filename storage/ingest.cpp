@@ -1,0 +1,145 @@
+#include "storage/ingest.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "storage/audit_log.h"
+#include "storage/database.h"
+#include "storage/keyring.h"
+#include "storage/line_reader.h"
+#include "storage/record_store.h"
+#include "storage/user_store.h"
+#include "storage/utf8.h"
+
+namespace fs = std::filesystem;
+
+namespace hearth::storage {
+
+namespace {
+
+enum class FileKind { kDocument, kJsonl };
+
+FileKind kind_of(const fs::path& path) {
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (ext == ".txt" || ext == ".md" || ext == ".markdown") return FileKind::kDocument;
+  if (ext == ".jsonl") return FileKind::kJsonl;
+  fail(ErrorCode::kInvalidArgument, path.string() + ": unsupported file type \"" + ext +
+                                        "\" (use .txt or .md for documents, .jsonl for examples)");
+}
+
+// file:line of byte `offset`, for errors inside a whole-file document.
+std::string where_in(const fs::path& path, const std::string& text, size_t offset) {
+  size_t line = 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + offset, '\n'));
+  return path.string() + ":" + std::to_string(line);
+}
+
+void require_utf8(const std::string& text, const std::string& where) {
+  size_t bad = first_invalid_utf8(text);
+  require(bad == std::string::npos, ErrorCode::kInvalidArgument, where + ": invalid UTF-8 at byte " + std::to_string(bad));
+}
+
+// Redacts every text field of an example; false when the mode drops it.
+bool redact_example(TrainingExample& ex, privacy::RedactionMode mode, privacy::RedactionCounts& counts) {
+  bool drop = false;
+  auto apply = [&](std::string& s) {
+    privacy::Redaction r = privacy::redact(s, mode);
+    counts += r.counts;
+    drop |= r.drop;
+    if (!r.drop) s = std::move(r.text);
+  };
+  for (ChatMessage& m : ex.messages) apply(m.content);
+  apply(ex.prompt);
+  apply(ex.completion);
+  return !drop;
+}
+
+class Ingester {
+ public:
+  Ingester(Database& db, Keyring& keyring, const IngestOptions& options, IngestReport& report)
+      : records_(db, keyring), options_(options), report_(report) {}
+
+  void document(const fs::path& path) {
+    std::string text = read_file(path, options_.max_document_bytes);
+    size_t bad = first_invalid_utf8(text);
+    require(bad == std::string::npos, ErrorCode::kInvalidArgument,
+            where_in(path, text, bad == std::string::npos ? 0 : bad) + ": invalid UTF-8");
+    if (text.empty()) {
+      ++report_.empty;
+      return;
+    }
+    privacy::Redaction r = privacy::redact(text, report_.redaction);
+    privacy::wipe(text);
+    report_.redactions += r.counts;
+    if (r.drop) {
+      ++report_.dropped;
+      return;
+    }
+    if (records_.add_document(report_.user_id, r.text, path.filename().string())) ++report_.documents_added;
+    else ++report_.duplicates;
+    privacy::wipe(r.text);
+  }
+
+  void jsonl(const fs::path& path) {
+    LineReader reader(path, options_.max_line_bytes);
+    std::string line;
+    while (reader.next(line)) {
+      const std::string where = path.string() + ":" + std::to_string(reader.line_number());
+      if (std::all_of(line.begin(), line.end(), [](unsigned char c) { return std::isspace(c); })) continue;
+      require_utf8(line, where);
+      TrainingExample ex = parse_example_line(line, where);
+      if (!redact_example(ex, report_.redaction, report_.redactions)) {
+        ++report_.dropped;
+        continue;
+      }
+      if (records_.add_example(report_.user_id, ex)) ++report_.examples_added;
+      else ++report_.duplicates;
+    }
+    privacy::wipe(line);
+  }
+
+ private:
+  RecordStore records_;
+  const IngestOptions& options_;
+  IngestReport& report_;
+};
+
+}  // namespace
+
+IngestReport ingest_files(Database& db, Keyring& keyring, const std::vector<fs::path>& files,
+                          const IngestOptions& options) {
+  require(!files.empty(), ErrorCode::kInvalidArgument, "no files to ingest");
+  for (const fs::path& f : files) kind_of(f);  // refuse unknown types before any work
+  IngestReport report;
+  Transaction tx(db);
+  UserStore users(db);
+  std::optional<UserRecord> user = users.find(options.user);
+  if (!user) {
+    user = users.create(options.user, options.redaction.value_or(privacy::RedactionMode::kMask), keyring.master());
+    report.user_created = true;
+  } else if (options.redaction && *options.redaction != user->redaction) {
+    users.set_redaction(user->id, *options.redaction);
+    user->redaction = *options.redaction;
+  }
+  report.user_id = user->id;
+  report.redaction = user->redaction;
+  Ingester ingester(db, keyring, options, report);
+  for (const fs::path& f : files) {
+    if (kind_of(f) == FileKind::kDocument) ingester.document(f);
+    else ingester.jsonl(f);
+    ++report.files;
+  }
+  AuditLog(db).append(options.actor.empty() ? current_os_actor() : options.actor, "ingest", report.user_id,
+                      static_cast<int64_t>(report.documents_added + report.examples_added),
+                      "files=" + std::to_string(report.files) + " documents=" + std::to_string(report.documents_added) +
+                          " examples=" + std::to_string(report.examples_added) +
+                          " duplicates=" + std::to_string(report.duplicates) + " dropped=" +
+                          std::to_string(report.dropped) + " redacted=" + std::to_string(report.redactions.total()) +
+                          " redaction=" + privacy::redaction_mode_name(report.redaction));
+  tx.commit();
+  return report;
+}
+
+}  // namespace hearth::storage
