@@ -53,3 +53,12 @@ std::string obtain_passphrase(const std::string& prompt) {
 }
 
 }  // namespace hearth::privacy
+
+namespace hearth::privacy {
+
+MasterKeySource master_key_source_for_cli(const std::filesystem::path& key_file) {
+  if (!key_file.empty()) return MasterKeySource::from_key_file(key_file);
+  return MasterKeySource::from_passphrase(obtain_passphrase());
+}
+
+}  // namespace hearth::privacy

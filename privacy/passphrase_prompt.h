@@ -9,3 +9,15 @@ namespace hearth::privacy {
 std::string obtain_passphrase(const std::string& prompt = "Hearth passphrase: ");
 
 }  // namespace hearth::privacy
+
+#include <filesystem>
+
+#include "privacy/master_key.h"
+
+namespace hearth::privacy {
+
+// What a command-line tool unlocks with: the key file when one is given, else a passphrase
+// from obtain_passphrase().
+MasterKeySource master_key_source_for_cli(const std::filesystem::path& key_file);
+
+}  // namespace hearth::privacy
