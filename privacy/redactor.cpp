@@ -4,7 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
-#include <functional>
+#include <iterator>
 
 #include "core/error.h"
 
@@ -265,7 +265,9 @@ bool valid_ipv4(std::string_view s) {
     while (j < s.size() && is_digit(s[j])) ++j;
     size_t len = j - i;
     if (len == 0 || len > 3 || (len > 1 && s[i] == '0')) return false;
-    if (std::stoi(std::string(s.substr(i, len))) > 255) return false;
+    int value = 0;
+    for (size_t k = i; k < j; ++k) value = value * 10 + (s[k] - '0');
+    if (value > 255) return false;
     ++parts;
     if (j == s.size()) break;
     if (s[j] != '.') return false;
@@ -340,15 +342,22 @@ std::vector<PiiSpan> find_pii(std::string_view text) {
   // (the digits of an IBAN are not also a phone number).
   using Detector = void (*)(std::string_view, std::vector<PiiSpan>&);
   const Detector detectors[] = {find_emails, find_ibans, find_ips, find_numbers};
-  std::vector<PiiSpan> kept;
+  std::vector<PiiSpan> kept;  // sorted by begin, non-overlapping, so also sorted by end
   for (Detector detect : detectors) {
-    std::vector<PiiSpan> found;
+    std::vector<PiiSpan> found, accepted;
     detect(text, found);
     for (const PiiSpan& s : found) {
-      bool overlaps = std::any_of(kept.begin(), kept.end(),
-                                  [&](const PiiSpan& k) { return s.begin < k.end && k.begin < s.end; });
-      if (!overlaps) kept.push_back(s);
+      auto next = std::upper_bound(kept.begin(), kept.end(), s.begin,
+                                   [](size_t pos, const PiiSpan& k) { return pos < k.end; });
+      bool overlaps = (next != kept.end() && next->begin < s.end) ||
+                      (!accepted.empty() && accepted.back().end > s.begin);
+      if (!overlaps) accepted.push_back(s);
     }
+    std::vector<PiiSpan> merged;
+    merged.reserve(kept.size() + accepted.size());
+    std::merge(kept.begin(), kept.end(), accepted.begin(), accepted.end(), std::back_inserter(merged),
+               [](const PiiSpan& a, const PiiSpan& b) { return a.begin < b.begin; });
+    kept.swap(merged);
   }
   std::sort(kept.begin(), kept.end(), [](const PiiSpan& a, const PiiSpan& b) { return a.begin < b.begin; });
   return kept;
