@@ -126,7 +126,11 @@ void BpeTokenizer::read_model(const Json& model, const std::string& what) {
               !json_get_or<bool>(model, "byte_fallback", false, where) && model.value("dropout", Json()).is_null(),
           ErrorCode::kUnsupported, where + ": subword prefixes/suffixes, byte fallback and dropout are not supported");
 
-  const Json vocab = json_get<Json>(model, "vocab", where);
+  // References, not json_get copies: the vocabulary and merges are hundreds of thousands of entries.
+  if (!model.contains("vocab") || !model.contains("merges")) {
+    fail(ErrorCode::kCorruptFile, where + ": missing field \"vocab\" or \"merges\"");
+  }
+  const Json& vocab = model.at("vocab");
   if (!vocab.is_object()) fail(ErrorCode::kCorruptFile, where + ": \"vocab\" must be an object of token -> id");
   std::vector<std::string> tokens;
   for (const auto& item : vocab.items()) {
@@ -142,21 +146,21 @@ void BpeTokenizer::read_model(const Json& model, const std::string& what) {
   }
 
   std::vector<std::pair<std::string, std::string>> merges;
-  const Json merge_list = json_get<Json>(model, "merges", where);
+  const Json& merge_list = model.at("merges");
   if (!merge_list.is_array()) fail(ErrorCode::kCorruptFile, where + ": \"merges\" must be an array");
   merges.reserve(merge_list.size());
   for (const Json& m : merge_list) {
     // Older files write "left right"; tokenizers >= 0.20 write ["left", "right"].
     std::string left, right;
     if (m.is_string()) {
-      const std::string s = m.get<std::string>();
+      const std::string& s = m.get_ref<const std::string&>();
       const size_t space = s.find(' ');
       if (space == std::string::npos) fail(ErrorCode::kCorruptFile, where + ": merge \"" + s + "\" has no space");
       left = s.substr(0, space);
       right = s.substr(space + 1);
     } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-      left = m[0].get<std::string>();
-      right = m[1].get<std::string>();
+      left = m[0].get_ref<const std::string&>();
+      right = m[1].get_ref<const std::string&>();
     } else {
       fail(ErrorCode::kCorruptFile, where + ": a merge must be \"left right\" or [left, right]");
     }

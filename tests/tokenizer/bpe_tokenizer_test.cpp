@@ -26,13 +26,28 @@ TEST(BpeTokenizer, SpecialTokensInTextBecomeTheirIds) {
   EXPECT_EQ(qwen.decode(ids), "<|im_start|>user\nhi<|im_end|>");
 }
 
-TEST(BpeTokenizer, AddBosPrependsOnlyWhenThereIsOne) {
+TEST(BpeTokenizer, BosEosStopIdsAndTemplateComeFromTheConfig) {
   const Tokenizer& llama = shared_tokenizer("llama3");
+  EXPECT_EQ(llama.vocab_size(), 128256);
+  EXPECT_EQ(llama.bos_id(), 128000);
+  EXPECT_EQ(llama.eos_id(), 128001);
+  const auto stops = llama.stop_ids();
+  EXPECT_NE(std::find(stops.begin(), stops.end(), 128009), stops.end()) << "<|eot_id|>";
+  ASSERT_NE(llama.chat_template(), nullptr);
+  EXPECT_EQ(llama.chat_template()->style().family, ChatFamily::kLlama3);
+  const Tokenizer& qwen = shared_tokenizer("qwen3");
+  EXPECT_EQ(qwen.vocab_size(), 151669);
+  EXPECT_EQ(qwen.bos_id(), -1);
+  EXPECT_EQ(qwen.eos_id(), 151645);  // <|im_end|>
+  EXPECT_EQ(qwen.stop_ids(), (std::vector<int32_t>{151645, 151643}));
+  ASSERT_NE(qwen.chat_template(), nullptr);
+  EXPECT_EQ(qwen.chat_template()->style().family, ChatFamily::kChatML);
+
+  // add_bos prepends BOS only where there is one.
   const auto plain = llama.encode("Hello world", false);
   auto with_bos = llama.encode("Hello world", true);
   ASSERT_EQ(with_bos.size(), plain.size() + 1);
   EXPECT_EQ(with_bos[0], 128000);
-  const Tokenizer& qwen = shared_tokenizer("qwen3");
   EXPECT_EQ(qwen.encode("Hello world", true), qwen.encode("Hello world", false));
 }
 

@@ -39,4 +39,12 @@ inline const Tokenizer& shared_tokenizer(const std::string& name) {
   return *slot;
 }
 
+// The chat template of a real tokenizer, read from its tokenizer_config.json alone (cheap: the
+// vocabulary is not loaded).
+inline ChatTemplate shared_chat_template(const std::string& name) {
+  const Json config = read_json_file(asset_path("tokenizers/" + name + "/tokenizer_config.json"));
+  const std::string bos = config.value("bos_token", Json()).is_string() ? config["bos_token"].get<std::string>() : "";
+  return ChatTemplate::from_jinja(config.at("chat_template").get<std::string>(), bos);
+}
+
 }  // namespace hearth::test
