@@ -23,12 +23,14 @@ void adamw_update(const at::Tensor& param, const at::Tensor& grad, ParamState& s
   }
   state.step += 1;
   const double t = static_cast<double>(state.step);
-  param.mul_(1.0 - lr * weight_decay);
+  // torch multiplies unconditionally; by 1.0 that is the identity, so skip the pass.
+  if (weight_decay != 0.0) param.mul_(1.0 - lr * weight_decay);
   state.exp_avg.mul_(s.beta1).add_(grad, 1.0 - s.beta1);
   state.exp_avg_sq.mul_(s.beta2).addcmul_(grad, grad, 1.0 - s.beta2);
   const double bias_correction1 = 1.0 - std::pow(s.beta1, t);
   const double bias_correction2_sqrt = std::sqrt(1.0 - std::pow(s.beta2, t));
-  at::Tensor denom = (state.exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(s.eps);
+  at::Tensor denom = state.exp_avg_sq.sqrt();
+  denom.div_(bias_correction2_sqrt).add_(s.eps);
   param.addcdiv_(state.exp_avg, denom, -lr / bias_correction1);
 }
 

@@ -126,32 +126,33 @@ void Apollo::apollo_update(size_t index, const at::Tensor& grad, double lr, doub
   const at::Tensor r_adam = st.exp_avg / st.exp_avg_sq.sqrt().add_(adam.eps);
 
   // 3. Scaling factor: channel-wise along the larger (unprojected) dimension, or one for all.
+  //    G~ = G * factor is never materialized: its norm comes from the channel norms of G,
+  //    and the update below applies factor and step size in one pass over W.
   at::Tensor factor;
+  double scaled_norm = 0.0;
   if (settings_.scaling == ApolloScaling::kChannel) {
-    const int64_t reduce = right ? 1 : 0;  // over the rank dimension
+    const int64_t reduce = right ? 1 : 0;  // over the rank dimension of R, and the same one of G
     factor = at::norm(r_adam, 2, {reduce}, /*keepdim=*/true) / at::norm(r, 2, {reduce}, true).add_(kNormFloor);
+    scaled_norm = at::norm(at::norm(grad, 2, {reduce}, true).mul_(factor)).item<double>();
   } else {
     factor = at::norm(r_adam) / at::norm(r).add_(kNormFloor);
+    scaled_norm = factor.item<double>() * at::norm(grad).item<double>();
   }
-  at::Tensor scaled = grad * factor;
 
   // 4. Norm-growth limiter (from Fira): the scaled gradient's norm grows at most by gamma per step.
+  double limiter = 1.0;
   if (settings_.norm_growth_limit > 0.0) {
-    const double norm = at::norm(scaled).item<double>();
     if (st.last_update_norm >= 0.0) {
       const double gamma = settings_.norm_growth_limit;
-      const double limiter = std::max(norm / (st.last_update_norm + kNormFloor), gamma) / gamma;
-      scaled.div_(limiter);
-      st.last_update_norm = norm / limiter;
-    } else {
-      st.last_update_norm = norm;
+      limiter = std::max(scaled_norm / (st.last_update_norm + kNormFloor), gamma) / gamma;
     }
+    st.last_update_norm = scaled_norm / limiter;
   }
 
-  // 5. W -= lr * bias-corrected step * alpha * scaled gradient, then decoupled weight decay.
+  // 5. W -= lr * bias-corrected step * alpha * G~ / limiter, then decoupled weight decay.
   const double t = static_cast<double>(st.step);
   const double step_size = lr * std::sqrt(1.0 - std::pow(adam.beta2, t)) / (1.0 - std::pow(adam.beta1, t));
-  w.add_(scaled, -step_size * std::sqrt(settings_.scale));
+  w.addcmul_(grad, factor, -step_size * std::sqrt(settings_.scale) / limiter);
   if (weight_decay > 0.0) w.add_(w, -lr * weight_decay);
 }
 
