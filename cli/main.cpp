@@ -6,7 +6,7 @@
 #include "cli/command.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "core/threads.h"
+#include "core/runtime.h"
 
 namespace hearth::cli {
 
@@ -55,13 +55,15 @@ int main(int argc, char** argv) {
   using namespace hearth::cli;
   CLI::App app{"hearth: on-device fine-tuning and personalization of small language models"};
   app.require_subcommand(1);
+  // Global options (--json, --threads) may come after the subcommand too.
+  app.fallthrough();
   auto& options = global_options();
   app.add_option("--threads", options.threads, "worker threads for LibTorch, OpenMP and BLAS (default: all cores)");
   app.add_flag("--json", options.json, "print one JSON object with the results as the last line of stdout");
   app.add_flag("-v,--verbose", options.verbose, "log debug messages");
   app.parse_complete_callback([&] {
     init_logging(options.verbose);
-    set_num_threads(options.threads);
+    init_runtime(options.threads);
   });
   for (auto& [name, setup] : registered_commands()) setup(app);
   try {

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates
-  libtorch-dev libopenblas0-pthread libopenblas-pthread-dev
+  libtorch-dev libopenblas0-pthread libopenblas0-openmp
   libsqlite3-dev sqlite3 libgtest-dev libgmock-dev libspdlog-dev libfmt-dev libcereal-dev
   nlohmann-json3-dev libcli11-dev libsodium-dev libseccomp-dev libpcre2-dev python3-numpy
 )
@@ -25,3 +25,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo_cmd apt-get update -qq
   $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# LibTorch parallelizes with OpenMP. OpenBLAS's pthread build keeps a second pool of spinning
+# threads, and on 2 cores the two pools fight (2 threads ran 4x slower than 1). The OpenMP
+# build shares LibTorch's pool, so one thread setting governs both.
+sudo_cmd=""
+[ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+for alt in libopenblas.so.0 libblas.so.3 liblapack.so.3; do
+  name="$alt-x86_64-linux-gnu"
+  target="/usr/lib/x86_64-linux-gnu/openblas-openmp/$alt"
+  if [ -e "$target" ] && [ "$(readlink -f /etc/alternatives/$name)" != "$(readlink -f "$target")" ]; then
+    $sudo_cmd update-alternatives --set "$name" "$target" >/dev/null
+  fi
+done

@@ -163,15 +163,19 @@ std::string Llama2cTokenizer::decode_token(int32_t id) const {
   return pieces_[id];
 }
 
+std::string Llama2cTokenizer::decode_next(int32_t previous, int32_t id) const {
+  std::string piece = decode_token(id);
+  if (previous == kBos && !piece.empty() && piece[0] == ' ' && !(id >= kFirstByteToken && id < kFirstByteToken + 256)) {
+    piece.erase(0, 1);
+  }
+  return piece;
+}
+
 std::string Llama2cTokenizer::decode(const std::vector<int32_t>& ids) const {
   std::string out;
   int32_t previous = -1;
   for (int32_t id : ids) {
-    std::string piece = decode_token(id);
-    if (previous == kBos && !piece.empty() && piece[0] == ' ' && !(id >= kFirstByteToken && id < kFirstByteToken + 256)) {
-      piece.erase(0, 1);
-    }
-    out += piece;
+    out += decode_next(previous, id);
     previous = id;
   }
   return out;

@@ -31,6 +31,7 @@ class Llama2cTokenizer : public Tokenizer {
   std::string decode(const std::vector<int32_t>& ids) const override;
   // One piece with <0xXX> mapped to its byte (BOS and EOS to nothing).
   std::string decode_token(int32_t id) const override;
+  std::string decode_next(int32_t previous, int32_t id) const override;
   int32_t vocab_size() const override { return static_cast<int32_t>(pieces_.size()); }
   int32_t bos_id() const override { return kBos; }
   int32_t eos_id() const override { return kEos; }

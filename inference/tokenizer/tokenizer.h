@@ -25,6 +25,10 @@ class Tokenizer {
   // The bytes of one token, for streaming: may be part of a UTF-8 sequence, so a streaming
   // caller buffers bytes until they form whole characters.
   virtual std::string decode_token(int32_t id) const = 0;
+  // The bytes `id` adds to text that ends with token `previous` (-1 at the start): what a
+  // streaming caller emits. Differs from decode_token where a tokenizer's decoding depends on
+  // context (llama2.c drops the dummy-prefix space after BOS).
+  virtual std::string decode_next(int32_t previous, int32_t id) const { return decode_token(id); }
 
   virtual int32_t vocab_size() const = 0;
   virtual int32_t bos_id() const;  // -1 if none

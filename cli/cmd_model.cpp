@@ -1,0 +1,64 @@
+// `hearth model convert|init|info`: write Hugging Face folders from llama2.c files or as
+// seeded random models of real checkpoint shapes, and describe a model.
+#include <cstdio>
+
+#include "cli/command.h"
+#include "cli/model_options.h"
+#include "core/json.h"
+#include "inference/model_files.h"
+
+namespace hearth::cli {
+namespace {
+
+struct ModelCommands {
+  std::string in, out, tokenizer, arch;
+  uint64_t seed = 0;
+  ModelOptions info;
+};
+
+Json describe(const LoadedModel& m) {
+  const ModelConfig& c = m.decoder->config();
+  return {{"architecture", c.architecture_name()}, {"format", m.format},       {"parameters", c.parameter_count()},
+          {"layers", c.num_layers},                {"hidden", c.hidden_size},  {"heads", c.num_heads},
+          {"kv_heads", c.num_kv_heads},            {"vocab", c.vocab_size},    {"weight_bytes", m.decoder->weight_bytes()},
+          {"fingerprint", m.fingerprint}};
+}
+
+CommandRegistration registration("model", [](CLI::App& app) {
+  auto cmd = std::make_shared<ModelCommands>();
+  CLI::App* model = app.add_subcommand("model", "convert, create and inspect model folders");
+  model->require_subcommand(1);
+
+  CLI::App* convert = model->add_subcommand("convert", "write a llama2.c model as a Hugging Face folder");
+  convert->add_option("--in", cmd->in, "llama2.c file, or folder with one and its tokenizer")->required();
+  convert->add_option("--out", cmd->out, "output folder")->required();
+  convert->add_option("--tokenizer", cmd->tokenizer, "llama2.c tokenizer (default: found beside the model)");
+  convert->callback([cmd] {
+    convert_llama2c_to_hf(cmd->in, cmd->out, cmd->tokenizer);
+    std::printf("wrote %s\n", cmd->out.c_str());
+    print_json_result(Json{{"out", cmd->out}}.dump());
+  });
+
+  CLI::App* init = model->add_subcommand("init", "write a seeded random model with a real checkpoint's shapes");
+  init->add_option("--arch", cmd->arch, "smollm2-135m | qwen2.5-0.5b | llama3.2-1b | tiny")->required();
+  init->add_option("--seed", cmd->seed, "seed of the random weights")->capture_default_str();
+  init->add_option("--out", cmd->out, "output folder")->required();
+  init->callback([cmd] {
+    init_random_model(cmd->arch, cmd->seed, cmd->out);
+    const ModelConfig c = preset_config(cmd->arch);
+    std::printf("wrote %s: %s shape, %.1fM parameters\n", cmd->out.c_str(), cmd->arch.c_str(), c.parameter_count() / 1e6);
+    print_json_result(Json{{"out", cmd->out}, {"arch", cmd->arch}, {"parameters", c.parameter_count()}}.dump());
+  });
+
+  CLI::App* info = model->add_subcommand("info", "load a model and describe it");
+  cmd->info.add_to(*info);
+  info->callback([cmd] {
+    LoadedModel m = cmd->info.load();
+    Json d = describe(m);
+    std::printf("%s\n", d.dump(2).c_str());
+    print_json_result(d.dump());
+  });
+});
+
+}  // namespace
+}  // namespace hearth::cli

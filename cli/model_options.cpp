@@ -1,0 +1,35 @@
+#include "cli/model_options.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+namespace hearth::cli {
+
+void ModelOptions::add_to(CLI::App& app) {
+  app.add_option("--model", model, "Hugging Face folder, quantized folder, llama2.c file, or folder with a llama2.c model")->required();
+  app.add_option("--tokenizer", tokenizer, "tokenizer file (default: found beside the model)");
+  app.add_option("--dtype", dtype, "precision of dense weights: fp32 or bf16")->capture_default_str();
+  app.add_option("--quant", quant, "quantize projections at load time: nf4, int4 or int8");
+  app.add_option("--embeddings", embeddings, "with --quant: storage of embeddings and output head: int8, nf4, int4, bf16")
+      ->capture_default_str();
+}
+
+LoadOptions ModelOptions::load_options() const {
+  LoadOptions o;
+  o.compute_dtype = parse_compute_dtype(dtype);
+  if (!quant.empty()) o.quant = parse_quant_format(quant);
+  o.embeddings = parse_embedding_storage(embeddings);
+  return o;
+}
+
+LoadedModel ModelOptions::load() const {
+  auto t0 = std::chrono::steady_clock::now();
+  LoadedModel m = load_model(model, load_options(), tokenizer);
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  spdlog::info("loaded {} ({} model, {:.1f}M parameters, {:.1f} MB of weights) in {:.0f} ms", model, m.format,
+               m.decoder->config().parameter_count() / 1e6, m.decoder->weight_bytes() / 1e6, ms);
+  return m;
+}
+
+}  // namespace hearth::cli

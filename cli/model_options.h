@@ -1,0 +1,24 @@
+// The options every command that loads a model shares (--model, --tokenizer, --dtype,
+// --quant, --embeddings), and loading the model they describe.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "inference/model_loader.h"
+
+namespace hearth::cli {
+
+struct ModelOptions {
+  std::string model;
+  std::string tokenizer;
+  std::string dtype = "fp32";
+  std::string quant;
+  std::string embeddings = "int8";
+
+  void add_to(CLI::App& app);
+  LoadOptions load_options() const;
+  LoadedModel load() const;
+};
+
+}  // namespace hearth::cli

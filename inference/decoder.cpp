@@ -1,0 +1,109 @@
+#include "inference/decoder.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace hearth {
+
+std::vector<std::pair<const char*, Linear*>> DecoderLayer::projections() {
+  return {{"q_proj", &q}, {"k_proj", &k}, {"v_proj", &v}, {"o_proj", &o},
+          {"gate_proj", &gate}, {"up_proj", &up}, {"down_proj", &down}};
+}
+
+Decoder::Decoder(ModelConfig config, Embedding embedding, std::vector<DecoderLayer> layers, at::Tensor final_norm,
+                 Linear lm_head)
+    : config_(std::move(config)),
+      embedding_(std::move(embedding)),
+      layers_(std::move(layers)),
+      final_norm_(std::move(final_norm)),
+      lm_head_(std::move(lm_head)),
+      rope_(config_) {
+  require(static_cast<int64_t>(layers_.size()) == config_.num_layers, ErrorCode::kInternal, "layer count mismatch");
+}
+
+at::Tensor Decoder::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
+  return x * at::rsqrt(x.pow(2).mean(-1, true) + config_.rms_norm_eps) * weight;
+}
+
+at::Tensor Decoder::final_norm(const at::Tensor& h) const { return rms_norm(h, final_norm_); }
+
+AttentionContext Decoder::attention_context(const ForwardInput& input) const {
+  require(input.tokens.dim() == 2, ErrorCode::kInvalidArgument, "tokens must be [batch, time]");
+  const int64_t batch = input.tokens.size(0), t = input.tokens.size(1);
+  const int64_t past = input.cache ? input.cache->length() : 0;
+  AttentionContext ctx;
+  ctx.cache = input.cache;
+  at::Tensor positions = input.positions;
+  if (!positions.defined()) positions = at::arange(past, past + t, at::kLong).unsqueeze(0).expand({batch, t});
+  std::tie(ctx.cos, ctx.sin) = rope_.angles(positions);
+  const int64_t s = past + t;
+  if (input.segments.defined()) {
+    require(input.cache == nullptr, ErrorCode::kInvalidArgument, "segment masks are for training, without a cache");
+    // Causal within each segment: key j is visible to query i when j <= i and both share a segment.
+    at::Tensor causal = at::ones({t, t}, at::kBool).tril();
+    at::Tensor same = input.segments.unsqueeze(2).eq(input.segments.unsqueeze(1));  // [B, T, T]
+    at::Tensor allowed = same.logical_and(causal);
+    ctx.mask = at::zeros({batch, t, t}, at::kFloat).masked_fill(allowed.logical_not(), -INFINITY).view({batch, 1, 1, t, t});
+  } else if (t > 1) {
+    at::Tensor allowed = at::ones({t, s}, at::kBool).tril(past);
+    ctx.mask = at::zeros({t, s}, at::kFloat).masked_fill(allowed.logical_not(), -INFINITY);
+  }
+  return ctx;
+}
+
+at::Tensor Decoder::attention(const DecoderLayer& layer, int64_t index, const at::Tensor& x,
+                              const AttentionContext& ctx) const {
+  const int64_t batch = x.size(0), t = x.size(1);
+  const int64_t heads = config_.num_heads, kv_heads = config_.num_kv_heads, d = config_.head_dim;
+  const int64_t group = heads / kv_heads;
+  at::Tensor q = layer.q.forward(x).view({batch, t, heads, d}).transpose(1, 2);
+  at::Tensor k = layer.k.forward(x).view({batch, t, kv_heads, d}).transpose(1, 2);
+  at::Tensor v = layer.v.forward(x).view({batch, t, kv_heads, d}).transpose(1, 2);
+  q = rope_.apply(q, ctx.cos, ctx.sin);
+  k = rope_.apply(k, ctx.cos, ctx.sin);
+  if (ctx.cache) std::tie(k, v) = ctx.cache->append(index, k, v);
+  const int64_t s = k.size(2);
+  // Grouped-query attention without repeating K/V: the `group` query heads sharing one KV
+  // head are stacked along time, so one batched matmul per KV head covers them.
+  at::Tensor qg = q.reshape({batch, kv_heads, group * t, d});
+  at::Tensor scores = at::matmul(qg, k.transpose(2, 3)) * (1.0 / std::sqrt(double(d)));
+  scores = scores.view({batch, kv_heads, group, t, s});
+  if (ctx.mask.defined()) scores = scores + ctx.mask;
+  at::Tensor probs = at::softmax(scores, -1).view({batch, kv_heads, group * t, s});
+  at::Tensor out = at::matmul(probs, v).view({batch, heads, t, d}).transpose(1, 2).reshape({batch, t, heads * d});
+  return layer.o.forward(out);
+}
+
+at::Tensor Decoder::block(int64_t index, const at::Tensor& h, const AttentionContext& ctx) const {
+  const DecoderLayer& layer = layers_[index];
+  at::Tensor x = h + attention(layer, index, rms_norm(h, layer.attn_norm), ctx);
+  at::Tensor n = rms_norm(x, layer.mlp_norm);
+  at::Tensor mlp = layer.down.forward(at::silu(layer.gate.forward(n)) * layer.up.forward(n));
+  return x + mlp;
+}
+
+at::Tensor Decoder::hidden_states(const ForwardInput& input) const {
+  AttentionContext ctx = attention_context(input);
+  at::Tensor h = embed(input.tokens);
+  for (int64_t l = 0; l < config_.num_layers; ++l) h = block(l, h, ctx);
+  if (input.cache) input.cache->advance(input.tokens.size(1));
+  return final_norm(h);
+}
+
+size_t Decoder::weight_bytes() const {
+  size_t total = embedding_.bytes() + final_norm_.nbytes();
+  for (const auto& layer : layers_) {
+    total += layer.attn_norm.nbytes() + layer.mlp_norm.nbytes();
+    for (const Linear* l : {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down}) {
+      total += l->weight_bytes();
+    }
+  }
+  // A tied head shares the embedding's storage.
+  const bool tied = lm_head_.is_quantized() ? lm_head_.quantized_weight() == embedding_.quantized_table()
+                                            : lm_head_.dense_weight().is_same(embedding_.dense_table());
+  if (!tied) total += lm_head_.weight_bytes();
+  return total;
+}
+
+}  // namespace hearth

@@ -1,0 +1,68 @@
+#include "inference/linear.h"
+
+#include "core/error.h"
+#include "inference/linear_quantized.h"
+
+namespace hearth {
+
+Linear Linear::dense(at::Tensor weight, at::Tensor bias) {
+  require(weight.dim() == 2, ErrorCode::kInvalidArgument, "a linear weight must be 2-D");
+  require(weight.scalar_type() == at::kFloat || weight.scalar_type() == at::kBFloat16, ErrorCode::kInvalidArgument,
+          "dense linear weights must be fp32 or bf16");
+  Linear l;
+  l.out_ = weight.size(0);
+  l.in_ = weight.size(1);
+  l.weight_ = std::move(weight);
+  if (bias.defined()) l.bias_ = bias.to(at::kFloat);
+  return l;
+}
+
+Linear Linear::quantized(std::shared_ptr<const QuantizedMatrix> weight, at::Tensor bias) {
+  Linear l;
+  l.out_ = quantized_rows(*weight);
+  l.in_ = quantized_cols(*weight);
+  l.quant_ = std::move(weight);
+  if (bias.defined()) l.bias_ = bias.to(at::kFloat);
+  return l;
+}
+
+at::Tensor Linear::base_matmul(const at::Tensor& x) const {
+  if (quant_) return quantized_linear_forward(x, quant_);
+  if (weight_.scalar_type() == at::kBFloat16) return at::linear(x.to(at::kBFloat16), weight_).to(at::kFloat);
+  return at::linear(x, weight_);
+}
+
+at::Tensor Linear::forward(const at::Tensor& x) const {
+  at::Tensor y = base_matmul(x);
+  if (bias_.defined()) y = y + bias_;
+  if (adapter_) y = adapter_->apply(x, y, *this);
+  return y;
+}
+
+at::Tensor Linear::weight_fp32() const {
+  if (quant_) return quantized_to_fp32(*quant_);
+  return weight_.to(at::kFloat);
+}
+
+at::Tensor Linear::weight_row_norms() const {
+  std::call_once(norms_->once, [&] {
+    at::NoGradGuard no_grad;
+    // A few hundred rows at a time, so a quantized weight is never dequantized whole.
+    constexpr int64_t kRowsPerTile = 256;
+    at::Tensor norms = at::empty({out_}, at::kFloat);
+    for (int64_t r = 0; r < out_; r += kRowsPerTile) {
+      const int64_t n = std::min(kRowsPerTile, out_ - r);
+      at::Tensor tile = quant_ ? quantized_rows_fp32(*quant_, r, n) : weight_.narrow(0, r, n).to(at::kDouble);
+      norms.narrow(0, r, n).copy_(tile.to(at::kDouble).pow(2).sum(1).sqrt());
+    }
+    norms_->norms = norms;
+  });
+  return norms_->norms;
+}
+
+size_t Linear::weight_bytes() const {
+  size_t total = bias_.defined() ? bias_.nbytes() : 0;
+  return total + (quant_ ? quantized_bytes(*quant_) : weight_.nbytes());
+}
+
+}  // namespace hearth

@@ -1,0 +1,28 @@
+// How a model is held in memory: compute precision of dense weights, and the 4/8-bit format
+// of projections and embeddings when quantizing at load time.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <optional>
+#include <string>
+
+#include "inference/quant/quant_format.h"
+
+namespace hearth {
+
+// Storage of the embedding table and output head in a quantized model.
+enum class EmbeddingStorage { kInt8, kNF4, kInt4, kBF16 };
+
+struct LoadOptions {
+  at::ScalarType compute_dtype = at::kFloat;  // dense weights: kFloat or kBFloat16
+  std::optional<QuantFormat> quant;           // quantize projections at load time
+  EmbeddingStorage embeddings = EmbeddingStorage::kInt8;
+};
+
+// "fp32" | "bf16" -> dtype; anything else is kInvalidArgument.
+at::ScalarType parse_compute_dtype(const std::string& name);
+// "int8" | "nf4" | "int4" | "bf16".
+EmbeddingStorage parse_embedding_storage(const std::string& name);
+const char* embedding_storage_name(EmbeddingStorage storage);
+
+}  // namespace hearth

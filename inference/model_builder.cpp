@@ -1,0 +1,92 @@
+#include "inference/model_builder.h"
+
+#include "core/error.h"
+#include "inference/linear_quantized.h"
+
+namespace hearth {
+namespace {
+
+class Builder {
+ public:
+  Builder(const ModelConfig& config, const TensorSource& tensors, const LoadOptions& options)
+      : config_(config), tensors_(tensors), options_(options) {}
+
+  std::shared_ptr<Decoder> build() {
+    const int64_t h = config_.hidden_size, q = config_.num_heads * config_.head_dim,
+                  kv = config_.num_kv_heads * config_.head_dim, ff = config_.intermediate_size;
+    std::vector<DecoderLayer> layers(config_.num_layers);
+    for (int64_t l = 0; l < config_.num_layers; ++l) {
+      const std::string p = "model.layers." + std::to_string(l) + ".";
+      DecoderLayer& layer = layers[l];
+      layer.attn_norm = norm(p + "input_layernorm.weight");
+      layer.mlp_norm = norm(p + "post_attention_layernorm.weight");
+      const bool bias = config_.attention_bias;
+      layer.q = projection(p + "self_attn.q_proj", q, h, bias);
+      layer.k = projection(p + "self_attn.k_proj", kv, h, bias);
+      layer.v = projection(p + "self_attn.v_proj", kv, h, bias);
+      layer.o = projection(p + "self_attn.o_proj", h, q, false);
+      layer.gate = projection(p + "mlp.gate_proj", ff, h, false);
+      layer.up = projection(p + "mlp.up_proj", ff, h, false);
+      layer.down = projection(p + "mlp.down_proj", h, ff, false);
+    }
+    at::Tensor final_norm = norm("model.norm.weight");
+    Embedding embedding;
+    Linear head;
+    at::Tensor table = checked("model.embed_tokens.weight", {config_.vocab_size, h});
+    const bool tied = config_.tie_word_embeddings || !tensors_.contains("lm_head.weight");
+    if (quantize_embeddings()) {
+      auto packed = quantize_for_load(table, embedding_format());
+      embedding = Embedding::quantized(packed);
+      head = tied ? Linear::quantized(packed)
+                  : Linear::quantized(quantize_for_load(checked("lm_head.weight", {config_.vocab_size, h}), embedding_format()));
+    } else {
+      at::Tensor dense = to_compute(table);
+      embedding = Embedding::dense(dense);
+      head = tied ? Linear::dense(dense) : Linear::dense(to_compute(checked("lm_head.weight", {config_.vocab_size, h})));
+    }
+    return std::make_shared<Decoder>(config_, std::move(embedding), std::move(layers), final_norm, std::move(head));
+  }
+
+ private:
+  at::Tensor checked(const std::string& name, std::vector<int64_t> shape) {
+    at::Tensor t = tensors_.get(name);
+    require(t.sizes().vec() == shape, ErrorCode::kCorruptFile,
+            "tensor \"" + name + "\" has shape " + c10::str(t.sizes()) + ", the config implies " + c10::str(at::IntArrayRef(shape)));
+    require(t.is_floating_point(), ErrorCode::kCorruptFile, "tensor \"" + name + "\" is not floating point");
+    return t;
+  }
+  at::Tensor norm(const std::string& name) { return checked(name, {config_.hidden_size}).to(at::kFloat).contiguous(); }
+  // Dense weights stay views of the file when its dtype is already the compute dtype.
+  at::Tensor to_compute(const at::Tensor& t) { return t.to(options_.compute_dtype).contiguous(); }
+
+  Linear projection(const std::string& prefix, int64_t out, int64_t in, bool bias) {
+    at::Tensor w = checked(prefix + ".weight", {out, in});
+    at::Tensor b = bias ? checked(prefix + ".bias", {out}) : at::Tensor();
+    if (options_.quant) return Linear::quantized(quantize_for_load(w, *options_.quant), b);
+    return Linear::dense(to_compute(w), b);
+  }
+
+  bool quantize_embeddings() const { return options_.quant && options_.embeddings != EmbeddingStorage::kBF16; }
+  QuantFormat embedding_format() const {
+    switch (options_.embeddings) {
+      case EmbeddingStorage::kNF4: return QuantFormat::kNF4;
+      case EmbeddingStorage::kInt4: return QuantFormat::kInt4;
+      default: return QuantFormat::kInt8;
+    }
+  }
+
+  const ModelConfig& config_;
+  const TensorSource& tensors_;
+  const LoadOptions& options_;
+};
+
+}  // namespace
+
+std::shared_ptr<Decoder> build_decoder(const ModelConfig& config, const TensorSource& tensors, const LoadOptions& options) {
+  LoadOptions effective = options;
+  // A quantized base computes its remaining dense parts (bf16 embeddings) in bf16.
+  if (options.quant && options.embeddings == EmbeddingStorage::kBF16) effective.compute_dtype = at::kBFloat16;
+  return Builder(config, tensors, effective).build();
+}
+
+}  // namespace hearth

@@ -1,0 +1,114 @@
+#include "inference/model_files.h"
+
+#include "core/assets.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "core/safetensors.h"
+#include "inference/llama2c_model.h"
+#include "inference/model_loader.h"
+#include "inference/tokenizer/synthetic_tokenizer.h"
+
+namespace hearth {
+
+namespace fs = std::filesystem;
+
+void write_hf_files(const fs::path& dir, const ModelConfig& config, const TensorSource& tensors,
+                    const std::vector<fs::path>& tokenizer_files, at::ScalarType dtype) {
+  SafetensorsWriter writer;
+  writer.set_metadata("format", "pt");
+  for (const std::string& name : tensors.names()) writer.add(name, tensors.get(name).to(dtype));
+  writer.write(dir / "model.safetensors");
+  write_file_atomic(dir / "config.json", config.to_hf_json().dump(2) + "\n");
+  for (const fs::path& f : tokenizer_files) fs::copy_file(f, dir / f.filename(), fs::copy_options::overwrite_existing);
+}
+
+void convert_llama2c_to_hf(const fs::path& in, const fs::path& out, const fs::path& tokenizer) {
+  fs::path file = in;
+  if (fs::is_directory(in)) {
+    for (const auto& entry : fs::directory_iterator(in)) {
+      const std::string name = entry.path().filename().string();
+      if (entry.path().extension() == ".bin" && name != "tokenizer.bin" && name.rfind("tok", 0) != 0) file = entry.path();
+    }
+    require(file != in, ErrorCode::kNotFound, in.string() + " holds no llama2.c model file");
+  }
+  Llama2cModel model = read_llama2c_model(file);
+  const fs::path tok = tokenizer.empty() ? find_tokenizer(in) : tokenizer;
+  StagedDirectory staged(out);
+  write_hf_files(staged.path(), model.config, *model.tensors, {}, at::kFloat);
+  // Saved as tokenizer.bin so the folder's tokenizer is found without naming it.
+  fs::copy_file(tok, staged.path() / "tokenizer.bin");
+  staged.commit();
+}
+
+ModelConfig preset_config(const std::string& arch) {
+  ModelConfig c;
+  c.tie_word_embeddings = true;
+  c.head_dim = 64;
+  if (arch == "smollm2-135m") {
+    c.hidden_size = 576, c.intermediate_size = 1536, c.num_layers = 30, c.num_heads = 9, c.num_kv_heads = 3;
+    c.vocab_size = 49152, c.max_position_embeddings = 8192, c.rope_theta = 100000, c.rms_norm_eps = 1e-5;
+    c.bos_token_id = 1, c.eos_token_id = 2;
+  } else if (arch == "qwen2.5-0.5b") {
+    c.architecture = Architecture::kQwen2, c.attention_bias = true;
+    c.hidden_size = 896, c.intermediate_size = 4864, c.num_layers = 24, c.num_heads = 14, c.num_kv_heads = 2;
+    c.vocab_size = 151936, c.max_position_embeddings = 32768, c.rope_theta = 1000000, c.rms_norm_eps = 1e-6;
+    c.bos_token_id = 151643, c.eos_token_id = 151643;
+  } else if (arch == "llama3.2-1b") {
+    c.hidden_size = 2048, c.intermediate_size = 8192, c.num_layers = 16, c.num_heads = 32, c.num_kv_heads = 8;
+    c.vocab_size = 128256, c.max_position_embeddings = 131072, c.rope_theta = 500000, c.rms_norm_eps = 1e-5;
+    c.rope_scaling = {true, 32.0, 1.0, 4.0, 8192};
+    c.bos_token_id = 128000, c.eos_token_id = 128001;
+  } else if (arch == "tiny") {
+    c.hidden_size = 64, c.intermediate_size = 176, c.num_layers = 2, c.num_heads = 4, c.num_kv_heads = 2, c.head_dim = 16;
+    c.vocab_size = 512, c.max_position_embeddings = 512, c.rope_theta = 10000, c.rms_norm_eps = 1e-5;
+    c.bos_token_id = 1, c.eos_token_id = 2;
+  } else {
+    fail(ErrorCode::kInvalidArgument, "unknown --arch \"" + arch + "\" (smollm2-135m, qwen2.5-0.5b, llama3.2-1b, tiny)");
+  }
+  c.validate("preset " + arch);
+  return c;
+}
+
+void init_random_model(const std::string& arch, uint64_t seed, const fs::path& out) {
+  const ModelConfig c = preset_config(arch);
+  TensorMap tensors;
+  uint64_t stream = 0;
+  auto normal = [&](std::vector<int64_t> shape) {
+    at::Generator gen = make_generator(mix_seed(seed, stream++));
+    return at::normal(0.0, 0.02, shape, gen, at::TensorOptions().dtype(at::kFloat)).to(at::kBFloat16);
+  };
+  const int64_t h = c.hidden_size, q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim, ff = c.intermediate_size;
+  tensors.add("model.embed_tokens.weight", normal({c.vocab_size, h}));
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    tensors.add(p + "input_layernorm.weight", at::ones({h}, at::kBFloat16));
+    tensors.add(p + "post_attention_layernorm.weight", at::ones({h}, at::kBFloat16));
+    tensors.add(p + "self_attn.q_proj.weight", normal({q, h}));
+    tensors.add(p + "self_attn.k_proj.weight", normal({kv, h}));
+    tensors.add(p + "self_attn.v_proj.weight", normal({kv, h}));
+    tensors.add(p + "self_attn.o_proj.weight", normal({h, q}));
+    if (c.attention_bias) {
+      tensors.add(p + "self_attn.q_proj.bias", normal({q}));
+      tensors.add(p + "self_attn.k_proj.bias", normal({kv}));
+      tensors.add(p + "self_attn.v_proj.bias", normal({kv}));
+    }
+    tensors.add(p + "mlp.gate_proj.weight", normal({ff, h}));
+    tensors.add(p + "mlp.up_proj.weight", normal({ff, h}));
+    tensors.add(p + "mlp.down_proj.weight", normal({h, ff}));
+  }
+  tensors.add("model.norm.weight", at::ones({h}, at::kBFloat16));
+
+  StagedDirectory staged(out);
+  std::vector<fs::path> tokenizer_files;
+  if (arch == "qwen2.5-0.5b" || arch == "llama3.2-1b") {
+    const fs::path dir = asset_path(arch == "qwen2.5-0.5b" ? "tokenizers/qwen3" : "tokenizers/llama3");
+    tokenizer_files = {dir / "tokenizer.json", dir / "tokenizer_config.json"};
+  } else {
+    write_synthetic_bpe_tokenizer(staged.path(), static_cast<int32_t>(c.vocab_size), ChatFamily::kChatML);
+  }
+  write_hf_files(staged.path(), c, tensors, tokenizer_files, at::kBFloat16);
+  staged.commit();
+}
+
+}  // namespace hearth

@@ -1,0 +1,31 @@
+// Writing Hugging Face model folders: llama2.c conversion, and the seeded random models with
+// the exact shapes of real checkpoints that speed and memory are measured on.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "inference/model_config.h"
+#include "inference/tensor_source.h"
+
+namespace hearth {
+
+// Writes config.json + model.safetensors for `tensors` (converted to `dtype`) into the existing
+// folder `dir`, and copies `tokenizer_files` beside them. Callers stage `dir` (atomic_file.h).
+void write_hf_files(const std::filesystem::path& out, const ModelConfig& config, const TensorSource& tensors,
+                     const std::vector<std::filesystem::path>& tokenizer_files, at::ScalarType dtype);
+
+// A llama2.c model (file or folder with its tokenizer) as a Hugging Face folder: rotary rows
+// of q/k permuted to the half-split layout, fp32 weights, the tokenizer copied alongside.
+void convert_llama2c_to_hf(const std::filesystem::path& in, const std::filesystem::path& out,
+                           const std::filesystem::path& tokenizer = {});
+
+// The config of a known checkpoint shape: smollm2-135m | qwen2.5-0.5b | llama3.2-1b | tiny.
+ModelConfig preset_config(const std::string& arch);
+
+// A Hugging Face folder with preset_config(arch)'s exact tensor shapes and seeded N(0, 0.02)
+// bf16 weights (norms 1), and the real tokenizer where its vocabulary fits (Qwen, Llama 3),
+// else a generated vocabulary of the right size.
+void init_random_model(const std::string& arch, uint64_t seed, const std::filesystem::path& out);
+
+}  // namespace hearth

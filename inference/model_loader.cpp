@@ -1,0 +1,76 @@
+#include "inference/model_loader.h"
+
+#include <regex>
+
+#include "core/error.h"
+#include "core/json.h"
+#include "inference/fingerprint.h"
+#include "inference/llama2c_model.h"
+#include "inference/model_builder.h"
+
+namespace hearth {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool is_llama2c_tokenizer_name(const std::string& name) {
+  static const std::regex pattern("tokenizer\\.bin|tok[0-9]+\\.bin");
+  return std::regex_match(name, pattern);
+}
+
+// The one llama2.c model file in a folder (a .bin that is not a tokenizer).
+fs::path find_llama2c_file(const fs::path& dir) {
+  std::vector<fs::path> candidates;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_regular_file() && entry.path().extension() == ".bin" && !is_llama2c_tokenizer_name(name)) {
+      candidates.push_back(entry.path());
+    }
+  }
+  require(!candidates.empty(), ErrorCode::kNotFound,
+          dir.string() + " holds no model: expected config.json (Hugging Face) or a llama2.c .bin file");
+  require(candidates.size() == 1, ErrorCode::kInvalidArgument,
+          dir.string() + " holds several llama2.c .bin files; name one with --model");
+  return candidates.front();
+}
+
+}  // namespace
+
+fs::path find_tokenizer(const fs::path& model) {
+  const fs::path dir = fs::is_directory(model) ? model : model.parent_path();
+  if (fs::exists(dir / "tokenizer.json")) return dir / "tokenizer.json";
+  if (fs::exists(dir / "tokenizer.bin")) return dir / "tokenizer.bin";
+  std::vector<fs::path> found;
+  for (const auto& entry : fs::directory_iterator(dir.empty() ? fs::path(".") : dir)) {
+    if (is_llama2c_tokenizer_name(entry.path().filename().string())) found.push_back(entry.path());
+  }
+  require(!found.empty(), ErrorCode::kNotFound,
+          "no tokenizer beside " + model.string() + " (tokenizer.json, tokenizer.bin or tok<N>.bin); name one with --tokenizer");
+  require(found.size() == 1, ErrorCode::kInvalidArgument, "several tokenizers beside " + model.string() + "; name one with --tokenizer");
+  return found.front();
+}
+
+LoadedModel load_model(const fs::path& model, const LoadOptions& options, const fs::path& tokenizer) {
+  require(fs::exists(model), ErrorCode::kNotFound, "model not found: " + model.string());
+  LoadedModel loaded;
+  if (fs::is_directory(model) && fs::exists(model / "config.json")) {
+    ModelConfig config = ModelConfig::from_hf_json(read_json_file(model / "config.json"), (model / "config.json").string());
+    auto tensors = open_safetensors_folder(model);
+    loaded.decoder = build_decoder(config, *tensors, options);
+    loaded.fingerprint = weights_fingerprint(*tensors);
+    loaded.format = "huggingface";
+  } else {
+    const fs::path file = fs::is_directory(model) ? find_llama2c_file(model) : model;
+    Llama2cModel m = read_llama2c_model(file);
+    loaded.decoder = build_decoder(m.config, *m.tensors, options);
+    loaded.fingerprint = weights_fingerprint(*m.tensors);
+    loaded.format = "llama2c";
+  }
+  loaded.tokenizer = load_tokenizer(tokenizer.empty() ? find_tokenizer(model) : tokenizer);
+  require(loaded.tokenizer->vocab_size() <= loaded.decoder->config().vocab_size, ErrorCode::kInvalidArgument,
+          "the tokenizer has " + std::to_string(loaded.tokenizer->vocab_size()) + " tokens but the model only " +
+              std::to_string(loaded.decoder->config().vocab_size));
+  return loaded;
+}
+
+}  // namespace hearth

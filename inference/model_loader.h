@@ -1,0 +1,28 @@
+// Opens whatever `--model` names: a Hugging Face folder, a llama2.c file, or a folder with
+// one llama2.c model and its tokenizer; returns the decoder and its tokenizer.
+#pragma once
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "inference/decoder.h"
+#include "inference/load_options.h"
+#include "inference/tokenizer/tokenizer.h"
+
+namespace hearth {
+
+struct LoadedModel {
+  std::shared_ptr<Decoder> decoder;
+  std::shared_ptr<Tokenizer> tokenizer;
+  std::string format;       // "huggingface" | "llama2c" | "quantized"
+  std::string fingerprint;  // of the source weights (see fingerprint.h)
+};
+
+// `tokenizer` overrides where the tokenizer is read from; empty means next to the model.
+LoadedModel load_model(const std::filesystem::path& model, const LoadOptions& options,
+                       const std::filesystem::path& tokenizer = {});
+
+// Finds the tokenizer for a model path: tokenizer.json, tokenizer.bin or tok<N>.bin beside it.
+std::filesystem::path find_tokenizer(const std::filesystem::path& model);
+
+}  // namespace hearth

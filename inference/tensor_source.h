@@ -1,0 +1,42 @@
+// Named weight tensors of a checkpoint, in Hugging Face naming, from wherever they live:
+// one safetensors file, a sharded set, or a llama2.c file. Tensors view mapped memory.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/safetensors.h"
+
+namespace hearth {
+
+class TensorSource {
+ public:
+  virtual ~TensorSource() = default;
+  virtual bool contains(const std::string& name) const = 0;
+  // The tensor (a zero-copy view where the format allows); fails naming the missing tensor.
+  virtual at::Tensor get(const std::string& name) const = 0;
+  virtual std::vector<std::string> names() const = 0;
+  // The safetensors file holding `name`, for packed formats read as raw parts; may be null.
+  virtual std::shared_ptr<SafetensorsFile> file_of(const std::string& name) const { return nullptr; }
+};
+
+// model.safetensors, or the shards listed by model.safetensors.index.json, in `dir`.
+std::unique_ptr<TensorSource> open_safetensors_folder(const std::filesystem::path& dir);
+
+// Tensors given directly (llama2.c loading, tests).
+class TensorMap : public TensorSource {
+ public:
+  void add(const std::string& name, at::Tensor t) { tensors_[name] = std::move(t); }
+  bool contains(const std::string& name) const override { return tensors_.count(name) != 0; }
+  at::Tensor get(const std::string& name) const override;
+  std::vector<std::string> names() const override;
+
+ private:
+  std::map<std::string, at::Tensor> tensors_;
+};
+
+}  // namespace hearth

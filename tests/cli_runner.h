@@ -1,0 +1,66 @@
+// Runs the real `hearth` binary in tests and captures its exit code, stdout and stderr.
+#pragma once
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "test_helpers.h"
+
+namespace hearth::testing {
+
+struct CliResult {
+  int exit_code = -1;  // -1 if killed by a signal
+  int signal = 0;
+  std::string out;
+  std::string err;
+};
+
+inline std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs `hearth args...` with extra environment assignments (e.g. "HEARTH_PASSPHRASE=x").
+inline CliResult run_hearth(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+  static int counter = 0;
+  auto dir = std::filesystem::temp_directory_path() / ("hearth_cli_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto out = dir / ("out" + std::to_string(counter));
+  const auto err = dir / ("err" + std::to_string(counter++));
+  std::string cmd;
+  for (const auto& e : env) cmd += e + " ";
+  cmd += shell_quote(HEARTH_CLI_PATH);
+  for (const auto& a : args) cmd += " " + shell_quote(a);
+  cmd += " </dev/null >" + shell_quote(out.string()) + " 2>" + shell_quote(err.string());
+  int status = std::system(cmd.c_str());
+  CliResult r;
+  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+// The number of non-empty lines in s.
+inline int count_lines(const std::string& s) {
+  int n = 0;
+  std::istringstream in(s);
+  std::string line;
+  while (std::getline(in, line)) n += !line.empty();
+  return n;
+}
+
+}  // namespace hearth::testing
