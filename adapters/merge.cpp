@@ -1,0 +1,131 @@
+#include "adapters/merge.h"
+
+#include <cmath>
+#include <functional>
+#include <map>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "inference/model_files.h"
+#include "inference/quant/quantized_matrix.h"
+#include "inference/tensor_source.h"
+
+namespace fs = std::filesystem;
+
+namespace hearth {
+namespace {
+
+at::Tensor embedding_fp32(const Embedding& e) {
+  if (e.quantized_table()) return dequantize_matrix(*e.quantized_table());
+  return e.dense_table().to(at::kFloat);
+}
+
+// The decoder's tensors under Hugging Face names, each produced when asked for: projections
+// the adapter targets come out merged; nothing else is copied until the writer asks.
+class MergedTensors : public TensorSource {
+ public:
+  MergedTensors(const Decoder& decoder, const Adapter& adapter, const std::vector<QuantFormat>& requantize)
+      : decoder_(decoder), requantize_(requantize), error_sq_(requantize.size(), 0.0) {
+    for (const AdapterModule& m : adapter.modules()) modules_[{m.layer, m.name}] = m.impl.get();
+    const ModelConfig& c = decoder.config();
+    add("model.embed_tokens.weight", [this] { return embedding_fp32(decoder_.embedding()); });
+    for (int64_t l = 0; l < c.num_layers; ++l) {
+      const std::string p = "model.layers." + std::to_string(l) + ".";
+      const DecoderLayer& layer = decoder.layers()[l];
+      add(p + "input_layernorm.weight", [&layer] { return layer.attn_norm; });
+      add(p + "post_attention_layernorm.weight", [&layer] { return layer.mlp_norm; });
+      for (const std::string& name : all_projection_names()) {
+        const bool attention = name != "gate_proj" && name != "up_proj" && name != "down_proj";
+        const std::string key = p + (attention ? "self_attn." : "mlp.") + name;
+        add(key + ".weight", [this, l, name] { return projection(l, name); });
+        const Linear& linear = decoder_projection(layer, name);
+        if (linear.bias().defined()) add(key + ".bias", [&linear] { return linear.bias(); });
+      }
+    }
+    add("model.norm.weight", [this] { return decoder_.final_norm_weight(); });
+    if (!c.tie_word_embeddings) add("lm_head.weight", [this] { return decoder_.lm_head().weight_fp32(); });
+  }
+
+  bool contains(const std::string& name) const override { return producers_.count(name) != 0; }
+  std::vector<std::string> names() const override { return order_; }
+  at::Tensor get(const std::string& name) const override {
+    auto it = producers_.find(name);
+    require(it != producers_.end(), ErrorCode::kInternal, "merge: no tensor " + name);
+    return it->second();
+  }
+
+  int64_t merged_modules() const { return merged_; }
+  std::vector<RequantizationError> requantization() const {
+    std::vector<RequantizationError> out;
+    for (size_t i = 0; i < requantize_.size(); ++i)
+      out.push_back({requantize_[i], norm_sq_ > 0 ? std::sqrt(error_sq_[i] / norm_sq_) : 0.0});
+    return out;
+  }
+
+ private:
+  void add(const std::string& name, std::function<at::Tensor()> producer) {
+    order_.push_back(name);
+    producers_[name] = std::move(producer);
+  }
+
+  at::Tensor projection(int64_t layer, const std::string& name) const {
+    at::NoGradGuard no_grad;
+    const Linear& base = decoder_projection(decoder_.layers()[layer], name);
+    auto it = modules_.find({layer, name});
+    at::Tensor w = it == modules_.end() ? base.weight_fp32() : it->second->merged_weight(base);
+    if (it != modules_.end()) ++merged_;
+    measure_requantization(w);
+    return w;
+  }
+
+  void measure_requantization(const at::Tensor& w) const {
+    if (requantize_.empty()) return;
+    norm_sq_ += w.to(at::kDouble).pow(2).sum().item<double>();
+    for (size_t i = 0; i < requantize_.size(); ++i) {
+      at::Tensor back = dequantize_matrix(quantize_matrix(w, requantize_[i]));
+      error_sq_[i] += (back.to(at::kDouble) - w.to(at::kDouble)).pow(2).sum().item<double>();
+    }
+  }
+
+  const Decoder& decoder_;
+  std::map<std::pair<int64_t, std::string>, const LowRankLayer*> modules_;
+  std::vector<std::string> order_;
+  std::map<std::string, std::function<at::Tensor()>> producers_;
+  std::vector<QuantFormat> requantize_;
+  mutable std::vector<double> error_sq_;
+  mutable double norm_sq_ = 0;
+  mutable int64_t merged_ = 0;
+};
+
+void check_fits(const Decoder& decoder, const Adapter& adapter) {
+  require(adapter.num_layers() == static_cast<int64_t>(decoder.layers().size()), ErrorCode::kInvalidArgument,
+          "merge: the adapter was made for a model with " + std::to_string(adapter.num_layers()) + " layers");
+  for (const AdapterModule& m : adapter.modules()) {
+    const Linear& l = decoder_projection(decoder.layers()[m.layer], m.name);
+    require(l.in_features() == m.impl->in_features() && l.out_features() == m.impl->out_features(),
+            ErrorCode::kInvalidArgument, "merge: adapter module " + m.peft_prefix() + " does not fit this model");
+  }
+}
+
+}  // namespace
+
+MergeReport merge_adapter_to_folder(const Decoder& decoder, const Adapter& adapter, const fs::path& out,
+                                    const std::vector<fs::path>& tokenizer_files, at::ScalarType dtype,
+                                    const std::vector<QuantFormat>& requantize) {
+  require(dtype == at::kFloat || dtype == at::kBFloat16, ErrorCode::kInvalidArgument,
+          "merge: the output dtype must be fp32 or bf16");
+  check_fits(decoder, adapter);
+  for (const fs::path& f : tokenizer_files)
+    require(fs::is_regular_file(f), ErrorCode::kNotFound, "merge: tokenizer file " + f.string() + " does not exist");
+  MergedTensors tensors(decoder, adapter, requantize);
+  StagedDirectory staged(out);
+  write_hf_files(staged.path(), decoder.config(), tensors, tokenizer_files, dtype);
+  staged.commit();
+  MergeReport report;
+  report.merged_modules = tensors.merged_modules();
+  report.tensors_written = static_cast<int64_t>(tensors.names().size());
+  report.requantization = tensors.requantization();
+  return report;
+}
+
+}  // namespace hearth
