@@ -3,6 +3,13 @@
 namespace hearth {
 
 at::Tensor LoraLayer::apply(const at::Tensor& x, const at::Tensor& base_out, const Linear&) const {
+  if (!at::GradMode::is_enabled() && !dropout_active() && base_out.is_contiguous()) {
+    // Inference: two BLAS calls, the second accumulating into the base output Linear::forward
+    // just made (no graph needs it), instead of four operator calls and two temporaries.
+    at::Tensor out2d = base_out.view({-1, base_out.size(-1)});
+    out2d.addmm_(at::matmul(x.reshape({-1, x.size(-1)}), a_.t()), b_.t(), 1.0, scale_);
+    return base_out;
+  }
   return base_out + scaled_update(dropped(x));
 }
 

@@ -8,6 +8,7 @@ namespace hearth {
 class LoraLayer : public LowRankLayer {
  public:
   using LowRankLayer::LowRankLayer;
+  // Without autograd (inference) it adds into base_out in place: Linear::forward's own tensor.
   at::Tensor apply(const at::Tensor& x, const at::Tensor& base_out, const Linear& base) const override;
   // W + s B A
   at::Tensor merged_weight(const Linear& base) const override;
