@@ -1,5 +1,7 @@
 #include "inference/embedding.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "inference/linear_quantized.h"
 
@@ -24,7 +26,11 @@ Embedding Embedding::quantized(std::shared_ptr<const QuantizedMatrix> table) {
 
 at::Tensor Embedding::lookup(const at::Tensor& ids) const {
   if (ids.numel() > 0) {
-    const int64_t lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
+    // Scanned on the host: two reductions and .item() calls cost more than a decode step's lookup.
+    const at::Tensor flat = ids.to(at::kLong).contiguous();
+    const int64_t* p = flat.data_ptr<int64_t>();
+    const auto [lo_it, hi_it] = std::minmax_element(p, p + flat.numel());
+    const int64_t lo = *lo_it, hi = *hi_it;
     require(lo >= 0 && hi < vocab_, ErrorCode::kInvalidArgument,
             "token id " + std::to_string(lo < 0 ? lo : hi) + " is outside the vocabulary of " + std::to_string(vocab_));
   }

@@ -1,0 +1,309 @@
+// Benchmarks generation on the shapes of real checkpoints (seeded random weights): decode and
+// prefill tokens/s, weight bytes and peak RSS for each weight format, each configuration in its
+// own child process so its peak RSS is its own. Prints a table and ratios; never fails a build.
+//
+//   bench_decode [--arch a,b] [--formats f,g] [--threads N] [--models DIR] [--decode-tokens N]
+//                [--prefill-tokens N]
+//   bench_decode --one ARCH FORMAT [same options]   (child: prints one JSON line)
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/json.h"
+#include "core/threads.h"
+#include "inference/generator.h"
+#include "inference/model_files.h"
+#include "inference/model_loader.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using hearth::ErrorCode;
+
+const std::vector<std::string> kAllArchs = {"smollm2-135m", "qwen2.5-0.5b", "llama3.2-1b"};
+const std::vector<std::string> kAllFormats = {"fp32", "bf16", "nf4", "int4", "int8"};
+
+// External baseline, measured once by hand on this machine (2 threads): llama.cpp with Q4_0
+// weights of the real checkpoints. Hard-coded; this bench does not run llama.cpp.
+struct LlamaCppQ40 {
+  double decode, prefill128;
+};
+const std::map<std::string, LlamaCppQ40> kLlamaCppQ40 = {
+    {"smollm2-135m", {207, 991}}, {"qwen2.5-0.5b", {73, 323}}, {"llama3.2-1b", {38, 136}}};
+
+struct Options {
+  std::vector<std::string> archs = kAllArchs;
+  std::vector<std::string> formats = kAllFormats;
+  int threads = 2;
+  fs::path models = "build/bench-models";
+  int decode_tokens = 64;
+  int prefill_tokens = 128;
+  std::string one_arch, one_format;  // set in a child
+};
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+Options parse_args(int argc, char** argv) {
+  Options o;
+  auto value = [&](int& i) -> std::string {
+    hearth::require(i + 1 < argc, ErrorCode::kInvalidArgument, std::string(argv[i]) + " needs a value");
+    return argv[++i];
+  };
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--arch") o.archs = split_list(value(i));
+    else if (a == "--formats") o.formats = split_list(value(i));
+    else if (a == "--threads") o.threads = std::stoi(value(i));
+    else if (a == "--models") o.models = value(i);
+    else if (a == "--decode-tokens") o.decode_tokens = std::stoi(value(i));
+    else if (a == "--prefill-tokens") o.prefill_tokens = std::stoi(value(i));
+    else if (a == "--one") {
+      o.one_arch = value(i);
+      o.one_format = value(i);
+    } else {
+      hearth::fail(ErrorCode::kInvalidArgument, "unknown option " + a +
+                                                    " (known: --arch --formats --threads --models --decode-tokens "
+                                                    "--prefill-tokens --one)");
+    }
+  }
+  for (const auto& f : o.formats) {
+    hearth::require(std::find(kAllFormats.begin(), kAllFormats.end(), f) != kAllFormats.end(), ErrorCode::kInvalidArgument,
+                    "unknown format " + f + " (fp32 | bf16 | nf4 | int4 | int8)");
+  }
+  return o;
+}
+
+hearth::LoadOptions load_options_for(const std::string& format) {
+  hearth::LoadOptions o;
+  if (format == "bf16") o.compute_dtype = at::kBFloat16;
+  else if (format != "fp32") o.quant = hearth::parse_quant_format(format);  // embeddings: int8 (the default)
+  return o;
+}
+
+// Random weights make the model emit any id, including the padding ids past a real tokenizer's
+// vocabulary; those decode to nothing here so generation runs to the token limit.
+class PaddedTokenizer : public hearth::Tokenizer {
+ public:
+  explicit PaddedTokenizer(std::shared_ptr<hearth::Tokenizer> inner, int32_t vocab) : inner_(std::move(inner)), vocab_(vocab) {}
+  std::vector<int32_t> encode(std::string_view text, bool add_bos) const override { return inner_->encode(text, add_bos); }
+  std::string decode(const std::vector<int32_t>& ids) const override { return inner_->decode(ids); }
+  std::string decode_token(int32_t id) const override { return id < inner_->vocab_size() ? inner_->decode_token(id) : ""; }
+  std::string decode_next(int32_t previous, int32_t id) const override {
+    return id < inner_->vocab_size() ? inner_->decode_next(previous, id) : "";
+  }
+  int32_t vocab_size() const override { return vocab_; }
+
+ private:
+  std::shared_ptr<hearth::Tokenizer> inner_;
+  int32_t vocab_;
+};
+
+// A deterministic prompt of ordinary (non-special) token ids.
+std::vector<int32_t> prompt_of(int n, int32_t vocab) {
+  std::vector<int32_t> ids(n);
+  for (int i = 0; i < n; ++i) ids[i] = 100 + static_cast<int32_t>((int64_t(i) * 7919) % std::min<int32_t>(vocab - 200, 20000));
+  return ids;
+}
+
+// CPU seconds this process has used (all threads): under a busy machine, wall time measures
+// the neighbours as much as the code, CPU time per token does not.
+double cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+long current_rss_kb() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return 0;
+}
+
+// Creates the seeded random model once; later runs reuse the folder.
+fs::path ensure_model(const fs::path& root, const std::string& arch) {
+  const fs::path dir = root / arch;
+  if (!fs::exists(dir / "config.json")) {
+    std::fprintf(stderr, "creating %s in %s (once)\n", arch.c_str(), dir.string().c_str());
+    fs::create_directories(root);
+    hearth::init_random_model(arch, 1, dir);
+  }
+  return dir;
+}
+
+// Child: one (arch, format). Loads, runs a prefill and a decode, prints one JSON line.
+int run_one(const Options& o) {
+  hearth::set_num_threads(o.threads);
+  const fs::path dir = o.models / o.one_arch;
+  auto t0 = std::chrono::steady_clock::now();
+  hearth::LoadedModel m = hearth::load_model(dir, load_options_for(o.one_format));
+  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const long rss_loaded = current_rss_kb();
+  const auto& config = m.decoder->config();
+  PaddedTokenizer tok(m.tokenizer, static_cast<int32_t>(config.vocab_size));
+  hearth::GenerationOptions g;
+  g.sampling.temperature = 0;  // greedy
+  g.stop_at_stop_tokens = false;
+
+  g.max_tokens = 4;  // warm-up: first-touch of weights, thread pools
+  hearth::generate(*m.decoder, tok, prompt_of(8, config.vocab_size), g);
+
+  g.max_tokens = 1;
+  hearth::GenerationResult prefill = hearth::generate(*m.decoder, tok, prompt_of(o.prefill_tokens, config.vocab_size), g);
+  g.max_tokens = o.decode_tokens;
+  const double cpu0 = cpu_seconds();
+  hearth::GenerationResult decode = hearth::generate(*m.decoder, tok, prompt_of(8, config.vocab_size), g);
+  const double decode_cpu_ms = 1e3 * (cpu_seconds() - cpu0) / std::max<size_t>(1, decode.tokens.size());
+
+  hearth::Json j = {{"arch", o.one_arch},
+                    {"format", o.one_format},
+                    {"threads", o.threads},
+                    {"weight_bytes", m.decoder->weight_bytes()},
+                    {"load_seconds", load_s},
+                    {"rss_loaded_kb", rss_loaded},
+                    {"rss_end_kb", current_rss_kb()},
+                    {"prefill_tokens", prefill.prompt_tokens},
+                    {"prefill_tok_s", prefill.prefill_tokens_per_second()},
+                    {"decode_tokens", decode.tokens.size()},
+                    {"decode_tok_s", decode.decode_tokens_per_second()},
+                    {"decode_cpu_ms_per_token", decode_cpu_ms}};
+  std::printf("%s\n", j.dump().c_str());
+  return 0;
+}
+
+struct Row {
+  std::string arch, format;
+  hearth::Json result;
+  long max_rss_kb = 0;
+  bool ok = false;
+};
+
+// Parent: runs `self --one arch format ...` in a child, reads its JSON line and its peak RSS.
+Row run_child(const std::string& self, const Options& o, const std::string& arch, const std::string& format) {
+  Row row{arch, format, {}, 0, false};
+  int fds[2];
+  hearth::require(pipe(fds) == 0, ErrorCode::kIo, "pipe failed");
+  const std::vector<std::string> args = {self, "--one", arch, format, "--threads", std::to_string(o.threads),
+                                         "--models", o.models.string(), "--decode-tokens", std::to_string(o.decode_tokens),
+                                         "--prefill-tokens", std::to_string(o.prefill_tokens)};
+  const pid_t pid = fork();
+  hearth::require(pid >= 0, ErrorCode::kIo, "fork failed");
+  if (pid == 0) {
+    dup2(fds[1], STDOUT_FILENO);
+    close(fds[0]);
+    close(fds[1]);
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(self.c_str(), argv.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, n);
+  close(fds[0]);
+  int status = 0;
+  struct rusage usage {};
+  wait4(pid, &status, 0, &usage);
+  row.max_rss_kb = usage.ru_maxrss;  // KiB on Linux
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    try {
+      row.result = hearth::parse_json(out.substr(out.rfind('{')), "child output");
+      row.ok = true;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s %s: unreadable child output: %s\n", arch.c_str(), format.c_str(), e.what());
+    }
+  } else {
+    std::fprintf(stderr, "%s %s: child failed (status %d)\n", arch.c_str(), format.c_str(), status);
+  }
+  return row;
+}
+
+double load_average() {
+  double l[3] = {0, 0, 0};
+  return getloadavg(l, 3) > 0 ? l[0] : -1;
+}
+
+void print_table(const std::vector<Row>& rows, const Options& o) {
+  std::printf("\n%d threads, decode %d tokens after an 8-token prompt, prefill %d tokens\n", o.threads, o.decode_tokens,
+              o.prefill_tokens);
+  std::printf("%-13s %-6s %10s %10s %10s %10s %8s %9s %8s %8s %9s %9s %9s\n", "shape", "format", "weights MB", "peak RSS MB",
+              "loaded MB", "decode t/s", "cpu ms/t", "prefill", "dec/fp32", "RSS/fp32", "dec/llcpp", "pre/llcpp", "load s");
+  std::map<std::string, const Row*> fp32;
+  for (const auto& r : rows) {
+    if (r.ok && r.format == "fp32") fp32[r.arch] = &r;
+  }
+  for (const auto& r : rows) {
+    if (!r.ok) {
+      std::printf("%-13s %-6s   (failed)\n", r.arch.c_str(), r.format.c_str());
+      continue;
+    }
+    const double dec = r.result["decode_tok_s"].get<double>(), pre = r.result["prefill_tok_s"].get<double>();
+    const auto base = fp32.find(r.arch);
+    const auto ext = kLlamaCppQ40.find(r.arch);
+    char vs_dec[16] = "-", vs_rss[16] = "-", vs_ext_dec[16] = "-", vs_ext_pre[16] = "-";
+    if (base != fp32.end()) {
+      std::snprintf(vs_dec, sizeof vs_dec, "%.2fx", dec / base->second->result["decode_tok_s"].get<double>());
+      std::snprintf(vs_rss, sizeof vs_rss, "%.0f%%", 100.0 * r.max_rss_kb / base->second->max_rss_kb);
+    }
+    if (ext != kLlamaCppQ40.end()) {
+      std::snprintf(vs_ext_dec, sizeof vs_ext_dec, "%.2fx", dec / ext->second.decode);
+      std::snprintf(vs_ext_pre, sizeof vs_ext_pre, "%.2fx", pre / ext->second.prefill128);
+    }
+    std::printf("%-13s %-6s %10.1f %10.1f %10.1f %10.1f %8.2f %9.1f %8s %8s %9s %9s %9.1f\n", r.arch.c_str(), r.format.c_str(),
+                r.result["weight_bytes"].get<double>() / 1e6, r.max_rss_kb / 1024.0,
+                r.result["rss_loaded_kb"].get<double>() / 1024.0, dec,
+                r.result["decode_cpu_ms_per_token"].get<double>(), pre, vs_dec, vs_rss, vs_ext_dec, vs_ext_pre,
+                r.result["load_seconds"].get<double>());
+  }
+  std::printf("\nllcpp = llama.cpp Q4_0 on the real checkpoints, measured separately on this machine with 2 threads "
+              "(hard-coded baseline):\n");
+  for (const auto& [arch, b] : kLlamaCppQ40) std::printf("  %-13s decode %.0f tok/s, prefill-128 %.0f tok/s\n", arch.c_str(), b.decode, b.prefill128);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Options o = parse_args(argc, argv);
+    if (!o.one_arch.empty()) return run_one(o);
+    const std::string self = fs::canonical("/proc/self/exe").string();
+    std::printf("bench_decode: load average %.2f at start\n", load_average());
+    std::vector<Row> rows;
+    for (const auto& arch : o.archs) {
+      ensure_model(o.models, arch);
+      for (const auto& format : o.formats) {
+        rows.push_back(run_child(self, o, arch, format));
+        if (rows.back().ok) std::fprintf(stderr, "  %s %s: %s\n", arch.c_str(), format.c_str(), rows.back().result.dump().c_str());
+      }
+    }
+    print_table(rows, o);
+    std::printf("load average %.2f at end\n", load_average());
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_decode: %s\n", e.what());
+    return 1;
+  }
+}
