@@ -2,14 +2,16 @@
 
 #include "core/error.h"
 #include "inference/linear_quantized.h"
+#include "inference/quant/quant.h"
 
 namespace hearth {
 namespace {
 
 class Builder {
  public:
-  Builder(const ModelConfig& config, const TensorSource& tensors, const LoadOptions& options)
-      : config_(config), tensors_(tensors), options_(options) {}
+  Builder(const ModelConfig& config, const TensorSource& tensors, const LoadOptions& options,
+          const std::optional<QuantizationInfo>& packed)
+      : config_(config), tensors_(tensors), options_(options), packed_(packed) {}
 
   std::shared_ptr<Decoder> build() {
     const int64_t h = config_.hidden_size, q = config_.num_heads * config_.head_dim,
@@ -32,8 +34,15 @@ class Builder {
     at::Tensor final_norm = norm("model.norm.weight");
     Embedding embedding;
     Linear head;
+    const bool tied = config_.tie_word_embeddings || !(tensors_.contains("lm_head.weight") || tensors_.contains("lm_head.codes"));
+    if (packed_ && embedding_quant_format(packed_->embeddings)) {
+      const QuantFormat format = *embedding_quant_format(packed_->embeddings);
+      auto table = read_packed("model.embed_tokens", format, config_.vocab_size, h);
+      embedding = Embedding::quantized(table);
+      head = Linear::quantized(tied ? table : read_packed("lm_head", format, config_.vocab_size, h));
+      return std::make_shared<Decoder>(config_, std::move(embedding), std::move(layers), final_norm, std::move(head));
+    }
     at::Tensor table = checked("model.embed_tokens.weight", {config_.vocab_size, h});
-    const bool tied = config_.tie_word_embeddings || !tensors_.contains("lm_head.weight");
     if (quantize_embeddings()) {
       auto packed = quantize_for_load(table, embedding_format());
       embedding = Embedding::quantized(packed);
@@ -59,34 +68,41 @@ class Builder {
   // Dense weights stay views of the file when its dtype is already the compute dtype.
   at::Tensor to_compute(const at::Tensor& t) { return t.to(options_.compute_dtype).contiguous(); }
 
+  std::shared_ptr<const QuantizedMatrix> read_packed(const std::string& prefix, QuantFormat format, int64_t rows, int64_t cols) {
+    auto file = tensors_.file_of(prefix + ".codes");
+    require(file != nullptr, ErrorCode::kCorruptFile, "the quantized model has no tensor \"" + prefix + ".codes\"");
+    return std::make_shared<const QuantizedMatrix>(read_quantized(*file, prefix, format, rows, cols));
+  }
+
   Linear projection(const std::string& prefix, int64_t out, int64_t in, bool bias) {
-    at::Tensor w = checked(prefix + ".weight", {out, in});
     at::Tensor b = bias ? checked(prefix + ".bias", {out}) : at::Tensor();
+    if (packed_) return Linear::quantized(read_packed(prefix, packed_->format, out, in), b);
+    at::Tensor w = checked(prefix + ".weight", {out, in});
     if (options_.quant) return Linear::quantized(quantize_for_load(w, *options_.quant), b);
     return Linear::dense(to_compute(w), b);
   }
 
-  bool quantize_embeddings() const { return options_.quant && options_.embeddings != EmbeddingStorage::kBF16; }
-  QuantFormat embedding_format() const {
-    switch (options_.embeddings) {
-      case EmbeddingStorage::kNF4: return QuantFormat::kNF4;
-      case EmbeddingStorage::kInt4: return QuantFormat::kInt4;
-      default: return QuantFormat::kInt8;
-    }
-  }
+  bool quantize_embeddings() const { return options_.quant && embedding_quant_format(options_.embeddings); }
+  QuantFormat embedding_format() const { return *embedding_quant_format(options_.embeddings); }
 
   const ModelConfig& config_;
   const TensorSource& tensors_;
   const LoadOptions& options_;
+  const std::optional<QuantizationInfo>& packed_;
 };
 
 }  // namespace
 
-std::shared_ptr<Decoder> build_decoder(const ModelConfig& config, const TensorSource& tensors, const LoadOptions& options) {
+std::shared_ptr<Decoder> build_decoder(const ModelConfig& config, const TensorSource& tensors, const LoadOptions& options,
+                                       const std::optional<QuantizationInfo>& packed) {
   LoadOptions effective = options;
+  if (packed) {
+    effective.quant = packed->format;
+    effective.embeddings = packed->embeddings;
+  }
   // A quantized base computes its remaining dense parts (bf16 embeddings) in bf16.
-  if (options.quant && options.embeddings == EmbeddingStorage::kBF16) effective.compute_dtype = at::kBFloat16;
-  return Builder(config, tensors, effective).build();
+  if (effective.quant && effective.embeddings == EmbeddingStorage::kBF16) effective.compute_dtype = at::kBFloat16;
+  return Builder(config, tensors, effective, packed).build();
 }
 
 }  // namespace hearth

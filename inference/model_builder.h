@@ -5,10 +5,14 @@
 
 #include "inference/decoder.h"
 #include "inference/load_options.h"
+#include "inference/quantized_model_files.h"
 #include "inference/tensor_source.h"
 
 namespace hearth {
 
-std::shared_ptr<Decoder> build_decoder(const ModelConfig& config, const TensorSource& tensors, const LoadOptions& options);
+// `packed` set: the tensors are a quantized model folder's (packed weights are mapped, not
+// copied; options.quant is then ignored).
+std::shared_ptr<Decoder> build_decoder(const ModelConfig& config, const TensorSource& tensors, const LoadOptions& options,
+                                       const std::optional<QuantizationInfo>& packed = std::nullopt);
 
 }  // namespace hearth

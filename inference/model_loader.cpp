@@ -50,23 +50,42 @@ fs::path find_tokenizer(const fs::path& model) {
   return found.front();
 }
 
-LoadedModel load_model(const fs::path& model, const LoadOptions& options, const fs::path& tokenizer) {
+std::string ModelSource::fingerprint() const {
+  return quantization ? quantization->source_fingerprint : weights_fingerprint(*tensors);
+}
+
+ModelSource open_model_source(const fs::path& model, const fs::path& tokenizer) {
   require(fs::exists(model), ErrorCode::kNotFound, "model not found: " + model.string());
-  LoadedModel loaded;
+  ModelSource source;
   if (fs::is_directory(model) && fs::exists(model / "config.json")) {
-    ModelConfig config = ModelConfig::from_hf_json(read_json_file(model / "config.json"), (model / "config.json").string());
-    auto tensors = open_safetensors_folder(model);
-    loaded.decoder = build_decoder(config, *tensors, options);
-    loaded.fingerprint = weights_fingerprint(*tensors);
-    loaded.format = "huggingface";
+    const std::string what = (model / "config.json").string();
+    const Json config = read_json_file(model / "config.json");
+    source.config = ModelConfig::from_hf_json(config, what);
+    source.quantization = QuantizationInfo::from_config(config, what);
+    source.tensors = open_safetensors_folder(model);
+    source.format = source.quantization ? "quantized" : "huggingface";
+    for (const char* name : {"tokenizer.json", "tokenizer_config.json", "tokenizer.bin"}) {
+      if (fs::exists(model / name)) source.tokenizer_files.push_back(model / name);
+    }
   } else {
     const fs::path file = fs::is_directory(model) ? find_llama2c_file(model) : model;
     Llama2cModel m = read_llama2c_model(file);
-    loaded.decoder = build_decoder(m.config, *m.tensors, options);
-    loaded.fingerprint = weights_fingerprint(*m.tensors);
-    loaded.format = "llama2c";
+    source.config = m.config;
+    source.tensors = std::move(m.tensors);
+    source.format = "llama2c";
   }
-  loaded.tokenizer = load_tokenizer(tokenizer.empty() ? find_tokenizer(model) : tokenizer);
+  source.tokenizer = tokenizer.empty() ? find_tokenizer(model) : tokenizer;
+  if (source.tokenizer_files.empty()) source.tokenizer_files.push_back(source.tokenizer);
+  return source;
+}
+
+LoadedModel load_model(const fs::path& model, const LoadOptions& options, const fs::path& tokenizer) {
+  ModelSource source = open_model_source(model, tokenizer);
+  LoadedModel loaded;
+  loaded.decoder = build_decoder(source.config, *source.tensors, options, source.quantization);
+  loaded.fingerprint = source.fingerprint();
+  loaded.format = source.format;
+  loaded.tokenizer = load_tokenizer(source.tokenizer);
   require(loaded.tokenizer->vocab_size() <= loaded.decoder->config().vocab_size, ErrorCode::kInvalidArgument,
           "the tokenizer has " + std::to_string(loaded.tokenizer->vocab_size()) + " tokens but the model only " +
               std::to_string(loaded.decoder->config().vocab_size));

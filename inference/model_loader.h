@@ -7,6 +7,8 @@
 
 #include "inference/decoder.h"
 #include "inference/load_options.h"
+#include "inference/quantized_model_files.h"
+#include "inference/tensor_source.h"
 #include "inference/tokenizer/tokenizer.h"
 
 namespace hearth {
@@ -17,6 +19,20 @@ struct LoadedModel {
   std::string format;       // "huggingface" | "llama2c" | "quantized"
   std::string fingerprint;  // of the source weights (see fingerprint.h)
 };
+
+// A model's files before any weight is converted: what `hearth quantize` and load_model read.
+struct ModelSource {
+  ModelConfig config;
+  std::unique_ptr<TensorSource> tensors;
+  std::optional<QuantizationInfo> quantization;  // set for quantized folders
+  std::string format;                            // "huggingface" | "llama2c" | "quantized"
+  std::filesystem::path tokenizer;               // the tokenizer file to load
+  std::vector<std::filesystem::path> tokenizer_files;  // files to copy into derived folders
+  // Of the original full-precision weights (kept through quantization).
+  std::string fingerprint() const;
+};
+
+ModelSource open_model_source(const std::filesystem::path& model, const std::filesystem::path& tokenizer = {});
 
 // `tokenizer` overrides where the tokenizer is read from; empty means next to the model.
 LoadedModel load_model(const std::filesystem::path& model, const LoadOptions& options,

@@ -5,6 +5,8 @@
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  hearth::init_runtime(0);
+  // One thread per test process: ctest runs suites side by side on the 2 cores, and
+  // oversubscribed OpenMP threads spin against each other. Kernel tests set 2 themselves.
+  hearth::init_runtime(1);
   return RUN_ALL_TESTS();
 }

@@ -7,13 +7,46 @@
 
 namespace hearth {
 
+namespace {
+
+// Squared error of quantizing w[0..n) with `scale`, or -1 when some weight would land more
+// than half a step outside the codes [-8, 7] (so every weight keeps the half-step bound).
+float int4_block_error(const float* w, int64_t n, float scale) {
+  if (scale == 0.0f) return -1.0f;
+  const float inv = 1.0f / scale;
+  float err = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = w[i] * inv;
+    if (x < -8.5f || x > 7.5f) return -1.0f;
+    const float q = std::clamp(std::round(x), -8.0f, 7.0f);
+    err += (w[i] - q * scale) * (w[i] - q * scale);
+  }
+  return err;
+}
+
+}  // namespace
+
 void int4_quantize_block(const float* w, int64_t n, uint8_t* codes, uint16_t* scale_fp16) {
   float absmax = 0.0f;
   for (int64_t i = 0; i < n; ++i) absmax = std::max(absmax, std::fabs(w[i]));
+  // absmax / 7 uses only 15 of the 16 codes. Like llama.cpp's Q4_0 (a negative scale maps the
+  // extreme to -8), try scales of either sign around it and keep the one with the least
+  // squared error, measured with the fp16 scale actually stored.
   *scale_fp16 = float_to_fp16(absmax / 7.0f);
+  float best = int4_block_error(w, n, fp16_to_float(*scale_fp16));
+  for (float sign : {1.0f, -1.0f}) {
+    for (float k = 6.0f; k <= 8.5f; k += 0.125f) {
+      const uint16_t candidate = float_to_fp16(sign * absmax / k);
+      const float err = int4_block_error(w, n, fp16_to_float(candidate));
+      if (err >= 0.0f && err < best) {
+        best = err;
+        *scale_fp16 = candidate;
+      }
+    }
+  }
   // Quantize against the scale actually stored, so rounding of the fp16 scale cannot bias codes.
   const float scale = fp16_to_float(*scale_fp16);
-  const float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+  const float inv = scale != 0.0f ? 1.0f / scale : 0.0f;
   uint8_t q[32];
   for (int64_t i = 0; i < 32; ++i) {
     const float v = i < n ? std::round(w[i] * inv) : 0.0f;

@@ -1,0 +1,78 @@
+#include "inference/quantized_model_files.h"
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/safetensors.h"
+#include "inference/quant/quant.h"
+
+namespace hearth {
+
+namespace fs = std::filesystem;
+
+std::optional<QuantFormat> embedding_quant_format(EmbeddingStorage storage) {
+  switch (storage) {
+    case EmbeddingStorage::kNF4: return QuantFormat::kNF4;
+    case EmbeddingStorage::kInt4: return QuantFormat::kInt4;
+    case EmbeddingStorage::kInt8: return QuantFormat::kInt8;
+    case EmbeddingStorage::kBF16: return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+Json QuantizationInfo::to_json() const {
+  return {{"format", quant_format_name(format)},
+          {"block_size", quant_block_size(format)},
+          {"absmax_group", kNF4AbsmaxGroup},
+          {"embeddings", embedding_storage_name(embeddings)},
+          {"source_fingerprint", source_fingerprint}};
+}
+
+std::optional<QuantizationInfo> QuantizationInfo::from_config(const Json& config, const std::string& what) {
+  if (!config.is_object() || !config.contains("hearth_quantization")) return std::nullopt;
+  const Json& q = config["hearth_quantization"];
+  const std::string where = what + " hearth_quantization";
+  json_reject_unknown_fields(q, {"format", "block_size", "absmax_group", "embeddings", "source_fingerprint"}, where);
+  QuantizationInfo info;
+  const std::string format = json_get<std::string>(q, "format", where);
+  try {
+    info.format = parse_quant_format(format);
+    info.embeddings = parse_embedding_storage(json_get<std::string>(q, "embeddings", where));
+  } catch (const Error& e) {
+    fail(ErrorCode::kCorruptFile, where + ": " + e.what());
+  }
+  require(json_get<int64_t>(q, "block_size", where) == quant_block_size(info.format), ErrorCode::kCorruptFile,
+          where + ": block_size does not match the " + format + " format");
+  info.source_fingerprint = json_get<std::string>(q, "source_fingerprint", where);
+  return info;
+}
+
+void write_quantized_model(const fs::path& out, const ModelConfig& config, const TensorSource& tensors,
+                           const QuantizationInfo& info, const std::vector<fs::path>& tokenizer_files) {
+  StagedDirectory staged(out);
+  SafetensorsWriter writer;
+  writer.set_metadata("format", "hearth-quantized");
+  for (const std::string& name : tensors.names()) {
+    at::Tensor t = tensors.get(name);
+    const bool matrix = t.dim() == 2 && name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0;
+    if (!matrix) {
+      writer.add(name, t.to(at::kFloat));  // norms and biases stay fp32
+      continue;
+    }
+    const std::string prefix = name.substr(0, name.size() - 7);
+    const bool table = prefix == "model.embed_tokens" || prefix == "lm_head";
+    const std::optional<QuantFormat> format = table ? embedding_quant_format(info.embeddings) : info.format;
+    if (!format) {
+      writer.add(name, t.to(at::kBFloat16));
+      continue;
+    }
+    write_quantized(writer, prefix, quantize_matrix(t, *format));
+  }
+  writer.write(staged.path() / "model.safetensors");
+  Json c = config.to_hf_json();
+  c["hearth_quantization"] = info.to_json();
+  write_file_atomic(staged.path() / "config.json", c.dump(2) + "\n");
+  for (const fs::path& f : tokenizer_files) fs::copy_file(f, staged.path() / f.filename(), fs::copy_options::overwrite_existing);
+  staged.commit();
+}
+
+}  // namespace hearth

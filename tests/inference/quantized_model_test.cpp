@@ -1,0 +1,126 @@
+// Quantized bases on the real stories260K: perplexity per format against fp32, quantized
+// folders equal load-time quantization, and broken quantized folders are refused clearly.
+#include <gtest/gtest.h>
+
+#include "bad_model_cases.h"
+#include "core/atomic_file.h"
+#include "inference/model_loader.h"
+#include "inference/perplexity.h"
+#include "inference/quant/quant.h"
+
+namespace hearth {
+namespace {
+
+namespace fs = std::filesystem;
+
+LoadOptions quantized(QuantFormat format, EmbeddingStorage embeddings = EmbeddingStorage::kInt8) {
+  LoadOptions o;
+  o.quant = format;
+  o.embeddings = embeddings;
+  return o;
+}
+
+double stories_ppl(const LoadOptions& options) {
+  static const std::string text = read_file(asset_path("data/tinystories/valid_a.txt")).substr(0, 60000);
+  LoadedModel m = load_model(testing::stories260k_dir(), options);
+  return evaluate_perplexity(*m.decoder, perplexity_token_stream(*m.tokenizer, text), 256).perplexity;
+}
+
+TEST(QuantizedStories260K, PerplexityStaysNearFp32) {
+  const double fp32 = stories_ppl(LoadOptions{});
+  const double int8 = stories_ppl(quantized(QuantFormat::kInt8));
+  const double nf4 = stories_ppl(quantized(QuantFormat::kNF4));
+  const double int4 = stories_ppl(quantized(QuantFormat::kInt4));
+  RecordProperty("fp32", std::to_string(fp32));
+  RecordProperty("nf4", std::to_string(nf4));
+  EXPECT_LT(std::abs(int8 / fp32 - 1), 0.002) << "int8 " << int8 << " fp32 " << fp32;
+  EXPECT_LT(nf4 / fp32 - 1, 0.12) << "nf4 " << nf4 << " fp32 " << fp32;
+  EXPECT_LT(int4 / fp32 - 1, 0.12) << "int4 " << int4 << " fp32 " << fp32;
+  // Quantization loses information: the 4-bit formats cannot be better than a rounding error.
+  EXPECT_GT(nf4, fp32 * 0.999);
+}
+
+class QuantizedFolder : public ::testing::TestWithParam<QuantFormat> {};
+
+TEST_P(QuantizedFolder, EqualsLoadTimeQuantizationAndMapsTheFile) {
+  const QuantFormat format = GetParam();
+  auto dir = testing::fresh_temp_dir(std::string("qfolder_") + quant_format_name(format));
+  ModelSource source = open_model_source(testing::stories260k_dir());
+  QuantizationInfo info{format, EmbeddingStorage::kInt8, source.fingerprint()};
+  write_quantized_model(dir / "q", source.config, *source.tensors, info, source.tokenizer_files);
+
+  LoadedModel from_folder = load_model(dir / "q", LoadOptions{});
+  LoadedModel at_load = load_model(testing::stories260k_dir(), quantized(format));
+  EXPECT_EQ(from_folder.format, "quantized");
+  EXPECT_EQ(from_folder.fingerprint, at_load.fingerprint);  // the source weights' fingerprint
+  at::InferenceMode guard;
+  at::Tensor ids = at::randint(3, 512, {1, 50}, at::kLong);
+  EXPECT_TRUE(at::equal(from_folder.decoder->forward({ids, {}, {}, nullptr}), at_load.decoder->forward({ids, {}, {}, nullptr})));
+  // The packed codes are views of the mapped file, not copies.
+  const auto& q = from_folder.decoder->layers()[0].q.quantized_weight();
+  ASSERT_NE(q, nullptr);
+  auto file = SafetensorsFile::open(dir / "q" / "model.safetensors");
+  const auto& entry = file->entry("model.layers.0.self_attn.q_proj.codes");
+  EXPECT_EQ(q->codes.nbytes(), entry.end - entry.begin);
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, QuantizedFolder, ::testing::Values(QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8));
+
+class BrokenQuantizedFolder : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new fs::path(testing::fresh_temp_dir("qbroken"));
+    ModelSource source = open_model_source(testing::stories260k_dir());
+    write_quantized_model(*dir_ / "good", source.config, *source.tensors,
+                          {QuantFormat::kNF4, EmbeddingStorage::kInt8, source.fingerprint()}, source.tokenizer_files);
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(*dir_);
+    delete dir_;
+  }
+  static void expect_refused(const fs::path& model, const std::string& needle) {
+    try {
+      load_model(model, LoadOptions{});
+      FAIL() << "accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  }
+  static fs::path* dir_;
+};
+fs::path* BrokenQuantizedFolder::dir_ = nullptr;
+
+TEST_F(BrokenQuantizedFolder, Truncated) {
+  fs::path m = testing::copy_folder(*dir_ / "good", *dir_ / "trunc");
+  fs::resize_file(m / "model.safetensors", fs::file_size(m / "model.safetensors") - 100);
+  expect_refused(m, "truncated");
+}
+
+TEST_F(BrokenQuantizedFolder, ScalesOfTheWrongLength) {
+  // Claim a different format: nf4 parts read as int4 have no scales of the right length.
+  fs::path m = testing::copy_folder(*dir_ / "good", *dir_ / "scales");
+  Json c = read_json_file(m / "config.json");
+  c["hearth_quantization"]["format"] = "int4";
+  c["hearth_quantization"]["block_size"] = 32;
+  write_file_atomic(m / "config.json", c.dump());
+  expect_refused(m, "scales");
+}
+
+TEST_F(BrokenQuantizedFolder, UnknownFormat) {
+  fs::path m = testing::copy_folder(*dir_ / "good", *dir_ / "format");
+  Json c = read_json_file(m / "config.json");
+  c["hearth_quantization"]["format"] = "nf3";
+  write_file_atomic(m / "config.json", c.dump());
+  expect_refused(m, "nf3");
+}
+
+TEST_F(BrokenQuantizedFolder, UnknownField) {
+  fs::path m = testing::copy_folder(*dir_ / "good", *dir_ / "field");
+  Json c = read_json_file(m / "config.json");
+  c["hearth_quantization"]["group_size"] = 128;
+  write_file_atomic(m / "config.json", c.dump());
+  expect_refused(m, "group_size");
+}
+
+}  // namespace
+}  // namespace hearth
