@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "inference/decode_kernels.h"
 
 namespace hearth {
 
@@ -23,6 +24,8 @@ Decoder::Decoder(ModelConfig config, Embedding embedding, std::vector<DecoderLay
 }
 
 at::Tensor Decoder::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
+  // Generation runs the fused loop: per-op dispatch dominates a small model's decode step.
+  if (can_fuse_for_inference(x, weight)) return fused_rms_norm(x, weight, config_.rms_norm_eps);
   return x * at::rsqrt(x.pow(2).mean(-1, true) + config_.rms_norm_eps) * weight;
 }
 
@@ -57,11 +60,16 @@ at::Tensor Decoder::attention(const DecoderLayer& layer, int64_t index, const at
   const int64_t batch = x.size(0), t = x.size(1);
   const int64_t heads = config_.num_heads, kv_heads = config_.num_kv_heads, d = config_.head_dim;
   const int64_t group = heads / kv_heads;
-  at::Tensor q = layer.q.forward(x).view({batch, t, heads, d}).transpose(1, 2);
-  at::Tensor k = layer.k.forward(x).view({batch, t, kv_heads, d}).transpose(1, 2);
+  at::Tensor q = layer.q.forward(x).view({batch, t, heads, d});
+  at::Tensor k = layer.k.forward(x).view({batch, t, kv_heads, d});
   at::Tensor v = layer.v.forward(x).view({batch, t, kv_heads, d}).transpose(1, 2);
-  q = rope_.apply(q, ctx.cos, ctx.sin);
-  k = rope_.apply(k, ctx.cos, ctx.sin);
+  if (can_fuse_for_inference(q, ctx.cos) && can_fuse_for_inference(k, ctx.sin)) {
+    q = fused_rope(q, ctx.cos, ctx.sin, config_.rope_interleaved).transpose(1, 2);
+    k = fused_rope(k, ctx.cos, ctx.sin, config_.rope_interleaved).transpose(1, 2);
+  } else {
+    q = rope_.apply(q.transpose(1, 2), ctx.cos, ctx.sin);
+    k = rope_.apply(k.transpose(1, 2), ctx.cos, ctx.sin);
+  }
   if (ctx.cache) std::tie(k, v) = ctx.cache->append(index, k, v);
   const int64_t s = k.size(2);
   // Grouped-query attention without repeating K/V: the `group` query heads sharing one KV

@@ -1,0 +1,74 @@
+// The fused decode loops against the decoder's differentiable expressions evaluated in double
+// precision on fresh random inputs, and the rule for when the decoder may use them.
+#include <gtest/gtest.h>
+
+#include "inference/decode_kernels.h"
+#include "inference/rope.h"
+
+namespace hearth {
+namespace {
+
+double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+
+TEST(FusedRmsNorm, MatchesDoubleReference) {
+  for (int64_t rows : {1, 7, 130}) {
+    at::Tensor x = at::randn({rows, 1, 96}) * 3;
+    at::Tensor w = at::rand({96}) + 0.5;
+    const double eps = 1e-6;
+    at::Tensor xd = x.to(at::kDouble);
+    at::Tensor ref = xd * at::rsqrt(xd.pow(2).mean(-1, true) + eps) * w.to(at::kDouble);
+    at::Tensor y = fused_rms_norm(x, w, eps);
+    EXPECT_EQ(y.sizes(), x.sizes());
+    EXPECT_LT(max_abs_diff(y, ref), 1e-5) << rows << " rows";
+  }
+}
+
+TEST(FusedRmsNorm, ReadsNonContiguousInput) {
+  at::Tensor x = at::randn({64, 5}).t();  // [5, 64], column-major
+  at::Tensor w = at::rand({64});
+  at::Tensor xd = x.to(at::kDouble);
+  at::Tensor ref = xd * at::rsqrt(xd.pow(2).mean(-1, true) + 1e-5) * w.to(at::kDouble);
+  EXPECT_LT(max_abs_diff(fused_rms_norm(x, w, 1e-5), ref), 1e-5);
+}
+
+TEST(FusedRope, MatchesRopeApplyInBothLayouts) {
+  for (bool interleaved : {false, true}) {
+    ModelConfig c;
+    c.head_dim = 32;
+    c.rope_interleaved = interleaved;
+    Rope rope(c);
+    for (int64_t t : {1, 9}) {
+      at::Tensor x = at::randn({2, t, 3, 32});  // [B, T, H, D]
+      at::Tensor pos = at::randint(0, 4000, {2, t}, at::kLong);
+      auto [cos, sin] = rope.angles(pos);
+      // Reference: Rope::apply on [B, H, T, D] in double precision.
+      at::Tensor ref = rope.apply(x.transpose(1, 2).to(at::kDouble), cos.to(at::kDouble), sin.to(at::kDouble)).transpose(1, 2);
+      at::Tensor y = fused_rope(x, cos, sin, interleaved);
+      EXPECT_EQ(y.sizes(), x.sizes());
+      EXPECT_LT(max_abs_diff(y, ref), 1e-5) << (interleaved ? "interleaved" : "half-split") << " T=" << t;
+    }
+  }
+}
+
+TEST(FusedRope, BroadcastsOneRowOfAnglesOverTheBatch) {
+  ModelConfig c;
+  c.head_dim = 16;
+  Rope rope(c);
+  at::Tensor x = at::randn({3, 4, 2, 16});
+  auto [cos, sin] = rope.angles(at::arange(10, 14, at::kLong).unsqueeze(0));  // [1, 4, 8]
+  at::Tensor ref = rope.apply(x.transpose(1, 2).to(at::kDouble), cos.to(at::kDouble), sin.to(at::kDouble)).transpose(1, 2);
+  EXPECT_LT(max_abs_diff(fused_rope(x, cos, sin, false), ref), 1e-5);
+}
+
+TEST(CanFuseForInference, OnlyWithoutGradientsAndInFp32) {
+  at::Tensor x = at::randn({2, 8}), w = at::ones({8});
+  EXPECT_TRUE(can_fuse_for_inference(x, w));
+  EXPECT_FALSE(can_fuse_for_inference(x.clone().requires_grad_(), w));
+  EXPECT_FALSE(can_fuse_for_inference(x, w.clone().requires_grad_()));
+  EXPECT_FALSE(can_fuse_for_inference(x.to(at::kBFloat16), w));
+}
+
+}  // namespace
+}  // namespace hearth
