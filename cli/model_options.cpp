@@ -4,6 +4,9 @@
 
 #include <chrono>
 
+#include "adapters/adapter_set.h"
+#include "adapters/peft_files.h"
+
 namespace hearth::cli {
 
 void ModelOptions::add_to(CLI::App& app) {
@@ -13,6 +16,7 @@ void ModelOptions::add_to(CLI::App& app) {
   app.add_option("--quant", quant, "quantize projections at load time: nf4, int4 or int8");
   app.add_option("--embeddings", embeddings, "with --quant: storage of embeddings and output head: int8, nf4, int4, bf16")
       ->capture_default_str();
+  app.add_option("--adapter", adapter, "a LoRA/DoRA adapter folder (PEFT layout) to apply");
 }
 
 LoadOptions ModelOptions::load_options() const {
@@ -29,6 +33,10 @@ LoadedModel ModelOptions::load() const {
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   spdlog::info("loaded {} ({} model, {:.1f}M parameters, {:.1f} MB of weights) in {:.0f} ms", model, m.format,
                m.decoder->config().parameter_count() / 1e6, m.decoder->weight_bytes() / 1e6, ms);
+  if (!adapter.empty()) {
+    attach_adapter(*m.decoder, load_peft_adapter(adapter, *m.decoder, m.fingerprint));
+    spdlog::info("applied adapter {}", adapter);
+  }
   return m;
 }
 

@@ -1,5 +1,5 @@
 // The options every command that loads a model shares (--model, --tokenizer, --dtype,
-// --quant, --embeddings), and loading the model they describe.
+// --quant, --embeddings, --adapter), and loading the model they describe.
 #pragma once
 #include <CLI/CLI.hpp>
 
@@ -15,6 +15,7 @@ struct ModelOptions {
   std::string dtype = "fp32";
   std::string quant;
   std::string embeddings = "int8";
+  std::string adapter;  // a PEFT adapter folder attached after loading
 
   void add_to(CLI::App& app);
   LoadOptions load_options() const;
