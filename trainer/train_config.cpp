@@ -1,0 +1,51 @@
+#include "trainer/train_config.h"
+
+#include <sys/resource.h>
+
+#include "core/error.h"
+
+namespace hearth::trainer {
+
+GradCheckpoint parse_grad_checkpoint(const std::string& name) {
+  if (name == "auto") return GradCheckpoint::kAuto;
+  if (name == "on") return GradCheckpoint::kOn;
+  if (name == "off") return GradCheckpoint::kOff;
+  fail(ErrorCode::kInvalidArgument, "--grad-checkpoint must be auto, on or off, not \"" + name + "\"");
+}
+
+void TrainConfig::validate() const {
+  require(steps > 0, ErrorCode::kInvalidArgument, "--steps must be positive");
+  require(seq_len >= 2, ErrorCode::kInvalidArgument, "--seq-len must be at least 2");
+  require(batch > 0, ErrorCode::kInvalidArgument, "--batch must be positive");
+  require(grad_accum > 0, ErrorCode::kInvalidArgument, "--grad-accum must be positive");
+  require(lr > 0, ErrorCode::kInvalidArgument, "--lr must be positive");
+  require(warmup >= 0 && warmup < steps, ErrorCode::kInvalidArgument, "--warmup must be in [0, steps)");
+  require(eval_every >= 0 && patience >= 0 && eval_max_rows >= 0, ErrorCode::kInvalidArgument,
+          "--eval-every, --patience and --eval-max-rows must not be negative");
+  require(!out.empty(), ErrorCode::kInvalidArgument, "--out is required");
+}
+
+Json TrainConfig::identity() const {
+  return Json{{"steps", steps},     {"seq_len", seq_len},      {"batch", batch},
+              {"grad_accum", grad_accum}, {"lr", lr},        {"warmup", warmup},
+              {"min_lr_ratio", min_lr_ratio}, {"max_grad_norm", max_grad_norm}, {"seed", seed},
+              {"optimizer", optimizer.describe()}};
+}
+
+Json TrainResult::to_json() const {
+  return Json{{"completed", completed},
+              {"stop_reason", stop_reason},
+              {"steps", steps_done},
+              {"train_loss", train_loss},
+              {"eval_loss_before", eval_loss_before},
+              {"eval_loss_after", eval_loss_after},
+              {"eval_ppl_before", eval_ppl_before},
+              {"eval_ppl_after", eval_ppl_after},
+              {"tokens_per_s", tokens_per_s},
+              {"trained_tokens", trained_tokens},
+              {"grad_checkpoint", grad_checkpoint},
+              {"optimizer_state_bytes", optimizer_state_bytes},
+              {"peak_rss_mb", peak_rss_mb}};
+}
+
+}  // namespace hearth::trainer

@@ -1,0 +1,57 @@
+// Everything a training run is configured by (what `hearth train` parses) and what it reports.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "core/json.h"
+#include "optim/make_optimizer.h"
+
+namespace hearth::trainer {
+
+enum class GradCheckpoint { kAuto, kOn, kOff };
+GradCheckpoint parse_grad_checkpoint(const std::string& name);  // "auto" | "on" | "off"
+
+struct TrainConfig {
+  int64_t steps = 100;        // optimizer updates
+  int64_t seq_len = 256;      // positions per packed row
+  int64_t batch = 4;          // rows per micro-batch
+  int64_t grad_accum = 1;     // micro-batches per update
+  double lr = 2e-4;
+  int64_t warmup = 10;
+  double min_lr_ratio = 0.1;  // cosine decays to lr * min_lr_ratio
+  double max_grad_norm = 1.0; // global-norm clipping; <= 0 disables
+  int64_t eval_every = 50;    // steps between held-out evaluations; 0: only before and after
+  int64_t eval_max_rows = 0;  // cap on held-out rows per evaluation; 0: all
+  int64_t patience = 0;       // stop after this many evaluations without improvement; 0: never
+  uint64_t seed = 0;          // data order, dropout, adapter init, APOLLO projections
+  GradCheckpoint grad_checkpoint = GradCheckpoint::kAuto;
+  optim::OptimizerConfig optimizer;
+  std::filesystem::path out;       // the result; run state (checkpoint/, metrics.jsonl) lives here too
+  bool resume = false;             // continue from out/checkpoint
+  int64_t checkpoint_every = 0;    // also checkpoint every N steps; 0: only when stopped
+  int64_t stop_after_steps = 0;    // > 0: stop (with a checkpoint) once this many steps are done
+  bool progress = true;            // progress bar / lines on stderr
+  int64_t log_every = 10;          // plain progress lines every N steps when stderr is not a TTY
+
+  void validate() const;
+  // The settings a checkpoint must share with the run resuming it.
+  Json identity() const;
+};
+
+struct TrainResult {
+  bool completed = false;          // false: stopped early by a signal or stop_after_steps (checkpoint saved)
+  std::string stop_reason;         // "finished" | "early_stopping" | "interrupted" | "step_limit"
+  int64_t steps_done = 0;
+  double train_loss = 0;           // mean loss of the last logged steps (last 10% of the run, at least 1)
+  double eval_loss_before = 0, eval_loss_after = 0;
+  double eval_ppl_before = 0, eval_ppl_after = 0;
+  double tokens_per_s = 0;         // positions processed per second of training steps
+  int64_t trained_tokens = 0;      // positions with loss weight, over the run
+  bool grad_checkpoint = false;
+  size_t optimizer_state_bytes = 0;
+  double peak_rss_mb = 0;
+  Json to_json() const;
+};
+
+}  // namespace hearth::trainer

@@ -1,0 +1,317 @@
+#include "trainer/trainer.h"
+
+#include <sys/resource.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <mutex>
+
+#include "adapters/adapter.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "optim/make_optimizer.h"
+#include "trainer/checkpointed_forward.h"
+#include "trainer/chunked_loss.h"
+#include "trainer/loss_curve_svg.h"
+#include "trainer/lr_schedule.h"
+#include "trainer/progress_bar.h"
+#include "trainer/stop_signal.h"
+#include "trainer/training_checkpoint.h"
+
+namespace hearth::trainer {
+namespace fs = std::filesystem;
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The seeded order rows are visited in: a fresh permutation per epoch.
+class RowOrder {
+ public:
+  RowOrder(int64_t rows, uint64_t seed) : rows_(rows), seed_(seed) {}
+  int64_t row(int64_t cursor) {
+    const int64_t epoch = cursor / rows_;
+    if (epoch != epoch_) {
+      at::Generator gen = make_generator(mix_seed(seed_, uint64_t(epoch) + 1000));
+      perm_ = at::randperm(rows_, gen, at::kLong);
+      epoch_ = epoch;
+    }
+    return perm_.data_ptr<int64_t>()[cursor % rows_];
+  }
+
+ private:
+  int64_t rows_;
+  uint64_t seed_;
+  int64_t epoch_ = -1;
+  at::Tensor perm_;
+};
+
+struct MicroBatch {
+  ForwardInput input;
+  at::Tensor targets, weights;
+};
+
+MicroBatch gather_rows(const PackedRows& rows, const at::Tensor& index) {
+  MicroBatch b;
+  b.input.tokens = rows.tokens.index_select(0, index);
+  b.input.positions = rows.positions.index_select(0, index);
+  b.input.segments = rows.segments.index_select(0, index);
+  b.targets = rows.targets.index_select(0, index).reshape({-1});
+  b.weights = rows.weights.index_select(0, index).reshape({-1});
+  return b;
+}
+
+// Summed (not averaged) weighted loss of a micro-batch; differentiable.
+at::Tensor micro_batch_loss(const Decoder& decoder, const MicroBatch& b, bool checkpoint,
+                            const std::vector<at::Generator>& replay) {
+  at::Tensor hidden = training_hidden_states(decoder, b.input, checkpoint, replay);
+  return chunked_cross_entropy(decoder, hidden.reshape({-1, hidden.size(-1)}), b.targets, b.weights);
+}
+
+// Scales every gradient so their global L2 norm is at most max_norm; returns the norm before.
+double clip_grad_norm(const std::vector<std::pair<std::string, at::Tensor>>& params, double max_norm) {
+  double sq = 0;
+  for (const auto& [name, p] : params) {
+    if (p.grad().defined()) sq += p.grad().to(at::kDouble).pow(2).sum().item<double>();
+  }
+  const double norm = std::sqrt(sq);
+  if (max_norm > 0 && norm > max_norm) {
+    const double scale = max_norm / (norm + 1e-6);
+    for (const auto& [name, p] : params) {
+      if (p.grad().defined()) p.mutable_grad().mul_(scale);
+    }
+  }
+  return norm;
+}
+
+// The generators whose state a run's result depends on: the default CPU generator and the
+// adapter's dropout generator.
+std::vector<at::Generator> run_generators(Trainable& trainable) {
+  std::vector<at::Generator> gens{at::detail::getDefaultCPUGenerator()};
+  if (trainable.adapter_ptr()) gens.push_back(trainable.adapter_ptr()->dropout_generator());
+  return gens;
+}
+
+// metrics.jsonl: one JSON object per line, appended and flushed as the run goes.
+class MetricsLog {
+ public:
+  MetricsLog(const fs::path& path, bool resume, int64_t resume_step) : path_(path) {
+    if (resume && fs::exists(path)) {
+      std::ifstream in(path);
+      std::string line;
+      while (std::getline(in, line)) {
+        if (line.empty()) continue;
+        Json j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+        // Lines after the checkpoint's step were written by the stopped run past its last checkpoint.
+        if (j.is_object() && j.value("step", int64_t(0)) <= resume_step) lines_.push_back(j);
+      }
+    }
+    std::string all;
+    for (const Json& j : lines_) all += j.dump() + "\n";
+    write_file_atomic(path, all);
+    out_.open(path, std::ios::app);
+  }
+  void add(const Json& j) {
+    lines_.push_back(j);
+    out_ << j.dump() << "\n";
+    out_.flush();
+  }
+  const std::vector<Json>& lines() const { return lines_; }
+
+ private:
+  fs::path path_;
+  std::vector<Json> lines_;
+  std::ofstream out_;
+};
+
+void write_loss_curve(const fs::path& path, const std::vector<Json>& lines, const std::string& title) {
+  CurvePoints train, eval;
+  for (const Json& j : lines) {
+    if (j.contains("loss")) train.emplace_back(j["step"].get<double>(), j["loss"].get<double>());
+    if (j.contains("eval_loss")) eval.emplace_back(j["step"].get<double>(), j["eval_loss"].get<double>());
+  }
+  write_file_atomic(path, loss_curve_svg(train, eval, title));
+}
+
+}  // namespace
+
+double peak_rss_mb() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_maxrss) / 1024.0;
+}
+
+bool auto_grad_checkpoint(const ModelConfig& m, int64_t batch, int64_t seq_len) {
+  // Per block, autograd keeps roughly 10 hidden-sized and 3 intermediate-sized activations per
+  // position, plus the attention scores and probabilities.
+  const double per_block = double(batch) * seq_len * (10.0 * m.hidden_size + 3.0 * m.intermediate_size) * 4 +
+                           2.0 * batch * m.num_heads * double(seq_len) * seq_len * 4;
+  return per_block * m.num_layers > 256.0 * (1 << 20);
+}
+
+double evaluate_loss(const Decoder& decoder, Trainable& trainable, const PackedRows& rows, int64_t batch, int64_t max_rows) {
+  const int64_t n = max_rows > 0 ? std::min(max_rows, rows.rows()) : rows.rows();
+  if (n == 0) return 0;
+  trainable.set_training(false);
+  at::NoGradGuard no_grad;
+  double nll = 0, tokens = 0;
+  for (int64_t r = 0; r < n; r += batch) {
+    MicroBatch b = gather_rows(rows, at::arange(r, std::min(n, r + batch), at::kLong));
+    nll += micro_batch_loss(decoder, b, /*checkpoint=*/false, {}).item<double>();
+    tokens += b.weights.sum().item<double>();
+  }
+  trainable.set_training(true);
+  return tokens > 0 ? nll / tokens : 0;
+}
+
+TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& train_rows, const PackedRows& eval_rows,
+                  const TrainConfig& cfg, const BaseModelInfo& base) {
+  cfg.validate();
+  require(train_rows.rows() > 0, ErrorCode::kInvalidArgument, "no training rows (the data is shorter than one sequence)");
+  fs::create_directories(cfg.out);
+  const fs::path checkpoint_dir = cfg.out / "checkpoint";
+  const bool checkpoint = cfg.grad_checkpoint == GradCheckpoint::kOn ||
+                          (cfg.grad_checkpoint == GradCheckpoint::kAuto &&
+                           auto_grad_checkpoint(decoder.config(), cfg.batch, cfg.seq_len));
+
+  // Seeds for everything: the default generator (anything drawn outside the adapter),
+  // the adapter's dropout (seeded by the adapter from its config), APOLLO (cfg.optimizer.seed).
+  {
+    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_current_seed(mix_seed(cfg.seed, 1));
+  }
+  optim::OptimizerConfig ocfg = cfg.optimizer;
+  ocfg.lr = cfg.lr;
+  std::unique_ptr<optim::Optimizer> optimizer = optim::make_optimizer(ocfg, trainable.param_groups());
+  std::vector<at::Generator> generators = run_generators(trainable);
+  const LrSchedule schedule{cfg.lr, cfg.warmup, cfg.steps, cfg.min_lr_ratio};
+  const Json identity = cfg.identity();
+
+  LoopState st;
+  if (cfg.resume) {
+    st = load_training_checkpoint(checkpoint_dir, trainable, *optimizer, generators, identity);
+  }
+  MetricsLog metrics(cfg.out / "metrics.jsonl", cfg.resume, st.step);
+  ProgressBar bar(cfg.steps, cfg.progress, cfg.log_every);
+  if (cfg.resume) bar.message("resumed from " + checkpoint_dir.string() + " at step " + std::to_string(st.step));
+  if (st.step == 0) {
+    st.eval_loss_before = evaluate_loss(decoder, trainable, eval_rows, cfg.batch, cfg.eval_max_rows);
+    if (eval_rows.rows() > 0) metrics.add(Json{{"step", 0}, {"eval_loss", st.eval_loss_before}});
+  }
+
+  RowOrder order(train_rows.rows(), mix_seed(cfg.seed, 2));
+  trainable.set_training(true);
+  const auto& params = trainable.named_parameters();
+  const int64_t rows_per_step = cfg.batch * cfg.grad_accum;
+  TrainResult result;
+  result.grad_checkpoint = checkpoint;
+  std::string stop_reason = "finished";
+  double eval_loss = st.eval_loss_before;
+
+  while (st.step < cfg.steps) {
+    if (stop_requested() || (cfg.stop_after_steps > 0 && st.step >= cfg.stop_after_steps)) {
+      stop_reason = stop_requested() ? "interrupted" : "step_limit";
+      break;
+    }
+    const auto t0 = Clock::now();
+    optimizer->set_lr(schedule.at(st.step));
+    // The step's micro-batches, and the number of trained targets they hold: each micro-batch's
+    // summed loss is divided by it, so accumulation equals one large batch.
+    std::vector<MicroBatch> micro;
+    double step_tokens = 0;
+    for (int64_t m = 0; m < cfg.grad_accum; ++m) {
+      std::vector<int64_t> idx;
+      for (int64_t r = 0; r < cfg.batch; ++r) idx.push_back(order.row(st.rows_consumed + m * cfg.batch + r));
+      micro.push_back(gather_rows(train_rows, at::tensor(idx, at::kLong)));
+      step_tokens += micro.back().weights.sum().item<double>();
+    }
+    double loss_sum = 0;
+    for (const MicroBatch& b : micro) {
+      at::Tensor loss = micro_batch_loss(decoder, b, checkpoint, generators);
+      loss_sum += loss.item<double>();
+      if (step_tokens > 0) (loss / step_tokens).backward();
+    }
+    const double grad_norm = clip_grad_norm(params, cfg.max_grad_norm);
+    optimizer->step();
+    optimizer->zero_grad();
+    st.rows_consumed += rows_per_step;
+    st.trained_tokens += int64_t(step_tokens);
+    ++st.step;
+    const double step_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    st.train_seconds += step_seconds;
+
+    const double loss = step_tokens > 0 ? loss_sum / step_tokens : 0;
+    const double tok_s = double(st.step * rows_per_step * cfg.seq_len) / std::max(1e-9, st.train_seconds);
+    const double eta = st.train_seconds / double(st.step) * double(cfg.steps - st.step);
+    metrics.add(Json{{"step", st.step}, {"loss", loss}, {"lr", schedule.at(st.step - 1)}, {"grad_norm", grad_norm},
+                     {"tokens_per_s", tok_s}, {"step_seconds", step_seconds}});
+    bar.update(st.step, loss, tok_s, eta);
+
+    const bool last = st.step == cfg.steps;
+    if (eval_rows.rows() > 0 && ((cfg.eval_every > 0 && st.step % cfg.eval_every == 0) || last)) {
+      eval_loss = evaluate_loss(decoder, trainable, eval_rows, cfg.batch, cfg.eval_max_rows);
+      metrics.add(Json{{"step", st.step}, {"eval_loss", eval_loss}, {"eval_ppl", std::exp(eval_loss)}});
+      bar.message("step " + std::to_string(st.step) + ": held-out loss " + std::to_string(eval_loss) + ", perplexity " +
+                  std::to_string(std::exp(eval_loss)));
+      if (eval_loss < st.best_eval) {
+        st.best_eval = eval_loss;
+        st.evals_since_best = 0;
+      } else if (cfg.patience > 0 && ++st.evals_since_best >= cfg.patience) {
+        stop_reason = "early_stopping";
+        break;
+      }
+    }
+    if (cfg.checkpoint_every > 0 && st.step % cfg.checkpoint_every == 0 && !last) {
+      save_training_checkpoint(checkpoint_dir, trainable, *optimizer, generators, st, identity);
+    }
+  }
+  bar.finish();
+
+  result.steps_done = st.step;
+  result.stop_reason = stop_reason;
+  result.completed = stop_reason == "finished" || stop_reason == "early_stopping";
+  result.eval_loss_before = st.eval_loss_before;
+  result.eval_ppl_before = std::exp(st.eval_loss_before);
+  result.tokens_per_s = double(st.step * rows_per_step * cfg.seq_len) / std::max(1e-9, st.train_seconds);
+  result.trained_tokens = st.trained_tokens;
+  result.optimizer_state_bytes = optimizer->state_bytes();
+  // Train loss: mean of the last tenth of the logged steps.
+  std::vector<double> losses;
+  for (const Json& j : metrics.lines()) {
+    if (j.contains("loss")) losses.push_back(j["loss"].get<double>());
+  }
+  const size_t tail = std::max<size_t>(1, losses.size() / 10);
+  for (size_t i = losses.size() - std::min(tail, losses.size()); i < losses.size(); ++i) result.train_loss += losses[i] / double(tail);
+
+  if (!result.completed) {
+    save_training_checkpoint(checkpoint_dir, trainable, *optimizer, generators, st, identity);
+    bar.message("stopped at step " + std::to_string(st.step) + "; checkpoint saved in " + checkpoint_dir.string() +
+                " (continue with --resume)");
+    result.peak_rss_mb = peak_rss_mb();
+    return result;
+  }
+  result.eval_loss_after = eval_rows.rows() > 0 ? eval_loss : 0;
+  result.eval_ppl_after = std::exp(result.eval_loss_after);
+  result.peak_rss_mb = peak_rss_mb();
+  Json summary = result.to_json();
+  summary["method"] = trainable.method();
+  summary["trainable_parameters"] = trainable.parameter_count();
+  summary["optimizer"] = optimizer->describe();
+  summary["config"] = identity;
+  // The result replaces the run folder as a whole; the run's records are written back beside it.
+  const std::vector<Json> lines = metrics.lines();
+  trainable.save(cfg.out, decoder, base.name, base.fingerprint, summary);
+  std::string all;
+  for (const Json& j : lines) all += j.dump() + "\n";
+  write_file_atomic(cfg.out / "metrics.jsonl", all);
+  write_file_atomic(cfg.out / "training_summary.json", summary.dump(2));
+  write_loss_curve(cfg.out / "loss_curve.svg", lines, trainable.method() + " on " + fs::path(base.name).filename().string());
+  return result;
+}
+
+}  // namespace hearth::trainer

@@ -1,0 +1,39 @@
+// A training checkpoint: everything needed to continue a run bitwise as if it had never
+// stopped (trainable tensors, optimizer state, RNG states, step and data cursor), written
+// atomically as one folder.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <filesystem>
+#include <limits>
+#include <vector>
+
+#include "core/json.h"
+#include "optim/optimizer.h"
+#include "trainer/trainable.h"
+
+namespace hearth::trainer {
+
+// The loop's own counters.
+struct LoopState {
+  int64_t step = 0;            // updates done
+  int64_t rows_consumed = 0;   // data cursor: packed rows consumed so far (order is seeded)
+  double best_eval = std::numeric_limits<double>::infinity();
+  int64_t evals_since_best = 0;
+  double eval_loss_before = 0;
+  int64_t trained_tokens = 0;
+  double train_seconds = 0;
+};
+
+// Writes dir/ (trainable.safetensors, optimizer/, rng.safetensors, state.json) as a whole;
+// an existing checkpoint there is replaced only once the new one is complete.
+void save_training_checkpoint(const std::filesystem::path& dir, const Trainable& trainable,
+                              const optim::Optimizer& optimizer, const std::vector<at::Generator>& generators,
+                              const LoopState& state, const Json& identity);
+
+// Restores a checkpoint into the given objects (built exactly as for the saved run). kNotFound
+// when there is none; kInvalidArgument when it was made with other settings or parameters.
+LoopState load_training_checkpoint(const std::filesystem::path& dir, Trainable& trainable, optim::Optimizer& optimizer,
+                                   std::vector<at::Generator>& generators, const Json& identity);
+
+}  // namespace hearth::trainer
