@@ -5,6 +5,7 @@
 //   bench_decode [--arch a,b] [--formats f,g] [--threads N] [--models DIR] [--decode-tokens N]
 //                [--prefill-tokens N]
 //   bench_decode --one ARCH FORMAT [same options]   (child: prints one JSON line)
+// Formats: fp32 bf16 nf4 int4 int8 (quantized while loading) and nf4-mapped (a quantized folder).
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@
 #include "inference/generator.h"
 #include "inference/model_files.h"
 #include "inference/model_loader.h"
+#include "inference/quantized_model_files.h"
 
 namespace {
 
@@ -34,7 +36,15 @@ namespace fs = std::filesystem;
 using hearth::ErrorCode;
 
 const std::vector<std::string> kAllArchs = {"smollm2-135m", "qwen2.5-0.5b", "llama3.2-1b"};
-const std::vector<std::string> kAllFormats = {"fp32", "bf16", "nf4", "int4", "int8"};
+// "<fmt>-mapped": the same weights from a folder quantized once (hearth quantize's layout) and
+// memory-mapped on load, as an app serves them; the plain formats quantize while loading.
+const std::vector<std::string> kAllFormats = {"fp32", "bf16", "nf4", "int4", "int8", "nf4-mapped"};
+const std::string kMapped = "-mapped";
+
+bool is_mapped(const std::string& format) {
+  return format.size() > kMapped.size() && format.compare(format.size() - kMapped.size(), kMapped.size(), kMapped) == 0;
+}
+std::string base_format(const std::string& format) { return is_mapped(format) ? format.substr(0, format.size() - kMapped.size()) : format; }
 
 // External baseline, measured once by hand on this machine (2 threads): llama.cpp with Q4_0
 // weights of the real checkpoints. Hard-coded; this bench does not run llama.cpp.
@@ -88,13 +98,14 @@ Options parse_args(int argc, char** argv) {
   }
   for (const auto& f : o.formats) {
     hearth::require(std::find(kAllFormats.begin(), kAllFormats.end(), f) != kAllFormats.end(), ErrorCode::kInvalidArgument,
-                    "unknown format " + f + " (fp32 | bf16 | nf4 | int4 | int8)");
+                    "unknown format " + f + " (fp32 | bf16 | nf4 | int4 | int8 | nf4-mapped)");
   }
   return o;
 }
 
 hearth::LoadOptions load_options_for(const std::string& format) {
   hearth::LoadOptions o;
+  if (is_mapped(format)) return o;  // the folder names its own format
   if (format == "bf16") o.compute_dtype = at::kBFloat16;
   else if (format != "fp32") o.quant = hearth::parse_quant_format(format);  // embeddings: int8 (the default)
   return o;
@@ -152,10 +163,24 @@ fs::path ensure_model(const fs::path& root, const std::string& arch) {
   return dir;
 }
 
+// The quantized folder for a "-mapped" format, written once from the random model.
+fs::path ensure_mapped_model(const fs::path& root, const std::string& arch, const std::string& format) {
+  const fs::path dir = root / (arch + "-" + format);
+  if (!fs::exists(dir / "config.json")) {
+    std::fprintf(stderr, "quantizing %s to %s (once)\n", arch.c_str(), dir.string().c_str());
+    hearth::ModelSource source = hearth::open_model_source(root / arch);
+    hearth::QuantizationInfo info;
+    info.format = hearth::parse_quant_format(base_format(format));
+    info.source_fingerprint = source.fingerprint();
+    hearth::write_quantized_model(dir, source.config, *source.tensors, info, source.tokenizer_files);
+  }
+  return dir;
+}
+
 // Child: one (arch, format). Loads, runs a prefill and a decode, prints one JSON line.
 int run_one(const Options& o) {
   hearth::set_num_threads(o.threads);
-  const fs::path dir = o.models / o.one_arch;
+  const fs::path dir = is_mapped(o.one_format) ? o.models / (o.one_arch + "-" + o.one_format) : o.models / o.one_arch;
   auto t0 = std::chrono::steady_clock::now();
   hearth::LoadedModel m = hearth::load_model(dir, load_options_for(o.one_format));
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -249,7 +274,7 @@ double load_average() {
 void print_table(const std::vector<Row>& rows, const Options& o) {
   std::printf("\n%d threads, decode %d tokens after an 8-token prompt, prefill %d tokens\n", o.threads, o.decode_tokens,
               o.prefill_tokens);
-  std::printf("%-13s %-6s %10s %10s %10s %10s %8s %9s %8s %8s %9s %9s %9s\n", "shape", "format", "weights MB", "peak RSS MB",
+  std::printf("%-13s %-10s %10s %10s %10s %10s %8s %9s %8s %8s %9s %9s %9s\n", "shape", "format", "weights MB", "peak RSS MB",
               "loaded MB", "decode t/s", "cpu ms/t", "prefill", "dec/fp32", "RSS/fp32", "dec/llcpp", "pre/llcpp", "load s");
   std::map<std::string, const Row*> fp32;
   for (const auto& r : rows) {
@@ -257,7 +282,7 @@ void print_table(const std::vector<Row>& rows, const Options& o) {
   }
   for (const auto& r : rows) {
     if (!r.ok) {
-      std::printf("%-13s %-6s   (failed)\n", r.arch.c_str(), r.format.c_str());
+      std::printf("%-13s %-10s   (failed)\n", r.arch.c_str(), r.format.c_str());
       continue;
     }
     const double dec = r.result["decode_tok_s"].get<double>(), pre = r.result["prefill_tok_s"].get<double>();
@@ -272,7 +297,7 @@ void print_table(const std::vector<Row>& rows, const Options& o) {
       std::snprintf(vs_ext_dec, sizeof vs_ext_dec, "%.2fx", dec / ext->second.decode);
       std::snprintf(vs_ext_pre, sizeof vs_ext_pre, "%.2fx", pre / ext->second.prefill128);
     }
-    std::printf("%-13s %-6s %10.1f %10.1f %10.1f %10.1f %8.2f %9.1f %8s %8s %9s %9s %9.1f\n", r.arch.c_str(), r.format.c_str(),
+    std::printf("%-13s %-10s %10.1f %10.1f %10.1f %10.1f %8.2f %9.1f %8s %8s %9s %9s %9.1f\n", r.arch.c_str(), r.format.c_str(),
                 r.result["weight_bytes"].get<double>() / 1e6, r.max_rss_kb / 1024.0,
                 r.result["rss_loaded_kb"].get<double>() / 1024.0, dec,
                 r.result["decode_cpu_ms_per_token"].get<double>(), pre, vs_dec, vs_rss, vs_ext_dec, vs_ext_pre,
@@ -295,6 +320,7 @@ int main(int argc, char** argv) {
     for (const auto& arch : o.archs) {
       ensure_model(o.models, arch);
       for (const auto& format : o.formats) {
+        if (is_mapped(format)) ensure_mapped_model(o.models, arch, format);
         rows.push_back(run_child(self, o, arch, format));
         if (rows.back().ok) std::fprintf(stderr, "  %s %s: %s\n", arch.c_str(), format.c_str(), rows.back().result.dump().c_str());
       }
