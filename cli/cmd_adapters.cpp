@@ -87,7 +87,7 @@ CommandRegistration registration("adapters", [](CLI::App& app) {
   adapters->require_subcommand(1);
 
   CLI::App* merge = adapters->add_subcommand("merge", "fold an adapter into its base model as a Hugging Face folder");
-  cmd->model.add_to(*merge);
+  cmd->model.add_to(*merge, /*with_adapter=*/false);
   merge->add_option("--adapter", cmd->adapter, "PEFT adapter folder")->required();
   merge->add_option("--out", cmd->out, "output folder")->required();
   merge->add_option("--out-dtype", cmd->out_dtype, "precision of the written weights: fp32 or bf16")

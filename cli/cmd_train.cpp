@@ -59,6 +59,8 @@ struct TrainCommand {
     cfg.optimizer.apollo_update_gap = apollo_update_gap;
     if (apollo_scale > 0) cfg.optimizer.apollo_scale = apollo_scale;
     cfg.validate();
+    require(model.adapter.empty(), ErrorCode::kInvalidArgument,
+            "hearth train makes a new adapter and does not take --adapter (continue a stopped run with --resume)");
     require(method == "lora" || method == "dora" || method == "full", ErrorCode::kInvalidArgument,
             "--method must be lora, dora or full, not \"" + method + "\"");
 
@@ -115,7 +117,7 @@ CommandRegistration registration("train", [](CLI::App& app) {
   auto cmd = std::make_shared<TrainCommand>();
   auto& c = cmd->cfg;
   CLI::App* sub = app.add_subcommand("train", "fine-tune an adapter (LoRA / DoRA) or the whole model on text or chat data");
-  cmd->model.add_to(*sub);
+  cmd->model.add_to(*sub, /*with_adapter=*/false);
   sub->add_option("--data", cmd->data, "text files, folders, chat JSONL or prompt/completion JSONL")->required();
   sub->add_option("--out", cmd->out, "folder for the adapter, metrics.jsonl, loss_curve.svg and checkpoints")->required();
   sub->add_option("--method", cmd->method, "lora, dora or full")->capture_default_str();

@@ -17,7 +17,8 @@ struct ModelOptions {
   std::string embeddings = "int8";
   std::string adapter;  // a PEFT adapter folder attached after loading
 
-  void add_to(CLI::App& app);
+  // with_adapter = false for commands that name an adapter for another purpose (merge).
+  void add_to(CLI::App& app, bool with_adapter = true);
   LoadOptions load_options() const;
   LoadedModel load() const;
 };
