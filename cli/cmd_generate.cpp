@@ -18,6 +18,7 @@ struct GenerateCommand {
   GenerationOptions generation;
 
   void run() {
+    generation.sampling.validate();  // before the model loads: bad options fail fast
     LoadedModel m = model.load();
     std::vector<int32_t> ids;
     if (chat) {

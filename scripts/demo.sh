@@ -23,7 +23,7 @@ total=$(wc -l < "$S/data/jane_austen/persuasion.txt")
 head -n $((total * 9 / 10)) "$S/data/jane_austen/persuasion.txt" > "$work/persuasion-train.txt"
 tail -n +$((total * 9 / 10 + 1)) "$S/data/jane_austen/persuasion.txt" > "$work/persuasion-heldout.txt"
 $H train --model "$work/base-nf4" --data "$work/persuasion-train.txt" --method lora --rank 8 --alpha 16 \
-  --steps 150 --seq-len 256 --batch 4 --lr 3e-3 --optim adamw --out "$work/adapter"
+  --steps 40 --seq-len 256 --batch 4 --lr 3e-3 --warmup 4 --optim adamw --out "$work/adapter"
 
 echo "== 3. held-out perplexity, base vs base + adapter, and a sample"
 $H ppl --model "$work/base-nf4" --data "$work/persuasion-heldout.txt" --ctx 256

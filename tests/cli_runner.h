@@ -63,4 +63,13 @@ inline int count_lines(const std::string& s) {
   return n;
 }
 
+// The number of lines in s that start with "error".
+inline int count_error_lines(const std::string& s) {
+  int n = 0;
+  std::istringstream in(s);
+  std::string line;
+  while (std::getline(in, line)) n += line.rfind("error", 0) == 0;
+  return n;
+}
+
 }  // namespace hearth::testing

@@ -26,8 +26,11 @@ void expect_one_error(const std::vector<std::string>& args, const std::string& n
   auto r = run_hearth(args);
   EXPECT_EQ(r.signal, 0) << "crashed: " << r.err;
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_EQ(testing::count_lines(r.err), 1) << r.err;
-  EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
+  // Log lines ([info] ...) may precede it; the error itself is one line, the last one.
+  EXPECT_EQ(testing::count_error_lines(r.err), 1) << r.err;
+  const size_t last = r.err.rfind('\n', r.err.size() - 2);
+  EXPECT_EQ(r.err.compare(last == std::string::npos ? 0 : last + 1, 7, "error: "), 0) << r.err;
+  EXPECT_EQ(r.err.find("terminate"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(needle), std::string::npos) << "expected \"" << needle << "\" in: " << r.err;
 }
 
