@@ -18,6 +18,7 @@
 #include "core/runtime.h"
 #include "inference/model_files.h"
 #include "inference/model_loader.h"
+#include "inference/quantized_model_files.h"
 #include "trainer/trainer.h"
 
 using namespace hearth;
@@ -25,10 +26,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int64_t kSeq = 256, kBatch = 4, kSteps = 6;
+constexpr int64_t kSeq = 256, kBatch = 4, kSteps = 3;
 constexpr int kThreads = 2;
 
 fs::path model_dir() { return fs::temp_directory_path() / "hearth_bench_train" / "smollm2-135m"; }
+// The same model quantized once to nf4 (int8 embeddings): children map its packed weights, so
+// their peak RSS is training's, not that of quantizing a bf16 file at load.
+fs::path nf4_dir() { return fs::temp_directory_path() / "hearth_bench_train" / "smollm2-135m-nf4"; }
 
 // Rows of seeded random token ids packed as one document per row.
 trainer::PackedRows random_rows(int64_t rows, int64_t vocab) {
@@ -45,9 +49,7 @@ trainer::PackedRows random_rows(int64_t rows, int64_t vocab) {
 // The child: one training run, printing one JSON line.
 int child(bool checkpoint) {
   init_runtime(kThreads);
-  LoadOptions o;
-  o.quant = QuantFormat::kNF4;
-  LoadedModel m = load_model(model_dir(), o);
+  LoadedModel m = load_model(nf4_dir(), LoadOptions{});
   AdapterConfig a;
   a.rank = 16;
   a.alpha = 32;
@@ -138,9 +140,16 @@ int main(int argc, char** argv) {
     init_random_model("smollm2-135m", 1, staged.path());
     staged.commit();
   }
+  if (!fs::exists(nf4_dir() / "config.json")) {
+    ModelSource source = open_model_source(model_dir());
+    QuantizationInfo info;
+    info.source_fingerprint = source.fingerprint();
+    write_quantized_model(nf4_dir(), source.config, *source.tensors, info, source.tokenizer_files);
+  }
   const double fp32 = matmul_rate(at::kFloat), bf16 = matmul_rate(at::kBFloat16);
   std::printf("bench_train: SmolLM2-135M shape, nf4 base, LoRA r=16 on all projections, APOLLO r=8,\n"
-              "seq %lld, batch %lld, %d threads, %lld steps (first not timed); each configuration in its own process\n",
+              "seq %lld, batch %lld, %d threads, %lld steps (first not timed); each configuration in its own process,\n"
+              "loading a pre-quantized folder (packed weights mapped)\n",
               (long long)kSeq, (long long)kBatch, kThreads, (long long)kSteps);
   std::printf("machine at::mm 1024^3: fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s\n", fp32 / 1e9, bf16 / 1e9);
   std::printf("FLOPs per token counted as 6 x adapter params + 4 x base matmul params (projections + head):\n"

@@ -55,6 +55,7 @@ struct TrainCommand {
     cfg.optimizer.name = optim;
     cfg.optimizer.weight_decay = weight_decay;
     cfg.optimizer.seed = cfg.seed;
+    cfg.optimizer.lr = cfg.lr;
     if (apollo_rank > 0) cfg.optimizer.apollo_rank = apollo_rank;
     cfg.optimizer.apollo_update_gap = apollo_update_gap;
     if (apollo_scale > 0) cfg.optimizer.apollo_scale = apollo_scale;

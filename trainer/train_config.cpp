@@ -26,10 +26,12 @@ void TrainConfig::validate() const {
 }
 
 Json TrainConfig::identity() const {
+  optim::OptimizerConfig o = optimizer;
+  o.lr = lr;  // the loop drives the rate; describe the one it peaks at
   return Json{{"steps", steps},     {"seq_len", seq_len},      {"batch", batch},
               {"grad_accum", grad_accum}, {"lr", lr},        {"warmup", warmup},
               {"min_lr_ratio", min_lr_ratio}, {"max_grad_norm", max_grad_norm}, {"seed", seed},
-              {"optimizer", optimizer.describe()}};
+              {"optimizer", o.describe()}};
 }
 
 Json TrainResult::to_json() const {
