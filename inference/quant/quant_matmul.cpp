@@ -40,6 +40,20 @@ void quant_matvec(const QuantizedMatrix& m, const float* x, float* y) {
   at::parallel_for(0, m.rows, 8, [&](int64_t r0, int64_t r1) { k.matvec_rows(v, xp.data(), y, r0, r1); });
 }
 
+// Calls fn(first_row, rows) for consecutive tiles of W dequantized to fp32 [rows, cols] in one
+// reused cache-sized buffer, so the whole matrix is never dequantized at once.
+template <typename Fn>
+void for_each_dequantized_tile(const QuantizedMatrix& m, Fn&& fn) {
+  const PackedView v = m.view();
+  const int64_t T = std::min(m.rows, quant_tile_rows(m.padded_cols()));
+  at::Tensor tile = at::empty({T, m.padded_cols()}, at::kFloat);
+  for (int64_t r0 = 0; r0 < m.rows; r0 += T) {
+    const int64_t r1 = std::min(m.rows, r0 + T);
+    dequantize_rows(v, r0, r1, tile);
+    fn(r0, tile.narrow(0, 0, r1 - r0).narrow(1, 0, m.cols));
+  }
+}
+
 at::Tensor quant_matmul(const QuantizedMatrix& m, const at::Tensor& x_in) {
   at::Tensor x = as_float_matrix(x_in, m.cols, "quant_matmul");
   const int64_t n = x.size(0);
@@ -49,16 +63,10 @@ at::Tensor quant_matmul(const QuantizedMatrix& m, const at::Tensor& x_in) {
     return out;
   }
   if (n == 0) return out;
-  const PackedView v = m.view();
-  const int64_t T = std::min(m.rows, quant_tile_rows(m.padded_cols()));
-  at::Tensor tile = at::empty({T, m.padded_cols()}, at::kFloat);
-  for (int64_t r0 = 0; r0 < m.rows; r0 += T) {
-    const int64_t r1 = std::min(m.rows, r0 + T);
-    dequantize_rows(v, r0, r1, tile);
-    at::Tensor w = tile.narrow(0, 0, r1 - r0).narrow(1, 0, m.cols);
-    at::Tensor o = out.narrow(1, r0, r1 - r0);
+  for_each_dequantized_tile(m, [&](int64_t r0, const at::Tensor& w) {
+    at::Tensor o = out.narrow(1, r0, w.size(0));
     at::mm_out(o, x, w.t());
-  }
+  });
   return out;
 }
 
@@ -67,15 +75,7 @@ at::Tensor quant_matmul_transposed(const QuantizedMatrix& m, const at::Tensor& g
   const int64_t n = g.size(0);
   at::Tensor out = at::zeros({n, m.cols}, at::kFloat);
   if (n == 0) return out;
-  const PackedView v = m.view();
-  const int64_t T = std::min(m.rows, quant_tile_rows(m.padded_cols()));
-  at::Tensor tile = at::empty({T, m.padded_cols()}, at::kFloat);
-  for (int64_t r0 = 0; r0 < m.rows; r0 += T) {
-    const int64_t r1 = std::min(m.rows, r0 + T);
-    dequantize_rows(v, r0, r1, tile);
-    at::Tensor w = tile.narrow(0, 0, r1 - r0).narrow(1, 0, m.cols);
-    out.addmm_(g.narrow(1, r0, r1 - r0), w);
-  }
+  for_each_dequantized_tile(m, [&](int64_t r0, const at::Tensor& w) { out.addmm_(g.narrow(1, r0, w.size(0)), w); });
   return out;
 }
 
