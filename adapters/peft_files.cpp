@@ -167,14 +167,23 @@ void save_peft_adapter(const fs::path& dir, const Adapter& adapter, const std::s
   const Json config = peft_config_json(adapter.config(), base_model_name, adapter.num_layers());
   write_file_atomic(staged.path() / kConfigFile, config.dump(2) + "\n");
   // Hearth's own metadata stays out of adapter_config.json: older PEFT versions refuse unknown fields.
-  const Json hearth{{"format", "hearth-adapter"},
-                    {"version", 1},
-                    {"method", adapter_method_name(adapter.config().method)},
-                    {"seed", adapter.config().seed},
-                    {"base_fingerprint", base_fingerprint},
-                    {"training_summary", training_summary.is_null() ? Json::object() : training_summary}};
-  write_file_atomic(staged.path() / kHearthFile, hearth.dump(2) + "\n");
+  write_file_atomic(staged.path() / kHearthFile, hearth_adapter_json(adapter, base_fingerprint, training_summary).dump(2) + "\n");
   staged.commit();
+}
+
+Json hearth_adapter_json(const Adapter& adapter, const std::string& base_fingerprint, const Json& training_summary) {
+  return Json{{"format", "hearth-adapter"},
+              {"version", 1},
+              {"method", adapter_method_name(adapter.config().method)},
+              {"seed", adapter.config().seed},
+              {"base_fingerprint", base_fingerprint},
+              {"training_summary", training_summary.is_null() ? Json::object() : training_summary}};
+}
+
+void read_hearth_adapter_json(const Json& hearth, const std::string& what, AdapterFileInfo& info) {
+  info.base_fingerprint = json_get<std::string>(hearth, "base_fingerprint", what);
+  info.training_summary = hearth.contains("training_summary") ? hearth["training_summary"] : Json::object();
+  info.config.seed = json_get_or<uint64_t>(hearth, "seed", 0, what);
 }
 
 AdapterFileInfo read_peft_adapter_info(const fs::path& dir) {
@@ -186,13 +195,7 @@ AdapterFileInfo read_peft_adapter_info(const fs::path& dir) {
   const std::string what = (dir / kConfigFile).string();
   info.config = adapter_config_from_peft(config, what);
   info.base_model_name = json_get_or<std::string>(config, "base_model_name_or_path", "", what);
-  if (fs::exists(dir / kHearthFile)) {
-    const Json hearth = read_json_file(dir / kHearthFile);
-    const std::string hwhat = (dir / kHearthFile).string();
-    info.base_fingerprint = json_get<std::string>(hearth, "base_fingerprint", hwhat);
-    info.training_summary = hearth.contains("training_summary") ? hearth["training_summary"] : Json::object();
-    info.config.seed = json_get_or<uint64_t>(hearth, "seed", 0, hwhat);
-  }
+  if (fs::exists(dir / kHearthFile)) read_hearth_adapter_json(read_json_file(dir / kHearthFile), (dir / kHearthFile).string(), info);
   auto file = SafetensorsFile::open(dir / kWeightsFile);
   for (const SafetensorsEntry& e : file->entries()) {
     int64_t n = 1;
@@ -206,26 +209,31 @@ AdapterFileInfo read_peft_adapter_info(const fs::path& dir) {
 std::shared_ptr<Adapter> load_peft_adapter(const fs::path& dir, const Decoder& decoder,
                                            const std::string& base_fingerprint) {
   const AdapterFileInfo info = read_peft_adapter_info(dir);
+  return adapter_from_weights(info, *SafetensorsFile::open(dir / kWeightsFile), decoder, base_fingerprint, dir.string());
+}
+
+std::shared_ptr<Adapter> adapter_from_weights(const AdapterFileInfo& info, const SafetensorsFile& weights,
+                                              const Decoder& decoder, const std::string& base_fingerprint,
+                                              const std::string& what) {
   if (!info.base_fingerprint.empty() && !base_fingerprint.empty()) {
     require(info.base_fingerprint == base_fingerprint, ErrorCode::kInvalidArgument,
-            dir.string() + " was trained on base model " + info.base_fingerprint + ", but this model's fingerprint is " +
+            what + " was trained on base model " + info.base_fingerprint + ", but this model's fingerprint is " +
                 base_fingerprint + "; load the model it was trained on");
   } else if (info.base_fingerprint.empty()) {
-    spdlog::warn("{} has no {}: its base model cannot be checked beyond tensor shapes", dir.string(), kHearthFile);
+    spdlog::warn("{} has no {}: its base model cannot be checked beyond tensor shapes", what, kHearthFile);
   }
   const int64_t layers = static_cast<int64_t>(decoder.layers().size());
   require(info.config.resolved_last_layer(layers) < layers, ErrorCode::kInvalidArgument,
-          dir.string() + " adapts layers up to " + std::to_string(info.config.last_layer) + ", but this model has " +
+          what + " adapts layers up to " + std::to_string(info.config.last_layer) + ", but this model has " +
               std::to_string(layers) + " layers");
-  auto file = SafetensorsFile::open(dir / kWeightsFile);
   std::set<std::string> used;
   auto adapter = Adapter::from_tensors(decoder, info.config, [&](const std::string& key, const std::vector<int64_t>& shape) {
     used.insert(key);
-    return checked_tensor(*file, key, shape, info.config.rank);
+    return checked_tensor(weights, key, shape, info.config.rank);
   });
-  for (const SafetensorsEntry& e : file->entries())
+  for (const SafetensorsEntry& e : weights.entries())
     require(used.count(e.name) != 0, ErrorCode::kCorruptFile,
-            file->path().string() + ": unexpected tensor " + e.name +
+            weights.path().string() + ": unexpected tensor " + e.name +
                 " (not a module this adapter's config targets on a model of " + std::to_string(layers) + " layers)");
   return adapter;
 }

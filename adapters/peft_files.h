@@ -11,6 +11,8 @@
 
 namespace hearth {
 
+class SafetensorsFile;
+
 // What a saved adapter folder says about itself (hearth.json and adapter_config.json).
 struct AdapterFileInfo {
   std::string base_fingerprint;  // empty when the folder has no hearth.json (written by PEFT)
@@ -31,6 +33,19 @@ void save_peft_adapter(const std::filesystem::path& dir, const Adapter& adapter,
 // kUnsupported for PEFT options Hearth does not implement (bias, rank_pattern, ...).
 std::shared_ptr<Adapter> load_peft_adapter(const std::filesystem::path& dir, const Decoder& decoder,
                                            const std::string& base_fingerprint);
+
+// An adapter from its parsed config (`info`) and a safetensors file of PEFT-named tensors, with
+// the checks of load_peft_adapter; `what` names the source in errors. (load_peft_adapter and
+// adapter_bundle.h share it.)
+std::shared_ptr<Adapter> adapter_from_weights(const AdapterFileInfo& info, const SafetensorsFile& weights,
+                                              const Decoder& decoder, const std::string& base_fingerprint,
+                                              const std::string& what);
+
+// hearth.json: Hearth's own metadata (method, seed, base fingerprint, training summary), kept
+// out of adapter_config.json because older PEFT versions refuse unknown fields; and reading
+// it back into `info`.
+Json hearth_adapter_json(const Adapter& adapter, const std::string& base_fingerprint, const Json& training_summary);
+void read_hearth_adapter_json(const Json& hearth, const std::string& what, AdapterFileInfo& info);
 
 // Reads the folder's config and metadata without a model (for `hearth adapters info`).
 AdapterFileInfo read_peft_adapter_info(const std::filesystem::path& dir);

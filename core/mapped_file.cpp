@@ -39,6 +39,19 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::filesystem::path& path) 
   return file;
 }
 
+std::shared_ptr<MappedFile> MappedFile::from_bytes(std::string_view bytes, const std::string& name) {
+  std::shared_ptr<MappedFile> file(new MappedFile());
+  file->path_ = name;
+  file->size_ = bytes.size();
+  if (bytes.empty()) return file;
+  void* p = mmap(nullptr, bytes.size(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) fail(ErrorCode::kIo, "cannot map " + std::to_string(bytes.size()) + " bytes for " + name + ": " + std::strerror(errno));
+  std::memcpy(p, bytes.data(), bytes.size());
+  mprotect(p, bytes.size(), PROT_READ);  // read-only like a mapped file; a failure only loses that protection
+  file->data_ = static_cast<const uint8_t*>(p);
+  return file;
+}
+
 MappedFile::~MappedFile() {
   if (data_ != nullptr) munmap(const_cast<uint8_t*>(data_), size_);
 }

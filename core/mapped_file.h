@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <string>
+#include <string_view>
 
 namespace hearth {
 
@@ -12,6 +14,9 @@ class MappedFile {
  public:
   // Maps `path` read-only. Throws kNotFound / kIo with the path in the message.
   static std::shared_ptr<MappedFile> open(const std::filesystem::path& path);
+  // A read-only anonymous mapping holding a copy of `bytes` (e.g. a file decrypted in memory);
+  // `name` stands in for the path in messages.
+  static std::shared_ptr<MappedFile> from_bytes(std::string_view bytes, const std::string& name);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;

@@ -76,9 +76,17 @@ std::string safetensors_dtype_name(at::ScalarType dtype) {
 }
 
 std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::filesystem::path& path) {
+  return parse(MappedFile::open(path));
+}
+
+std::shared_ptr<SafetensorsFile> SafetensorsFile::from_bytes(std::string_view bytes, const std::string& name) {
+  return parse(MappedFile::from_bytes(bytes, name));
+}
+
+std::shared_ptr<SafetensorsFile> SafetensorsFile::parse(std::shared_ptr<MappedFile> file) {
   auto st = std::shared_ptr<SafetensorsFile>(new SafetensorsFile());
-  st->file_ = MappedFile::open(path);
-  const std::string what = path.string();
+  st->file_ = std::move(file);
+  const std::string what = st->file_->path().string();
   const size_t size = st->file_->size();
   if (size < 8) fail(ErrorCode::kCorruptFile, what + " is too short to be a safetensors file (" + std::to_string(size) + " bytes)");
   uint64_t header_len = 0;
@@ -152,7 +160,7 @@ void SafetensorsWriter::add(const std::string& name, const at::Tensor& tensor) {
   tensors_.emplace_back(name, tensor.contiguous().cpu());
 }
 
-void SafetensorsWriter::write(const std::filesystem::path& path) const {
+std::string SafetensorsWriter::header_bytes() const {
   Json header = Json::object();
   if (!metadata_.empty()) header["__metadata__"] = metadata_;
   size_t offset = 0;
@@ -166,12 +174,21 @@ void SafetensorsWriter::write(const std::filesystem::path& path) const {
   std::string text = header.dump();
   // Pad so the data section starts 8-byte aligned and mapped tensors are aligned.
   while ((8 + text.size()) % 8 != 0) text.push_back(' ');
-  uint64_t len = text.size();
+  const uint64_t len = text.size();
+  return std::string(reinterpret_cast<const char*>(&len), 8) + text;
+}
+
+void SafetensorsWriter::write(const std::filesystem::path& path) const {
   AtomicFileWriter out(path);
-  out.append(&len, 8);
-  out.append(text);
+  out.append(header_bytes());
   for (const auto& [name, t] : tensors_) out.append(t.data_ptr(), t.numel() * t.element_size());
   out.commit();
+}
+
+std::string SafetensorsWriter::to_bytes() const {
+  std::string bytes = header_bytes();
+  for (const auto& [name, t] : tensors_) bytes.append(static_cast<const char*>(t.data_ptr()), t.numel() * t.element_size());
+  return bytes;
 }
 
 }  // namespace hearth

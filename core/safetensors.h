@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/mapped_file.h"
@@ -27,6 +28,9 @@ class SafetensorsFile {
   // the file, valid JSON, known dtypes, shape x dtype size equal to each byte range, ranges
   // inside the data section and not overlapping. Any violation is a kCorruptFile error.
   static std::shared_ptr<SafetensorsFile> open(const std::filesystem::path& path);
+  // The same checks over bytes held in memory (a file decrypted without touching the disk);
+  // `name` stands in for the path in messages.
+  static std::shared_ptr<SafetensorsFile> from_bytes(std::string_view bytes, const std::string& name);
 
   bool contains(const std::string& name) const { return index_.count(name) != 0; }
   const SafetensorsEntry& entry(const std::string& name) const;
@@ -41,6 +45,8 @@ class SafetensorsFile {
   const uint8_t* bytes(const std::string& name) const;
 
  private:
+  static std::shared_ptr<SafetensorsFile> parse(std::shared_ptr<MappedFile> file);
+
   std::shared_ptr<MappedFile> file_;
   size_t data_start_ = 0;
   std::vector<SafetensorsEntry> entries_;
@@ -55,8 +61,12 @@ class SafetensorsWriter {
   void add(const std::string& name, const at::Tensor& tensor);
   void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
   void write(const std::filesystem::path& path) const;
+  // The whole file as bytes in memory (for sealing before it reaches the disk).
+  std::string to_bytes() const;
 
  private:
+  std::string header_bytes() const;  // length prefix, JSON header, padding
+
   std::vector<std::pair<std::string, at::Tensor>> tensors_;
   std::map<std::string, std::string> metadata_;
 };

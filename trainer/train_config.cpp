@@ -22,32 +22,45 @@ void TrainConfig::validate() const {
   require(warmup >= 0 && warmup < steps, ErrorCode::kInvalidArgument, "--warmup must be in [0, steps)");
   require(eval_every >= 0 && patience >= 0 && eval_max_rows >= 0, ErrorCode::kInvalidArgument,
           "--eval-every, --patience and --eval-max-rows must not be negative");
-  require(!out.empty(), ErrorCode::kInvalidArgument, "--out is required");
+  require(in_memory || !out.empty(), ErrorCode::kInvalidArgument, "--out is required");
+  require(!in_memory || (!resume && checkpoint_every == 0 && stop_after_steps == 0), ErrorCode::kInvalidArgument,
+          "training on a user's stored data keeps no checkpoints yet: --resume, --checkpoint-every and --stop-after "
+          "do not apply");
+  if (dp.enabled()) {
+    require(dp.clip > 0, ErrorCode::kInvalidArgument, "--dp-clip must be positive");
+    require(dp.noise >= 0 && dp.epsilon >= 0, ErrorCode::kInvalidArgument, "--dp-noise and --dp-epsilon must not be negative");
+    require(dp.delta > 0 && dp.delta < 1, ErrorCode::kInvalidArgument, "--dp-delta must be in (0, 1)");
+    require(!(dp.noise > 0 && dp.epsilon > 0), ErrorCode::kInvalidArgument, "give --dp-noise or --dp-epsilon, not both");
+  }
 }
 
 Json TrainConfig::identity() const {
   optim::OptimizerConfig o = optimizer;
   o.lr = lr;  // the loop drives the rate; describe the one it peaks at
-  return Json{{"steps", steps},     {"seq_len", seq_len},      {"batch", batch},
-              {"grad_accum", grad_accum}, {"lr", lr},        {"warmup", warmup},
-              {"min_lr_ratio", min_lr_ratio}, {"max_grad_norm", max_grad_norm}, {"seed", seed},
-              {"optimizer", o.describe()}};
+  Json j{{"steps", steps},     {"seq_len", seq_len},      {"batch", batch},
+         {"grad_accum", grad_accum}, {"lr", lr},        {"warmup", warmup},
+         {"min_lr_ratio", min_lr_ratio}, {"max_grad_norm", max_grad_norm}, {"seed", seed},
+         {"optimizer", o.describe()}};
+  if (dp.enabled()) j["dp"] = Json{{"clip", dp.clip}, {"noise", dp.noise}, {"epsilon", dp.epsilon}, {"delta", dp.delta}};
+  return j;
 }
 
 Json TrainResult::to_json() const {
-  return Json{{"completed", completed},
-              {"stop_reason", stop_reason},
-              {"steps", steps_done},
-              {"train_loss", train_loss},
-              {"eval_loss_before", eval_loss_before},
-              {"eval_loss_after", eval_loss_after},
-              {"eval_ppl_before", eval_ppl_before},
-              {"eval_ppl_after", eval_ppl_after},
-              {"tokens_per_s", tokens_per_s},
-              {"trained_tokens", trained_tokens},
-              {"grad_checkpoint", grad_checkpoint},
-              {"optimizer_state_bytes", optimizer_state_bytes},
-              {"peak_rss_mb", peak_rss_mb}};
+  Json j{{"completed", completed},
+         {"stop_reason", stop_reason},
+         {"steps", steps_done},
+         {"train_loss", train_loss},
+         {"eval_loss_before", eval_loss_before},
+         {"eval_loss_after", eval_loss_after},
+         {"eval_ppl_before", eval_ppl_before},
+         {"eval_ppl_after", eval_ppl_after},
+         {"tokens_per_s", tokens_per_s},
+         {"trained_tokens", trained_tokens},
+         {"grad_checkpoint", grad_checkpoint},
+         {"optimizer_state_bytes", optimizer_state_bytes},
+         {"peak_rss_mb", peak_rss_mb}};
+  if (!privacy.is_null()) j["privacy"] = privacy;
+  return j;
 }
 
 }  // namespace hearth::trainer

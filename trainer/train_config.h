@@ -10,6 +10,19 @@
 namespace hearth::trainer {
 
 enum class GradCheckpoint { kAuto, kOn, kOff };
+
+// DP-SGD for one run (off unless noise or a target ε is given): Poisson-sampled rows, each
+// row's gradient clipped to `clip`, Gaussian noise σ·clip on the sum (trainer/private_step.h).
+struct DpOptions {
+  double clip = 1.0;      // C
+  double noise = 0;       // σ; 0 with epsilon > 0: the smallest σ reaching epsilon (RDP accountant)
+  double epsilon = 0;     // target ε at delta for the whole run
+  double delta = 1e-5;
+  // 0: seeded from the OS's random source. A known seed lets anyone who knows it replay the
+  // sampling and the noise, so set it only for experiments that must repeat exactly.
+  uint64_t seed = 0;
+  bool enabled() const { return noise > 0 || epsilon > 0; }
+};
 GradCheckpoint parse_grad_checkpoint(const std::string& name);  // "auto" | "on" | "off"
 
 struct TrainConfig {
@@ -33,6 +46,10 @@ struct TrainConfig {
   int64_t stop_after_steps = 0;    // > 0: stop (with a checkpoint) once this many steps are done
   bool progress = true;            // progress bar / lines on stderr
   int64_t log_every = 10;          // plain progress lines every N steps when stderr is not a TTY
+  DpOptions dp;
+  // Nothing of the run touches the disk (no metrics.jsonl, checkpoint or result files under
+  // out): for a user's data from the vault, where the caller seals the result itself.
+  bool in_memory = false;
 
   void validate() const;
   // The settings a checkpoint must share with the run resuming it.
@@ -51,6 +68,7 @@ struct TrainResult {
   bool grad_checkpoint = false;
   size_t optimizer_state_bytes = 0;
   double peak_rss_mb = 0;
+  Json privacy;                    // DP-SGD runs: epsilon, delta, sigma, clip, sampling_rate, steps; else null
   Json to_json() const;
 };
 

@@ -19,6 +19,7 @@
 #include "trainer/chunked_loss.h"
 #include "trainer/loss_curve_svg.h"
 #include "trainer/lr_schedule.h"
+#include "trainer/private_step.h"
 #include "trainer/progress_bar.h"
 #include "trainer/stop_signal.h"
 #include "trainer/training_checkpoint.h"
@@ -99,7 +100,9 @@ std::vector<at::Generator> run_generators(Trainable& trainable) {
 // metrics.jsonl: one JSON object per line, appended and flushed as the run goes.
 class MetricsLog {
  public:
+  // An empty path keeps the lines in memory only.
   MetricsLog(const fs::path& path, bool resume, int64_t resume_step) : path_(path) {
+    if (path.empty()) return;
     if (resume && fs::exists(path)) {
       std::ifstream in(path);
       std::string line;
@@ -117,6 +120,7 @@ class MetricsLog {
   }
   void add(const Json& j) {
     lines_.push_back(j);
+    if (path_.empty()) return;
     out_ << j.dump() << "\n";
     out_.flush();
   }
@@ -172,7 +176,7 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
                   const TrainConfig& cfg, const BaseModelInfo& base) {
   cfg.validate();
   require(train_rows.rows() > 0, ErrorCode::kInvalidArgument, "no training rows (the data is shorter than one sequence)");
-  fs::create_directories(cfg.out);
+  if (!cfg.in_memory) fs::create_directories(cfg.out);
   const fs::path checkpoint_dir = cfg.out / "checkpoint";
   const bool checkpoint = cfg.grad_checkpoint == GradCheckpoint::kOn ||
                           (cfg.grad_checkpoint == GradCheckpoint::kAuto &&
@@ -189,6 +193,11 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
   ocfg.lr = cfg.lr;
   std::unique_ptr<optim::Optimizer> optimizer = optim::make_optimizer(ocfg, trainable.param_groups());
   std::vector<at::Generator> generators = run_generators(trainable);
+  std::unique_ptr<PrivateStep> dp;
+  if (cfg.dp.enabled()) {
+    dp = std::make_unique<PrivateStep>(cfg.dp, train_rows.rows(), cfg.batch * cfg.grad_accum, cfg.steps);
+    generators.push_back(dp->generator());  // checkpointed with the others
+  }
   const LrSchedule schedule{cfg.lr, cfg.warmup, cfg.steps, cfg.min_lr_ratio};
   const Json identity = cfg.identity();
 
@@ -196,7 +205,7 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
   if (cfg.resume) {
     st = load_training_checkpoint(checkpoint_dir, trainable, *optimizer, generators, identity);
   }
-  MetricsLog metrics(cfg.out / "metrics.jsonl", cfg.resume, st.step);
+  MetricsLog metrics(cfg.in_memory ? fs::path() : cfg.out / "metrics.jsonl", cfg.resume, st.step);
   ProgressBar bar(cfg.steps, cfg.progress, cfg.log_every);
   if (cfg.resume) bar.message("resumed from " + checkpoint_dir.string() + " at step " + std::to_string(st.step));
   if (st.step == 0) {
@@ -224,7 +233,7 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
     // summed loss is divided by it, so accumulation equals one large batch.
     std::vector<MicroBatch> micro;
     double step_tokens = 0;
-    for (int64_t m = 0; m < cfg.grad_accum; ++m) {
+    for (int64_t m = 0; m < cfg.grad_accum && !dp; ++m) {
       std::vector<int64_t> idx;
       for (int64_t r = 0; r < cfg.batch; ++r) idx.push_back(order.row(st.rows_consumed + m * cfg.batch + r));
       micro.push_back(gather_rows(train_rows, at::tensor(idx, at::kLong)));
@@ -236,7 +245,19 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
       loss_sum += loss.item<double>();
       if (step_tokens > 0) (loss / step_tokens).backward();
     }
-    const double grad_norm = clip_grad_norm(params, cfg.max_grad_norm);
+    double grad_norm = 0;
+    if (dp) {
+      // DP-SGD replaces batching and global clipping: per-row gradients, clipped, noised.
+      const PrivateStepStats s = dp->run(params, [&](int64_t row) {
+        MicroBatch b = gather_rows(train_rows, at::tensor({row}, at::kLong));
+        return std::make_pair(micro_batch_loss(decoder, b, checkpoint, generators), b.weights.sum().item<double>());
+      });
+      loss_sum = s.loss_sum;
+      step_tokens = s.tokens;
+      grad_norm = s.mean_grad_norm;
+    } else {
+      grad_norm = clip_grad_norm(params, cfg.max_grad_norm);
+    }
     optimizer->step();
     optimizer->zero_grad();
     st.rows_consumed += rows_per_step;
@@ -266,7 +287,7 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
         break;
       }
     }
-    if (cfg.checkpoint_every > 0 && st.step % cfg.checkpoint_every == 0 && !last) {
+    if (cfg.checkpoint_every > 0 && st.step % cfg.checkpoint_every == 0 && !last && !cfg.in_memory) {
       save_training_checkpoint(checkpoint_dir, trainable, *optimizer, generators, st, identity);
     }
   }
@@ -280,6 +301,7 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
   result.tokens_per_s = double(st.step * rows_per_step * cfg.seq_len) / std::max(1e-9, st.train_seconds);
   result.trained_tokens = st.trained_tokens;
   result.optimizer_state_bytes = optimizer->state_bytes();
+  if (dp) result.privacy = dp->report();
   // Train loss: mean of the last tenth of the logged steps.
   std::vector<double> losses;
   for (const Json& j : metrics.lines()) {
@@ -288,6 +310,11 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
   const size_t tail = std::max<size_t>(1, losses.size() / 10);
   for (size_t i = losses.size() - std::min(tail, losses.size()); i < losses.size(); ++i) result.train_loss += losses[i] / double(tail);
 
+  if (!result.completed && cfg.in_memory) {
+    bar.message("stopped at step " + std::to_string(st.step) + "; nothing was saved (runs on stored data keep no checkpoint yet)");
+    result.peak_rss_mb = peak_rss_mb();
+    return result;
+  }
   if (!result.completed) {
     save_training_checkpoint(checkpoint_dir, trainable, *optimizer, generators, st, identity);
     bar.message("stopped at step " + std::to_string(st.step) + "; checkpoint saved in " + checkpoint_dir.string() +
@@ -303,6 +330,7 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
   summary["trainable_parameters"] = trainable.parameter_count();
   summary["optimizer"] = optimizer->describe();
   summary["config"] = identity;
+  if (cfg.in_memory) return result;  // the caller seals the trainable's tensors itself
   // The result replaces the run folder as a whole; the run's records are written back beside it.
   const std::vector<Json> lines = metrics.lines();
   trainable.save(cfg.out, decoder, base.name, base.fingerprint, summary);
