@@ -7,6 +7,7 @@
 #include "core/json.h"
 #include "privacy/passphrase_prompt.h"
 #include "privacy/sandbox.h"
+#include "storage/adapter_registry.h"
 #include "storage/audit_log.h"
 #include "storage/database.h"
 #include "storage/hearth_home.h"
@@ -61,7 +62,15 @@ void run_list(const DataArgs& args) {
     rows.push_back(Json{{"kind", storage::record_kind_name(r.kind)}, {"id", r.id}, {"format", r.format},
                         {"bytes", r.bytes}, {"created", r.created}});
   }
-  print_json_result(Json{{"user", args.user}, {"records", rows}}.dump());
+  Json adapters = Json::array();
+  for (const storage::AdapterRecord& a : storage::AdapterRegistry(s.db, s.keyring, "").list(user.id)) {
+    std::printf("adapter  %6lld  %s v%lld  %s rank %lld  created %lld\n", static_cast<long long>(a.id), a.name.c_str(),
+                static_cast<long long>(a.version), a.method.c_str(), static_cast<long long>(a.rank),
+                static_cast<long long>(a.created));
+    adapters.push_back(Json{{"id", a.id}, {"name", a.name}, {"version", a.version}, {"method", a.method},
+                            {"rank", a.rank}, {"base_fingerprint", a.base_fingerprint}, {"created", a.created}});
+  }
+  print_json_result(Json{{"user", args.user}, {"records", rows}, {"adapters", adapters}}.dump());
 }
 
 void run_show(const DataArgs& args) {

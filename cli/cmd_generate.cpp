@@ -1,14 +1,54 @@
-// `hearth generate`: streams a model's continuation of a prompt (or a chat turn) to stdout.
+// `hearth generate`: streams a model's continuation of a prompt (or a chat turn) to stdout,
+// optionally through an adapter from a user's vault (--user, decrypted in memory only) and
+// inside the no-network sandbox (--sandbox).
+#include <spdlog/spdlog.h>
+
 #include <cstdio>
 
 #include "cli/command.h"
 #include "cli/model_options.h"
 #include "core/error.h"
 #include "core/json.h"
+#include "adapters/adapter_bundle.h"
+#include "adapters/adapter_set.h"
 #include "inference/generator.h"
+#include "privacy/passphrase_prompt.h"
+#include "privacy/sandbox.h"
+#include "privacy/secret_key.h"
+#include "storage/adapter_registry.h"
+#include "storage/hearth_home.h"
+#include "storage/user_store.h"
+#include "storage/vault.h"
 
 namespace hearth::cli {
 namespace {
+
+// --adapter under --user: a registry id (digits) or a name (its latest version).
+storage::AdapterRecord find_user_adapter(storage::Vault& vault, const std::string& user, const std::string& which) {
+  const storage::UserRecord u = storage::UserStore(vault.db()).get(user);
+  storage::AdapterRegistry registry(vault.db(), vault.keyring(), vault.home());
+  if (!which.empty() && which.find_first_not_of("0123456789") == std::string::npos) return registry.get(u.id, std::stoll(which));
+  std::optional<storage::AdapterRecord> rec = registry.latest(u.id, which);
+  require(rec.has_value(), ErrorCode::kNotFound,
+          "user \"" + user + "\" has no adapter named \"" + which + "\" (see the adapters of `hearth data list --user`)");
+  return *rec;
+}
+
+// Loads the user's sealed adapter into memory and attaches it; the decrypted bytes are wiped.
+void attach_user_adapter(storage::Vault& vault, const std::string& user, const std::string& which, LoadedModel& m) {
+  const storage::AdapterRecord rec = find_user_adapter(vault, user, which);
+  storage::AdapterRegistry registry(vault.db(), vault.keyring(), vault.home());
+  std::string bytes = registry.open_file(rec);
+  const std::string name = "adapter " + std::to_string(rec.id) + " (\"" + rec.name + "\" v" + std::to_string(rec.version) + ")";
+  try {
+    attach_adapter(*m.decoder, load_adapter_bundle(bytes, name, *m.decoder, m.fingerprint));
+  } catch (...) {
+    privacy::wipe(bytes);
+    throw;
+  }
+  privacy::wipe(bytes);
+  spdlog::info("applied {} of user {}", name, user);
+}
 
 struct GenerateCommand {
   ModelOptions model;
@@ -16,10 +56,21 @@ struct GenerateCommand {
   std::string system;
   bool chat = false;
   GenerationOptions generation;
+  std::string user, home, key_file;
+  bool sandbox = false;
 
   void run() {
     generation.sampling.validate();  // before the model loads: bad options fail fast
-    LoadedModel m = model.load();
+    require(user.empty() || !model.adapter.empty(), ErrorCode::kInvalidArgument,
+            "--user needs --adapter NAME or ID (an adapter from the user's registry)");
+    ModelOptions base = model;
+    if (!user.empty()) base.adapter.clear();  // --adapter names a registry entry, not a folder
+    LoadedModel m = base.load();
+    std::unique_ptr<storage::Vault> vault;
+    if (!user.empty()) vault = std::make_unique<storage::Vault>(storage::resolve_home(home), privacy::master_key_source_for_cli(key_file));
+    // Everything is open; nothing of the user's has been decrypted yet.
+    if (sandbox) privacy::enter_no_network_sandbox();
+    if (vault) attach_user_adapter(*vault, user, model.adapter, m);
     std::vector<int32_t> ids;
     if (chat) {
       const ChatTemplate* tmpl = m.tokenizer->chat_template();
@@ -42,7 +93,9 @@ struct GenerateCommand {
                    {"prompt_tokens", r.prompt_tokens},
                    {"tokens_per_s", r.decode_tokens_per_second()},
                    {"prefill_tokens_per_s", r.prefill_tokens_per_second()},
-                   {"stop_reason", r.stop_reason}};
+                   {"stop_reason", r.stop_reason},
+                   {"sandbox", privacy::in_no_network_sandbox()},
+                   {"sockets_blocked", privacy::in_no_network_sandbox() && privacy::socket_creation_blocked()}};
     if (json) print_json_result(result.dump(-1, ' ', false, Json::error_handler_t::replace));
   }
 };
@@ -51,6 +104,10 @@ CommandRegistration registration("generate", [](CLI::App& app) {
   auto cmd = std::make_shared<GenerateCommand>();
   CLI::App* sub = app.add_subcommand("generate", "stream a model's continuation of a prompt");
   cmd->model.add_to(*sub);
+  sub->add_option("--user", cmd->user, "take --adapter (a name or id) from this user's vault, decrypted in memory");
+  sub->add_option("--home", cmd->home, "with --user: Hearth home folder (default: $HEARTH_HOME or ~/.hearth)");
+  sub->add_option("--key-file", cmd->key_file, "with --user: unlock with this key file (mode 600) instead of a passphrase");
+  sub->add_flag("--sandbox", cmd->sandbox, "run with socket creation forbidden (seccomp)");
   sub->add_option("--prompt", cmd->prompt, "prompt text (default: empty, i.e. start from BOS)");
   sub->add_flag("--chat", cmd->chat, "wrap the prompt as a user turn with the model's chat template");
   sub->add_option("--system", cmd->system, "with --chat: a system message");

@@ -30,12 +30,13 @@ Json counts_json(const privacy::RedactionCounts& counts) {
 }
 
 void run_ingest(const IngestArgs& args) {
-  if (args.sandbox) privacy::enter_no_network_sandbox();
   storage::IngestOptions options;
   options.user = args.user;
   if (!args.redact.empty()) options.redaction = privacy::parse_redaction_mode(args.redact);
   std::vector<std::filesystem::path> files(args.files.begin(), args.files.end());
   storage::Vault vault(storage::resolve_home(args.home), privacy::master_key_source_for_cli(args.key_file));
+  // The database is open; no input has been read yet.
+  if (args.sandbox) privacy::enter_no_network_sandbox();
   storage::IngestReport r = storage::ingest_files(vault.db(), vault.keyring(), files, options);
   std::printf("ingested %zu file(s) for user \"%s\"%s: %zu document(s), %zu example(s) added; %zu duplicate(s), "
               "%zu dropped, %zu PII finding(s) (redaction %s)\n",
@@ -51,7 +52,9 @@ void run_ingest(const IngestArgs& args) {
               {"dropped", r.dropped},
               {"empty", r.empty},
               {"redaction", privacy::redaction_mode_name(r.redaction)},
-              {"pii_found", counts_json(r.redactions)}};
+              {"pii_found", counts_json(r.redactions)},
+              {"sandbox", privacy::in_no_network_sandbox()},
+              {"sockets_blocked", privacy::in_no_network_sandbox() && privacy::socket_creation_blocked()}};
   print_json_result(result.dump());
 }
 

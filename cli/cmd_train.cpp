@@ -1,18 +1,31 @@
 // `hearth train`: fine-tunes a LoRA / DoRA adapter (or, with --method full, every weight) on
-// text, chat or prompt/completion files, with a progress bar, metrics, and resume after Ctrl-C.
+// text, chat or prompt/completion files, with a progress bar, metrics, and resume after Ctrl-C;
+// or, with --user, on a user's stored data, registering the adapter sealed in their vault.
+// Runs inside the no-network sandbox unless --no-sandbox.
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
 
+#include "adapters/adapter.h"
+#include "adapters/adapter_bundle.h"
 #include "adapters/adapter_config.h"
 #include "cli/command.h"
 #include "cli/model_options.h"
 #include "core/error.h"
 #include "core/json.h"
+#include "privacy/passphrase_prompt.h"
+#include "privacy/sandbox.h"
+#include "privacy/secret_key.h"
+#include "storage/adapter_registry.h"
+#include "storage/hearth_home.h"
+#include "storage/job_store.h"
+#include "storage/user_data.h"
+#include "storage/vault.h"
 #include "trainer/packing.h"
 #include "trainer/stop_signal.h"
 #include "trainer/trainer.h"
 #include "trainer/training_data.h"
+#include "trainer/user_training_data.h"
 
 namespace hearth::cli {
 namespace {
@@ -48,9 +61,19 @@ struct TrainCommand {
   std::string grad_checkpoint = "auto";
   trainer::TrainConfig cfg;
   std::string out;
+  // Training on a user's stored data instead of --data files.
+  std::string user, home, key_file, adapter_name = "default";
+  bool no_sandbox = false;
 
   void run() {
+    require(data.empty() != user.empty(), ErrorCode::kInvalidArgument,
+            "give --data FILE... or --user NAME (train on the user's stored data), not both or neither");
+    require(user.empty() || out.empty(), ErrorCode::kInvalidArgument,
+            "--user keeps the adapter sealed in the user's vault; --out does not apply (export is not supported)");
+    require(!user.empty() || !out.empty(), ErrorCode::kInvalidArgument, "--out is required with --data");
+    require(user.empty() || method != "full", ErrorCode::kInvalidArgument, "--user trains adapters (lora, dora), not --method full");
     cfg.out = out;
+    cfg.in_memory = !user.empty();
     cfg.grad_checkpoint = trainer::parse_grad_checkpoint(grad_checkpoint);
     cfg.optimizer.name = optim;
     cfg.optimizer.weight_decay = weight_decay;
@@ -69,8 +92,22 @@ struct TrainCommand {
     trainer::DataOptions data_options;
     data_options.eval_fraction = eval_fraction;
     data_options.split = trainer::parse_eval_split(eval_split);
-    std::vector<std::filesystem::path> paths(data.begin(), data.end());
-    trainer::TrainingData docs = trainer::load_training_data(paths, *m.tokenizer, data_options);
+    // Files and the database are open before the sandbox closes the network; no user data is
+    // read before it.
+    std::unique_ptr<storage::Vault> vault;
+    if (!user.empty()) vault = std::make_unique<storage::Vault>(storage::resolve_home(home), privacy::master_key_source_for_cli(key_file));
+    if (!no_sandbox) privacy::enter_no_network_sandbox();
+    trainer::TrainingData docs;
+    int64_t user_id = 0;
+    if (vault) {
+      storage::UserData stored = storage::load_user_data(vault->db(), vault->keyring(), user);
+      user_id = stored.user_id;
+      docs = trainer::user_training_data(stored, *m.tokenizer, data_options);
+      for (std::string& d : stored.documents) privacy::wipe(d);
+    } else {
+      std::vector<std::filesystem::path> paths(data.begin(), data.end());
+      docs = trainer::load_training_data(paths, *m.tokenizer, data_options);
+    }
     trainer::PackedRows train_rows = trainer::pack_documents(docs.train, cfg.seq_len);
     trainer::PackedRows eval_rows = trainer::pack_documents(docs.eval, cfg.seq_len);
     spdlog::info("data: {} training rows ({} trained tokens), {} held-out rows of {} positions", train_rows.rows(),
@@ -81,12 +118,45 @@ struct TrainCommand {
     spdlog::info("training {} parameters ({}) with {}", trainable.parameter_count(), trainable.method(),
                  cfg.optimizer.describe());
     trainer::install_stop_signal_handlers();
-    trainer::TrainResult r = trainer::train(*m.decoder, trainable, train_rows, eval_rows, cfg, {model.model, m.fingerprint});
+    std::unique_ptr<storage::JobStore> jobs;
+    int64_t job_id = 0;
+    if (vault) {
+      jobs = std::make_unique<storage::JobStore>(vault->db(), vault->keyring(), vault->home());
+      job_id = jobs->create(user_id, "train", cfg.identity()).id;
+      jobs->set_status(job_id, "running");
+    }
+    trainer::TrainResult r;
+    try {
+      r = trainer::train(*m.decoder, trainable, train_rows, eval_rows, cfg, {model.model, m.fingerprint});
+    } catch (...) {
+      if (jobs) jobs->set_status(job_id, "failed");
+      throw;
+    }
     Json j = r.to_json();
-    j["adapter"] = out;
+    j["sandbox"] = privacy::in_no_network_sandbox();
+    j["sockets_blocked"] = privacy::in_no_network_sandbox() && privacy::socket_creation_blocked();
+    if (vault && r.completed) {
+      jobs->set_status(job_id, "done");
+      const storage::AdapterRecord rec = register_adapter(*vault, user_id, trainable, m, r);
+      j["adapter"] = rec.name;
+      j["adapter_id"] = rec.id;
+      j["adapter_version"] = rec.version;
+      j["adapter_file"] = rec.file_path;
+      j["adapter_sha256"] = rec.sha256;
+      j["job_id"] = job_id;
+    } else if (vault) {
+      jobs->set_status(job_id, "cancelled");
+    } else {
+      j["adapter"] = out;
+    }
     j["method"] = trainable.method();
     j["optimizer"] = optim;
     j["trainable_parameters"] = trainable.parameter_count();
+    if (!r.completed && vault) {
+      print_json_result(j.dump());
+      fail(ErrorCode::kCancelled, "training stopped at step " + std::to_string(r.steps_done) + " of " +
+                                      std::to_string(cfg.steps) + "; runs on stored data keep no checkpoint yet, so nothing was saved");
+    }
     if (!r.completed) {
       print_json_result(j.dump());
       fail(ErrorCode::kCancelled, "training stopped at step " + std::to_string(r.steps_done) + " of " +
@@ -96,8 +166,44 @@ struct TrainCommand {
     std::printf("trained %lld steps: train loss %.4f, held-out perplexity %.3f -> %.3f, %.0f tokens/s, peak RSS %.0f MB\n",
                 static_cast<long long>(r.steps_done), r.train_loss, r.eval_ppl_before, r.eval_ppl_after, r.tokens_per_s,
                 r.peak_rss_mb);
-    std::printf("saved to %s\n", out.c_str());
+    if (!r.privacy.is_null()) {
+      std::printf("DP-SGD: epsilon %.3f at delta %g (sigma %.4f, clip %g, sampling rate %.5f, %lld steps)\n",
+                  r.privacy["epsilon"].get<double>(), r.privacy["delta"].get<double>(), r.privacy["sigma"].get<double>(),
+                  r.privacy["clip"].get<double>(), r.privacy["sampling_rate"].get<double>(),
+                  static_cast<long long>(r.privacy["steps"].get<int64_t>()));
+    }
+    if (vault) {
+      std::printf("registered adapter \"%s\" version %lld (id %lld) for user \"%s\", sealed in %s\n",
+                  j["adapter"].get<std::string>().c_str(), static_cast<long long>(j["adapter_version"].get<int64_t>()),
+                  static_cast<long long>(j["adapter_id"].get<int64_t>()), user.c_str(),
+                  j["adapter_file"].get<std::string>().c_str());
+    } else {
+      std::printf("saved to %s\n", out.c_str());
+    }
     print_json_result(j.dump());
+  }
+
+  // Seals the adapter (built as one safetensors bundle in memory) into the user's vault as the
+  // next version of --name, with what it was made from and its metrics.
+  storage::AdapterRecord register_adapter(storage::Vault& vault, int64_t user_id, const trainer::Trainable& trainable,
+                                          const LoadedModel& m, const trainer::TrainResult& r) const {
+    Json summary = r.to_json();
+    summary["method"] = trainable.method();
+    summary["trainable_parameters"] = trainable.parameter_count();
+    summary["config"] = cfg.identity();
+    std::string bundle = adapter_to_bundle(*trainable.adapter_ptr(), model.model, m.fingerprint, summary);
+    storage::AdapterRecord meta;
+    meta.user_id = user_id;
+    meta.name = adapter_name;
+    meta.method = trainable.method();
+    meta.rank = trainable.adapter_ptr()->config().rank;
+    meta.targets = trainable.adapter_ptr()->config().targets;
+    meta.base_fingerprint = m.fingerprint;
+    meta.metrics = summary;
+    storage::AdapterRegistry registry(vault.db(), vault.keyring(), vault.home());
+    storage::AdapterRecord rec = registry.add(meta, bundle);
+    privacy::wipe(bundle);
+    return rec;
   }
 
   AdapterConfig adapter_config() const {
@@ -119,8 +225,19 @@ CommandRegistration registration("train", [](CLI::App& app) {
   auto& c = cmd->cfg;
   CLI::App* sub = app.add_subcommand("train", "fine-tune an adapter (LoRA / DoRA) or the whole model on text or chat data");
   cmd->model.add_to(*sub, /*with_adapter=*/false);
-  sub->add_option("--data", cmd->data, "text files, folders, chat JSONL or prompt/completion JSONL")->required();
-  sub->add_option("--out", cmd->out, "folder for the adapter, metrics.jsonl, loss_curve.svg and checkpoints")->required();
+  sub->add_option("--data", cmd->data, "text files, folders, chat JSONL or prompt/completion JSONL");
+  sub->add_option("--out", cmd->out, "with --data: folder for the adapter, metrics.jsonl, loss_curve.svg and checkpoints");
+  sub->add_option("--user", cmd->user, "train on this user's stored data; the adapter is sealed into their vault");
+  sub->add_option("--home", cmd->home, "with --user: Hearth home folder (default: $HEARTH_HOME or ~/.hearth)");
+  sub->add_option("--key-file", cmd->key_file, "with --user: unlock with this key file (mode 600) instead of a passphrase");
+  sub->add_option("--name", cmd->adapter_name, "with --user: the adapter's name in the registry (versions count up)")
+      ->capture_default_str();
+  sub->add_flag("--no-sandbox", cmd->no_sandbox, "allow sockets (by default training runs with socket creation forbidden)");
+  sub->add_option("--dp-clip", c.dp.clip, "DP-SGD: clip each row's gradient to this L2 norm")->capture_default_str();
+  sub->add_option("--dp-noise", c.dp.noise, "DP-SGD: noise multiplier sigma (turns DP-SGD on)");
+  sub->add_option("--dp-epsilon", c.dp.epsilon, "DP-SGD: target epsilon for the run; sigma is solved for it (turns DP-SGD on)");
+  sub->add_option("--dp-delta", c.dp.delta, "DP-SGD: delta of the reported (epsilon, delta)")->capture_default_str();
+  sub->add_option("--dp-seed", c.dp.seed, "DP-SGD: fixed seed of sampling and noise, for experiments only (default: random)");
   sub->add_option("--method", cmd->method, "lora, dora or full")->capture_default_str();
   sub->add_flag("--rslora", cmd->rslora, "scale adapters by alpha/sqrt(rank) instead of alpha/rank");
   sub->add_option("--rank", cmd->rank, "adapter rank")->capture_default_str();

@@ -1,6 +1,8 @@
 #include "privacy/sandbox.h"
 
 #include <seccomp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -42,5 +44,15 @@ void enter_no_network_sandbox() {
 }
 
 bool in_no_network_sandbox() { return g_sandboxed; }
+
+bool socket_creation_blocked() {
+  bool blocked = true;
+  for (int family : {AF_INET, AF_INET6, AF_UNIX}) {
+    const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) ::close(fd);
+    blocked = blocked && fd < 0 && errno == EACCES;
+  }
+  return blocked;
+}
 
 }  // namespace hearth::privacy

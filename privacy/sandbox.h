@@ -15,4 +15,10 @@ void enter_no_network_sandbox();
 // True once enter_no_network_sandbox() succeeded in this process.
 bool in_no_network_sandbox();
 
+// Tries to create an IPv4, an IPv6 and a local (AF_UNIX) socket right now, closing any that
+// opens; true when every attempt fails with EACCES. Sandboxed commands report it as
+// "sockets_blocked", so a test of the real binary sees the filter at work (outside the
+// sandbox they do not probe: Hearth opens no sockets).
+bool socket_creation_blocked();
+
 }  // namespace hearth::privacy

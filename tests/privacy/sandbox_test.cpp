@@ -14,7 +14,7 @@ namespace {
 
 // Exit codes of the child, so the parent can say what went wrong.
 enum ChildResult { kOk = 0, kEnterFailed = 10, kInetOpened = 11, kInet6Opened = 12, kUnixOpened = 13,
-                   kWrongErrno = 14, kFileFailed = 15, kNotFlagged = 16 };
+                   kWrongErrno = 14, kFileFailed = 15, kNotFlagged = 16, kProbeMissed = 17 };
 
 int child_body() {
   try {
@@ -28,6 +28,7 @@ int child_body() {
   if (errno != EACCES) return kWrongErrno;
   if (::socket(AF_INET6, SOCK_DGRAM, 0) >= 0) return kInet6Opened;
   if (::socket(AF_UNIX, SOCK_STREAM, 0) >= 0) return kUnixOpened;
+  if (!hearth::privacy::socket_creation_blocked()) return kProbeMissed;
   std::FILE* f = std::tmpfile();  // ordinary file work continues
   if (f == nullptr) return kFileFailed;
   std::fclose(f);
@@ -49,4 +50,5 @@ TEST(Sandbox, SocketFailsInsideAForkedChild) {
   EXPECT_GE(s, 0);
   if (s >= 0) ::close(s);
   EXPECT_FALSE(hearth::privacy::in_no_network_sandbox());
+  EXPECT_FALSE(hearth::privacy::socket_creation_blocked());  // the probe sees open sockets too
 }
