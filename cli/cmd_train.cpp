@@ -103,7 +103,13 @@ struct TrainCommand {
       storage::UserData stored = storage::load_user_data(vault->db(), vault->keyring(), user);
       user_id = stored.user_id;
       docs = trainer::user_training_data(stored, *m.tokenizer, data_options);
+      // The decrypted text is no longer needed; do not leave it in freed memory.
       for (std::string& d : stored.documents) privacy::wipe(d);
+      for (storage::TrainingExample& e : stored.examples) {
+        for (storage::ChatMessage& msg : e.messages) privacy::wipe(msg.content);
+        privacy::wipe(e.prompt);
+        privacy::wipe(e.completion);
+      }
     } else {
       std::vector<std::filesystem::path> paths(data.begin(), data.end());
       docs = trainer::load_training_data(paths, *m.tokenizer, data_options);
