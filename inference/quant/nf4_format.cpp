@@ -27,6 +27,8 @@ const float kNF4Table[16] = {
     1.0f,
 };
 
+const int8_t kNF4Int8Table[16] = {-127, -88, -67, -50, -36, -23, -12, 0, 10, 20, 31, 43, 56, 71, 92, 127};
+
 uint8_t nf4_nearest_code(float v) {
   // The table is sorted, so the nearest value is found by comparing against midpoints.
   uint8_t code = 0;

@@ -8,6 +8,10 @@ namespace hearth {
 // The 16 NF4 code values, exactly bitsandbytes' table, in code order 0..15.
 extern const float kNF4Table[16];
 
+// The code values scaled to int8, round(kNF4Table[i] * 127): the weights the int8-activation
+// decode kernel multiplies (off by at most absmax / 254 from the exact value).
+extern const int8_t kNF4Int8Table[16];
+
 // The code whose table value is nearest to v (v is normally in [-1, 1]).
 uint8_t nf4_nearest_code(float v);
 

@@ -11,6 +11,7 @@ std::atomic<int> g_forced{static_cast<int>(KernelIsa::kAuto)};
 
 const QuantKernelSet& kernels_for(KernelIsa isa) {
   switch (isa) {
+    case KernelIsa::kAvx512Vnni: return avx512_vnni_kernels();
     case KernelIsa::kAvx512: return avx512_kernels();
     case KernelIsa::kAvx2: return avx2_kernels();
     default: return scalar_kernels();
@@ -18,7 +19,8 @@ const QuantKernelSet& kernels_for(KernelIsa isa) {
 }
 
 KernelIsa best_isa() {
-  static const KernelIsa best = cpu_supports_isa(KernelIsa::kAvx512) ? KernelIsa::kAvx512
+  static const KernelIsa best = cpu_supports_isa(KernelIsa::kAvx512Vnni) ? KernelIsa::kAvx512Vnni
+                                : cpu_supports_isa(KernelIsa::kAvx512) ? KernelIsa::kAvx512
                                 : cpu_supports_isa(KernelIsa::kAvx2)  ? KernelIsa::kAvx2
                                                                       : KernelIsa::kScalar;
   return best;
@@ -32,6 +34,8 @@ bool cpu_supports_isa(KernelIsa isa) {
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
              __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    case KernelIsa::kAvx512Vnni:
+      return cpu_supports_isa(KernelIsa::kAvx512) && __builtin_cpu_supports("avx512vnni");
     case KernelIsa::kAvx2:
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
     default: return true;
@@ -44,6 +48,7 @@ const char* kernel_isa_name(KernelIsa isa) {
     case KernelIsa::kScalar: return "scalar";
     case KernelIsa::kAvx2: return "avx2";
     case KernelIsa::kAvx512: return "avx512";
+    case KernelIsa::kAvx512Vnni: return "avx512-vnni";
   }
   return "invalid";
 }

@@ -2,6 +2,7 @@
 // AVX-512) over a plain pointer view of a packed matrix, and the dispatch point choosing one.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "inference/quant/quant_format.h"
 
@@ -26,13 +27,28 @@ using MatvecRowsFn = void (*)(const PackedView& m, const float* x_padded, float*
 using DequantTileFn = void (*)(const PackedView& m, int64_t r0, int64_t r1, int64_t b0, int64_t b1, float* out,
                                int64_t ld);
 
+// x quantized to int8 for the integer decode kernel, once per matrix-vector product, in blocks
+// of the weight format's block size (scale = absmax / 127) and laid out in the kernel's own order.
+struct Q8Activation {
+  std::vector<int8_t> values;
+  std::vector<float> block_scales;  // per block, zero-padded to whole kernel groups
+  std::vector<int32_t> lane_bias;   // the accumulators' starting values (undo the weights' offset)
+};
+using QuantizeActivationFn = void (*)(const PackedView& m, const float* x_padded, Q8Activation& out);
+using MatvecQ8RowsFn = void (*)(const PackedView& m, const Q8Activation& x, float* y, int64_t r0, int64_t r1);
+
 struct QuantKernelSet {
   const char* name;
   MatvecRowsFn matvec_rows;
   DequantTileFn dequant_tile;
+  // Optional (nullptr when absent): the decode GEMV over int8 activations, used instead of
+  // matvec_rows when present. Its result differs from the float one by the activation rounding.
+  QuantizeActivationFn quantize_activation = nullptr;
+  MatvecQ8RowsFn matvec_q8_rows = nullptr;
 };
 
-enum class KernelIsa { kAuto, kScalar, kAvx2, kAvx512 };
+// kAvx512Vnni: the AVX-512 set plus the int8-activation decode GEMV (vpdpbusd).
+enum class KernelIsa { kAuto, kScalar, kAvx2, kAvx512, kAvx512Vnni };
 
 // Whether this CPU can run kernels of `isa` (kScalar and kAuto always can).
 bool cpu_supports_isa(KernelIsa isa);
@@ -47,6 +63,7 @@ const char* kernel_isa_name(KernelIsa isa);
 const QuantKernelSet& scalar_kernels();
 const QuantKernelSet& avx2_kernels();
 const QuantKernelSet& avx512_kernels();
+const QuantKernelSet& avx512_vnni_kernels();
 
 // The reconstructed block scales of row r, blocks [b0, b1), as floats (shared by all kernels).
 void row_block_scales(const PackedView& m, int64_t r, int64_t b0, int64_t b1, float* out);

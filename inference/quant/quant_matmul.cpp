@@ -31,12 +31,21 @@ void dequantize_rows(const PackedView& v, int64_t r0, int64_t r1, at::Tensor& ti
 
 int64_t quant_tile_rows(int64_t padded_cols) { return std::max<int64_t>(16, (kTileFloats / padded_cols) / 16 * 16); }
 
-void quant_matvec(const QuantizedMatrix& m, const float* x, float* y) {
+void quant_matvec(const QuantizedMatrix& m, const float* x, float* y, ActivationRounding rounding) {
   const PackedView v = m.view();
   // x padded with zeros to whole blocks, so the kernels need no tail handling.
   std::vector<float> xp(m.padded_cols(), 0.0f);
   std::copy(x, x + m.cols, xp.begin());
   const auto& k = active_kernels();
+  if (k.matvec_q8_rows != nullptr && rounding == ActivationRounding::kInt8WhereFaster) {
+    // Quantized once here, on the calling thread, then shared read-only by the row workers.
+    // (A thread_local buffer, so it must be named through a reference inside the lambda.)
+    thread_local Q8Activation buffer;
+    Q8Activation& xq = buffer;
+    k.quantize_activation(v, xp.data(), xq);
+    at::parallel_for(0, m.rows, 8, [&](int64_t r0, int64_t r1) { k.matvec_q8_rows(v, xq, y, r0, r1); });
+    return;
+  }
   at::parallel_for(0, m.rows, 8, [&](int64_t r0, int64_t r1) { k.matvec_rows(v, xp.data(), y, r0, r1); });
 }
 
@@ -54,12 +63,12 @@ void for_each_dequantized_tile(const QuantizedMatrix& m, Fn&& fn) {
   }
 }
 
-at::Tensor quant_matmul(const QuantizedMatrix& m, const at::Tensor& x_in) {
+at::Tensor quant_matmul(const QuantizedMatrix& m, const at::Tensor& x_in, ActivationRounding rounding) {
   at::Tensor x = as_float_matrix(x_in, m.cols, "quant_matmul");
   const int64_t n = x.size(0);
   at::Tensor out = at::empty({n, m.rows}, at::kFloat);
   if (n == 1) {
-    quant_matvec(m, x.data_ptr<float>(), out.data_ptr<float>());
+    quant_matvec(m, x.data_ptr<float>(), out.data_ptr<float>(), rounding);
     return out;
   }
   if (n == 0) return out;

@@ -7,12 +7,19 @@
 
 namespace hearth {
 
+// How the decode GEMV may treat x. kInt8WhereFaster lets kernel sets that have one (avx512-vnni)
+// round x to int8 per block first (see quant_matvec_q8_avx512.cpp): about 1% of the terms'
+// magnitude, fine for inference. Training asks for kExact, so gradients see the true product.
+enum class ActivationRounding { kExact, kInt8WhereFaster };
+
 // y[rows] = W x for x[cols]; reads the packed codes directly, split over hearth::num_threads().
-void quant_matvec(const QuantizedMatrix& m, const float* x, float* y);
+void quant_matvec(const QuantizedMatrix& m, const float* x, float* y,
+                  ActivationRounding rounding = ActivationRounding::kInt8WhereFaster);
 
 // x [n, cols] -> [n, rows] = x W^T (float). n == 1 runs quant_matvec; larger n dequantize W a
-// tile of rows at a time into a cache-sized buffer and multiply it with the BLAS.
-at::Tensor quant_matmul(const QuantizedMatrix& m, const at::Tensor& x);
+// tile of rows at a time into a cache-sized buffer and multiply it with the BLAS (exact).
+at::Tensor quant_matmul(const QuantizedMatrix& m, const at::Tensor& x,
+                        ActivationRounding rounding = ActivationRounding::kInt8WhereFaster);
 
 // g [n, rows] -> [n, cols] = g W (float): the input gradient of x W^T, from the packed weights.
 at::Tensor quant_matmul_transposed(const QuantizedMatrix& m, const at::Tensor& g);

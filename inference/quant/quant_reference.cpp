@@ -1,11 +1,17 @@
 #include "inference/quant/quant_reference.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "inference/quant/fp16.h"
 #include "inference/quant/nf4_format.h"
 
 namespace hearth {
 
-double reference_weight(const QuantizedMatrix& m, int64_t r, int64_t c) {
+namespace {
+
+// W[r, c]; with nf4_as_int8 the NF4 code value is the int8-kernel's kNF4Int8Table[code] / 127.
+double decode_weight(const QuantizedMatrix& m, int64_t r, int64_t c, bool nf4_as_int8) {
   const PackedView v = m.view();
   const int64_t bs = m.block_size(), b = c / bs, i = c % bs, block = r * v.blocks_per_row + b;
   const uint8_t* q = v.codes + r * v.row_bytes + b * quant_block_bytes(m.format);
@@ -14,7 +20,8 @@ double reference_weight(const QuantizedMatrix& m, int64_t r, int64_t c) {
       const int code = i < 32 ? (q[i] & 0x0F) : (q[i - 32] >> 4);
       const double absmax = static_cast<double>(v.absmax_codes[block]) * v.absmax_scale[block / kNF4AbsmaxGroup] +
                             v.absmax_offset[block / kNF4AbsmaxGroup];
-      return static_cast<double>(kNF4Table[code]) * absmax;
+      const double value = nf4_as_int8 ? kNF4Int8Table[code] / 127.0 : static_cast<double>(kNF4Table[code]);
+      return value * absmax;
     }
     case QuantFormat::kInt4: {
       const int code = i < 16 ? (q[i] & 0x0F) : (q[i - 16] >> 4);
@@ -26,6 +33,10 @@ double reference_weight(const QuantizedMatrix& m, int64_t r, int64_t c) {
   return 0.0;
 }
 
+}  // namespace
+
+double reference_weight(const QuantizedMatrix& m, int64_t r, int64_t c) { return decode_weight(m, r, c, false); }
+
 double reference_dot(const QuantizedMatrix& m, int64_t r, const double* x) {
   double s = 0.0;
   for (int64_t c = 0; c < m.cols; ++c) s += reference_weight(m, r, c) * x[c];
@@ -35,6 +46,25 @@ double reference_dot(const QuantizedMatrix& m, int64_t r, const double* x) {
 std::vector<double> reference_matvec(const QuantizedMatrix& m, const double* x) {
   std::vector<double> y(m.rows);
   for (int64_t r = 0; r < m.rows; ++r) y[r] = reference_dot(m, r, x);
+  return y;
+}
+
+std::vector<double> reference_matvec_q8(const QuantizedMatrix& m, const float* x) {
+  const int64_t bs = m.block_size();
+  // x rounded per block exactly as the kernel does it, in float: q = round(x * (127 / absmax)).
+  std::vector<double> xq(m.cols);
+  for (int64_t b0 = 0; b0 < m.cols; b0 += bs) {
+    const int64_t b1 = std::min(m.cols, b0 + bs);
+    float absmax = 0.0f;
+    for (int64_t c = b0; c < b1; ++c) absmax = std::max(absmax, std::fabs(x[c]));
+    const float inv = absmax > 0.0f ? 127.0f / absmax : 0.0f;
+    const double scale = absmax / 127.0f;
+    for (int64_t c = b0; c < b1; ++c) xq[c] = std::nearbyint(x[c] * inv) * scale;
+  }
+  std::vector<double> y(m.rows, 0.0);
+  for (int64_t r = 0; r < m.rows; ++r) {
+    for (int64_t c = 0; c < m.cols; ++c) y[r] += decode_weight(m, r, c, true) * xq[c];
+  }
   return y;
 }
 

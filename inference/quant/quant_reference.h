@@ -15,6 +15,10 @@ double reference_weight(const QuantizedMatrix& m, int64_t r, int64_t c);
 double reference_dot(const QuantizedMatrix& m, int64_t r, const double* x);
 // W x for x[cols].
 std::vector<double> reference_matvec(const QuantizedMatrix& m, const double* x);
+// W x as the int8-activation decode kernel defines it: x rounded to int8 per weight block
+// (scale = absmax / 127, rounding as the kernel does in float) and NF4 code values taken from
+// kNF4Int8Table; products summed in double.
+std::vector<double> reference_matvec_q8(const QuantizedMatrix& m, const float* x);
 // The whole matrix as double [rows, cols].
 at::Tensor reference_dequantize(const QuantizedMatrix& m);
 

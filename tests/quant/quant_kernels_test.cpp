@@ -15,10 +15,8 @@ constexpr QuantFormat kFormats[] = {QuantFormat::kNF4, QuantFormat::kInt4, Quant
 // Odd shapes: columns that are not multiples of 32 / 64 or of the vector width, a single row.
 const std::vector<std::pair<int64_t, int64_t>> kShapes = {{37, 70}, {129, 200}, {64, 64}, {1, 33}, {5, 1}, {300, 97}};
 
-// |y - ref| <= tol * sum |W x| per element: float accumulation error relative to the terms.
-// kTol leaves room for the kernels rebuilding nf4's double-quantized absmax in fp32
-// (code * scale + offset can cancel): seen up to 1.2e-5 on one-column rows; a wrong kernel is
-// off by orders of magnitude more.
+// |y - ref| <= tol * sum |W| |x| per element (float accumulation error relative to the terms;
+// weight_magnitude adds nf4's absmax rebuilding); a wrong kernel is off by orders of magnitude more.
 constexpr double kTol = 4e-5;
 void expect_close_to_reference(const at::Tensor& y, const at::Tensor& ref, const at::Tensor& abs_ref, double tol,
                                const std::string& what) {
@@ -29,6 +27,8 @@ void expect_close_to_reference(const at::Tensor& y, const at::Tensor& ref, const
                   << (err / bound).max().item<double>();
 }
 
+// Float kernels are checked against the exact dequantized product; the int8-activation kernel
+// against the same product with x rounded to int8 as it defines it (reference_matvec_q8).
 TEST(QuantKernels, MatvecMatchesDoubleReferenceOnEveryIsaAndThreadCount) {
   test::KernelGuard guard;
   const uint64_t seed = test::fresh_seed();
@@ -40,19 +40,66 @@ TEST(QuantKernels, MatvecMatchesDoubleReferenceOnEveryIsaAndThreadCount) {
       at::Tensor wd = reference_dequantize(m);
       at::Tensor x = at::randn({cols}, gen);
       at::Tensor xd = x.to(at::kDouble);
-      at::Tensor ref = at::from_blob(reference_matvec(m, xd.data_ptr<double>()).data(), {rows}, at::kDouble).clone();
-      at::Tensor abs_ref = at::mv(wd.abs(), xd.abs());
+      at::Tensor ref = test::as_tensor(reference_matvec(m, xd.data_ptr<double>()));
+      at::Tensor ref_q8 = test::as_tensor(reference_matvec_q8(m, x.data_ptr<float>()));
+      at::Tensor abs_ref = at::mv(test::weight_magnitude(m, wd, kTol), xd.abs());
       for (KernelIsa isa : test::supported_isas()) {
         force_kernel_isa(isa);
+        const bool int8_activations = active_kernels().matvec_q8_rows != nullptr;
         for (int threads : {1, 2}) {
           set_num_threads(threads);
           at::Tensor y = at::full({rows}, std::nanf(""));
           quant_matvec(m, x.data_ptr<float>(), y.data_ptr<float>());
-          expect_close_to_reference(y, ref, abs_ref, kTol,
-                                    std::string(quant_format_name(format)) + " " + kernel_isa_name(isa) + " " +
-                                        std::to_string(rows) + "x" + std::to_string(cols) + " threads " + std::to_string(threads));
+          const std::string what = std::string(quant_format_name(format)) + " " + kernel_isa_name(isa) + " " +
+                                   std::to_string(rows) + "x" + std::to_string(cols) + " threads " + std::to_string(threads);
+          expect_close_to_reference(y, int8_activations ? ref_q8 : ref, abs_ref, kTol, what);
+          // Asked for the exact product, every kernel set gives it.
+          y.fill_(std::nanf(""));
+          quant_matvec(m, x.data_ptr<float>(), y.data_ptr<float>(), ActivationRounding::kExact);
+          expect_close_to_reference(y, ref, abs_ref, kTol, what + " exact");
         }
       }
+    }
+  }
+}
+
+// What rounding x to int8 may cost against the exact product, element by element: each x moves
+// by at most half its block's step (absmax / 254) and each NF4 code value by at most 1/254 of
+// the block absmax, so |error| <= sum |w| * step / 2 + sum (|x| + step / 2) * absmax / 254.
+TEST(QuantKernels, Int8ActivationErrorStaysWithinItsRoundingBound) {
+  if (!cpu_supports_isa(KernelIsa::kAvx512Vnni)) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  test::KernelGuard guard;
+  force_kernel_isa(KernelIsa::kAvx512Vnni);
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  auto gen = make_generator(seed);
+  for (QuantFormat format : kFormats) {
+    for (auto [rows, cols] : kShapes) {
+      QuantizedMatrix m = quantize_matrix(test::random_weight(rows, cols, gen), format);
+      at::Tensor wd = reference_dequantize(m);
+      at::Tensor x = at::randn({cols}, gen);
+      at::Tensor ref = at::mv(wd, x.to(at::kDouble));
+      // Per column: the x step of its block, and the largest |w| change of the nf4 int8 table.
+      const int64_t bs = m.block_size(), nb = m.blocks_per_row();
+      at::Tensor xblocks = at::constant_pad_nd(x.abs(), {0, nb * bs - cols}).view({nb, bs});
+      at::Tensor step = (std::get<0>(xblocks.max(1)) / 127.0).repeat_interleave(bs).narrow(0, 0, cols).to(at::kDouble);
+      at::Tensor bound = at::mv(wd.abs(), step / 2) + kTol * at::mv(test::weight_magnitude(m, wd, kTol), x.abs().to(at::kDouble));
+      if (format == QuantFormat::kNF4) {
+        // The row's largest |w| bounds every block absmax of the row (a block's largest weight
+        // always takes the code of +-1).
+        at::Tensor row_absmax = std::get<0>(wd.abs().max(1));
+        bound = bound + row_absmax / 254.0 * (x.abs().to(at::kDouble) + step / 2).sum();
+      }
+      at::Tensor y = at::empty({rows});
+      quant_matvec(m, x.data_ptr<float>(), y.data_ptr<float>());
+      at::Tensor err = (y.to(at::kDouble) - ref).abs();
+      EXPECT_TRUE((err <= bound).all().item<bool>())
+          << quant_format_name(format) << " " << rows << "x" << cols << ": max error / bound " << (err / bound).max().item<double>()
+          << " at row " << (err / bound).argmax().item<int64_t>() << ": error " << err[(err / bound).argmax()].item<double>()
+          << " bound " << bound[(err / bound).argmax()].item<double>() << " y " << y[(err / bound).argmax()].item<float>()
+          << " ref " << ref[(err / bound).argmax()].item<double>();
+      // And it is tight enough to matter: the error is about 1% of the terms' magnitude |W| |x|.
+      EXPECT_LT(err.norm().item<double>(), 0.03 * at::mv(wd.abs(), x.abs().to(at::kDouble)).norm().item<double>() + 1e-6);
     }
   }
 }
@@ -83,6 +130,7 @@ TEST(QuantKernels, MatmulAndTransposedMatchDoubleReference) {
     for (auto [rows, cols] : kShapes) {
       QuantizedMatrix m = quantize_matrix(test::random_weight(rows, cols, gen), format);
       at::Tensor wd = reference_dequantize(m);
+      at::Tensor wmag = test::weight_magnitude(m, wd, kTol);
       for (int threads : {1, 2}) {
         set_num_threads(threads);
         for (int64_t n : {1, 3, 17}) {
@@ -92,12 +140,17 @@ TEST(QuantKernels, MatmulAndTransposedMatchDoubleReference) {
           at::Tensor xd = x.to(at::kDouble);
           at::Tensor y = quant_matmul(m, x);
           ASSERT_EQ(y.sizes(), (std::vector<int64_t>{n, rows}));
-          expect_close_to_reference(y, at::mm(xd, wd.t()), at::mm(xd.abs(), wd.abs().t()), kTol, what);
+          // One row goes through the decode GEMV, which may round x to int8 (see the Matvec test).
+          at::Tensor expected = at::mm(xd, wd.t());
+          if (n == 1 && active_kernels().matvec_q8_rows != nullptr) {
+            expected = test::as_tensor(reference_matvec_q8(m, x.data_ptr<float>())).view({1, rows});
+          }
+          expect_close_to_reference(y, expected, at::mm(xd.abs(), wmag.t()), kTol, what);
           at::Tensor g = at::randn({n, rows}, gen);
           at::Tensor gd = g.to(at::kDouble);
           at::Tensor gx = quant_matmul_transposed(m, g);
           ASSERT_EQ(gx.sizes(), (std::vector<int64_t>{n, cols}));
-          expect_close_to_reference(gx, at::mm(gd, wd), at::mm(gd.abs(), wd.abs()), kTol, what + " transposed");
+          expect_close_to_reference(gx, at::mm(gd, wd), at::mm(gd.abs(), wmag), kTol, what + " transposed");
         }
       }
     }
@@ -114,8 +167,9 @@ TEST(QuantKernels, MatmulSpansSeveralTiles) {
   at::Tensor wd = dequantize_matrix(m).to(at::kDouble);
   at::Tensor x = at::randn({4, cols}, gen), g = at::randn({4, rows}, gen);
   at::Tensor xd = x.to(at::kDouble), gd = g.to(at::kDouble);
-  expect_close_to_reference(quant_matmul(m, x), at::mm(xd, wd.t()), at::mm(xd.abs(), wd.abs().t()), kTol, "matmul");
-  expect_close_to_reference(quant_matmul_transposed(m, g), at::mm(gd, wd), at::mm(gd.abs(), wd.abs()), kTol, "transposed");
+  at::Tensor wmag = test::weight_magnitude(m, wd, kTol);
+  expect_close_to_reference(quant_matmul(m, x), at::mm(xd, wd.t()), at::mm(xd.abs(), wmag.t()), kTol, "matmul");
+  expect_close_to_reference(quant_matmul_transposed(m, g), at::mm(gd, wd), at::mm(gd.abs(), wmag), kTol, "transposed");
 }
 
 TEST(QuantKernels, MatmulRejectsWrongInputWidth) {

@@ -4,16 +4,19 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <random>
 
 #include "core/rng.h"
 #include "core/threads.h"
 #include "inference/quant/quant_kernels.h"
+#include "inference/quant/quantized_matrix.h"
 
 namespace hearth::test {
 
-// A new seed every run; tests print it with SCOPED_TRACE.
+// A new seed every run; tests print it with SCOPED_TRACE, and HEARTH_TEST_SEED=<seed> replays it.
 inline uint64_t fresh_seed() {
+  if (const char* fixed = std::getenv("HEARTH_TEST_SEED")) return std::strtoull(fixed, nullptr, 10);
   std::random_device rd;
   return (static_cast<uint64_t>(rd()) << 32) ^ rd();
 }
@@ -28,6 +31,25 @@ inline at::Tensor random_weight(int64_t rows, int64_t cols, at::Generator& gen) 
   return at::where(outlier, w * 8.0, w);
 }
 
+inline at::Tensor as_tensor(const std::vector<double>& v) {
+  return at::from_blob(const_cast<double*>(v.data()), {static_cast<int64_t>(v.size())}, at::kDouble).clone();
+}
+
+// |W| [rows, cols] for error bounds of the form tol * (|W| |x|). For nf4 it adds, divided by
+// tol, what rebuilding a block's double-quantized absmax in float may move its weights by: code *
+// scale + offset can cancel to almost nothing, so that error is unbounded relative to the absmax
+// but a few ulps of its two parts (2^-22 (|code * scale| + |offset|), the code values being <= 1).
+inline at::Tensor weight_magnitude(const QuantizedMatrix& m, const at::Tensor& w_double, double tol) {
+  at::Tensor mag = w_double.abs();
+  if (m.format != QuantFormat::kNF4) return mag;
+  const int64_t nb = m.blocks_per_row();
+  at::Tensor group = at::arange(m.rows * nb, at::kLong).floor_divide(256);
+  at::Tensor parts = (m.absmax_codes.to(at::kDouble) * m.absmax_scale.to(at::kDouble).index_select(0, group)).abs() +
+                     m.absmax_offset.to(at::kDouble).index_select(0, group).abs();
+  at::Tensor per_weight = parts.view({m.rows, nb}).repeat_interleave(m.block_size(), 1).narrow(1, 0, m.cols);
+  return mag + per_weight * (std::ldexp(1.0, -22) / tol);
+}
+
 // Restores the automatic kernel choice and the thread count when a test ends.
 struct KernelGuard {
   ~KernelGuard() {
@@ -38,7 +60,7 @@ struct KernelGuard {
 
 inline std::vector<KernelIsa> supported_isas() {
   std::vector<KernelIsa> isas;
-  for (KernelIsa isa : {KernelIsa::kScalar, KernelIsa::kAvx2, KernelIsa::kAvx512}) {
+  for (KernelIsa isa : {KernelIsa::kScalar, KernelIsa::kAvx2, KernelIsa::kAvx512, KernelIsa::kAvx512Vnni}) {
     if (cpu_supports_isa(isa)) isas.push_back(isa);
   }
   return isas;
