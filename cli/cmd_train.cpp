@@ -64,6 +64,8 @@ struct TrainCommand {
   // Training on a user's stored data instead of --data files.
   std::string user, home, key_file, adapter_name = "default";
   bool no_sandbox = false;
+  std::unique_ptr<storage::JobStore> jobs;  // with --user: the run's job and its sealed checkpoints
+  int64_t job_id = 0;
 
   void run() {
     require(data.empty() != user.empty(), ErrorCode::kInvalidArgument,
@@ -74,6 +76,15 @@ struct TrainCommand {
     require(user.empty() || method != "full", ErrorCode::kInvalidArgument, "--user trains adapters (lora, dora), not --method full");
     cfg.out = out;
     cfg.in_memory = !user.empty();
+    if (cfg.in_memory) {
+      // Checkpoints are sealed into the user's folder as they are made; --resume opens the latest.
+      cfg.save_checkpoint = [this](int64_t step, const std::string& bytes) { jobs->add_checkpoint(job_id, step, bytes); };
+      cfg.load_checkpoint = [this] {
+        std::optional<storage::CheckpointRecord> c = jobs->latest_checkpoint(job_id);
+        require(c.has_value(), ErrorCode::kNotFound, "training job " + std::to_string(job_id) + " has no checkpoint to resume from");
+        return jobs->open_checkpoint(*c);
+      };
+    }
     cfg.grad_checkpoint = trainer::parse_grad_checkpoint(grad_checkpoint);
     cfg.optimizer.name = optim;
     cfg.optimizer.weight_decay = weight_decay;
@@ -124,11 +135,9 @@ struct TrainCommand {
     spdlog::info("training {} parameters ({}) with {}", trainable.parameter_count(), trainable.method(),
                  cfg.optimizer.describe());
     trainer::install_stop_signal_handlers();
-    std::unique_ptr<storage::JobStore> jobs;
-    int64_t job_id = 0;
     if (vault) {
       jobs = std::make_unique<storage::JobStore>(vault->db(), vault->keyring(), vault->home());
-      job_id = jobs->create(user_id, "train", cfg.identity()).id;
+      job_id = cfg.resume ? paused_job(*jobs, user_id) : jobs->create(user_id, "train", cfg.identity()).id;
       jobs->set_status(job_id, "running");
     }
     trainer::TrainResult r;
@@ -151,7 +160,8 @@ struct TrainCommand {
       j["adapter_sha256"] = rec.sha256;
       j["job_id"] = job_id;
     } else if (vault) {
-      jobs->set_status(job_id, "cancelled");
+      jobs->set_status(job_id, "paused");
+      j["job_id"] = job_id;
     } else {
       j["adapter"] = out;
     }
@@ -161,7 +171,8 @@ struct TrainCommand {
     if (!r.completed && vault) {
       print_json_result(j.dump());
       fail(ErrorCode::kCancelled, "training stopped at step " + std::to_string(r.steps_done) + " of " +
-                                      std::to_string(cfg.steps) + "; runs on stored data keep no checkpoint yet, so nothing was saved");
+                                      std::to_string(cfg.steps) + "; the checkpoint is sealed in job " + std::to_string(job_id) +
+                                      "; run the same command with --resume to continue");
     }
     if (!r.completed) {
       print_json_result(j.dump());
@@ -187,6 +198,15 @@ struct TrainCommand {
       std::printf("saved to %s\n", out.c_str());
     }
     print_json_result(j.dump());
+  }
+
+  // The user's most recent paused training job (what --resume continues).
+  int64_t paused_job(storage::JobStore& jobs, int64_t user_id) const {
+    int64_t found = 0;
+    for (const storage::JobRecord& job : jobs.list(user_id))
+      if (job.kind == "train" && job.status == "paused") found = job.id;
+    require(found != 0, ErrorCode::kNotFound, "user \"" + user + "\" has no stopped training job to resume; run without --resume");
+    return found;
   }
 
   // Seals the adapter (built as one safetensors bundle in memory) into the user's vault as the

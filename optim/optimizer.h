@@ -8,9 +8,13 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace hearth {
+class SafetensorsFile;
+class SafetensorsWriter;
+
 namespace optim {
 
 // A set of parameters that share a learning rate and weight decay. Every tensor must be a
@@ -75,6 +79,11 @@ class Optimizer {
   // settings. All or nothing: on any error (kNotFound, kCorruptFile for a damaged file,
   // kInvalidArgument for a state of other parameters or settings) the optimizer is unchanged.
   void load_state(const std::filesystem::path& dir);
+  // The same state as one byte string held in memory (a safetensors file: the moments, and the
+  // scalars file as a U8 tensor), for checkpoints that are sealed before they reach the disk.
+  // load_state_bytes has load_state's checks; `name` stands for the source in errors.
+  std::string save_state_bytes() const;
+  void load_state_bytes(std::string_view bytes, const std::string& name);
 
   // The kind ("adamw", "apollo", "apollo-mini") and a one-line summary for logs.
   virtual std::string kind() const = 0;
@@ -99,6 +108,11 @@ class Optimizer {
   ParamState& mutable_state(size_t index) { return states_[index]; }
 
  private:
+  // The scalars file's bytes; the moments go into `moments`.
+  std::string encode_state(SafetensorsWriter& moments) const;
+  void decode_state(const std::string& state_file, const SafetensorsFile& moments, const std::string& what,
+                    const std::string& moments_what);
+
   std::vector<ParamGroup> groups_;
   std::vector<at::Tensor> params_;   // flat view of groups_[*].params
   std::vector<size_t> group_of_;

@@ -72,9 +72,7 @@ std::string shorten(const std::string& s) { return s.size() <= 60 ? s : s.substr
 std::string moment_name(size_t i, const char* which) { return "param." + std::to_string(i) + "." + which; }
 
 // Parses optimizer_state.bin: magic, checksum of the payload, then the cereal payload.
-StateRecord read_state_record(const std::filesystem::path& path, uint64_t* sum) {
-  const std::string bytes = read_file(path, size_t(1) << 30);
-  const std::string what = path.string();
+StateRecord read_state_record(const std::string& bytes, const std::string& what, uint64_t* sum) {
   require(bytes.size() >= 16 && std::memcmp(bytes.data(), kMagic, 8) == 0, ErrorCode::kCorruptFile,
           what + " is not a Hearth optimizer state file (bad magic or too short)");
   std::memcpy(sum, bytes.data() + 8, 8);
@@ -100,12 +98,36 @@ void Optimizer::save_state(const std::filesystem::path& dir) const {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   require(!ec, ErrorCode::kIo, "cannot create optimizer state folder " + dir.string() + ": " + ec.message());
+  SafetensorsWriter moments;
+  const std::string file = encode_state(moments);
+  moments.write(dir / kMomentsFile);
+  write_file_atomic(dir / kStateFile, file);
+}
 
+constexpr const char* kStateTensor = "optimizer_state_file";
+
+std::string Optimizer::save_state_bytes() const {
+  SafetensorsWriter moments;
+  const std::string file = encode_state(moments);
+  at::Tensor bytes = at::empty({int64_t(file.size())}, at::kByte);
+  std::memcpy(bytes.data_ptr(), file.data(), file.size());
+  moments.add(kStateTensor, bytes);
+  return moments.to_bytes();
+}
+
+void Optimizer::load_state_bytes(std::string_view bytes, const std::string& name) {
+  auto file = SafetensorsFile::from_bytes(bytes, name);
+  require(file->contains(kStateTensor) && file->entry(kStateTensor).dtype == at::kByte, ErrorCode::kCorruptFile,
+          name + " holds no optimizer state");
+  const at::Tensor t = file->tensor(kStateTensor);
+  decode_state(std::string(reinterpret_cast<const char*>(t.data_ptr()), t.numel()), *file, "optimizer state in " + name, name);
+}
+
+std::string Optimizer::encode_state(SafetensorsWriter& moments) const {
   StateRecord rec;
   rec.kind = kind();
   rec.settings = state_settings();
   for (const auto& g : groups_) rec.groups.push_back({*g.lr, *g.weight_decay, g.params.size()});
-  SafetensorsWriter moments;
   for (size_t i = 0; i < params_.size(); ++i) {
     const ParamState& s = states_[i];
     ParamRecord p;
@@ -131,18 +153,23 @@ void Optimizer::save_state(const std::filesystem::path& dir) const {
   // saves (a crash between the two renames) is detected on load.
   moments.set_metadata("format", "hearth-optimizer-moments-1");
   moments.set_metadata("state_id", hex(sum));
-  moments.write(dir / kMomentsFile);
   std::string file(kMagic, 8);
   file.append(reinterpret_cast<const char*>(&sum), 8);
   file += payload;
-  write_file_atomic(dir / kStateFile, file);
+  return file;
 }
 
 void Optimizer::load_state(const std::filesystem::path& dir) {
   require(std::filesystem::is_directory(dir), ErrorCode::kNotFound, "optimizer state folder " + dir.string() + " does not exist");
+  const std::string state_file = read_file(dir / kStateFile, size_t(1) << 30);
+  auto moments = SafetensorsFile::open(dir / kMomentsFile);
+  decode_state(state_file, *moments, "optimizer state in " + dir.string(), (dir / kMomentsFile).string());
+}
+
+void Optimizer::decode_state(const std::string& state_file, const SafetensorsFile& moments, const std::string& what,
+                             const std::string& moments_what) {
   uint64_t sum = 0;
-  const StateRecord rec = read_state_record(dir / kStateFile, &sum);
-  const std::string what = "optimizer state in " + dir.string();
+  const StateRecord rec = read_state_record(state_file, what, &sum);
 
   require(rec.kind == kind(), ErrorCode::kInvalidArgument, what + " was saved by the " + rec.kind + " optimizer, not " + kind());
   require(rec.groups.size() == groups_.size(), ErrorCode::kInvalidArgument,
@@ -170,10 +197,10 @@ void Optimizer::load_state(const std::filesystem::path& dir) {
             what + " was saved with " + key + " = " + shorten(saved) + " but the optimizer has " + key + " = " + shorten(value) +
                 "; resume with the settings of the saved run");
   }
-  auto file = SafetensorsFile::open(dir / kMomentsFile);
+  const SafetensorsFile* file = &moments;
   auto id = file->metadata().find("state_id");
   require(id != file->metadata().end() && id->second == hex(sum), ErrorCode::kCorruptFile,
-          (dir / kMomentsFile).string() + " does not belong to " + (dir / kStateFile).string() + " (they come from different saves)");
+          moments_what + " does not belong to " + what + " (they come from different saves)");
 
   std::vector<ParamState> loaded(params_.size());
   for (size_t i = 0; i < params_.size(); ++i) {
@@ -189,7 +216,7 @@ void Optimizer::load_state(const std::filesystem::path& dir) {
       const std::string name = moment_name(i, which);
       const SafetensorsEntry& e = file->entry(name);
       require(e.shape == expected && e.dtype == params_[i].scalar_type(), ErrorCode::kCorruptFile,
-              (dir / kMomentsFile).string() + ": tensor " + name + " has shape " + shape_str(e.shape) + " and dtype " +
+              moments_what + ": tensor " + name + " has shape " + shape_str(e.shape) + " and dtype " +
                   c10::toString(e.dtype) + "; expected " + shape_str(expected) + " " + c10::toString(params_[i].scalar_type()));
       // clone(): the file's view must not outlive the mapping or alias the checkpoint.
       at::Tensor t = file->tensor(name).clone().to(params_[i].device());

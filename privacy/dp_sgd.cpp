@@ -20,7 +20,10 @@ void check_batch(const PerExampleGrads& grads) {
 at::Tensor per_example_norms(const PerExampleGrads& grads) {
   check_batch(grads);
   at::Tensor sq = at::zeros({grads[0].size(0)}, at::kDouble);
-  for (const at::Tensor& g : grads) sq += g.reshape({g.size(0), -1}).to(at::kDouble).pow(2).sum(1);
+  for (const at::Tensor& g : grads) {
+    const int64_t batch = g.size(0);  // may be 0: a Poisson-sampled step can draw no example
+    sq += g.reshape({batch, batch > 0 ? g.numel() / batch : 0}).to(at::kDouble).pow(2).sum(1);
+  }
   return sq.sqrt();
 }
 

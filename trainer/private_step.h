@@ -50,6 +50,8 @@ class PrivateStep {
   // result as each parameter's .grad, ready for the optimizer.
   PrivateStepStats run(const NamedParams& params, const RowLoss& row_loss);
 
+  // A resumed run: the steps taken before the checkpoint count towards ε too.
+  void count_previous_steps(int64_t steps) { accountant_.step(steps); }
   // Draws the sampling and the noise; its state belongs in a checkpoint.
   at::Generator& generator() { return generator_; }
   double noise_multiplier() const { return config_.noise_multiplier; }

@@ -23,9 +23,10 @@ void TrainConfig::validate() const {
   require(eval_every >= 0 && patience >= 0 && eval_max_rows >= 0, ErrorCode::kInvalidArgument,
           "--eval-every, --patience and --eval-max-rows must not be negative");
   require(in_memory || !out.empty(), ErrorCode::kInvalidArgument, "--out is required");
-  require(!in_memory || (!resume && checkpoint_every == 0 && stop_after_steps == 0), ErrorCode::kInvalidArgument,
-          "training on a user's stored data keeps no checkpoints yet: --resume, --checkpoint-every and --stop-after "
-          "do not apply");
+  require(!in_memory || save_checkpoint || (checkpoint_every == 0 && stop_after_steps == 0), ErrorCode::kInvalidArgument,
+          "an in-memory run needs somewhere to put its checkpoints (save_checkpoint)");
+  require(!in_memory || !resume || load_checkpoint, ErrorCode::kInvalidArgument,
+          "an in-memory run resumes from load_checkpoint, which is not set");
   if (dp.enabled()) {
     require(dp.clip > 0, ErrorCode::kInvalidArgument, "--dp-clip must be positive");
     require(dp.noise >= 0 && dp.epsilon >= 0, ErrorCode::kInvalidArgument, "--dp-noise and --dp-epsilon must not be negative");

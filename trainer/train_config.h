@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include "core/json.h"
@@ -50,6 +51,10 @@ struct TrainConfig {
   // Nothing of the run touches the disk (no metrics.jsonl, checkpoint or result files under
   // out): for a user's data from the vault, where the caller seals the result itself.
   bool in_memory = false;
+  // in_memory runs: checkpoints go to save_checkpoint (the bytes of training_checkpoint_bytes,
+  // to be sealed) and --resume reads load_checkpoint's; required when they checkpoint or resume.
+  std::function<void(int64_t step, const std::string& bytes)> save_checkpoint;
+  std::function<std::string()> load_checkpoint;
 
   void validate() const;
   // The settings a checkpoint must share with the run resuming it.

@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "optim/make_optimizer.h"
+#include "privacy/secret_key.h"
 #include "trainer/checkpointed_forward.h"
 #include "trainer/chunked_loss.h"
 #include "trainer/loss_curve_svg.h"
@@ -203,11 +204,28 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
 
   LoopState st;
   if (cfg.resume) {
-    st = load_training_checkpoint(checkpoint_dir, trainable, *optimizer, generators, identity);
+    st = cfg.in_memory ? load_training_checkpoint_bytes(cfg.load_checkpoint(), "the stored checkpoint", trainable, *optimizer,
+                                                        generators, identity)
+                       : load_training_checkpoint(checkpoint_dir, trainable, *optimizer, generators, identity);
+    if (dp) dp->count_previous_steps(st.step);
   }
   MetricsLog metrics(cfg.in_memory ? fs::path() : cfg.out / "metrics.jsonl", cfg.resume, st.step);
+  // In-memory runs hand their checkpoints to the caller (who seals them) instead of out/checkpoint.
+  auto checkpoint_now = [&] {
+    if (cfg.in_memory) {
+      if (!cfg.save_checkpoint) return;
+      std::string bytes = training_checkpoint_bytes(trainable, *optimizer, generators, st, identity);
+      cfg.save_checkpoint(st.step, bytes);
+      privacy::wipe(bytes);  // derived from the user's data: no plaintext left in freed memory
+      return;
+    }
+    save_training_checkpoint(checkpoint_dir, trainable, *optimizer, generators, st, identity);
+  };
   ProgressBar bar(cfg.steps, cfg.progress, cfg.log_every);
-  if (cfg.resume) bar.message("resumed from " + checkpoint_dir.string() + " at step " + std::to_string(st.step));
+  if (cfg.resume) {
+    bar.message("resumed from " + (cfg.in_memory ? std::string("the stored checkpoint") : checkpoint_dir.string()) +
+                " at step " + std::to_string(st.step));
+  }
   if (st.step == 0) {
     st.eval_loss_before = evaluate_loss(decoder, trainable, eval_rows, cfg.batch, cfg.eval_max_rows);
     if (eval_rows.rows() > 0) metrics.add(Json{{"step", 0}, {"eval_loss", st.eval_loss_before}});
@@ -287,8 +305,8 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
         break;
       }
     }
-    if (cfg.checkpoint_every > 0 && st.step % cfg.checkpoint_every == 0 && !last && !cfg.in_memory) {
-      save_training_checkpoint(checkpoint_dir, trainable, *optimizer, generators, st, identity);
+    if (cfg.checkpoint_every > 0 && st.step % cfg.checkpoint_every == 0 && !last) {
+      checkpoint_now();
     }
   }
   bar.finish();
@@ -310,14 +328,11 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
   const size_t tail = std::max<size_t>(1, losses.size() / 10);
   for (size_t i = losses.size() - std::min(tail, losses.size()); i < losses.size(); ++i) result.train_loss += losses[i] / double(tail);
 
-  if (!result.completed && cfg.in_memory) {
-    bar.message("stopped at step " + std::to_string(st.step) + "; nothing was saved (runs on stored data keep no checkpoint yet)");
-    result.peak_rss_mb = peak_rss_mb();
-    return result;
-  }
   if (!result.completed) {
-    save_training_checkpoint(checkpoint_dir, trainable, *optimizer, generators, st, identity);
-    bar.message("stopped at step " + std::to_string(st.step) + "; checkpoint saved in " + checkpoint_dir.string() +
+    checkpoint_now();
+    bar.message("stopped at step " + std::to_string(st.step) + "; checkpoint saved " +
+                (cfg.in_memory ? std::string(cfg.save_checkpoint ? "(sealed)" : "nowhere (no checkpoint store)")
+                               : "in " + checkpoint_dir.string()) +
                 " (continue with --resume)");
     result.peak_rss_mb = peak_rss_mb();
     return result;

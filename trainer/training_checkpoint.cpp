@@ -1,6 +1,7 @@
 #include "trainer/training_checkpoint.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -8,6 +9,72 @@
 
 namespace hearth::trainer {
 namespace fs = std::filesystem;
+namespace {
+
+constexpr const char* kOptimizerTensor = "optimizer_state";
+
+std::string generator_name(size_t i) { return "generator." + std::to_string(i); }
+
+Json loop_state_json(const LoopState& state, const Trainable& trainable, const Json& identity) {
+  return Json{{"step", state.step},
+              {"rows_consumed", state.rows_consumed},
+              {"best_eval", std::isfinite(state.best_eval) ? Json(state.best_eval) : Json(nullptr)},
+              {"evals_since_best", state.evals_since_best},
+              {"eval_loss_before", state.eval_loss_before},
+              {"trained_tokens", state.trained_tokens},
+              {"train_seconds", state.train_seconds},
+              {"method", trainable.method()},
+              {"identity", identity}};
+}
+
+// Refuses a checkpoint of other settings; `where` names it for the advice.
+void check_identity(const Json& j, const std::string& what, const std::string& where, const Trainable& trainable,
+                    const Json& identity) {
+  require(json_get<std::string>(j, "method", what) == trainable.method() && j.contains("identity") &&
+              j.at("identity") == identity,
+          ErrorCode::kInvalidArgument,
+          "the checkpoint in " + where + " was made with other settings (" + j.value("identity", Json()).dump() +
+              "); resume with the same options or start afresh without --resume");
+}
+
+LoopState loop_state_from_json(const Json& j, const std::string& what) {
+  LoopState s;
+  s.step = json_get<int64_t>(j, "step", what);
+  s.rows_consumed = json_get<int64_t>(j, "rows_consumed", what);
+  s.best_eval = json_get_or<double>(j, "best_eval", std::numeric_limits<double>::infinity(), what);
+  s.evals_since_best = json_get<int64_t>(j, "evals_since_best", what);
+  s.eval_loss_before = json_get<double>(j, "eval_loss_before", what);
+  s.trained_tokens = json_get<int64_t>(j, "trained_tokens", what);
+  s.train_seconds = json_get<double>(j, "train_seconds", what);
+  return s;
+}
+
+// Checks that `params` and `rng` hold every tensor (with the prefixes given) before anything changes.
+void check_tensors(const SafetensorsFile& params, const std::string& param_prefix, const SafetensorsFile& rng,
+                   const std::string& rng_prefix, const Trainable& trainable, size_t generators) {
+  for (const auto& [name, p] : trainable.named_parameters()) {
+    const std::string key = param_prefix + name;
+    require(params.contains(key) && params.entry(key).shape == p.sizes().vec(), ErrorCode::kInvalidArgument,
+            "the checkpoint's tensor " + name + " is missing or has another shape");
+  }
+  for (size_t i = 0; i < generators; ++i) {
+    require(rng.contains(rng_prefix + generator_name(i)), ErrorCode::kCorruptFile,
+            "the checkpoint lacks the state of generator " + std::to_string(i));
+  }
+}
+
+void restore_tensors(const SafetensorsFile& params, const std::string& param_prefix, const SafetensorsFile& rng,
+                     const std::string& rng_prefix, Trainable& trainable, std::vector<at::Generator>& generators) {
+  {
+    at::NoGradGuard no_grad;
+    for (auto& [name, p] : trainable.named_parameters()) p.copy_(params.tensor(param_prefix + name));
+  }
+  for (size_t i = 0; i < generators.size(); ++i) {
+    generators[i].set_state(rng.tensor(rng_prefix + generator_name(i)).clone());
+  }
+}
+
+}  // namespace
 
 void save_training_checkpoint(const fs::path& dir, const Trainable& trainable, const optim::Optimizer& optimizer,
                               const std::vector<at::Generator>& generators, const LoopState& state,
@@ -18,18 +85,9 @@ void save_training_checkpoint(const fs::path& dir, const Trainable& trainable, c
   params.write(staged.path() / "trainable.safetensors");
   optimizer.save_state(staged.path() / "optimizer");
   SafetensorsWriter rng;
-  for (size_t i = 0; i < generators.size(); ++i) rng.add("generator." + std::to_string(i), generators[i].get_state());
+  for (size_t i = 0; i < generators.size(); ++i) rng.add(generator_name(i), generators[i].get_state());
   rng.write(staged.path() / "rng.safetensors");
-  Json j{{"step", state.step},
-         {"rows_consumed", state.rows_consumed},
-         {"best_eval", std::isfinite(state.best_eval) ? Json(state.best_eval) : Json(nullptr)},
-         {"evals_since_best", state.evals_since_best},
-         {"eval_loss_before", state.eval_loss_before},
-         {"trained_tokens", state.trained_tokens},
-         {"train_seconds", state.train_seconds},
-         {"method", trainable.method()},
-         {"identity", identity}};
-  write_file_atomic(staged.path() / "state.json", j.dump(2));
+  write_file_atomic(staged.path() / "state.json", loop_state_json(state, trainable, identity).dump(2));
   staged.commit();
 }
 
@@ -39,39 +97,45 @@ LoopState load_training_checkpoint(const fs::path& dir, Trainable& trainable, op
           "no checkpoint to resume from at " + dir.string() + " (run without --resume to start afresh)");
   const Json j = read_json_file(dir / "state.json");
   const std::string what = (dir / "state.json").string();
-  require(json_get<std::string>(j, "method", what) == trainable.method() && j.contains("identity") &&
-              j.at("identity") == identity,
-          ErrorCode::kInvalidArgument,
-          "the checkpoint in " + dir.string() + " was made with other settings (" + j.value("identity", Json()).dump() +
-              "); resume with the same options or start afresh without --resume");
+  check_identity(j, what, dir.string(), trainable, identity);
   auto params = SafetensorsFile::open(dir / "trainable.safetensors");
   auto rng = SafetensorsFile::open(dir / "rng.safetensors");
   // Check everything before changing anything.
-  for (const auto& [name, p] : trainable.named_parameters()) {
-    require(params->contains(name) && params->entry(name).shape == p.sizes().vec(), ErrorCode::kInvalidArgument,
-            "the checkpoint's tensor " + name + " is missing or has another shape");
-  }
-  for (size_t i = 0; i < generators.size(); ++i) {
-    require(rng->contains("generator." + std::to_string(i)), ErrorCode::kCorruptFile,
-            "the checkpoint lacks the state of generator " + std::to_string(i));
-  }
+  check_tensors(*params, "", *rng, "", trainable, generators.size());
   optimizer.load_state(dir / "optimizer");
-  {
-    at::NoGradGuard no_grad;
-    for (auto& [name, p] : trainable.named_parameters()) p.copy_(params->tensor(name));
-  }
-  for (size_t i = 0; i < generators.size(); ++i) {
-    generators[i].set_state(rng->tensor("generator." + std::to_string(i)).clone());
-  }
-  LoopState s;
-  s.step = json_get<int64_t>(j, "step", what);
-  s.rows_consumed = json_get<int64_t>(j, "rows_consumed", what);
-  s.best_eval = json_get_or<double>(j, "best_eval", std::numeric_limits<double>::infinity(), what);
-  s.evals_since_best = json_get<int64_t>(j, "evals_since_best", what);
-  s.eval_loss_before = json_get<double>(j, "eval_loss_before", what);
-  s.trained_tokens = json_get<int64_t>(j, "trained_tokens", what);
-  s.train_seconds = json_get<double>(j, "train_seconds", what);
-  return s;
+  restore_tensors(*params, "", *rng, "", trainable, generators);
+  return loop_state_from_json(j, what);
+}
+
+std::string training_checkpoint_bytes(const Trainable& trainable, const optim::Optimizer& optimizer,
+                                      const std::vector<at::Generator>& generators, const LoopState& state,
+                                      const Json& identity) {
+  SafetensorsWriter w;
+  for (const auto& [name, p] : trainable.named_parameters()) w.add("trainable." + name, p.detach());
+  for (size_t i = 0; i < generators.size(); ++i) w.add("rng." + generator_name(i), generators[i].get_state());
+  const std::string opt = optimizer.save_state_bytes();
+  at::Tensor opt_bytes = at::empty({int64_t(opt.size())}, at::kByte);
+  std::memcpy(opt_bytes.data_ptr(), opt.data(), opt.size());
+  w.add(kOptimizerTensor, opt_bytes);
+  w.set_metadata("format", "hearth-training-checkpoint-1");
+  w.set_metadata("state.json", loop_state_json(state, trainable, identity).dump());
+  return w.to_bytes();
+}
+
+LoopState load_training_checkpoint_bytes(std::string_view bytes, const std::string& name, Trainable& trainable,
+                                         optim::Optimizer& optimizer, std::vector<at::Generator>& generators,
+                                         const Json& identity) {
+  auto file = SafetensorsFile::from_bytes(bytes, name);
+  auto meta = file->metadata().find("state.json");
+  require(meta != file->metadata().end() && file->contains(kOptimizerTensor), ErrorCode::kCorruptFile,
+          name + " is not a Hearth training checkpoint");
+  const Json j = parse_json(meta->second, name + " (state.json)");
+  check_identity(j, name + " (state.json)", name, trainable, identity);
+  check_tensors(*file, "trainable.", *file, "rng.", trainable, generators.size());
+  const at::Tensor opt = file->tensor(kOptimizerTensor);
+  optimizer.load_state_bytes(std::string_view(static_cast<const char*>(opt.data_ptr()), opt.numel()), name + " (optimizer)");
+  restore_tensors(*file, "trainable.", *file, "rng.", trainable, generators);
+  return loop_state_from_json(j, name + " (state.json)");
 }
 
 }  // namespace hearth::trainer

@@ -6,6 +6,8 @@
 
 #include <filesystem>
 #include <limits>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/json.h"
@@ -30,6 +32,17 @@ struct LoopState {
 void save_training_checkpoint(const std::filesystem::path& dir, const Trainable& trainable,
                               const optim::Optimizer& optimizer, const std::vector<at::Generator>& generators,
                               const LoopState& state, const Json& identity);
+
+// The same checkpoint as one byte string held in memory (a safetensors file: trainable
+// tensors, generator states, the optimizer's state bytes; the loop state in metadata), for
+// runs whose checkpoints are sealed before they reach the disk; and restoring from it, with
+// the checks of load_training_checkpoint (`name` stands for the source in errors).
+std::string training_checkpoint_bytes(const Trainable& trainable, const optim::Optimizer& optimizer,
+                                      const std::vector<at::Generator>& generators, const LoopState& state,
+                                      const Json& identity);
+LoopState load_training_checkpoint_bytes(std::string_view bytes, const std::string& name, Trainable& trainable,
+                                         optim::Optimizer& optimizer, std::vector<at::Generator>& generators,
+                                         const Json& identity);
 
 // Restores a checkpoint into the given objects (built exactly as for the saved run). kNotFound
 // when there is none; kInvalidArgument when it was made with other settings or parameters.

@@ -189,6 +189,32 @@ TEST_F(UserPipeline, DpRunOnStoredDataReportsEpsilonAndAddsAVersion) {
   }
 }
 
+TEST_F(UserPipeline, StoppedRunSealsItsCheckpointAndResumes) {
+  ASSERT_EQ(run_hearth(with_vault({"ingest", "--user", "ann", (inputs_ / "novel.txt").string()}), env()).exit_code, 0);
+  auto stopped = run_hearth(train_args({"--stop-after", "3", "--dp-noise", "0.8"}), env());
+  EXPECT_NE(stopped.exit_code, 0);
+  EXPECT_NE(stopped.err.find("stopped at step 3 of 6; the checkpoint is sealed in job 1"), std::string::npos) << stopped.err;
+  std::vector<std::string> checkpoints;
+  for (const std::string& f : files_under(home_))
+    if (f.find("checkpoint-") != std::string::npos) checkpoints.push_back(f);
+  ASSERT_EQ(checkpoints.size(), 1u);
+  EXPECT_EQ(read_file(home_ / checkpoints[0]).substr(0, 8), "HRTHSEAL");
+  EXPECT_EQ(canary_hits(), std::vector<std::string>{});
+
+  auto resumed = run_hearth(train_args({"--resume", "--dp-noise", "0.8"}), env());
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  const Json j = last_json(resumed);
+  EXPECT_EQ(j["job_id"], 1);
+  EXPECT_EQ(j["adapter_version"], 1);
+  EXPECT_EQ(j["privacy"]["steps"], 6);  // ε counts the steps before the stop
+  EXPECT_EQ(canary_hits(), std::vector<std::string>{});
+  // Nothing is left to resume.
+  auto again = run_hearth(train_args({"--resume", "--dp-noise", "0.8"}), env());
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.err.find("no stopped training job to resume"), std::string::npos) << again.err;
+  EXPECT_EQ(testing::count_error_lines(again.err), 1) << again.err;
+}
+
 TEST_F(UserPipeline, TrainOnStoredDataRefusesWhatDoesNotApply) {
   auto no_user = run_hearth(train_args(), env());
   EXPECT_NE(no_user.exit_code, 0);
@@ -196,10 +222,11 @@ TEST_F(UserPipeline, TrainOnStoredDataRefusesWhatDoesNotApply) {
   auto both = run_hearth(train_args({"--data", (inputs_ / "novel.txt").string()}), env());
   EXPECT_NE(both.exit_code, 0);
   EXPECT_NE(both.err.find("not both"), std::string::npos) << both.err;
-  auto resume = run_hearth(train_args({"--resume"}), env());
-  EXPECT_NE(resume.exit_code, 0);
-  EXPECT_NE(resume.err.find("--resume"), std::string::npos) << resume.err;
-  EXPECT_EQ(testing::count_error_lines(resume.err), 1) << resume.err;
+  auto out = run_hearth(train_args({"--out", (dir_ / "plain").string()}), env());
+  EXPECT_NE(out.exit_code, 0);
+  EXPECT_NE(out.err.find("--out does not apply"), std::string::npos) << out.err;
+  EXPECT_EQ(testing::count_error_lines(out.err), 1) << out.err;
+  EXPECT_FALSE(fs::exists(dir_ / "plain"));
 }
 
 }  // namespace

@@ -132,3 +132,14 @@ TEST(DpSgd, RejectsMismatchedBatches) {
   PerExampleGrads ok = {at::zeros({4, 2})};
   EXPECT_THROW(clip_per_example_(ok, 0.0), Error);
 }
+
+// Poisson sampling can draw no example at all: the step is then pure noise of std σC / B.
+TEST(DpSgd, AnEmptyDrawGivesPureNoise) {
+  PerExampleGrads none = {at::zeros({0, 300, 100}), at::zeros({0, 50})};
+  EXPECT_EQ(per_example_norms(none).numel(), 0);
+  at::Generator gen = make_generator(5);
+  auto out = privatize_gradients(none, DpSgdConfig{1.0, 2.0}, 8, gen);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].sizes(), at::IntArrayRef({300, 100}));
+  EXPECT_NEAR(out[0].std().item<double>(), 2.0 / 8, 0.02 * 2.0 / 8);
+}
