@@ -66,9 +66,16 @@ void bench_gemv(const at::Tensor& w, const std::vector<QuantFormat>& formats) {
       QuantizedMatrix m = hearth::quantize_matrix(w, f);
       std::vector<QuantizedMatrix> ms(copies_for(m.storage_bytes()));
       for (auto& c : ms) c = clone(m);
-      const double t = seconds_per_call([&](int i) { hearth::quant_matvec(ms[i % ms.size()], x.data_ptr<float>(), y.data_ptr<float>()); });
-      std::printf("  %-10s %7d %10.1f %10.2f %9.3f %11.2fx\n", hearth::quant_format_name(f), threads, t * 1e6,
-                  m.storage_bytes() / t / 1e9, m.bits_per_weight(), fp32_time / t);
+      // The default GEMV (int8 activations where the CPU has VNNI) and the exact float one.
+      for (auto rounding : {hearth::ActivationRounding::kInt8WhereFaster, hearth::ActivationRounding::kExact}) {
+        const bool exact = rounding == hearth::ActivationRounding::kExact;
+        if (exact && hearth::active_kernels().matvec_q8_rows == nullptr) continue;
+        const double t = seconds_per_call(
+            [&](int i) { hearth::quant_matvec(ms[i % ms.size()], x.data_ptr<float>(), y.data_ptr<float>(), rounding); });
+        const std::string name = std::string(hearth::quant_format_name(f)) + (exact ? " exact" : "");
+        std::printf("  %-10s %7d %10.1f %10.2f %9.3f %11.2fx\n", name.c_str(), threads, t * 1e6, m.storage_bytes() / t / 1e9,
+                    m.bits_per_weight(), fp32_time / t);
+      }
     }
   }
 }
