@@ -26,6 +26,7 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::filesystem::path& path) 
   std::shared_ptr<MappedFile> file(new MappedFile());
   file->path_ = path;
   file->size_ = static_cast<size_t>(st.st_size);
+  file->file_backed_ = true;
   if (file->size_ > 0) {
     void* p = mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
@@ -50,6 +51,15 @@ std::shared_ptr<MappedFile> MappedFile::from_bytes(std::string_view bytes, const
   mprotect(p, bytes.size(), PROT_READ);  // read-only like a mapped file; a failure only loses that protection
   file->data_ = static_cast<const uint8_t*>(p);
   return file;
+}
+
+void MappedFile::drop_resident_pages(const uint8_t* begin, size_t bytes) const {
+  if (!file_backed_ || begin < data_ || begin + bytes > data_ + size_) return;
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (reinterpret_cast<uintptr_t>(begin) + page - 1) / page * page;
+  const uintptr_t last = (reinterpret_cast<uintptr_t>(begin) + bytes) / page * page;
+  // Advice only: a failure leaves the pages resident, which is merely what happens without it.
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 MappedFile::~MappedFile() {

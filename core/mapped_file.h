@@ -25,10 +25,17 @@ class MappedFile {
   size_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
 
+  // Tells the kernel the pages wholly inside [begin, begin + bytes) are not needed now, so they
+  // leave this process's resident memory (used once a weight has been quantized at load time).
+  // Only for file mappings, whose pages come back from the file if read again; a no-op for
+  // from_bytes, whose anonymous pages would be lost.
+  void drop_resident_pages(const uint8_t* begin, size_t bytes) const;
+
  private:
   MappedFile() = default;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  bool file_backed_ = false;
   std::filesystem::path path_;
 };
 

@@ -138,6 +138,11 @@ const uint8_t* SafetensorsFile::bytes(const std::string& name) const {
   return file_->data() + data_start_ + entry(name).begin;
 }
 
+void SafetensorsFile::drop_resident_pages(const std::string& name) const {
+  const SafetensorsEntry& e = entry(name);
+  file_->drop_resident_pages(bytes(name), e.end - e.begin);
+}
+
 at::Tensor SafetensorsFile::tensor(const std::string& name) const {
   const SafetensorsEntry& e = entry(name);
   void* data = const_cast<uint8_t*>(file_->data() + data_start_ + e.begin);

@@ -43,6 +43,8 @@ class SafetensorsFile {
   at::Tensor tensor(const std::string& name) const;
   // Raw bytes of a tensor, for packed formats that are not LibTorch dtypes.
   const uint8_t* bytes(const std::string& name) const;
+  // Drops the resident pages of tensor `name` (see MappedFile::drop_resident_pages).
+  void drop_resident_pages(const std::string& name) const;
 
  private:
   static std::shared_ptr<SafetensorsFile> parse(std::shared_ptr<MappedFile> file);

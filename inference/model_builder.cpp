@@ -45,9 +45,14 @@ class Builder {
     at::Tensor table = checked("model.embed_tokens.weight", {config_.vocab_size, h});
     if (quantize_embeddings()) {
       auto packed = quantize_for_load(table, embedding_format());
+      tensors_.release("model.embed_tokens.weight");
       embedding = Embedding::quantized(packed);
-      head = tied ? Linear::quantized(packed)
-                  : Linear::quantized(quantize_for_load(checked("lm_head.weight", {config_.vocab_size, h}), embedding_format()));
+      if (tied) {
+        head = Linear::quantized(packed);
+      } else {
+        head = Linear::quantized(quantize_for_load(checked("lm_head.weight", {config_.vocab_size, h}), embedding_format()));
+        tensors_.release("lm_head.weight");
+      }
     } else {
       at::Tensor dense = to_compute(table);
       embedding = Embedding::dense(dense);
@@ -78,7 +83,11 @@ class Builder {
     at::Tensor b = bias ? checked(prefix + ".bias", {out}) : at::Tensor();
     if (packed_) return Linear::quantized(read_packed(prefix, packed_->format, out, in), b);
     at::Tensor w = checked(prefix + ".weight", {out, in});
-    if (options_.quant) return Linear::quantized(quantize_for_load(w, *options_.quant), b);
+    if (options_.quant) {
+      auto packed = quantize_for_load(w, *options_.quant);
+      tensors_.release(prefix + ".weight");
+      return Linear::quantized(packed, b);
+    }
     return Linear::dense(to_compute(w), b);
   }
 

@@ -34,6 +34,9 @@ class SafetensorsSource : public TensorSource {
     auto it = owner_.find(name);
     return it == owner_.end() ? nullptr : it->second;
   }
+  void release(const std::string& name) const override {
+    if (auto file = file_of(name)) file->drop_resident_pages(name);
+  }
 
  private:
   std::map<std::string, std::shared_ptr<SafetensorsFile>> owner_;

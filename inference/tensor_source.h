@@ -22,6 +22,10 @@ class TensorSource {
   virtual std::vector<std::string> names() const = 0;
   // The safetensors file holding `name`, for packed formats read as raw parts; may be null.
   virtual std::shared_ptr<SafetensorsFile> file_of(const std::string& name) const { return nullptr; }
+  // Called once `name` has been converted (quantized) and its source bytes are no longer read:
+  // a mapped file lets their pages go, so quantizing at load never holds the whole full-precision
+  // model resident. Views of `name` stay valid (pages are re-read from the file).
+  virtual void release(const std::string& name) const {}
 };
 
 // model.safetensors, or the shards listed by model.safetensors.index.json, in `dir`.

@@ -2,7 +2,10 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
+#include <cmath>
 #include <sstream>
+#include <vector>
 
 #include "core/error.h"
 #include "inference/quant/int4_format.h"
@@ -27,49 +30,75 @@ void check_part(const at::Tensor& t, const std::string& name, at::ScalarType dty
   require(t.is_contiguous(), ErrorCode::kCorruptFile, name + " is not contiguous");
 }
 
-// Weight rows padded with zeros to whole blocks, as float.
-at::Tensor padded_weight(const at::Tensor& weight, int64_t padded_cols) {
-  at::Tensor w = weight.to(at::kFloat).contiguous();
-  if (padded_cols == w.size(1)) return w;
-  return at::constant_pad_nd(w, {0, padded_cols - w.size(1)}, 0.0).contiguous();
+// Rows converted to float at a time: quantizing a 150k-row embedding must not hold a float copy
+// of it (545 MB for Qwen2.5-0.5B) beside the mapped source.
+constexpr int64_t kChunkRows = 1024;
+
+// Rows [r0, r0 + n) of the weight padded with zeros to whole blocks, as float; checked finite.
+at::Tensor padded_rows(const at::Tensor& weight, int64_t r0, int64_t n, int64_t padded_cols) {
+  at::Tensor w = weight.narrow(0, r0, n).to(at::kFloat).contiguous();
+  if (padded_cols != w.size(1)) w = at::constant_pad_nd(w, {0, padded_cols - w.size(1)}, 0.0).contiguous();
+  require(at::isfinite(w).all().item<bool>(), ErrorCode::kInvalidArgument, "quantize_matrix: the weight has NaN or infinite values");
+  return w;
 }
 
-void quantize_nf4(QuantizedMatrix& m, const at::Tensor& w) {
+// Calls fn(first_block, float blocks of rows [r0, r0 + n)) chunk by chunk.
+template <typename Fn>
+void for_each_row_chunk(const QuantizedMatrix& m, const at::Tensor& weight, Fn&& fn) {
+  for (int64_t r0 = 0; r0 < m.rows; r0 += kChunkRows) {
+    const int64_t n = std::min(kChunkRows, m.rows - r0);
+    at::Tensor w = padded_rows(weight, r0, n, m.padded_cols());
+    fn(r0 * m.blocks_per_row(), n * m.blocks_per_row(), w.data_ptr<float>());
+  }
+}
+
+void quantize_nf4(QuantizedMatrix& m, const at::Tensor& weight) {
   const int64_t nb = m.blocks_per_row(), nblocks = m.rows * nb;
-  at::Tensor absmax = w.view({nblocks, 64}).abs().amax(1).contiguous();
+  // Pass 1: every block's absmax, then their double quantization (groups span rows).
+  std::vector<float> absmax(nblocks);
+  for_each_row_chunk(m, weight, [&](int64_t b0, int64_t count, const float* src) {
+    for (int64_t b = 0; b < count; ++b) {
+      float a = 0.0f;
+      for (int64_t i = 0; i < 64; ++i) a = std::max(a, std::fabs(src[b * 64 + i]));
+      absmax[b0 + b] = a;
+    }
+  });
   const int64_t groups = nf4_absmax_groups(m.rows, m.cols);
   m.absmax_codes = at::empty({nblocks}, at::kChar);
   m.absmax_scale = at::empty({groups}, at::kFloat);
   m.absmax_offset = at::empty({groups}, at::kFloat);
-  nf4_quantize_absmax(absmax.data_ptr<float>(), nblocks, m.absmax_codes.data_ptr<int8_t>(), m.absmax_scale.data_ptr<float>(),
+  nf4_quantize_absmax(absmax.data(), nblocks, m.absmax_codes.data_ptr<int8_t>(), m.absmax_scale.data_ptr<float>(),
                       m.absmax_offset.data_ptr<float>());
+  // Pass 2: codes chosen against the reconstructed absmax the kernels will multiply by.
   m.codes = at::empty({m.rows, nb * 32}, at::kByte);
   const int8_t* ac = m.absmax_codes.data_ptr<int8_t>();
   const float *as = m.absmax_scale.data_ptr<float>(), *ao = m.absmax_offset.data_ptr<float>();
-  const float* src = w.data_ptr<float>();
   uint8_t* dst = m.codes.data_ptr<uint8_t>();
-  // Codes are chosen against the reconstructed absmax the kernels will multiply by.
-  at::parallel_for(0, nblocks, 256, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) nf4_quantize_block(src + b * 64, 64, nf4_absmax(ac, as, ao, b), dst + b * 32);
+  for_each_row_chunk(m, weight, [&](int64_t b0, int64_t count, const float* src) {
+    at::parallel_for(0, count, 256, [&](int64_t c0, int64_t c1) {
+      for (int64_t b = c0; b < c1; ++b) nf4_quantize_block(src + b * 64, 64, nf4_absmax(ac, as, ao, b0 + b), dst + (b0 + b) * 32);
+    });
   });
 }
 
-void quantize_int(QuantizedMatrix& m, const at::Tensor& w) {
-  const int64_t nb = m.blocks_per_row(), nblocks = m.rows * nb;
+void quantize_int(QuantizedMatrix& m, const at::Tensor& weight) {
+  const int64_t nb = m.blocks_per_row();
   const bool int4 = m.format == QuantFormat::kInt4;
   m.codes = at::empty({m.rows, nb * quant_block_bytes(m.format)}, int4 ? at::kByte : at::kChar);
   m.scales = at::empty({m.rows, nb}, at::kHalf);
-  const float* src = w.data_ptr<float>();
   auto* dst = static_cast<uint8_t*>(m.codes.data_ptr());
   auto* sc = reinterpret_cast<uint16_t*>(m.scales.data_ptr<at::Half>());
-  at::parallel_for(0, nblocks, 512, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      if (int4) {
-        int4_quantize_block(src + b * 32, 32, dst + b * 16, sc + b);
-      } else {
-        int8_quantize_block(src + b * 32, 32, reinterpret_cast<int8_t*>(dst) + b * 32, sc + b);
+  for_each_row_chunk(m, weight, [&](int64_t b0, int64_t count, const float* src) {
+    at::parallel_for(0, count, 512, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t b = b0 + c;
+        if (int4) {
+          int4_quantize_block(src + c * 32, 32, dst + b * 16, sc + b);
+        } else {
+          int8_quantize_block(src + c * 32, 32, reinterpret_cast<int8_t*>(dst) + b * 32, sc + b);
+        }
       }
-    }
+    });
   });
 }
 
@@ -156,12 +185,10 @@ QuantizedMatrix quantize_matrix(const at::Tensor& weight, QuantFormat format) {
   m.format = format;
   m.rows = weight.size(0);
   m.cols = weight.size(1);
-  at::Tensor w = padded_weight(weight, m.padded_cols());
-  require(at::isfinite(w).all().item<bool>(), ErrorCode::kInvalidArgument, "quantize_matrix: the weight has NaN or infinite values");
   if (format == QuantFormat::kNF4) {
-    quantize_nf4(m, w);
+    quantize_nf4(m, weight);
   } else {
-    quantize_int(m, w);
+    quantize_int(m, weight);
   }
   return m;
 }
