@@ -54,6 +54,27 @@ TEST(Safetensors, RoundTripsTensorsAndMetadataWithoutCopy) {
   EXPECT_EQ(f->tensor("a").data_ptr(), static_cast<const void*>(f->bytes("a")));
 }
 
+// Dropping a quantized weight's source pages frees memory, never data: views read the same
+// values afterwards (the pages come back from the file), and in-memory files keep theirs.
+TEST(Safetensors, DroppedPagesReadBackUnchanged) {
+  auto path = temp_path("drop_pages.safetensors");
+  at::Tensor big = at::randn({512, 1024});  // 2 MiB: whole pages inside it
+  SafetensorsWriter w;
+  w.add("big", big);
+  w.write(path);
+  auto mapped = SafetensorsFile::open(path);
+  std::ifstream in(path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto in_memory = SafetensorsFile::from_bytes(bytes, "in-memory copy");
+  for (const auto& f : {mapped, in_memory}) {
+    at::Tensor view = f->tensor("big");
+    ASSERT_TRUE(at::equal(view, big));
+    f->drop_resident_pages("big");
+    EXPECT_TRUE(at::equal(view, big)) << f->path();
+    EXPECT_TRUE(at::equal(f->tensor("big"), big)) << f->path();
+  }
+}
+
 TEST(Safetensors, RejectsTruncatedFile) {
   auto path = temp_path("trunc.safetensors");
   SafetensorsWriter w;
