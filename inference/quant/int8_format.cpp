@@ -11,6 +11,9 @@ void int8_quantize_block(const float* w, int64_t n, int8_t* codes, uint16_t* sca
   float absmax = 0.0f;
   for (int64_t i = 0; i < n; ++i) absmax = std::max(absmax, std::fabs(w[i]));
   *scale_fp16 = float_to_fp16(absmax / 127.0f);
+  // Tiny blocks get subnormal fp16 scales with few significant bits; rounded down, the largest
+  // weight would clip past half a step. The next fp16 value up keeps every weight in range.
+  while (fp16_to_float(*scale_fp16) * 127.5f < absmax) ++*scale_fp16;
   const float scale = fp16_to_float(*scale_fp16);
   const float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
   for (int64_t i = 0; i < 32; ++i) {

@@ -19,14 +19,6 @@ at::Tensor as_float_matrix(const at::Tensor& x, int64_t cols, const char* what) 
   return x.to(at::kFloat).contiguous();
 }
 
-// Dequantizes rows [r0, r1) of W into tile [r1 - r0, padded_cols]. On the calling thread on
-// purpose: the BLAS runs its own thread pool right after, and an OpenMP team spinning at the
-// end of a parallel dequantization would compete with it for the same cores (measured: a
-// 10x slowdown with 2 threads on 2 cores).
-void dequantize_rows(const PackedView& v, int64_t r0, int64_t r1, at::Tensor& tile) {
-  active_kernels().dequant_tile(v, r0, r1, 0, v.blocks_per_row, tile.data_ptr<float>(), tile.stride(0));
-}
-
 }  // namespace
 
 int64_t quant_tile_rows(int64_t padded_cols) { return std::max<int64_t>(16, (kTileFloats / padded_cols) / 16 * 16); }
@@ -49,19 +41,12 @@ void quant_matvec(const QuantizedMatrix& m, const float* x, float* y, Activation
   at::parallel_for(0, m.rows, 8, [&](int64_t r0, int64_t r1) { k.matvec_rows(v, xp.data(), y, r0, r1); });
 }
 
-// Calls fn(first_row, rows) for consecutive tiles of W dequantized to fp32 [rows, cols] in one
-// reused cache-sized buffer, so the whole matrix is never dequantized at once.
-template <typename Fn>
-void for_each_dequantized_tile(const QuantizedMatrix& m, Fn&& fn) {
-  const PackedView v = m.view();
-  const int64_t T = std::min(m.rows, quant_tile_rows(m.padded_cols()));
-  at::Tensor tile = at::empty({T, m.padded_cols()}, at::kFloat);
-  for (int64_t r0 = 0; r0 < m.rows; r0 += T) {
-    const int64_t r1 = std::min(m.rows, r0 + T);
-    dequantize_rows(v, r0, r1, tile);
-    fn(r0, tile.narrow(0, 0, r1 - r0).narrow(1, 0, m.cols));
-  }
-}
+// The GEMMs split W over the threads once, and each thread dequantizes its share a tile at a time
+// into its own cache-sized buffer and multiplies it with a single-threaded BLAS call (OpenBLAS
+// and oneDNN run on one thread inside a parallel region). One fork-join per product instead of
+// one per tile, no barrier inside the BLAS, and the dequantization runs in parallel too: with a
+// busy second core, per-tile multi-threaded BLAS calls waited at their barriers for whole
+// scheduler slices (a 128-token nf4 product took 17x longer than on one thread).
 
 at::Tensor quant_matmul(const QuantizedMatrix& m, const at::Tensor& x_in, ActivationRounding rounding) {
   at::Tensor x = as_float_matrix(x_in, m.cols, "quant_matmul");
@@ -72,9 +57,17 @@ at::Tensor quant_matmul(const QuantizedMatrix& m, const at::Tensor& x_in, Activa
     return out;
   }
   if (n == 0) return out;
-  for_each_dequantized_tile(m, [&](int64_t r0, const at::Tensor& w) {
-    at::Tensor o = out.narrow(1, r0, w.size(0));
-    at::mm_out(o, x, w.t());
+  const PackedView v = m.view();
+  const int64_t T = std::min(m.rows, quant_tile_rows(m.padded_cols()));
+  // Threads take whole tiles: rows [t * T, ...) for tile t.
+  at::parallel_for(0, (m.rows + T - 1) / T, 1, [&](int64_t t0, int64_t t1) {
+    at::Tensor tile = at::empty({T, m.padded_cols()}, at::kFloat);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t r0 = t * T, r1 = std::min(m.rows, r0 + T);
+      active_kernels().dequant_tile(v, r0, r1, 0, v.blocks_per_row, tile.data_ptr<float>(), tile.stride(0));
+      at::Tensor o = out.narrow(1, r0, r1 - r0);
+      at::mm_out(o, x, tile.narrow(0, 0, r1 - r0).narrow(1, 0, m.cols).t());
+    }
   });
   return out;
 }
@@ -84,7 +77,21 @@ at::Tensor quant_matmul_transposed(const QuantizedMatrix& m, const at::Tensor& g
   const int64_t n = g.size(0);
   at::Tensor out = at::zeros({n, m.cols}, at::kFloat);
   if (n == 0) return out;
-  for_each_dequantized_tile(m, [&](int64_t r0, const at::Tensor& w) { out.addmm_(g.narrow(1, r0, w.size(0)), w); });
+  const PackedView v = m.view();
+  const int64_t bs = m.block_size();
+  // Threads own ranges of column blocks, so no two of them add into the same outputs; each walks
+  // all rows of W in tiles of its columns.
+  at::parallel_for(0, v.blocks_per_row, 1, [&](int64_t b0, int64_t b1) {
+    const int64_t c0 = b0 * bs, width = std::min(m.cols, b1 * bs) - c0, ld = (b1 - b0) * bs;
+    const int64_t T = std::min(m.rows, quant_tile_rows(ld));
+    at::Tensor tile = at::empty({T, ld}, at::kFloat);
+    at::Tensor o = out.narrow(1, c0, width);
+    for (int64_t r0 = 0; r0 < m.rows; r0 += T) {
+      const int64_t r1 = std::min(m.rows, r0 + T);
+      active_kernels().dequant_tile(v, r0, r1, b0, b1, tile.data_ptr<float>(), ld);
+      o.addmm_(g.narrow(1, r0, r1 - r0), tile.narrow(0, 0, r1 - r0).narrow(1, 0, width));
+    }
+  });
   return out;
 }
 
