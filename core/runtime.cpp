@@ -2,17 +2,37 @@
 
 #include <malloc.h>
 
+#include <atomic>
+
 #include "core/threads.h"
 
 namespace hearth {
+namespace {
+
+std::atomic<MemoryPolicy> g_policy{MemoryPolicy::kReuse};
+
+}  // namespace
+
+void set_memory_policy(MemoryPolicy policy) {
+  // glibc serves blocks above M_MMAP_THRESHOLD with mmap and unmaps them on free; the heap
+  // below gives memory back only from its top, past M_TRIM_THRESHOLD.
+  if (policy == MemoryPolicy::kReuse) {
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
+    mallopt(M_TOP_PAD, 64 << 20);
+  } else {
+    mallopt(M_MMAP_THRESHOLD, 128 << 10);
+    mallopt(M_TRIM_THRESHOLD, 4 << 20);
+    mallopt(M_TOP_PAD, 0);
+    malloc_trim(0);
+  }
+  g_policy = policy;
+}
+
+MemoryPolicy memory_policy() { return g_policy; }
 
 void init_runtime(int threads) {
-  // glibc serves blocks above M_MMAP_THRESHOLD with mmap and unmaps them on free; activations
-  // of a few MB are allocated and freed every layer, and each reuse would fault in fresh
-  // zeroed pages. Keep them in the heap, and trim only large idle tails.
-  mallopt(M_MMAP_THRESHOLD, 256 << 20);
-  mallopt(M_TRIM_THRESHOLD, 512 << 20);
-  mallopt(M_TOP_PAD, 64 << 20);
+  set_memory_policy(MemoryPolicy::kReuse);
   set_num_threads(threads);
 }
 

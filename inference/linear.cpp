@@ -55,6 +55,12 @@ at::Tensor Linear::weight_fp32() const {
   return weight_.to(at::kFloat);
 }
 
+at::Tensor Linear::weight_rows_fp32(int64_t first, int64_t count) const {
+  require(first >= 0 && count >= 0 && first + count <= out_, ErrorCode::kInvalidArgument, "weight rows out of range");
+  if (quant_) return quantized_rows_fp32(*quant_, first, count);
+  return weight_.narrow(0, first, count).to(at::kFloat);
+}
+
 at::Tensor Linear::weight_row_norms() const {
   std::call_once(norms_->once, [&] {
     at::NoGradGuard no_grad;

@@ -34,6 +34,9 @@ class Linear {
   at::Tensor base_matmul(const at::Tensor& x) const;
   // The weight as fp32 [out, in]: a transient copy for merging and checks, never kept.
   at::Tensor weight_fp32() const;
+  // Rows [first, first + count) of the weight as fp32 [count, in]: a view of an fp32 weight,
+  // else a transient copy (a quantized weight dequantizes only these rows).
+  at::Tensor weight_rows_fp32(int64_t first, int64_t count) const;
   // ||W_i||_2 for every output row i, fp32 [out]; computed once (tile by tile) and cached.
   at::Tensor weight_row_norms() const;
   // Bytes the weight and bias occupy.

@@ -20,9 +20,16 @@ const Decoder& from_handle(int64_t h) { return *reinterpret_cast<const Decoder*>
 // The generators a recomputation must replay; set by training_hidden_states for one forward.
 thread_local std::vector<at::Generator> tl_replay;
 
+// Rows [first, first + n) of a per-row tensor of a batch of `batch` rows; tensors shared by all
+// rows (a [T, S] causal mask) are returned whole.
+at::Tensor batch_rows(const at::Tensor& t, int64_t batch, int64_t first, int64_t n) {
+  if (!t.defined() || t.dim() < 3 || t.size(0) != batch) return t;
+  return t.narrow(0, first, n);
+}
+
 struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin,
-                            const at::Tensor& mask, int64_t decoder, int64_t layer) {
+                            const at::Tensor& mask, int64_t decoder, int64_t layer, int64_t recompute_rows) {
     // Each generator and its state as it was before this block drew anything.
     ctx->saved_data["generators"] = int64_t(tl_replay.size());
     for (size_t i = 0; i < tl_replay.size(); ++i) {
@@ -31,6 +38,7 @@ struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
     }
     ctx->saved_data["decoder"] = decoder;
     ctx->saved_data["layer"] = layer;
+    ctx->saved_data["recompute_rows"] = recompute_rows;
     ctx->save_for_backward({h, cos, sin, mask});
     AttentionContext actx{cos, sin, mask, nullptr};
     return from_handle(decoder).block(layer, h, actx);
@@ -38,7 +46,8 @@ struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     auto saved = ctx->get_saved_variables();
-    AttentionContext actx{saved[1], saved[2], saved[3], nullptr};
+    const Decoder& decoder = from_handle(ctx->saved_data["decoder"].toInt());
+    const int64_t layer = ctx->saved_data["layer"].toInt();
     // Replay the generators as they were in forward, and put them back afterwards.
     std::vector<at::Generator> gens;
     std::vector<at::Tensor> now;
@@ -47,22 +56,32 @@ struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
       now.push_back(gens.back().get_state());
       gens.back().set_state(ctx->saved_data["state" + std::to_string(i)].toTensor());
     }
-    at::Tensor h = saved[0].detach().requires_grad_(true);
-    {
+    const at::Tensor& input = saved[0];
+    const int64_t batch = input.size(0);
+    const int64_t group = ctx->saved_data["recompute_rows"].toInt() > 0
+                              ? std::min(batch, ctx->saved_data["recompute_rows"].toInt())
+                              : batch;
+    at::Tensor d_input = at::empty_like(input);
+    for (int64_t r0 = 0; r0 < batch; r0 += group) {
+      const int64_t n = std::min(group, batch - r0);
+      AttentionContext actx{batch_rows(saved[1], batch, r0, n), batch_rows(saved[2], batch, r0, n),
+                            batch_rows(saved[3], batch, r0, n), nullptr};
+      at::Tensor h = input.narrow(0, r0, n).detach().requires_grad_(true);
       at::AutoGradMode grad_on(true);
-      at::Tensor out = from_handle(ctx->saved_data["decoder"].toInt()).block(ctx->saved_data["layer"].toInt(), h, actx);
+      at::Tensor out = decoder.block(layer, h, actx);
       // Re-entrant backward: d input, and the block's trainable parameters get their .grad.
-      torch::autograd::backward({out}, {grad_outputs[0]});
+      torch::autograd::backward({out}, {grad_outputs[0].narrow(0, r0, n)});
+      d_input.narrow(0, r0, n).copy_(h.grad());
     }
     for (size_t i = 0; i < gens.size(); ++i) gens[i].set_state(now[i]);
-    return {h.grad(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {d_input, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
 }  // namespace
 
 at::Tensor training_hidden_states(const Decoder& decoder, const ForwardInput& input, bool checkpoint,
-                                  const std::vector<at::Generator>& replay) {
+                                  const std::vector<at::Generator>& replay, int64_t recompute_rows) {
   tl_replay = replay;
   tl_replay.push_back(at::detail::getDefaultCPUGenerator());
   AttentionContext ctx = decoder.attention_context(input);
@@ -71,7 +90,7 @@ at::Tensor training_hidden_states(const Decoder& decoder, const ForwardInput& in
   // embedding, make the embedded input a leaf that does (its gradient is then discarded).
   if (checkpoint && !h.requires_grad()) h = h.detach().requires_grad_(true);
   for (int64_t l = 0; l < decoder.config().num_layers; ++l) {
-    h = checkpoint ? CheckpointedBlock::apply(h, ctx.cos, ctx.sin, ctx.mask, as_handle(decoder), l)
+    h = checkpoint ? CheckpointedBlock::apply(h, ctx.cos, ctx.sin, ctx.mask, as_handle(decoder), l, recompute_rows)
                    : decoder.block(l, h, ctx);
   }
   return decoder.final_norm(h);

@@ -13,7 +13,13 @@ namespace hearth::trainer {
 // `checkpoint`, each block runs without recording a graph and is recomputed in backward with
 // the state of the default CPU generator and of every generator in `replay` (e.g. an
 // adapter's dropout generator) restored, so dropout draws the same masks both times.
+//
+// `recompute_rows` > 0 recomputes and back-propagates a block that many batch rows at a time,
+// which divides the activations held during backward by about B / recompute_rows (a block
+// treats rows independently, so the gradients are the same up to float summation order). Only
+// for blocks that draw no random numbers: a row group would draw its dropout masks in a
+// different order than the forward did.
 at::Tensor training_hidden_states(const Decoder& decoder, const ForwardInput& input, bool checkpoint,
-                                  const std::vector<at::Generator>& replay = {});
+                                  const std::vector<at::Generator>& replay = {}, int64_t recompute_rows = 0);
 
 }  // namespace hearth::trainer

@@ -14,6 +14,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "core/runtime.h"
 #include "optim/make_optimizer.h"
 #include "privacy/secret_key.h"
 #include "trainer/checkpointed_forward.h"
@@ -69,8 +70,8 @@ MicroBatch gather_rows(const PackedRows& rows, const at::Tensor& index) {
 
 // Summed (not averaged) weighted loss of a micro-batch; differentiable.
 at::Tensor micro_batch_loss(const Decoder& decoder, const MicroBatch& b, bool checkpoint,
-                            const std::vector<at::Generator>& replay) {
-  at::Tensor hidden = training_hidden_states(decoder, b.input, checkpoint, replay);
+                            const std::vector<at::Generator>& replay, int64_t recompute_rows = 0) {
+  at::Tensor hidden = training_hidden_states(decoder, b.input, checkpoint, replay, recompute_rows);
   return chunked_cross_entropy(decoder, hidden.reshape({-1, hidden.size(-1)}), b.targets, b.weights);
 }
 
@@ -176,6 +177,8 @@ double evaluate_loss(const Decoder& decoder, Trainable& trainable, const PackedR
 TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& train_rows, const PackedRows& eval_rows,
                   const TrainConfig& cfg, const BaseModelInfo& base) {
   cfg.validate();
+  // Freed activations go back to the kernel, so the peak RSS follows the live tensors.
+  ScopedMemoryPolicy memory_policy(MemoryPolicy::kBounded);
   require(train_rows.rows() > 0, ErrorCode::kInvalidArgument, "no training rows (the data is shorter than one sequence)");
   if (!cfg.in_memory) fs::create_directories(cfg.out);
   const fs::path checkpoint_dir = cfg.out / "checkpoint";
@@ -194,6 +197,10 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
   ocfg.lr = cfg.lr;
   std::unique_ptr<optim::Optimizer> optimizer = optim::make_optimizer(ocfg, trainable.param_groups());
   std::vector<at::Generator> generators = run_generators(trainable);
+  // Backward recomputes a checkpointed block ~512 positions at a time, which is exact unless
+  // the blocks draw random numbers (adapter dropout).
+  const bool dropout = trainable.adapter_ptr() && trainable.adapter_ptr()->config().dropout > 0;
+  const int64_t recompute_rows = dropout ? 0 : std::max<int64_t>(1, 512 / cfg.seq_len);
   std::unique_ptr<PrivateStep> dp;
   if (cfg.dp.enabled()) {
     dp = std::make_unique<PrivateStep>(cfg.dp, train_rows.rows(), cfg.batch * cfg.grad_accum, cfg.steps);
@@ -259,7 +266,7 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
     }
     double loss_sum = 0;
     for (const MicroBatch& b : micro) {
-      at::Tensor loss = micro_batch_loss(decoder, b, checkpoint, generators);
+      at::Tensor loss = micro_batch_loss(decoder, b, checkpoint, generators, recompute_rows);
       loss_sum += loss.item<double>();
       if (step_tokens > 0) (loss / step_tokens).backward();
     }
@@ -268,7 +275,7 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
       // DP-SGD replaces batching and global clipping: per-row gradients, clipped, noised.
       const PrivateStepStats s = dp->run(params, [&](int64_t row) {
         MicroBatch b = gather_rows(train_rows, at::tensor({row}, at::kLong));
-        return std::make_pair(micro_batch_loss(decoder, b, checkpoint, generators), b.weights.sum().item<double>());
+        return std::make_pair(micro_batch_loss(decoder, b, checkpoint, generators, recompute_rows), b.weights.sum().item<double>());
       });
       loss_sum = s.loss_sum;
       step_tokens = s.tokens;

@@ -1,5 +1,5 @@
-// The chunked output loss against a double-precision full-logits reference: value, d hidden,
-// and (for full fine-tuning) d head weight.
+// The vocabulary-tiled output loss against a double-precision full-logits reference: value,
+// d hidden, and (for full fine-tuning) d head weight; dense and quantized heads.
 #include <gtest/gtest.h>
 
 #include "core/rng.h"
@@ -32,20 +32,44 @@ std::pair<double, at::Tensor> double_reference(const Decoder& d, const Case& c) 
   return {loss.item<double>(), h.grad()};
 }
 
+void expect_matches_reference(const Decoder& d, const Case& c) {
+  auto [ref_loss, ref_grad] = double_reference(d, c);
+  // Tiles of one row, uneven tiles with a remainder, the default, and one tile for all.
+  for (int64_t tile : {1, 5, 37, 0, 100000}) {
+    at::Tensor h = c.hidden.clone().requires_grad_(true);
+    at::Tensor loss = trainer::chunked_cross_entropy(d, h, c.targets, c.weights, tile);
+    EXPECT_NEAR(loss.item<double>(), ref_loss, 1e-4 * std::abs(ref_loss)) << "tile " << tile;
+    (loss * 0.5).backward();
+    EXPECT_TRUE(at::allclose(h.grad().to(at::kDouble), ref_grad * 0.5, 1e-4, 1e-6)) << "tile " << tile;
+    // Positions with weight 0 get no gradient at all.
+    EXPECT_EQ(h.grad().index_select(0, c.weights.eq(0).nonzero().squeeze(1)).abs().max().item<float>(), 0.0f);
+  }
+}
+
 TEST(ChunkedLoss, ValueAndHiddenGradientMatchFullReference) {
   LoadedModel m = testing::load_stories();
   Case c = random_case(*m.decoder, 37);
+  expect_matches_reference(*m.decoder, c);
   auto [ref_loss, ref_grad] = double_reference(*m.decoder, c);
-  for (int64_t chunk : {1, 5, 37, 100}) {
-    at::Tensor h = c.hidden.clone().requires_grad_(true);
-    at::Tensor loss = trainer::chunked_cross_entropy(*m.decoder, h, c.targets, c.weights, chunk);
-    EXPECT_NEAR(loss.item<double>(), ref_loss, 1e-4 * std::abs(ref_loss)) << "chunk " << chunk;
-    (loss * 0.5).backward();
-    EXPECT_TRUE(at::allclose(h.grad().to(at::kDouble), ref_grad * 0.5, 1e-4, 1e-6)) << "chunk " << chunk;
-  }
   // The float full-logits path agrees too.
   EXPECT_NEAR(trainer::full_cross_entropy(*m.decoder, c.hidden, c.targets, c.weights).item<double>(), ref_loss,
               1e-4 * std::abs(ref_loss));
+}
+
+TEST(ChunkedLoss, QuantizedHeadMatchesItsDequantizedReference) {
+  LoadedModel m = testing::load_stories(/*nf4=*/true);
+  ASSERT_TRUE(m.decoder->lm_head().is_quantized());
+  expect_matches_reference(*m.decoder, random_case(*m.decoder, 29));
+}
+
+TEST(ChunkedLoss, AllWeightsZeroGivesZeroLossAndGradient) {
+  LoadedModel m = testing::load_stories();
+  Case c = random_case(*m.decoder, 6);
+  at::Tensor h = c.hidden.clone().requires_grad_(true);
+  at::Tensor loss = trainer::chunked_cross_entropy(*m.decoder, h, c.targets, at::zeros({6}));
+  EXPECT_EQ(loss.item<double>(), 0.0);
+  loss.backward();
+  EXPECT_EQ(h.grad().abs().max().item<float>(), 0.0f);
 }
 
 TEST(ChunkedLoss, HeadWeightGradientMatchesFullLogits) {
