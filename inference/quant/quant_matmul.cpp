@@ -1,6 +1,7 @@
 #include "inference/quant/quant_matmul.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 
 #include <vector>
 
@@ -16,7 +17,9 @@ at::Tensor as_float_matrix(const at::Tensor& x, int64_t cols, const char* what) 
   require(x.dim() == 2 && x.size(1) == cols, ErrorCode::kInvalidArgument,
           std::string(what) + ": expected a [n, " + std::to_string(cols) + "] input");
   require(at::isFloatingType(x.scalar_type()), ErrorCode::kInvalidArgument, std::string(what) + ": input must be floating point");
-  return x.to(at::kFloat).contiguous();
+  // Detached: these products are not differentiable themselves (quant_linear wraps them), and
+  // worker threads run with grad mode on, where an out= product refuses an input needing grad.
+  return x.detach().to(at::kFloat).contiguous();
 }
 
 }  // namespace
@@ -60,7 +63,9 @@ at::Tensor quant_matmul(const QuantizedMatrix& m, const at::Tensor& x_in, Activa
   const PackedView v = m.view();
   const int64_t T = std::min(m.rows, quant_tile_rows(m.padded_cols()));
   // Threads take whole tiles: rows [t * T, ...) for tile t.
+  const at::ThreadLocalState caller;
   at::parallel_for(0, (m.rows + T - 1) / T, 1, [&](int64_t t0, int64_t t1) {
+    at::ThreadLocalStateGuard same_modes(caller);  // workers start without the caller's inference / grad modes
     at::Tensor tile = at::empty({T, m.padded_cols()}, at::kFloat);
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t r0 = t * T, r1 = std::min(m.rows, r0 + T);
@@ -81,7 +86,9 @@ at::Tensor quant_matmul_transposed(const QuantizedMatrix& m, const at::Tensor& g
   const int64_t bs = m.block_size();
   // Threads own ranges of column blocks, so no two of them add into the same outputs; each walks
   // all rows of W in tiles of its columns.
+  const at::ThreadLocalState caller;
   at::parallel_for(0, v.blocks_per_row, 1, [&](int64_t b0, int64_t b1) {
+    at::ThreadLocalStateGuard same_modes(caller);  // workers start without the caller's inference / grad modes
     const int64_t c0 = b0 * bs, width = std::min(m.cols, b1 * bs) - c0, ld = (b1 - b0) * bs;
     const int64_t T = std::min(m.rows, quant_tile_rows(ld));
     at::Tensor tile = at::empty({T, ld}, at::kFloat);

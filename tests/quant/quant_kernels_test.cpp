@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <c10/core/InferenceMode.h>
+
 #include <cmath>
 
 #include "core/error.h"
@@ -170,6 +172,20 @@ TEST(QuantKernels, MatmulSpansSeveralTiles) {
   at::Tensor wmag = test::weight_magnitude(m, wd, kTol);
   expect_close_to_reference(quant_matmul(m, x), at::mm(xd, wd.t()), at::mm(xd.abs(), wmag.t()), kTol, "matmul");
   expect_close_to_reference(quant_matmul_transposed(m, g), at::mm(gd, wd), at::mm(gd.abs(), wmag), kTol, "transposed");
+}
+
+// Decoding runs under InferenceMode and autograd functions without grad mode, both thread-local:
+// the GEMMs' worker threads must run under the caller's modes.
+TEST(QuantKernels, MatmulRunsUnderInferenceModeOnSeveralThreads) {
+  test::KernelGuard guard;
+  set_num_threads(2);
+  auto gen = make_generator(test::fresh_seed());
+  QuantizedMatrix m = quantize_matrix(test::random_weight(quant_tile_rows(1024) * 3, 1000, gen), QuantFormat::kNF4);
+  at::Tensor x = at::randn({5, 1000}, gen), g = at::randn({5, m.rows}, gen);
+  at::Tensor y_plain = quant_matmul(m, x), gx_plain = quant_matmul_transposed(m, g);
+  c10::InferenceMode inference;
+  EXPECT_TRUE(at::equal(quant_matmul(m, x), y_plain));
+  EXPECT_TRUE(at::equal(quant_matmul_transposed(m, g), gx_plain));
 }
 
 TEST(QuantKernels, MatmulRejectsWrongInputWidth) {
