@@ -1,11 +1,13 @@
 // `hearth model convert|init|info`: write Hugging Face folders from llama2.c files or as
-// seeded random models of real checkpoint shapes, and describe a model.
+// seeded random models (real checkpoint shapes, or a custom Llama to pretrain), and describe a model.
 #include <cstdio>
 
 #include "cli/command.h"
 #include "cli/model_options.h"
+#include "core/error.h"
 #include "core/json.h"
 #include "inference/model_files.h"
+#include "inference/model_loader.h"
 
 namespace hearth::cli {
 namespace {
@@ -13,6 +15,8 @@ namespace {
 struct ModelCommands {
   std::string in, out, tokenizer, arch;
   uint64_t seed = 0;
+  CustomModelShape shape;  // --arch custom
+  std::string tokenizer_from;
   ModelOptions info;
 };
 
@@ -39,15 +43,33 @@ CommandRegistration registration("model", [](CLI::App& app) {
     print_json_result(Json{{"out", cmd->out}}.dump());
   });
 
-  CLI::App* init = model->add_subcommand("init", "write a seeded random model with a real checkpoint's shapes");
-  init->add_option("--arch", cmd->arch, "smollm2-135m | qwen2.5-0.5b | llama3.2-1b | tiny")->required();
+  CLI::App* init = model->add_subcommand("init", "write a seeded random model: a real checkpoint's shapes, or a custom Llama");
+  init->add_option("--arch", cmd->arch, "smollm2-135m | qwen2.5-0.5b | llama3.2-1b | tiny | custom")->required();
   init->add_option("--seed", cmd->seed, "seed of the random weights")->capture_default_str();
   init->add_option("--out", cmd->out, "output folder")->required();
+  init->add_option("--layers", cmd->shape.layers, "custom: decoder layers")->capture_default_str();
+  init->add_option("--hidden", cmd->shape.hidden, "custom: hidden size")->capture_default_str();
+  init->add_option("--heads", cmd->shape.heads, "custom: attention heads")->capture_default_str();
+  init->add_option("--kv-heads", cmd->shape.kv_heads, "custom: key/value heads")->capture_default_str();
+  init->add_option("--intermediate", cmd->shape.intermediate, "custom: MLP size")->capture_default_str();
+  init->add_option("--max-positions", cmd->shape.max_positions, "custom: longest sequence")->capture_default_str();
+  init->add_option("--tokenizer-from", cmd->tokenizer_from, "custom: model folder or tokenizer file whose tokenizer (and vocabulary size) to use");
   init->callback([cmd] {
-    init_random_model(cmd->arch, cmd->seed, cmd->out);
-    const ModelConfig c = preset_config(cmd->arch);
-    std::printf("wrote %s: %s shape, %.1fM parameters\n", cmd->out.c_str(), cmd->arch.c_str(), c.parameter_count() / 1e6);
-    print_json_result(Json{{"out", cmd->out}, {"arch", cmd->arch}, {"parameters", c.parameter_count()}}.dump());
+    ModelConfig c;
+    if (cmd->arch == "custom") {
+      require(!cmd->tokenizer_from.empty(), ErrorCode::kInvalidArgument, "--arch custom needs --tokenizer-from MODEL_OR_TOKENIZER");
+      init_custom_model(cmd->shape, cmd->tokenizer_from, cmd->seed, cmd->out);
+      c = open_model_source(cmd->out).config;
+    } else {
+      require(cmd->tokenizer_from.empty(), ErrorCode::kInvalidArgument, "--tokenizer-from applies to --arch custom only");
+      init_random_model(cmd->arch, cmd->seed, cmd->out);
+      c = preset_config(cmd->arch);
+    }
+    std::printf("wrote %s: %s shape, %.3fM parameters\n", cmd->out.c_str(), cmd->arch.c_str(), c.parameter_count() / 1e6);
+    print_json_result(Json{{"out", cmd->out}, {"arch", cmd->arch}, {"parameters", c.parameter_count()}, {"layers", c.num_layers},
+                           {"hidden", c.hidden_size}, {"heads", c.num_heads}, {"kv_heads", c.num_kv_heads},
+                           {"intermediate", c.intermediate_size}, {"vocab", c.vocab_size}}
+                          .dump());
   });
 
   CLI::App* info = model->add_subcommand("info", "load a model and describe it");

@@ -44,6 +44,7 @@ std::pair<int64_t, int64_t> parse_layers(const std::string& s) {
 struct TrainCommand {
   ModelOptions model;
   std::vector<std::string> data;
+  std::vector<std::string> eval_data;  // held-out files; when given, all of --data is trained on
   std::string method = "lora";
   bool rslora = false;
   int64_t rank = 8;
@@ -73,6 +74,7 @@ struct TrainCommand {
     require(user.empty() || out.empty(), ErrorCode::kInvalidArgument,
             "--user keeps the adapter sealed in the user's vault; --out does not apply (export is not supported)");
     require(!user.empty() || !out.empty(), ErrorCode::kInvalidArgument, "--out is required with --data");
+    require(user.empty() || eval_data.empty(), ErrorCode::kInvalidArgument, "--eval-data applies to --data runs, not --user");
     require(user.empty() || method != "full", ErrorCode::kInvalidArgument, "--user trains adapters (lora, dora), not --method full");
     cfg.out = out;
     cfg.in_memory = !user.empty();
@@ -123,7 +125,12 @@ struct TrainCommand {
       }
     } else {
       std::vector<std::filesystem::path> paths(data.begin(), data.end());
+      if (!eval_data.empty()) data_options.eval_fraction = 0;  // held out: the --eval-data files, whole
       docs = trainer::load_training_data(paths, *m.tokenizer, data_options);
+      if (!eval_data.empty()) {
+        std::vector<std::filesystem::path> eval_paths(eval_data.begin(), eval_data.end());
+        docs.eval = trainer::load_training_data(eval_paths, *m.tokenizer, data_options).train;
+      }
     }
     trainer::PackedRows train_rows = trainer::pack_documents(docs.train, cfg.seq_len);
     trainer::PackedRows eval_rows = trainer::pack_documents(docs.eval, cfg.seq_len);
@@ -286,6 +293,7 @@ CommandRegistration registration("train", [](CLI::App& app) {
   sub->add_option("--max-grad-norm", c.max_grad_norm, "clip the global gradient norm (0: off)")->capture_default_str();
   sub->add_option("--eval-every", c.eval_every, "steps between held-out evaluations (0: before and after only)")
       ->capture_default_str();
+  sub->add_option("--eval-data", cmd->eval_data, "held-out files or folders (then --data is trained on whole)");
   sub->add_option("--eval-fraction", cmd->eval_fraction, "share of the data held out")->capture_default_str();
   sub->add_option("--eval-split", cmd->eval_split, "tail (last share of each file) or hash (by content)")
       ->capture_default_str();

@@ -70,20 +70,22 @@ ModelConfig preset_config(const std::string& arch) {
   return c;
 }
 
-void init_random_model(const std::string& arch, uint64_t seed, const fs::path& out) {
-  const ModelConfig c = preset_config(arch);
+namespace {
+
+// Seeded N(0, 0.02) weights (norms 1) with `c`'s exact tensor shapes, in `dtype`.
+TensorMap random_weights(const ModelConfig& c, uint64_t seed, at::ScalarType dtype) {
   TensorMap tensors;
   uint64_t stream = 0;
   auto normal = [&](std::vector<int64_t> shape) {
     at::Generator gen = make_generator(mix_seed(seed, stream++));
-    return at::normal(0.0, 0.02, shape, gen, at::TensorOptions().dtype(at::kFloat)).to(at::kBFloat16);
+    return at::normal(0.0, 0.02, shape, gen, at::TensorOptions().dtype(at::kFloat)).to(dtype);
   };
   const int64_t h = c.hidden_size, q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim, ff = c.intermediate_size;
   tensors.add("model.embed_tokens.weight", normal({c.vocab_size, h}));
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    tensors.add(p + "input_layernorm.weight", at::ones({h}, at::kBFloat16));
-    tensors.add(p + "post_attention_layernorm.weight", at::ones({h}, at::kBFloat16));
+    tensors.add(p + "input_layernorm.weight", at::ones({h}, dtype));
+    tensors.add(p + "post_attention_layernorm.weight", at::ones({h}, dtype));
     tensors.add(p + "self_attn.q_proj.weight", normal({q, h}));
     tensors.add(p + "self_attn.k_proj.weight", normal({kv, h}));
     tensors.add(p + "self_attn.v_proj.weight", normal({kv, h}));
@@ -97,8 +99,15 @@ void init_random_model(const std::string& arch, uint64_t seed, const fs::path& o
     tensors.add(p + "mlp.up_proj.weight", normal({ff, h}));
     tensors.add(p + "mlp.down_proj.weight", normal({h, ff}));
   }
-  tensors.add("model.norm.weight", at::ones({h}, at::kBFloat16));
+  tensors.add("model.norm.weight", at::ones({h}, dtype));
+  return tensors;
+}
 
+}  // namespace
+
+void init_random_model(const std::string& arch, uint64_t seed, const fs::path& out) {
+  const ModelConfig c = preset_config(arch);
+  TensorMap tensors = random_weights(c, seed, at::kBFloat16);
   StagedDirectory staged(out);
   std::vector<fs::path> tokenizer_files;
   if (arch == "qwen2.5-0.5b" || arch == "llama3.2-1b") {
@@ -108,6 +117,42 @@ void init_random_model(const std::string& arch, uint64_t seed, const fs::path& o
     write_synthetic_bpe_tokenizer(staged.path(), static_cast<int32_t>(c.vocab_size), ChatFamily::kChatML);
   }
   write_hf_files(staged.path(), c, tensors, tokenizer_files, at::kBFloat16);
+  staged.commit();
+}
+
+ModelConfig custom_config(const CustomModelShape& shape, const Tokenizer& tokenizer) {
+  require(shape.layers > 0 && shape.hidden > 0 && shape.heads > 0 && shape.kv_heads > 0 && shape.intermediate > 0 &&
+              shape.max_positions > 0,
+          ErrorCode::kInvalidArgument, "--layers, --hidden, --heads, --kv-heads, --intermediate and --max-positions must be positive");
+  require(shape.hidden % shape.heads == 0, ErrorCode::kInvalidArgument,
+          "--hidden (" + std::to_string(shape.hidden) + ") must be a multiple of --heads (" + std::to_string(shape.heads) + ")");
+  require(shape.heads % shape.kv_heads == 0, ErrorCode::kInvalidArgument,
+          "--heads (" + std::to_string(shape.heads) + ") must be a multiple of --kv-heads (" + std::to_string(shape.kv_heads) + ")");
+  ModelConfig c;
+  c.tie_word_embeddings = true;
+  c.hidden_size = shape.hidden, c.intermediate_size = shape.intermediate, c.num_layers = shape.layers;
+  c.num_heads = shape.heads, c.num_kv_heads = shape.kv_heads, c.head_dim = shape.hidden / shape.heads;
+  c.vocab_size = tokenizer.vocab_size(), c.max_position_embeddings = shape.max_positions;
+  c.rope_theta = 10000, c.rms_norm_eps = 1e-5;
+  c.bos_token_id = tokenizer.bos_id(), c.eos_token_id = tokenizer.eos_id();
+  c.validate("custom model");
+  return c;
+}
+
+void init_custom_model(const CustomModelShape& shape, const fs::path& tokenizer_from, uint64_t seed, const fs::path& out) {
+  const fs::path tok = fs::is_directory(tokenizer_from) ? find_tokenizer(tokenizer_from) : tokenizer_from;
+  require(fs::exists(tok), ErrorCode::kNotFound, "tokenizer not found: " + tok.string());
+  const ModelConfig c = custom_config(shape, *load_tokenizer(tok));
+  StagedDirectory staged(out);
+  std::vector<fs::path> tokenizer_files;
+  if (tok.extension() == ".json") {
+    tokenizer_files.push_back(tok);
+    if (fs::exists(tok.parent_path() / "tokenizer_config.json")) tokenizer_files.push_back(tok.parent_path() / "tokenizer_config.json");
+  } else {
+    // A llama2.c tokenizer, saved as tokenizer.bin so the folder's tokenizer is found without naming it.
+    fs::copy_file(tok, staged.path() / "tokenizer.bin");
+  }
+  write_hf_files(staged.path(), c, random_weights(c, seed, at::kFloat), tokenizer_files, at::kFloat);
   staged.commit();
 }
 

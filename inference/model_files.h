@@ -7,6 +7,7 @@
 
 #include "inference/model_config.h"
 #include "inference/tensor_source.h"
+#include "inference/tokenizer/tokenizer.h"
 
 namespace hearth {
 
@@ -27,5 +28,20 @@ ModelConfig preset_config(const std::string& arch);
 // bf16 weights (norms 1), and the real tokenizer where its vocabulary fits (Qwen, Llama 3),
 // else a generated vocabulary of the right size.
 void init_random_model(const std::string& arch, uint64_t seed, const std::filesystem::path& out);
+
+// The shape of a Llama to pretrain from scratch (`hearth model init --arch custom`); the
+// vocabulary comes from the tokenizer it is paired with.
+struct CustomModelShape {
+  int64_t layers = 4, hidden = 128, heads = 4, kv_heads = 4, intermediate = 344, max_positions = 512;
+};
+
+// A Llama config of `shape` for `tokenizer` (vocabulary size, BOS and EOS taken from it; tied
+// embeddings, rope theta 10000, head_dim = hidden / heads). kInvalidArgument for a bad shape.
+ModelConfig custom_config(const CustomModelShape& shape, const Tokenizer& tokenizer);
+
+// A Hugging Face folder with custom_config's shapes, seeded N(0, 0.02) fp32 weights (norms 1)
+// and a copy of the tokenizer found in `tokenizer_from` (a model folder or a tokenizer file).
+void init_custom_model(const CustomModelShape& shape, const std::filesystem::path& tokenizer_from, uint64_t seed,
+                       const std::filesystem::path& out);
 
 }  // namespace hearth

@@ -28,9 +28,9 @@ struct Frame {
   double y(double loss) const { return kHeight - kBottom - (loss - y0) / (y1 - y0) * (kHeight - kTop - kBottom); }
 };
 
-std::string polyline(const CurvePoints& pts, const Frame& f, const char* color) {
+std::string polyline(const CurvePoints& pts, const Frame& f, const std::string& color) {
   if (pts.empty()) return "";
-  std::string s = "<polyline fill=\"none\" stroke=\"" + std::string(color) + "\" stroke-width=\"1.5\" points=\"";
+  std::string s = "<polyline fill=\"none\" stroke=\"" + color + "\" stroke-width=\"1.5\" points=\"";
   for (const auto& [step, loss] : pts) s += num(f.x(step)) + "," + num(f.y(loss)) + " ";
   s += "\"/>\n";
   if (pts.size() < 40) {  // few points (evaluations): mark each
@@ -43,11 +43,11 @@ std::string polyline(const CurvePoints& pts, const Frame& f, const char* color) 
 
 }  // namespace
 
-std::string loss_curve_svg(const CurvePoints& train, const CurvePoints& eval, const std::string& title) {
+std::string curves_svg(const std::vector<NamedCurve>& curves, const std::string& title, const std::string& y_label) {
   Frame f{std::numeric_limits<double>::max(), std::numeric_limits<double>::lowest(), std::numeric_limits<double>::max(),
           std::numeric_limits<double>::lowest()};
-  for (const CurvePoints* c : {&train, &eval}) {
-    for (const auto& [step, loss] : *c) {
+  for (const NamedCurve& c : curves) {
+    for (const auto& [step, loss] : c.points) {
       if (!std::isfinite(loss)) continue;
       f.x0 = std::min(f.x0, step), f.x1 = std::max(f.x1, step);
       f.y0 = std::min(f.y0, loss), f.y1 = std::max(f.y1, loss);
@@ -71,11 +71,20 @@ std::string loss_curve_svg(const CurvePoints& train, const CurvePoints& eval, co
   }
   s += "<text x=\"" + num(kWidth / 2) + "\" y=\"" + num(kHeight - 12) + "\" text-anchor=\"middle\">step</text>\n";
   s += "<text x=\"15\" y=\"" + num(kHeight / 2) + "\" transform=\"rotate(-90 15 " + num(kHeight / 2) +
-       ")\" text-anchor=\"middle\">loss (nats/token)</text>\n";
-  s += polyline(train, f, "#1f77b4") + polyline(eval, f, "#d62728");
-  s += "<text x=\"" + num(kWidth - kRight - 120) + "\" y=\"" + num(kTop + 5) + "\" fill=\"#1f77b4\">train loss</text>\n";
-  s += "<text x=\"" + num(kWidth - kRight - 120) + "\" y=\"" + num(kTop + 20) + "\" fill=\"#d62728\">held-out loss</text>\n";
+       ")\" text-anchor=\"middle\">" + y_label + "</text>\n";
+  for (const NamedCurve& c : curves) s += polyline(c.points, f, c.color);
+  size_t longest = 0;
+  for (const NamedCurve& c : curves) longest = std::max(longest, c.name.size());
+  const double legend_x = kWidth - kRight - std::max(120.0, 6.5 * double(longest));
+  for (size_t i = 0; i < curves.size(); ++i) {
+    s += "<text x=\"" + num(legend_x) + "\" y=\"" + num(kTop + 5 + 15 * double(i)) + "\" fill=\"" +
+         curves[i].color + "\">" + curves[i].name + "</text>\n";
+  }
   return s + "</svg>\n";
+}
+
+std::string loss_curve_svg(const CurvePoints& train, const CurvePoints& eval, const std::string& title) {
+  return curves_svg({{"train loss", "#1f77b4", train}, {"held-out loss", "#d62728", eval}}, title, "loss (nats/token)");
 }
 
 }  // namespace hearth::trainer

@@ -1,5 +1,5 @@
 // `model init` shapes: the real checkpoints' parameter counts, and each random model loads,
-// generates, and its bf16 logits agree with fp32.
+// generates, and its bf16 logits agree with fp32; a custom Llama has the asked shape and tokenizer.
 #include <gtest/gtest.h>
 
 #include "inference/generator.h"
@@ -58,6 +58,35 @@ TEST(ModelInit, SameSeedSameWeightsOtherSeedOther) {
   auto a = load_model(dir / "a", LoadOptions{}), b = load_model(dir / "b", LoadOptions{}), c = load_model(dir / "c", LoadOptions{});
   EXPECT_EQ(a.fingerprint, b.fingerprint);
   EXPECT_NE(a.fingerprint, c.fingerprint);
+}
+
+TEST(ModelInit, CustomLlamaHasTheAskedShapeAndTheGivenTokenizer) {
+  auto dir = testing::fresh_temp_dir("init_custom");
+  CustomModelShape shape;
+  shape.layers = 2, shape.hidden = 64, shape.heads = 4, shape.kv_heads = 2, shape.intermediate = 96, shape.max_positions = 128;
+  init_custom_model(shape, testing::stories260k_dir(), 7, dir / "m");
+  ModelSource source = open_model_source(dir / "m");
+  const ModelConfig& c = source.config;
+  EXPECT_EQ(c.num_layers, 2);
+  EXPECT_EQ(c.hidden_size, 64);
+  EXPECT_EQ(c.num_heads, 4);
+  EXPECT_EQ(c.num_kv_heads, 2);
+  EXPECT_EQ(c.head_dim, 16);
+  EXPECT_EQ(c.intermediate_size, 96);
+  EXPECT_EQ(c.max_position_embeddings, 128);
+  EXPECT_EQ(c.vocab_size, 512);  // from stories260K's tok512.bin
+  EXPECT_EQ(source.tensors->get("model.layers.1.self_attn.k_proj.weight").sizes(), (std::vector<int64_t>{32, 64}));
+  EXPECT_EQ(source.tensors->get("model.layers.1.mlp.down_proj.weight").scalar_type(), at::kFloat);
+
+  LoadedModel m = load_model(dir / "m", LoadOptions{});
+  LoadedModel ref = load_model(testing::stories260k_dir(), LoadOptions{});
+  EXPECT_EQ(m.tokenizer->encode("Once upon a time", true), ref.tokenizer->encode("Once upon a time", true));
+  EXPECT_EQ(c.bos_token_id, ref.tokenizer->bos_id());
+
+  shape.hidden = 66;  // not a multiple of 4 heads
+  EXPECT_THROW(init_custom_model(shape, testing::stories260k_dir(), 7, dir / "bad"), Error);
+  EXPECT_FALSE(std::filesystem::exists(dir / "bad"));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
