@@ -5,7 +5,7 @@
 //   bench_eval_curves --out DIR --runs RUN_DIR... [--finetune RUN_DIR...]
 //
 // Each RUN_DIR holds metrics.jsonl and training_summary.json (written by hearth train) and
-// result.json (the last stdout line of hearth train --json). Writes DIR/results.md (also
+// result.json (the last stdout line of hearth train --json); other paths are skipped. Writes DIR/results.md (also
 // printed) and DIR/pretrain_heldout_ppl.svg.
 #include <algorithm>
 #include <cmath>
@@ -120,7 +120,8 @@ int main(int argc, char** argv) {
       } else if (a == "--finetune") {
         into = &finetune;
       } else if (into != nullptr) {
-        into->push_back(read_run(a));
+        // Skips what a shell glob also matches (run logs) and runs that have not finished.
+        if (fs::is_directory(a) && fs::exists(fs::path(a) / "result.json")) into->push_back(read_run(a));
       } else {
         std::fprintf(stderr, "usage: bench_eval_curves --out DIR --runs RUN_DIR... [--finetune RUN_DIR...]\n");
         return 2;
