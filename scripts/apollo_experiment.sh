@@ -23,7 +23,7 @@ LRS=${LRS:-"3e-3 6e-3 1.2e-2"}    # the pretraining sweep, the same for every op
 FT_STEPS=${FT_STEPS:-60}
 FT_LR=${FT_LR:-2e-3}
 PHASES=${PHASES:-"init pretrain finetune table"}
-OPTIMS="adamw apollo apollo-mini"
+OPTIMS=${OPTIMS:-"adamw apollo apollo-mini"}
 RUN="nice -n 19 $HEARTH"
 mkdir -p "$OUT"
 
