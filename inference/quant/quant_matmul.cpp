@@ -28,8 +28,11 @@ int64_t quant_tile_rows(int64_t padded_cols) { return std::max<int64_t>(16, (kTi
 
 void quant_matvec(const QuantizedMatrix& m, const float* x, float* y, ActivationRounding rounding) {
   const PackedView v = m.view();
-  // x padded with zeros to whole blocks, so the kernels need no tail handling.
-  std::vector<float> xp(m.padded_cols(), 0.0f);
+  // x padded with zeros to whole blocks, so the kernels need no tail handling. A per-thread buffer:
+  // decode calls this ~170 times a token.
+  thread_local std::vector<float> padded;
+  std::vector<float>& xp = padded;
+  xp.assign(m.padded_cols(), 0.0f);
   std::copy(x, x + m.cols, xp.begin());
   const auto& k = active_kernels();
   if (k.matvec_q8_rows != nullptr && rounding == ActivationRounding::kInt8WhereFaster) {

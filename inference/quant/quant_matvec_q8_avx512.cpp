@@ -129,13 +129,13 @@ __m128 reduce4(const __m512* a) {
 // kRows rows at once: the activation loads and the lane biases are shared, and the horizontal
 // sums are done four at a time (on 896-wide rows they cost as much as the dot products).
 template <QuantFormat F, int kRows>
-void matvec_q8_row_block(const PackedView& m, const Q8Activation& a, float* factors, float* y, int64_t r) {
+void matvec_q8_row_block(const PackedView& m, const Q8Activation& a, __m512i table, __m512i lane_block, float* factors,
+                         float* y, int64_t r) {
   constexpr GroupLayout g = layout_of(F);
   const int64_t nb = m.blocks_per_row, groups = groups_per_row(m, g), factor_stride = groups * g.blocks + kLanes;
   const int64_t tail_bytes = (nb - (groups - 1) * g.blocks) * quant_block_bytes(F);
   const __mmask64 tail_mask = tail_bytes >= kGroupCodeBytes ? ~__mmask64(0) : (__mmask64(1) << tail_bytes) - 1;
   const __m512i nibble = _mm512_set1_epi8(0x0F), sign = _mm512_set1_epi8(static_cast<char>(0x80));
-  const __m512i table = nf4_u8_table(), lane_block = lane_block_index(g.blocks);
   const int64_t prefetch_distance = std::max<int64_t>(2048, kPrefetchBlocksAhead * kRows * m.row_bytes);
   const uint8_t* q[kRows];
   for (int i = 0; i < kRows; ++i) {
@@ -181,8 +181,10 @@ void matvec_q8_rows_t(const PackedView& m, const Q8Activation& a, float* y, int6
   constexpr GroupLayout g = layout_of(F);
   std::vector<float> factors(4 * (groups_per_row(m, g) * g.blocks + kLanes), 0.0f);
   int64_t r = r0;
-  for (; r + 4 <= r1; r += 4) matvec_q8_row_block<F, 4>(m, a, factors.data(), y, r);
-  for (; r < r1; ++r) matvec_q8_row_block<F, 1>(m, a, factors.data(), y, r);
+  // Built once per call, not per row block.
+  const __m512i table = nf4_u8_table(), lane_block = lane_block_index(g.blocks);
+  for (; r + 4 <= r1; r += 4) matvec_q8_row_block<F, 4>(m, a, table, lane_block, factors.data(), y, r);
+  for (; r < r1; ++r) matvec_q8_row_block<F, 1>(m, a, table, lane_block, factors.data(), y, r);
 }
 
 void matvec_q8_rows_avx512(const PackedView& m, const Q8Activation& a, float* y, int64_t r0, int64_t r1) {
