@@ -7,6 +7,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "inference/model_files.h"
+#include "inference/quantized_model_files.h"
 #include "inference/quant/quantized_matrix.h"
 #include "inference/tensor_source.h"
 
@@ -24,8 +25,8 @@ at::Tensor embedding_fp32(const Embedding& e) {
 // the adapter targets come out merged; nothing else is copied until the writer asks.
 class MergedTensors : public TensorSource {
  public:
-  MergedTensors(const Decoder& decoder, const Adapter& adapter, const std::vector<QuantFormat>& requantize)
-      : decoder_(decoder), requantize_(requantize), error_sq_(requantize.size(), 0.0) {
+  MergedTensors(const Decoder& decoder, const Adapter& adapter, std::optional<QuantFormat> requantize)
+      : decoder_(decoder), requantize_(requantize) {
     for (const AdapterModule& m : adapter.modules()) modules_[{m.layer, m.name}] = m.impl.get();
     const ModelConfig& c = decoder.config();
     add("model.embed_tokens.weight", [this] { return embedding_fp32(decoder_.embedding()); });
@@ -47,7 +48,13 @@ class MergedTensors : public TensorSource {
   }
 
   bool contains(const std::string& name) const override { return producers_.count(name) != 0; }
-  std::vector<std::string> names() const override { return order_; }
+  // Sorted, as a safetensors folder lists them, so the fingerprint a re-quantized folder records
+  // equals the one its full-precision twin gets on load.
+  std::vector<std::string> names() const override {
+    std::vector<std::string> out;
+    for (const auto& kv : producers_) out.push_back(kv.first);
+    return out;
+  }
   at::Tensor get(const std::string& name) const override {
     auto it = producers_.find(name);
     require(it != producers_.end(), ErrorCode::kInternal, "merge: no tensor " + name);
@@ -55,18 +62,13 @@ class MergedTensors : public TensorSource {
   }
 
   int64_t merged_modules() const { return merged_; }
-  std::vector<RequantizationError> requantization() const {
-    std::vector<RequantizationError> out;
-    for (size_t i = 0; i < requantize_.size(); ++i)
-      out.push_back({requantize_[i], norm_sq_ > 0 ? std::sqrt(error_sq_[i] / norm_sq_) : 0.0});
-    return out;
+  std::optional<double> requantization_error() const {
+    if (!requantize_) return std::nullopt;
+    return norm_sq_ > 0 ? std::sqrt(error_sq_ / norm_sq_) : 0.0;
   }
 
  private:
-  void add(const std::string& name, std::function<at::Tensor()> producer) {
-    order_.push_back(name);
-    producers_[name] = std::move(producer);
-  }
+  void add(const std::string& name, std::function<at::Tensor()> producer) { producers_[name] = std::move(producer); }
 
   at::Tensor projection(int64_t layer, const std::string& name) const {
     at::NoGradGuard no_grad;
@@ -78,21 +80,21 @@ class MergedTensors : public TensorSource {
     return w;
   }
 
+  // Quantizes w a second time (the writer quantizes it too) rather than threading the packed
+  // matrix through the TensorSource interface: one extra pass per projection, merge is offline.
   void measure_requantization(const at::Tensor& w) const {
-    if (requantize_.empty()) return;
-    norm_sq_ += w.to(at::kDouble).pow(2).sum().item<double>();
-    for (size_t i = 0; i < requantize_.size(); ++i) {
-      at::Tensor back = dequantize_matrix(quantize_matrix(w, requantize_[i]));
-      error_sq_[i] += (back.to(at::kDouble) - w.to(at::kDouble)).pow(2).sum().item<double>();
-    }
+    if (!requantize_) return;
+    const at::Tensor exact = w.to(at::kDouble);
+    norm_sq_ += exact.pow(2).sum().item<double>();
+    const at::Tensor back = dequantize_matrix(quantize_matrix(w, *requantize_));
+    error_sq_ += (back.to(at::kDouble) - exact).pow(2).sum().item<double>();
   }
 
   const Decoder& decoder_;
   std::map<std::pair<int64_t, std::string>, const LowRankLayer*> modules_;
-  std::vector<std::string> order_;
   std::map<std::string, std::function<at::Tensor()>> producers_;
-  std::vector<QuantFormat> requantize_;
-  mutable std::vector<double> error_sq_;
+  std::optional<QuantFormat> requantize_;
+  mutable double error_sq_ = 0;
   mutable double norm_sq_ = 0;
   mutable int64_t merged_ = 0;
 };
@@ -110,21 +112,27 @@ void check_fits(const Decoder& decoder, const Adapter& adapter) {
 }  // namespace
 
 MergeReport merge_adapter_to_folder(const Decoder& decoder, const Adapter& adapter, const fs::path& out,
-                                    const std::vector<fs::path>& tokenizer_files, at::ScalarType dtype,
-                                    const std::vector<QuantFormat>& requantize) {
-  require(dtype == at::kFloat || dtype == at::kBFloat16, ErrorCode::kInvalidArgument,
+                                    const std::vector<fs::path>& tokenizer_files, const MergeOptions& options) {
+  require(options.dtype == at::kFloat || options.dtype == at::kBFloat16, ErrorCode::kInvalidArgument,
           "merge: the output dtype must be fp32 or bf16");
   check_fits(decoder, adapter);
   for (const fs::path& f : tokenizer_files)
     require(fs::is_regular_file(f), ErrorCode::kNotFound, "merge: tokenizer file " + f.string() + " does not exist");
-  MergedTensors tensors(decoder, adapter, requantize);
-  StagedDirectory staged(out);
-  write_hf_files(staged.path(), decoder.config(), tensors, tokenizer_files, dtype);
-  staged.commit();
+  MergedTensors tensors(decoder, adapter, options.requantize);
+  if (options.requantize) {
+    QuantizationInfo info;
+    info.format = *options.requantize;
+    info.embeddings = options.embeddings;  // source_fingerprint left empty: the writer fingerprints W'
+    write_quantized_model(out, decoder.config(), tensors, info, tokenizer_files);
+  } else {
+    StagedDirectory staged(out);
+    write_hf_files(staged.path(), decoder.config(), tensors, tokenizer_files, options.dtype);
+    staged.commit();
+  }
   MergeReport report;
   report.merged_modules = tensors.merged_modules();
   report.tensors_written = static_cast<int64_t>(tensors.names().size());
-  report.requantization = tensors.requantization();
+  report.requantization_relative_error = tensors.requantization_error();
   return report;
 }
 

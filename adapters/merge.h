@@ -1,37 +1,42 @@
 // Folding an adapter into its base: merged weights W + sBA (LoRA) or m ⊙ (W + sBA)/||W + sBA||_row
-// (DoRA), written as a full-precision Hugging Face folder, one weight computed at a time.
+// (DoRA), written as a full-precision Hugging Face folder or re-quantized, one weight at a time.
 #pragma once
 #include <ATen/ATen.h>
 
 #include <filesystem>
+#include <optional>
 #include <vector>
 
 #include "adapters/adapter.h"
 #include "inference/decoder.h"
+#include "inference/load_options.h"
 #include "inference/quant/quant_format.h"
 
 namespace hearth {
 
-// How far re-quantizing the merged projections moves them: ||Q(W') - W'||_F / ||W'||_F over all
-// merged projection weights together (a weight-space figure, not a perplexity).
-struct RequantizationError {
-  QuantFormat format = QuantFormat::kNF4;
-  double relative_frobenius_error = 0;
+// How the merged model is written.
+struct MergeOptions {
+  at::ScalarType dtype = at::kFloat;        // full-precision output: kFloat or kBFloat16
+  std::optional<QuantFormat> requantize;    // set: write a quantized folder in this format instead
+  EmbeddingStorage embeddings = EmbeddingStorage::kInt8;  // the table and head of a quantized folder
 };
 
 struct MergeReport {
   int64_t merged_modules = 0;
   int64_t tensors_written = 0;
-  std::vector<RequantizationError> requantization;
+  // With `requantize`: ||Q(W') - W'||_F / ||W'||_F over all merged projection weights together,
+  // how far re-quantizing moved them (a weight-space figure; perplexity is measured by the caller).
+  std::optional<double> requantization_relative_error;
 };
 
-// Writes `out` (staged, then renamed into place): config.json, model.safetensors in `dtype`
-// (kFloat or kBFloat16) with the adapter merged into its projections, and `tokenizer_files`
-// copied beside. Base weights held quantized are dequantized one matrix at a time. The
-// safetensors writer keeps every output tensor until it writes the file, so peak memory is the
-// merged model in `dtype` plus the loaded base. `requantize`: formats to measure the error for.
+// Writes `out` (staged, then renamed into place) with the adapter merged into its projections:
+// a Hugging Face folder (config.json, model.safetensors in options.dtype) or, with
+// options.requantize, a quantized model folder (inference/quantized_model_files.h) whose source
+// fingerprint is that of the merged full-precision weights; `tokenizer_files` are copied beside.
+// Base weights held quantized are dequantized one matrix at a time. The safetensors writer keeps
+// every output tensor until it writes the file, so peak memory is the output model plus the base.
 MergeReport merge_adapter_to_folder(const Decoder& decoder, const Adapter& adapter, const std::filesystem::path& out,
-                                    const std::vector<std::filesystem::path>& tokenizer_files, at::ScalarType dtype,
-                                    const std::vector<QuantFormat>& requantize = {});
+                                    const std::vector<std::filesystem::path>& tokenizer_files,
+                                    const MergeOptions& options = {});
 
 }  // namespace hearth

@@ -1,13 +1,17 @@
 // `hearth adapters merge|info`: fold a PEFT-layout adapter into its base as a full-precision
-// Hugging Face folder (with the error re-quantizing it would cost), and describe an adapter folder.
+// Hugging Face folder or a re-quantized model folder (with the perplexity change measured on
+// --eval-data), and describe an adapter folder.
 #include <cstdio>
-#include <sstream>
 
+#include "adapters/adapter_set.h"
 #include "adapters/merge.h"
 #include "adapters/peft_files.h"
 #include "cli/command.h"
 #include "cli/model_options.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
 #include "core/json.h"
+#include "inference/perplexity.h"
 
 namespace hearth::cli {
 namespace {
@@ -25,15 +29,10 @@ std::vector<fs::path> tokenizer_files(const ModelOptions& model) {
   return files;
 }
 
-std::vector<QuantFormat> parse_formats(const std::vector<std::string>& names) {
-  std::vector<QuantFormat> out;
-  for (const std::string& list : names) {
-    std::stringstream in(list);
-    std::string name;
-    while (std::getline(in, name, ','))
-      if (!name.empty()) out.push_back(parse_quant_format(name));
-  }
-  return out;
+// Perplexity of `decoder` on the eval stream by the project's protocol (inference/perplexity.h).
+double perplexity_of(const Decoder& decoder, const std::vector<int32_t>& stream, int64_t ctx) {
+  at::NoGradGuard no_grad;
+  return evaluate_perplexity(decoder, stream, ctx).perplexity;
 }
 
 Json config_json(const AdapterConfig& c) {
@@ -44,28 +43,54 @@ Json config_json(const AdapterConfig& c) {
 
 struct AdaptersCommands {
   ModelOptions model;
-  std::string adapter, out, out_dtype = "fp32";
-  std::vector<std::string> requantize;
+  std::string adapter, out, out_dtype = "fp32", requantize, out_embeddings = "int8", eval_data;
+  int64_t ctx = 256;
 
   void merge() {
-    const std::vector<QuantFormat> formats = parse_formats(requantize);
-    const at::ScalarType dtype = parse_compute_dtype(out_dtype);
+    MergeOptions options;
+    options.dtype = parse_compute_dtype(out_dtype);
+    if (!requantize.empty()) options.requantize = parse_quant_format(requantize);
+    options.embeddings = parse_embedding_storage(out_embeddings);
     LoadedModel m = model.load();
     auto a = load_peft_adapter(adapter, *m.decoder, m.fingerprint);
-    const MergeReport r = merge_adapter_to_folder(*m.decoder, *a, out, tokenizer_files(model), dtype, formats);
-    std::printf("merged %lld adapted projections into %s (%s, %lld tensors)\n",
-                static_cast<long long>(r.merged_modules), out.c_str(), out_dtype.c_str(),
-                static_cast<long long>(r.tensors_written));
-    Json requant = Json::object();
-    for (const RequantizationError& e : r.requantization) {
-      std::printf("re-quantizing to %s: relative Frobenius error of the merged projection weights %.5f "
-                  "(weight-space error, not perplexity; the folder written is full precision)\n",
-                  quant_format_name(e.format), e.relative_frobenius_error);
-      requant[quant_format_name(e.format)] = e.relative_frobenius_error;
+    // Read before anything is written, so a bad eval file leaves no folder behind.
+    std::vector<int32_t> eval_stream;
+    if (!eval_data.empty()) {
+      eval_stream = perplexity_token_stream(*m.tokenizer, read_file(eval_data, size_t(1) << 30));
+      require(static_cast<int64_t>(eval_stream.size()) > ctx, ErrorCode::kInvalidArgument,
+              "--eval-data " + eval_data + " has fewer than " + std::to_string(ctx + 1) + " tokens (one --ctx window)");
     }
-    print_json_result(Json{{"out", out}, {"merged_modules", r.merged_modules}, {"dtype", out_dtype},
-                           {"requantization_relative_frobenius_error", requant}}
-                          .dump());
+    const std::string written = options.requantize ? requantize : out_dtype;
+    const MergeReport r = merge_adapter_to_folder(*m.decoder, *a, out, tokenizer_files(model), options);
+    std::printf("merged %lld adapted projections into %s (%s, %lld tensors)\n",
+                static_cast<long long>(r.merged_modules), out.c_str(), written.c_str(),
+                static_cast<long long>(r.tensors_written));
+    Json result{{"out", out}, {"merged_modules", r.merged_modules}, {"format", written}};
+    if (r.requantization_relative_error) {
+      std::printf("re-quantizing moved the merged projection weights by %.5f (relative Frobenius error)\n",
+                  *r.requantization_relative_error);
+      result["requantization_relative_frobenius_error"] = *r.requantization_relative_error;
+    }
+    if (!eval_stream.empty()) {
+      // The base with the adapter attached computes exactly the full-precision merged model, so
+      // the written folder's change from it is what re-quantizing (or bf16) cost.
+      const double base = perplexity_of(*m.decoder, eval_stream, ctx);
+      attach_adapter(*m.decoder, a);
+      const double adapted = perplexity_of(*m.decoder, eval_stream, ctx);
+      detach_adapters(*m.decoder);
+      const LoadedModel merged = load_model(out, LoadOptions{});
+      const double after = perplexity_of(*merged.decoder, eval_stream, ctx);
+      const double change = 100.0 * (after / adapted - 1.0);
+      std::printf("perplexity on %s (ctx %lld): base %.4f, base + adapter %.4f, merged %s folder %.4f (%+.2f%%)\n",
+                  eval_data.c_str(), static_cast<long long>(ctx), base, adapted, written.c_str(), after, change);
+      result["eval_ppl_base"] = base;
+      result["eval_ppl_adapted"] = adapted;
+      result["eval_ppl_merged"] = after;
+      result["merged_ppl_change_pct"] = change;
+    } else if (options.requantize) {
+      std::printf("pass --eval-data FILE to measure the perplexity change of re-quantizing\n");
+    }
+    print_json_result(result.dump());
   }
 
   void info() {
@@ -93,7 +118,13 @@ CommandRegistration registration("adapters", [](CLI::App& app) {
   merge->add_option("--out-dtype", cmd->out_dtype, "precision of the written weights: fp32 or bf16")
       ->capture_default_str();
   merge->add_option("--requantize", cmd->requantize,
-                    "report the weight error of re-quantizing the merged model: nf4, int4, int8 (comma list)");
+                    "write a quantized model folder instead: nf4, int4 or int8 (projections)");
+  merge->add_option("--out-embeddings", cmd->out_embeddings,
+                    "with --requantize: storage of the embedding table and head: int8, nf4, int4, bf16")
+      ->capture_default_str();
+  merge->add_option("--eval-data", cmd->eval_data,
+                    "text file: report perplexity of the base, base + adapter, and the merged folder");
+  merge->add_option("--ctx", cmd->ctx, "with --eval-data: tokens of context per window")->capture_default_str();
   merge->callback([cmd] { cmd->merge(); });
 
   CLI::App* info = adapters->add_subcommand("info", "describe an adapter folder");

@@ -3,6 +3,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/safetensors.h"
+#include "inference/fingerprint.h"
 #include "inference/quant/quant.h"
 
 namespace hearth {
@@ -51,8 +52,10 @@ void write_quantized_model(const fs::path& out, const ModelConfig& config, const
   StagedDirectory staged(out);
   SafetensorsWriter writer;
   writer.set_metadata("format", "hearth-quantized");
+  FingerprintBuilder fingerprint;
   for (const std::string& name : tensors.names()) {
     at::Tensor t = tensors.get(name);
+    fingerprint.add(name, t);
     const bool matrix = t.dim() == 2 && name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0;
     if (!matrix) {
       writer.add(name, t.to(at::kFloat));  // norms and biases stay fp32
@@ -69,7 +72,9 @@ void write_quantized_model(const fs::path& out, const ModelConfig& config, const
   }
   writer.write(staged.path() / "model.safetensors");
   Json c = config.to_hf_json();
-  c["hearth_quantization"] = info.to_json();
+  QuantizationInfo written = info;
+  if (written.source_fingerprint.empty()) written.source_fingerprint = fingerprint.hex();
+  c["hearth_quantization"] = written.to_json();
   write_file_atomic(staged.path() / "config.json", c.dump(2) + "\n");
   for (const fs::path& f : tokenizer_files) fs::copy_file(f, staged.path() / f.filename(), fs::copy_options::overwrite_existing);
   staged.commit();

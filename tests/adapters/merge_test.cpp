@@ -1,5 +1,5 @@
 // Merging an adapter into the real stories260K model: the merged folder's logits equal the base
-// plus the attached adapter, and the re-quantization error figures are what they claim.
+// plus the attached adapter, and a re-quantized folder holds exactly the quantized merged weights.
 #include <gtest/gtest.h>
 
 #include "adapter_fixtures.h"
@@ -34,7 +34,7 @@ void expect_merged_logits_match(const LoadedModel& m, AdapterMethod method) {
   testing::randomize_adapter(*adapter, 7, 0.2);
   const fs::path out = testing::fresh_temp_dir(std::string("merge_") + adapter_method_name(method)) / "merged";
   const MergeReport report =
-      merge_adapter_to_folder(*m.decoder, *adapter, out, {find_tokenizer(testing::stories260k_dir())}, at::kFloat);
+      merge_adapter_to_folder(*m.decoder, *adapter, out, {find_tokenizer(testing::stories260k_dir())});
   EXPECT_EQ(report.merged_modules, static_cast<int64_t>(adapter->modules().size()));
 
   ForwardInput in = testing::tokens_input(2, 12, m.decoder->config().vocab_size, 4);
@@ -54,16 +54,19 @@ void expect_merged_logits_match(const LoadedModel& m, AdapterMethod method) {
 TEST_F(Merge, LoraMergedLogitsEqualBasePlusAdapter) { expect_merged_logits_match(*model_, AdapterMethod::kLoRA); }
 TEST_F(Merge, DoraMergedLogitsEqualBasePlusAdapter) { expect_merged_logits_match(*model_, AdapterMethod::kDoRA); }
 
-TEST_F(Merge, ReportsRequantizationErrorPerFormat) {
+TEST_F(Merge, RequantizedFolderIsQuantizedMergedModel) {
   AdapterConfig c;
   c.rank = 4;
   auto adapter = Adapter::create(*model_->decoder, c);
-  testing::randomize_adapter(*adapter, 8);
-  const fs::path out = testing::fresh_temp_dir("merge_requant") / "merged";
-  const std::vector<QuantFormat> formats = {QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8};
-  const MergeReport r = merge_adapter_to_folder(*model_->decoder, *adapter, out, {}, at::kBFloat16, formats);
-  ASSERT_EQ(r.requantization.size(), 3u);
-  // The figure is ||Q(W') - W'||_F / ||W'||_F over all projections: recompute it directly.
+  testing::randomize_adapter(*adapter, 8, 0.2);
+  const fs::path dir = testing::fresh_temp_dir("merge_requant");
+  const std::vector<fs::path> tokenizer = {find_tokenizer(testing::stories260k_dir())};
+  MergeOptions nf4;
+  nf4.requantize = QuantFormat::kNF4;
+  const MergeReport r = merge_adapter_to_folder(*model_->decoder, *adapter, dir / "nf4", tokenizer, nf4);
+  merge_adapter_to_folder(*model_->decoder, *adapter, dir / "fp32", tokenizer);
+
+  // The reported figure is ||Q(W') - W'||_F / ||W'||_F over all projections: recompute it directly.
   double err = 0, norm = 0;
   for (const AdapterModule& m : adapter->modules()) {
     at::Tensor w = m.impl->merged_weight(decoder_projection(model_->decoder->layers()[m.layer], m.name)).to(at::kDouble);
@@ -71,11 +74,31 @@ TEST_F(Merge, ReportsRequantizationErrorPerFormat) {
     err += (dequantize_matrix(q).to(at::kDouble) - w).pow(2).sum().item<double>();
     norm += w.pow(2).sum().item<double>();
   }
-  EXPECT_NEAR(r.requantization[0].relative_frobenius_error, std::sqrt(err / norm), 1e-6);
-  EXPECT_LT(r.requantization[2].relative_frobenius_error, r.requantization[1].relative_frobenius_error);
-  EXPECT_GT(r.requantization[2].relative_frobenius_error, 0.0);
-  EXPECT_LT(r.requantization[0].relative_frobenius_error, 0.2);
-  // bf16 output: the folder loads and has the base's shape.
+  ASSERT_TRUE(r.requantization_relative_error.has_value());
+  EXPECT_NEAR(*r.requantization_relative_error, std::sqrt(err / norm), 1e-6);
+  EXPECT_GT(*r.requantization_relative_error, 0.01);
+
+  // The folder loads as a mapped nf4 model whose projections are exactly nf4(W'), and it records
+  // the merged weights' fingerprint: the one its fp32 twin gets, not the base's.
+  LoadedModel requantized = load_model(dir / "nf4", LoadOptions{});
+  LoadedModel full = load_model(dir / "fp32", LoadOptions{});
+  EXPECT_EQ(requantized.format, "quantized");
+  EXPECT_EQ(requantized.fingerprint, full.fingerprint);
+  EXPECT_NE(requantized.fingerprint, model_->fingerprint);
+  const AdapterModule& first = adapter->modules().front();
+  const Linear& packed = decoder_projection(requantized.decoder->layers()[first.layer], first.name);
+  ASSERT_TRUE(packed.quantized_weight() != nullptr);
+  EXPECT_EQ(packed.quantized_weight()->format, QuantFormat::kNF4);
+  const at::Tensor merged_w = decoder_projection(full.decoder->layers()[first.layer], first.name).weight_fp32();
+  EXPECT_TRUE(at::equal(packed.weight_fp32(), dequantize_matrix(quantize_matrix(merged_w, QuantFormat::kNF4))));
+}
+
+TEST_F(Merge, Bf16FolderLoadsWithTheBaseShape) {
+  auto adapter = Adapter::create(*model_->decoder, AdapterConfig{});
+  const fs::path out = testing::fresh_temp_dir("merge_bf16") / "merged";
+  MergeOptions bf16;
+  bf16.dtype = at::kBFloat16;
+  merge_adapter_to_folder(*model_->decoder, *adapter, out, {}, bf16);
   LoadedModel merged = load_model(out, LoadOptions{}, find_tokenizer(testing::stories260k_dir()));
   EXPECT_EQ(merged.decoder->config().num_layers, model_->decoder->config().num_layers);
 }
@@ -84,7 +107,7 @@ TEST_F(Merge, RefusesAnAdapterForAnotherModel) {
   LoadedModel tiny = testing::load_tiny(false);
   auto adapter = Adapter::create(*tiny.decoder, AdapterConfig{});
   const fs::path out = testing::fresh_temp_dir("merge_wrong") / "merged";
-  EXPECT_THROW(merge_adapter_to_folder(*model_->decoder, *adapter, out, {}, at::kFloat), Error);
+  EXPECT_THROW(merge_adapter_to_folder(*model_->decoder, *adapter, out, {}), Error);
   EXPECT_FALSE(fs::exists(out));
 }
 
