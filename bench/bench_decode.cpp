@@ -3,7 +3,7 @@
 // own child process so its peak RSS is its own. Prints a table and ratios; never fails a build.
 //
 //   bench_decode [--arch a,b] [--formats f,g] [--threads N] [--models DIR] [--decode-tokens N]
-//                [--prefill-tokens N]
+//                [--prefill-tokens N] [--passes N] [--rounds N]
 //   bench_decode --one ARCH FORMAT [same options]   (child: prints one JSON line)
 // Formats: fp32 bf16 nf4 int4 int8 (quantized while loading) and nf4-mapped (a quantized folder).
 #include <sys/resource.h>
@@ -61,6 +61,8 @@ struct Options {
   fs::path models = "build/bench-models";
   int decode_tokens = 64;
   int prefill_tokens = 128;
+  int passes = 3;  // decode and prefill each measured this many times; the median is reported
+  int rounds = 1;  // child processes per configuration, the formats alternating; medians again
   std::string one_arch, one_format;  // set in a child
 };
 
@@ -87,13 +89,15 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--models") o.models = value(i);
     else if (a == "--decode-tokens") o.decode_tokens = std::stoi(value(i));
     else if (a == "--prefill-tokens") o.prefill_tokens = std::stoi(value(i));
+    else if (a == "--passes") o.passes = std::max(1, std::stoi(value(i)));
+    else if (a == "--rounds") o.rounds = std::max(1, std::stoi(value(i)));
     else if (a == "--one") {
       o.one_arch = value(i);
       o.one_format = value(i);
     } else {
       hearth::fail(ErrorCode::kInvalidArgument, "unknown option " + a +
                                                     " (known: --arch --formats --threads --models --decode-tokens "
-                                                    "--prefill-tokens --one)");
+                                                    "--prefill-tokens --passes --rounds --one)");
     }
   }
   for (const auto& f : o.formats) {
@@ -177,6 +181,11 @@ fs::path ensure_mapped_model(const fs::path& root, const std::string& arch, cons
   return dir;
 }
 
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
 // Child: one (arch, format). Loads, runs a prefill and a decode, prints one JSON line.
 int run_one(const Options& o) {
   hearth::set_num_threads(o.threads);
@@ -194,12 +203,22 @@ int run_one(const Options& o) {
   g.max_tokens = 4;  // warm-up: first-touch of weights, thread pools
   hearth::generate(*m.decoder, tok, prompt_of(8, config.vocab_size), g);
 
-  g.max_tokens = 1;
-  hearth::GenerationResult prefill = hearth::generate(*m.decoder, tok, prompt_of(o.prefill_tokens, config.vocab_size), g);
-  g.max_tokens = o.decode_tokens;
-  const double cpu0 = cpu_seconds();
-  hearth::GenerationResult decode = hearth::generate(*m.decoder, tok, prompt_of(8, config.vocab_size), g);
-  const double decode_cpu_ms = 1e3 * (cpu_seconds() - cpu0) / std::max<size_t>(1, decode.tokens.size());
+  // Each figure is the median of o.passes runs: on a shared machine a single run is sometimes
+  // slowed as a whole (another process, a neighbour on the memory bus), in either format.
+  std::vector<double> prefill_rates, decode_rates, decode_cpu_ms;
+  int64_t prefill_tokens = 0, decode_tokens = 0;
+  for (int pass = 0; pass < o.passes; ++pass) {
+    g.max_tokens = 1;
+    hearth::GenerationResult prefill = hearth::generate(*m.decoder, tok, prompt_of(o.prefill_tokens, config.vocab_size), g);
+    prefill_rates.push_back(prefill.prefill_tokens_per_second());
+    prefill_tokens = prefill.prompt_tokens;
+    g.max_tokens = o.decode_tokens;
+    const double cpu0 = cpu_seconds();
+    hearth::GenerationResult decode = hearth::generate(*m.decoder, tok, prompt_of(8, config.vocab_size), g);
+    decode_cpu_ms.push_back(1e3 * (cpu_seconds() - cpu0) / std::max<size_t>(1, decode.tokens.size()));
+    decode_rates.push_back(decode.decode_tokens_per_second());
+    decode_tokens = static_cast<int64_t>(decode.tokens.size());
+  }
 
   hearth::Json j = {{"arch", o.one_arch},
                     {"format", o.one_format},
@@ -208,11 +227,14 @@ int run_one(const Options& o) {
                     {"load_seconds", load_s},
                     {"rss_loaded_kb", rss_loaded},
                     {"rss_end_kb", current_rss_kb()},
-                    {"prefill_tokens", prefill.prompt_tokens},
-                    {"prefill_tok_s", prefill.prefill_tokens_per_second()},
-                    {"decode_tokens", decode.tokens.size()},
-                    {"decode_tok_s", decode.decode_tokens_per_second()},
-                    {"decode_cpu_ms_per_token", decode_cpu_ms}};
+                    {"passes", o.passes},
+                    {"prefill_tokens", prefill_tokens},
+                    {"prefill_tok_s", median(prefill_rates)},
+                    {"prefill_tok_s_each", prefill_rates},
+                    {"decode_tokens", decode_tokens},
+                    {"decode_tok_s", median(decode_rates)},
+                    {"decode_tok_s_each", decode_rates},
+                    {"decode_cpu_ms_per_token", median(decode_cpu_ms)}};
   std::printf("%s\n", j.dump().c_str());
   return 0;
 }
@@ -231,7 +253,8 @@ Row run_child(const std::string& self, const Options& o, const std::string& arch
   hearth::require(pipe(fds) == 0, ErrorCode::kIo, "pipe failed");
   const std::vector<std::string> args = {self, "--one", arch, format, "--threads", std::to_string(o.threads),
                                          "--models", o.models.string(), "--decode-tokens", std::to_string(o.decode_tokens),
-                                         "--prefill-tokens", std::to_string(o.prefill_tokens)};
+                                         "--prefill-tokens", std::to_string(o.prefill_tokens), "--passes",
+                                         std::to_string(o.passes)};
   const pid_t pid = fork();
   hearth::require(pid >= 0, ErrorCode::kIo, "fork failed");
   if (pid == 0) {
@@ -266,14 +289,33 @@ Row run_child(const std::string& self, const Options& o, const std::string& arch
   return row;
 }
 
+// One row from a configuration's rounds: median speeds, the largest peak RSS.
+Row merge_rounds(const std::vector<Row>& runs) {
+  Row merged = runs.front();
+  std::vector<double> decode, prefill;
+  for (const Row& r : runs) {
+    if (!r.ok) continue;
+    if (!merged.ok) merged = r;
+    decode.push_back(r.result["decode_tok_s"].get<double>());
+    prefill.push_back(r.result["prefill_tok_s"].get<double>());
+    merged.max_rss_kb = std::max(merged.max_rss_kb, r.max_rss_kb);
+  }
+  if (!merged.ok) return merged;
+  merged.result["decode_tok_s"] = median(decode);
+  merged.result["prefill_tok_s"] = median(prefill);
+  merged.result["decode_tok_s_rounds"] = decode;
+  return merged;
+}
+
 double load_average() {
   double l[3] = {0, 0, 0};
   return getloadavg(l, 3) > 0 ? l[0] : -1;
 }
 
 void print_table(const std::vector<Row>& rows, const Options& o) {
-  std::printf("\n%d threads, decode %d tokens after an 8-token prompt, prefill %d tokens\n", o.threads, o.decode_tokens,
-              o.prefill_tokens);
+  std::printf("\n%d threads, decode %d tokens after an 8-token prompt, prefill %d tokens; medians of %d passes in each of "
+              "%d rounds\n",
+              o.threads, o.decode_tokens, o.prefill_tokens, o.passes, o.rounds);
   std::printf("%-13s %-10s %10s %10s %10s %10s %8s %9s %8s %8s %9s %9s %9s\n", "shape", "format", "weights MB", "peak RSS MB",
               "loaded MB", "decode t/s", "cpu ms/t", "prefill", "dec/fp32", "RSS/fp32", "dec/llcpp", "pre/llcpp", "load s");
   std::map<std::string, const Row*> fp32;
@@ -319,11 +361,18 @@ int main(int argc, char** argv) {
     std::vector<Row> rows;
     for (const auto& arch : o.archs) {
       ensure_model(o.models, arch);
-      for (const auto& format : o.formats) {
+      for (const auto& format : o.formats)
         if (is_mapped(format)) ensure_mapped_model(o.models, arch, format);
-        rows.push_back(run_child(self, o, arch, format));
-        if (rows.back().ok) std::fprintf(stderr, "  %s %s: %s\n", arch.c_str(), format.c_str(), rows.back().result.dump().c_str());
+      // Rounds run every format once each, so a slow spell of the machine hits them alike.
+      std::vector<std::vector<Row>> runs(o.formats.size());
+      for (int round = 0; round < o.rounds; ++round) {
+        for (size_t f = 0; f < o.formats.size(); ++f) {
+          runs[f].push_back(run_child(self, o, arch, o.formats[f]));
+          if (runs[f].back().ok)
+            std::fprintf(stderr, "  %s %s: %s\n", arch.c_str(), o.formats[f].c_str(), runs[f].back().result.dump().c_str());
+        }
       }
+      for (auto& r : runs) rows.push_back(merge_rounds(r));
     }
     print_table(rows, o);
     std::printf("load average %.2f at end\n", load_average());

@@ -2,7 +2,9 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/error.h"
 
@@ -60,6 +62,84 @@ at::Tensor fused_rope(const at::Tensor& x_in, const at::Tensor& cos_in, const at
       }
     }
   }
+  return out;
+}
+
+namespace {
+
+// Dot product with eight independent partial sums: the compiler turns the fixed inner loop into
+// vector operations (a single running sum is a chain of dependent adds it may not reorder).
+float dot(const float* a, const float* b, int64_t n) {
+  float acc[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += a[i + l] * b[i + l];
+  float total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < n; ++i) total += a[i] * b[i];
+  return total;
+}
+
+}  // namespace
+
+at::Tensor fused_decode_attention(const at::Tensor& q_in, const at::Tensor& keys, const at::Tensor& values) {
+  require(q_in.dim() == 4 && q_in.size(0) == 1 && q_in.size(1) == 1 && keys.dim() == 4 && keys.size(0) == 1 &&
+              keys.sizes() == values.sizes() && keys.stride(3) == 1 && values.stride(3) == 1 &&
+              keys.size(3) == q_in.size(3) && q_in.size(2) % keys.size(1) == 0,
+          ErrorCode::kInternal, "fused_decode_attention: expected q [1, 1, H, D], keys / values [1, KVH, S, D]");
+  const int64_t heads = q_in.size(2), d = q_in.size(3), kv_heads = keys.size(1), s = keys.size(2);
+  const int64_t group = heads / kv_heads;
+  const at::Tensor q = q_in.contiguous();
+  at::Tensor out = at::zeros({1, 1, heads * d}, at::kFloat);
+  const float* pq = q.data_ptr<float>();
+  const float* pk = keys.data_ptr<float>();
+  const float* pv = values.data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  const float scale = static_cast<float>(1.0 / std::sqrt(double(d)));
+  // KV heads are independent: each thread reads its KV heads' keys and values once for all the
+  // query heads that share them. A short context stays on the caller's thread.
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, s * d * group));
+  at::parallel_for(0, kv_heads, grain, [&](int64_t k0, int64_t k1) {
+    std::vector<float> p(group * s);  // scores, then weights, of the group's query heads
+    for (int64_t kvh = k0; kvh < k1; ++kvh) {
+      const float* qg = pq + kvh * group * d;
+      const float* kh = pk + kvh * keys.stride(1);
+      const float* vh = pv + kvh * values.stride(1);
+      for (int64_t j = 0; j < s; ++j) {
+        const float* kj = kh + j * keys.stride(2);
+        for (int64_t g = 0; g < group; ++g) p[g * s + j] = dot(qg + g * d, kj, d) * scale;
+      }
+      for (int64_t g = 0; g < group; ++g) {
+        float* pg = p.data() + g * s;
+        const float top = *std::max_element(pg, pg + s);
+        double total = 0;
+        for (int64_t j = 0; j < s; ++j) total += (pg[j] = std::exp(pg[j] - top));
+        const float inv = static_cast<float>(1.0 / total);
+        for (int64_t j = 0; j < s; ++j) pg[j] *= inv;
+      }
+      float* og = po + kvh * group * d;
+      for (int64_t j = 0; j < s; ++j) {
+        const float* vj = vh + j * values.stride(2);
+        for (int64_t g = 0; g < group; ++g) {
+          const float w = p[g * s + j];
+          float* oh = og + g * d;
+          for (int64_t i = 0; i < d; ++i) oh[i] += w * vj[i];
+        }
+      }
+    }
+  });
+  return out;
+}
+
+at::Tensor fused_silu_mul(const at::Tensor& gate_in, const at::Tensor& up_in) {
+  require(gate_in.sizes() == up_in.sizes(), ErrorCode::kInternal, "fused_silu_mul: shapes differ");
+  const at::Tensor gate = gate_in.contiguous(), up = up_in.contiguous();
+  at::Tensor out = at::empty_like(gate);
+  const float* pg = gate.data_ptr<float>();
+  const float* pu = up.data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  at::parallel_for(0, gate.numel(), int64_t(1) << 15, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) po[i] = pg[i] / (1.0f + std::exp(-pg[i])) * pu[i];
+  });
   return out;
 }
 

@@ -63,7 +63,15 @@ at::Tensor Decoder::attention(const DecoderLayer& layer, int64_t index, const at
   at::Tensor q = layer.q.forward(x).view({batch, t, heads, d});
   at::Tensor k = layer.k.forward(x).view({batch, t, kv_heads, d});
   at::Tensor v = layer.v.forward(x).view({batch, t, kv_heads, d}).transpose(1, 2);
-  if (can_fuse_for_inference(q, ctx.cos) && can_fuse_for_inference(k, ctx.sin)) {
+  const bool fused = can_fuse_for_inference(q, ctx.cos) && can_fuse_for_inference(k, ctx.sin);
+  if (fused && batch == 1 && t == 1 && ctx.cache && ctx.cache->dtype() == at::kFloat && can_fuse_for_inference(v, ctx.cos)) {
+    // One decode step: the new position attends to the whole cache, no mask, one fused loop.
+    q = fused_rope(q, ctx.cos, ctx.sin, config_.rope_interleaved);
+    k = fused_rope(k, ctx.cos, ctx.sin, config_.rope_interleaved).transpose(1, 2);
+    std::tie(k, v) = ctx.cache->append(index, k, v);
+    return layer.o.forward(fused_decode_attention(q, k, v));
+  }
+  if (fused) {
     q = fused_rope(q, ctx.cos, ctx.sin, config_.rope_interleaved).transpose(1, 2);
     k = fused_rope(k, ctx.cos, ctx.sin, config_.rope_interleaved).transpose(1, 2);
   } else {
@@ -87,8 +95,18 @@ at::Tensor Decoder::block(int64_t index, const at::Tensor& h, const AttentionCon
   const DecoderLayer& layer = layers_[index];
   at::Tensor x = h + attention(layer, index, rms_norm(h, layer.attn_norm), ctx);
   at::Tensor n = rms_norm(x, layer.mlp_norm);
-  at::Tensor mlp = layer.down.forward(at::silu(layer.gate.forward(n)) * layer.up.forward(n));
-  return x + mlp;
+  return x + layer.down.forward(gated_mlp_input(layer, n));
+}
+
+at::Tensor Decoder::gated_mlp_input(const DecoderLayer& layer, const at::Tensor& n) const {
+  // Generation fuses silu(gate) * up into one loop. Anything else keeps the differentiable
+  // expression exactly, so a checkpointed block's no-grad forward rounds as its recomputation.
+  if (c10::InferenceMode::is_enabled()) {
+    const at::Tensor gate = layer.gate.forward(n), up = layer.up.forward(n);
+    if (can_fuse_for_inference(gate, up)) return fused_silu_mul(gate, up);
+    return at::silu(gate) * up;
+  }
+  return at::silu(layer.gate.forward(n)) * layer.up.forward(n);
 }
 
 at::Tensor Decoder::hidden_states(const ForwardInput& input) const {

@@ -67,6 +67,8 @@ class Decoder {
  private:
   at::Tensor attention(const DecoderLayer& layer, int64_t index, const at::Tensor& x, const AttentionContext& ctx) const;
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
+  // silu(gate(n)) * up(n), the input of the down projection.
+  at::Tensor gated_mlp_input(const DecoderLayer& layer, const at::Tensor& n) const;
 
   ModelConfig config_;
   Embedding embedding_;

@@ -22,6 +22,7 @@ class KVCache {
   void advance(int64_t t) { length_ += t; }
   void clear() { length_ = 0; }
   size_t bytes() const;
+  at::ScalarType dtype() const { return keys_.front().scalar_type(); }
 
  private:
   std::vector<at::Tensor> keys_, values_;  // per layer [B, kv_heads, capacity, head_dim]

@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/ThreadLocalState.h>
 
+#include <atomic>
 #include <vector>
 
 #include "core/error.h"
@@ -20,6 +21,35 @@ at::Tensor as_float_matrix(const at::Tensor& x, int64_t cols, const char* what) 
   // Detached: these products are not differentiable themselves (quant_linear wraps them), and
   // worker threads run with grad mode on, where an out= product refuses an input needing grad.
   return x.detach().to(at::kFloat).contiguous();
+}
+
+// Rows per work item of a GEMV: a multiple of the kernels' 4-row blocks and about 128 KiB of
+// packed weights (each item a long stream, far longer than the kernels' prefetch distance),
+// but small enough that every thread gets about four items to balance with; 16 KiB at least.
+int64_t matvec_chunk_rows(const QuantizedMatrix& m, int threads) {
+  const int64_t row_bytes = std::max<int64_t>(1, m.storage_bytes() / std::max<int64_t>(1, m.rows));
+  const int64_t bytes = std::max<int64_t>(16 << 10, std::min<int64_t>(128 << 10, m.storage_bytes() / (4 * threads)));
+  return std::max<int64_t>(4, (bytes / row_bytes) / 4 * 4);
+}
+
+// Runs rows(r0, r1) over all rows of m, the threads claiming chunks from a shared counter
+// instead of taking fixed halves: on a shared machine one core is often slowed (another
+// process, a host neighbour on the memory bus) and a static split made the whole product wait
+// for the slower half.
+template <typename Rows>
+void for_row_chunks(const QuantizedMatrix& m, const Rows& rows) {
+  const int threads = at::get_num_threads();
+  const int64_t chunk = matvec_chunk_rows(m, threads), chunks = (m.rows + chunk - 1) / chunk;
+  if (chunks <= 1 || threads <= 1) {
+    rows(int64_t(0), m.rows);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, std::min<int64_t>(chunks, threads), 1, [&](int64_t, int64_t) {
+    for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < chunks;
+         c = next.fetch_add(1, std::memory_order_relaxed))
+      rows(c * chunk, std::min(m.rows, (c + 1) * chunk));
+  });
 }
 
 }  // namespace
@@ -41,10 +71,10 @@ void quant_matvec(const QuantizedMatrix& m, const float* x, float* y, Activation
     thread_local Q8Activation buffer;
     Q8Activation& xq = buffer;
     k.quantize_activation(v, xp.data(), xq);
-    at::parallel_for(0, m.rows, 8, [&](int64_t r0, int64_t r1) { k.matvec_q8_rows(v, xq, y, r0, r1); });
+    for_row_chunks(m, [&](int64_t r0, int64_t r1) { k.matvec_q8_rows(v, xq, y, r0, r1); });
     return;
   }
-  at::parallel_for(0, m.rows, 8, [&](int64_t r0, int64_t r1) { k.matvec_rows(v, xp.data(), y, r0, r1); });
+  for_row_chunks(m, [&](int64_t r0, int64_t r1) { k.matvec_rows(v, xp.data(), y, r0, r1); });
 }
 
 // The GEMMs split W over the threads once, and each thread dequantizes its share a tile at a time

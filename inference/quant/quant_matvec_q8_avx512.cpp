@@ -76,28 +76,38 @@ void quantize_activation_avx512(const PackedView& m, const float* x, Q8Activatio
   }
 }
 
-// factors[b] = weight scale of block b of row r * activation scale of block b (for nf4 also / 127,
-// undoing the int8 table's scaling).
-void row_factors(const PackedView& m, int64_t r, const float* x_scales, float* factors) {
-  const int64_t nb = m.blocks_per_row, base = r * nb;
-  for (int64_t b = 0; b < nb; b += 16) {
-    const int64_t n = std::min<int64_t>(16, nb - b);
-    const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1);
+// The activation scale of each block of kMaxRows consecutive rows, x_scales repeated (for nf4
+// also / 127, undoing the int8 table's scaling), so the factors of a row block are one
+// elementwise product over contiguous blocks.
+void tile_x_scales(const PackedView& m, const float* x_scales, int64_t rows, float* tiled) {
+  const float unscale = m.format == QuantFormat::kNF4 ? 1.0f / 127.0f : 1.0f;
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t b = 0; b < m.blocks_per_row; ++b) tiled[i * m.blocks_per_row + b] = x_scales[b] * unscale;
+}
+
+// factors[k] = weight scale of block first + k * tiled[k], for k < n: the blocks of whole rows,
+// which are contiguous in the scale arrays. Sixteen at a time; a run of sixteen nf4 blocks
+// crosses at most one double-quantization group boundary (groups hold 256 blocks).
+void block_factors(const PackedView& m, int64_t first, int64_t n, const float* tiled, float* factors) {
+  for (int64_t k = 0; k < n; k += 16) {
+    const int64_t len = std::min<int64_t>(16, n - k), b = first + k;
+    const __mmask16 mask = static_cast<__mmask16>((1u << len) - 1);
     __m512 w;
     if (m.format != QuantFormat::kNF4) {
-      w = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, m.scales + base + b));
-    } else if (((base + b) >> 8) == ((base + b + n - 1) >> 8)) {
-      // Within one double-quantization group of 256 blocks: one scale and offset for all lanes.
-      const int64_t grp = (base + b) >> 8;
-      const __m512 codes = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, m.absmax_codes + base + b)));
-      w = _mm512_add_ps(_mm512_mul_ps(codes, _mm512_set1_ps(m.absmax_scale[grp])), _mm512_set1_ps(m.absmax_offset[grp]));
+      w = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, m.scales + b));
     } else {
-      alignas(64) float a[16] = {};
-      for (int64_t i = 0; i < n; ++i) a[i] = nf4_absmax(m.absmax_codes, m.absmax_scale, m.absmax_offset, base + b + i);
-      w = _mm512_load_ps(a);
+      const int64_t grp = b >> 8;
+      __m512 scale = _mm512_set1_ps(m.absmax_scale[grp]), offset = _mm512_set1_ps(m.absmax_offset[grp]);
+      if (((b + len - 1) >> 8) != grp) {
+        const int64_t boundary = ((grp + 1) << 8) - b;  // first lane in the next group
+        const __mmask16 next = static_cast<__mmask16>(mask & ~((1u << boundary) - 1));
+        scale = _mm512_mask_mov_ps(scale, next, _mm512_set1_ps(m.absmax_scale[grp + 1]));
+        offset = _mm512_mask_mov_ps(offset, next, _mm512_set1_ps(m.absmax_offset[grp + 1]));
+      }
+      const __m512 codes = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, m.absmax_codes + b)));
+      w = _mm512_add_ps(_mm512_mul_ps(codes, scale), offset);  // as nf4_absmax: no fused multiply-add
     }
-    if (m.format == QuantFormat::kNF4) w = _mm512_mul_ps(w, _mm512_set1_ps(1.0f / 127.0f));  // table values are * 127
-    _mm512_mask_storeu_ps(factors + b, mask, _mm512_mul_ps(w, _mm512_maskz_loadu_ps(mask, x_scales + b)));
+    _mm512_mask_storeu_ps(factors + k, mask, _mm512_mul_ps(w, _mm512_maskz_loadu_ps(mask, tiled + k)));
   }
 }
 
@@ -129,19 +139,19 @@ __m128 reduce4(const __m512* a) {
 // kRows rows at once: the activation loads and the lane biases are shared, and the horizontal
 // sums are done four at a time (on 896-wide rows they cost as much as the dot products).
 template <QuantFormat F, int kRows>
-void matvec_q8_row_block(const PackedView& m, const Q8Activation& a, __m512i table, __m512i lane_block, float* factors,
-                         float* y, int64_t r) {
+void matvec_q8_row_block(const PackedView& m, const Q8Activation& a, __m512i table, __m512i lane_block,
+                         const float* tiled_x_scales, float* factors, float* y, int64_t r) {
   constexpr GroupLayout g = layout_of(F);
-  const int64_t nb = m.blocks_per_row, groups = groups_per_row(m, g), factor_stride = groups * g.blocks + kLanes;
+  const int64_t nb = m.blocks_per_row, groups = groups_per_row(m, g), factor_stride = nb;
   const int64_t tail_bytes = (nb - (groups - 1) * g.blocks) * quant_block_bytes(F);
   const __mmask64 tail_mask = tail_bytes >= kGroupCodeBytes ? ~__mmask64(0) : (__mmask64(1) << tail_bytes) - 1;
   const __m512i nibble = _mm512_set1_epi8(0x0F), sign = _mm512_set1_epi8(static_cast<char>(0x80));
   const int64_t prefetch_distance = std::max<int64_t>(2048, kPrefetchBlocksAhead * kRows * m.row_bytes);
   const uint8_t* q[kRows];
-  for (int i = 0; i < kRows; ++i) {
-    row_factors(m, r + i, a.block_scales.data(), factors + i * factor_stride);
-    q[i] = m.codes + (r + i) * m.row_bytes;
-  }
+  // A row's last group may reach into the next row's factors: those lanes multiply zero codes
+  // against zero x (the padding), so any finite factor is harmless.
+  block_factors(m, r * nb, kRows * nb, tiled_x_scales, factors);
+  for (int i = 0; i < kRows; ++i) q[i] = m.codes + (r + i) * m.row_bytes;
   __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
   for (int64_t gi = 0; gi < groups; ++gi) {
     const int8_t* xg = a.values.data() + gi * g.x_bytes;
@@ -179,12 +189,20 @@ void matvec_q8_row_block(const PackedView& m, const Q8Activation& a, __m512i tab
 template <QuantFormat F>
 void matvec_q8_rows_t(const PackedView& m, const Q8Activation& a, float* y, int64_t r0, int64_t r1) {
   constexpr GroupLayout g = layout_of(F);
-  std::vector<float> factors(4 * (groups_per_row(m, g) * g.blocks + kLanes), 0.0f);
-  int64_t r = r0;
-  // Built once per call, not per row block.
+  // Built once per call, not per row block. The factor buffer has a group's worth of slack for
+  // the last row's last group.
+  // Per-thread buffers: a product is split into many chunks, each a call here.
+  const int64_t nb = m.blocks_per_row;
+  thread_local std::vector<float> tiled_buffer, factor_buffer;
+  std::vector<float>& tiled = tiled_buffer;
+  std::vector<float>& factors = factor_buffer;
+  tiled.resize(4 * nb);
+  factors.assign(4 * nb + g.blocks * 4, 0.0f);
+  tile_x_scales(m, a.block_scales.data(), 4, tiled.data());
   const __m512i table = nf4_u8_table(), lane_block = lane_block_index(g.blocks);
-  for (; r + 4 <= r1; r += 4) matvec_q8_row_block<F, 4>(m, a, table, lane_block, factors.data(), y, r);
-  for (; r < r1; ++r) matvec_q8_row_block<F, 1>(m, a, table, lane_block, factors.data(), y, r);
+  int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) matvec_q8_row_block<F, 4>(m, a, table, lane_block, tiled.data(), factors.data(), y, r);
+  for (; r < r1; ++r) matvec_q8_row_block<F, 1>(m, a, table, lane_block, tiled.data(), factors.data(), y, r);
 }
 
 void matvec_q8_rows_avx512(const PackedView& m, const Q8Activation& a, float* y, int64_t r0, int64_t r1) {

@@ -1,7 +1,11 @@
-// The fused decode loops against the decoder's differentiable expressions evaluated in double
-// precision on fresh random inputs, and the rule for when the decoder may use them.
+// The fused decode loops against the decoder's differentiable expressions (or plain formulas)
+// evaluated in double precision on fresh random inputs, and the rule for when the decoder may use them.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <vector>
+
+#include "core/error.h"
 #include "inference/decode_kernels.h"
 #include "inference/rope.h"
 
@@ -60,6 +64,49 @@ TEST(FusedRope, BroadcastsOneRowOfAnglesOverTheBatch) {
   auto [cos, sin] = rope.angles(at::arange(10, 14, at::kLong).unsqueeze(0));  // [1, 4, 8]
   at::Tensor ref = rope.apply(x.transpose(1, 2).to(at::kDouble), cos.to(at::kDouble), sin.to(at::kDouble)).transpose(1, 2);
   EXPECT_LT(max_abs_diff(fused_rope(x, cos, sin, false), ref), 1e-5);
+}
+
+// softmax(q k^T / sqrt(d)) v per query head in double, KV head h / group.
+at::Tensor attention_reference(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values) {
+  const int64_t heads = q.size(2), d = q.size(3), group = heads / keys.size(1);
+  std::vector<at::Tensor> outs;
+  for (int64_t h = 0; h < heads; ++h) {
+    at::Tensor qh = q[0][0][h].to(at::kDouble);
+    at::Tensor k = keys[0][h / group].to(at::kDouble), v = values[0][h / group].to(at::kDouble);
+    at::Tensor p = at::softmax(at::mv(k, qh) / std::sqrt(double(d)), 0);
+    outs.push_back(at::mv(v.t(), p));
+  }
+  return at::cat(outs).view({1, 1, heads * d});
+}
+
+TEST(FusedDecodeAttention, MatchesDoubleReferenceOnCacheViews) {
+  // Grouped heads (6 query heads on 2 or 3 KV heads, or one each), contexts from one position to
+  // long enough that the heads are split over threads; keys / values are narrowed views of a
+  // larger buffer, as the KV cache returns them.
+  for (int64_t kv_heads : {2, 3, 6}) {
+    for (int64_t s : {1, 7, 1500}) {
+      const int64_t heads = 6, d = 24, capacity = s + 5;
+      at::Tensor q = at::randn({1, 1, heads, d});
+      at::Tensor kbuf = at::randn({1, kv_heads, capacity, d}) * 2, vbuf = at::randn({1, kv_heads, capacity, d});
+      at::Tensor keys = kbuf.narrow(2, 0, s), values = vbuf.narrow(2, 0, s);
+      at::Tensor y = fused_decode_attention(q, keys, values);
+      ASSERT_EQ(y.sizes(), (at::IntArrayRef{1, 1, heads * d}));
+      EXPECT_LT(max_abs_diff(y, attention_reference(q, keys, values)), 1e-5) << kv_heads << " KV heads, s=" << s;
+    }
+  }
+}
+
+TEST(FusedDecodeAttention, RefusesABatchOrAMisfitCache) {
+  EXPECT_THROW(fused_decode_attention(at::randn({2, 1, 4, 8}), at::randn({2, 2, 3, 8}), at::randn({2, 2, 3, 8})), Error);
+  EXPECT_THROW(fused_decode_attention(at::randn({1, 1, 4, 8}), at::randn({1, 3, 3, 8}), at::randn({1, 3, 3, 8})), Error);
+  EXPECT_THROW(fused_decode_attention(at::randn({1, 1, 4, 8}), at::randn({1, 2, 3, 16}), at::randn({1, 2, 3, 16})), Error);
+}
+
+TEST(FusedSiluMul, MatchesDoubleReference) {
+  at::Tensor gate = at::randn({1, 1, 70000}) * 6, up = at::randn({1, 1, 70000});
+  at::Tensor gd = gate.to(at::kDouble);
+  at::Tensor ref = gd * at::sigmoid(gd) * up.to(at::kDouble);
+  EXPECT_LT(max_abs_diff(fused_silu_mul(gate, up), ref), 1e-5);
 }
 
 TEST(CanFuseForInference, OnlyWithoutGradientsAndInFp32) {
