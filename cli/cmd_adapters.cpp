@@ -31,7 +31,6 @@ std::vector<fs::path> tokenizer_files(const ModelOptions& model) {
 
 // Perplexity of `decoder` on the eval stream by the project's protocol (inference/perplexity.h).
 double perplexity_of(const Decoder& decoder, const std::vector<int32_t>& stream, int64_t ctx) {
-  at::NoGradGuard no_grad;
   return evaluate_perplexity(decoder, stream, ctx).perplexity;
 }
 

@@ -66,6 +66,21 @@ TEST(CliAdaptersMerge, RequantizedFolderReportsItsOwnPerplexity) {
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.err.find("fewer than 257 tokens"), std::string::npos) << bad.err;
   EXPECT_FALSE(fs::exists(dir / "not_written"));
+
+  // Unknown formats and a missing eval file: one error naming the value, nothing written.
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad_options = {
+      {{"--requantize", "nf3"}, "nf3"},
+      {{"--requantize", "nf4", "--out-embeddings", "fp8"}, "fp8"},
+      {{"--eval-data", (dir / "missing.txt").string()}, "missing.txt"}};
+  for (const auto& [extra, named] : bad_options) {
+    std::vector<std::string> args = {"adapters", "merge", "--model", model, "--quant", "nf4", "--adapter",
+                                     (dir / "adapter").string(), "--out", (dir / "not_written").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = run_hearth(args);
+    EXPECT_NE(r.exit_code, 0) << named;
+    EXPECT_NE(r.err.find(named), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir / "not_written")) << named;
+  }
   fs::remove_all(dir);
 }
 
