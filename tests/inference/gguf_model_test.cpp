@@ -83,8 +83,10 @@ TEST_F(GgufStories, QuantizedTypesAreMappedAndStayClose) {
     // down_proj's rows (172) are not whole blocks: written F16 (llama.cpp's fallback).
     EXPECT_EQ(g.decoder->layers()[0].down.quantized_weight()->format, QuantFormat::kF16);
     const double p = ppl(g);
-    // Q8_0 moves perplexity by well under 1%; Q4_0 by a few percent on this tiny model.
-    EXPECT_NEAR(p / p_ref, 1.0, std::string(type) == "q8_0" ? 0.01 : 0.08) << type << ": " << p << " vs " << p_ref;
+    // Q8_0 moves perplexity by well under 1%. Q4_0 holds Hearth's int4 codes (here the embedding
+    // table too): +9.5% on these lines, as int4 is +9.6% on the whole file (docs/quantization.md);
+    // stories260K's 64-wide rows make 4-bit costly. The floor is the docs' 12%.
+    EXPECT_NEAR(p / p_ref, 1.0, std::string(type) == "q8_0" ? 0.01 : 0.12) << type << ": " << p << " vs " << p_ref;
   }
 }
 
