@@ -2,9 +2,10 @@
 # The sanctioned peer for Hearth's GGUF interoperability tests and benchmarks: llama.cpp, as shipped
 # inside the npm package node-llama-cpp@3.22.1, plus the independent GGUF parser @huggingface/gguf.
 #
-#   scripts/peer/llama_cpp.sh npm      npm ci of the pinned packages (prebuilt CPU binaries included)
-#   scripts/peer/llama_cpp.sh native   also builds llama.cpp's tools from the package's git bundle
-#   scripts/peer/llama_cpp.sh env      prints PEER_NODE_DIR=..., LLAMA_CPP_BIN=..., LLAMA_CPP_SRC=...
+#   scripts/peer/llama_cpp.sh npm      npm ci of the pinned packages (prebuilt CPU binaries included),
+#                                      and llama.cpp's source cloned from the package (for gguf-py)
+#   scripts/peer/llama_cpp.sh native   also builds llama.cpp's tools from that source
+#   scripts/peer/llama_cpp.sh env      prints PEER_NODE_DIR=..., LLAMA_CPP_SRC=..., LLAMA_CPP_BIN=...
 #
 # Nothing of llama.cpp is in git: the source is cloned from node_modules/node-llama-cpp/llama/
 # gitRelease.bundle and built once into $HEARTH_PEER_CACHE (default .cache/llama.cpp, gitignored),
@@ -35,14 +36,23 @@ build_dir() {
   echo "$cache/$commit-$cpu"
 }
 
+# The source, cloned once from the bundle (a few seconds): gguf-py runs from it without a build.
+clone_source() {
+  local dir
+  dir="$(build_dir)"
+  if [ -f "$dir/src/gguf-py/gguf/__init__.py" ]; then return; fi
+  rm -rf "$dir/src"
+  mkdir -p "$dir"
+  git clone -q "$bundle" "$dir/src" 2>/dev/null
+}
+
 build_native() {
   install_npm
+  clone_source
   local dir
   dir="$(build_dir)"
   if [ -f "$dir/.built" ]; then return; fi
-  rm -rf "$dir"
-  mkdir -p "$dir"
-  git clone -q "$bundle" "$dir/src" 2>/dev/null
+  rm -rf "$dir/build"
   # Native: this CPU's instruction sets (the folder name carries the CPU flags). No network
   # (OpenSSL off), no server, tests or web UI: only the library and the tools listed above.
   cmake -S "$dir/src" -B "$dir/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_OPENSSL=OFF \
@@ -52,7 +62,10 @@ build_native() {
 }
 
 case "${1:-}" in
-  npm) install_npm ;;
+  npm)
+    install_npm
+    clone_source
+    ;;
   native) build_native ;;
   env)
     dir="$(build_dir)"

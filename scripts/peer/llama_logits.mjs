@@ -6,7 +6,7 @@
 //                              [--greedy N] [--tokenize TEXT]
 // Output (one JSON object on stdout):
 //   {"prompt_logits": [[V floats] per position asked], "greedy": [ids],
-//    "greedy_logits": [[V floats] per greedy step], "tokenized": [ids of TEXT]}
+//    "greedy_logits": [[V floats] per greedy step], "greedy_text": "...", "tokenized": [ids of TEXT]}
 // prompt_logits holds the last position only, unless --all-positions. Greedy picks the largest
 // logit (lowest id on ties), so both engines follow the same rule.
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
@@ -15,7 +15,7 @@ const args = process.argv.slice(2);
 const opt = (name) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
 const modelPath = opt("--model");
 if (!modelPath) { console.error("usage: node llama_logits.mjs --model M.gguf [--lora A.gguf] --tokens 1,2,3 [--greedy N]"); process.exit(2); }
-const tokens = (opt("--tokens") ?? "").split(",").filter((s) => s !== "").map(Number);
+let tokens = (opt("--tokens") ?? "").split(",").filter((s) => s !== "").map(Number);
 const greedySteps = Number(opt("--greedy") ?? 0);
 const allPositions = args.includes("--all-positions");
 
@@ -44,6 +44,7 @@ if (tokens.length > 0) {
     last = dense(o[0].next.logits);
     result.greedy_logits.push(last);
   }
+  result.greedy_text = model.detokenize(result.greedy);
 }
 process.stdout.write(JSON.stringify(result) + "\n");
 await context.dispose();

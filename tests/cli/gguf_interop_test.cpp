@@ -183,5 +183,61 @@ TEST_F(GgufInterop, LlamaCppAppliesHearthsLora) {
   std::printf("[ figures  ] lora: greedy tokens equal over 24 steps, max logit gap %.2e\n", gap);
 }
 
+// The peer's paths (scripts/peer/llama_cpp.sh env): LLAMA_CPP_SRC, and LLAMA_CPP_BIN once built.
+std::string peer_path(const std::string& key) {
+  const std::string env = run("bash " + shell_quote((kPeer / "llama_cpp.sh").string()) + " env");
+  const size_t at = env.find(key + "=");
+  if (at == std::string::npos) return "";
+  const size_t begin = at + key.size() + 1;
+  return env.substr(begin, env.find('\n', begin) - begin);
+}
+
+// A GGUF made by llama.cpp loads in Hearth with the llama2.c ids and greedy tokens, and the logits
+// llama.cpp computes on it (bounds of LlamaCppComputesHearthsLogitsAndGreedyTokens).
+void expect_loads_like_llama2c(const fs::path& f32, const fs::path& q8) {
+  LoadedModel reference = load_model(testing::stories260k_dir(), LoadOptions{});
+  for (const auto& [file, tol] : {std::pair<fs::path, double>{f32, 2e-3}, {q8, 3e-2}}) {
+    LoadedModel m = load_model(file, LoadOptions{});
+    const std::vector<int32_t> tokens = m.tokenizer->encode("Once upon a time, there was", true);
+    EXPECT_EQ(tokens, reference.tokenizer->encode("Once upon a time, there was", true)) << "tokenizer of " << file;
+    const HearthRun ours = hearth_run(m, tokens, 24);
+    EXPECT_EQ(ours.greedy, hearth_run(reference, tokens, 24).greedy) << file;
+    const Json peer = llama_cpp(file, tokens, 24);
+    EXPECT_EQ(peer.at("greedy").get<std::vector<int32_t>>(), ours.greedy) << file;
+    const double gap = relative_logit_gap(ours.logits, peer);
+    EXPECT_LT(gap, tol) << file;
+    std::printf("[ figures  ] %s: max logit gap to llama.cpp %.2e\n", file.filename().c_str(), gap);
+  }
+}
+
+// llama.cpp's Python library (gguf-py, run from the bundled source on Debian's numpy) writes
+// stories260K as GGUF with its own writer and its own Q8_0 quantizer.
+TEST_F(GgufInterop, GgufFromLlamaCppLibraryLoadsWithTheSameLogits) {
+  require_peer();
+  const std::string src = peer_path("LLAMA_CPP_SRC");
+  ASSERT_TRUE(fs::exists(fs::path(src) / "gguf-py" / "gguf")) << "run bash scripts/peer/llama_cpp.sh npm";
+  const fs::path s = testing::stories260k_dir(), f32 = *dir_ / "gguf_py_f32.gguf", q8 = *dir_ / "gguf_py_q8_0.gguf";
+  for (const auto& [file, type] : {std::pair<fs::path, std::string>{f32, "F32"}, {q8, "Q8_0"}}) {
+    run("/usr/bin/python3 " + shell_quote((kPeer / "llama2c_to_gguf.py").string()) + " " + shell_quote(src + "/gguf-py") + " " +
+        shell_quote((s / "stories260K.bin").string()) + " " + shell_quote((s / "tok512.bin").string()) + " " +
+        shell_quote(file.string()) + " " + type);
+  }
+  expect_loads_like_llama2c(f32, q8);
+}
+
+// llama.cpp's native tools (scripts/peer/llama_cpp.sh native; not built in CI, see docs/gguf.md):
+// llama-convert-llama2c-to-ggml and llama-quantize.
+TEST_F(GgufInterop, GgufFromLlamaCppToolsLoadsWithTheSameLogits) {
+  require_peer();
+  const std::string bin_dir = peer_path("LLAMA_CPP_BIN");
+  if (bin_dir.empty()) GTEST_SKIP() << "llama.cpp's native tools are not built here: bash scripts/peer/llama_cpp.sh native";
+  const fs::path bin = bin_dir, s = testing::stories260k_dir();
+  const fs::path f32 = *dir_ / "llama_cpp_f32.gguf", q8 = *dir_ / "llama_cpp_q8_0.gguf";
+  run(shell_quote((bin / "llama-convert-llama2c-to-ggml").string()) + " --copy-vocab-from-model " + shell_quote((s / "tok512.bin").string()) +
+      " --llama2c-model " + shell_quote((s / "stories260K.bin").string()) + " --llama2c-output-model " + shell_quote(f32.string()));
+  run(shell_quote((bin / "llama-quantize").string()) + " " + shell_quote(f32.string()) + " " + shell_quote(q8.string()) + " Q8_0");
+  expect_loads_like_llama2c(f32, q8);
+}
+
 }  // namespace
 }  // namespace hearth
