@@ -47,6 +47,7 @@ struct AdaptersCommands {
   int64_t ctx = 256;
 
   void merge() {
+    require(format == "hearth" || format == "gguf", ErrorCode::kInvalidArgument, "--format must be hearth or gguf, not \"" + format + "\"");
     MergeOptions options;
     options.dtype = parse_compute_dtype(out_dtype);
     if (!requantize.empty() && format != "gguf") options.requantize = parse_quant_format(requantize);
@@ -70,7 +71,6 @@ struct AdaptersCommands {
               "--format gguf --requantize takes a GGUF type: q8_0, q4_0, q4_1, q4_k, q5_k, q6_k, f16, bf16 or f32");
       r = merge_adapter_to_gguf(*m.decoder, *a, out, m.gguf.get(), m.gguf ? fs::path() : m.tokenizer_file, type);
     } else {
-      require(format == "hearth", ErrorCode::kInvalidArgument, "--format must be hearth or gguf, not \"" + format + "\"");
       require(!m.gguf, ErrorCode::kInvalidArgument, "the base is a GGUF file: merge it with --format gguf");
       r = merge_adapter_to_folder(*m.decoder, *a, out, tokenizer_files(model), options);
     }

@@ -27,7 +27,13 @@ const context = await model.createContext({ contextSize: Math.max(64, tokens.len
 const seq = context.getSequence();
 
 // A dense logits array from node-llama-cpp's Map (token -> logit).
-const dense = (map) => { const n = Math.max(...map.keys()) + 1; const out = new Array(n).fill(-Infinity); for (const [t, v] of map) out[t] = v; return out; };
+const dense = (map) => {
+  let n = 0;
+  for (const t of map.keys()) n = Math.max(n, t + 1);
+  const out = new Array(n).fill(-Infinity);
+  for (const [t, v] of map) out[t] = v;
+  return out;
+};
 const argmax = (arr) => { let best = 0; for (let i = 1; i < arr.length; ++i) if (arr[i] > arr[best]) best = i; return best; };
 
 const result = { prompt_logits: [], greedy: [], greedy_logits: [] };
