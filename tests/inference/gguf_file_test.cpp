@@ -129,7 +129,7 @@ std::vector<HostileCase> hostile_cases() {
   c.push_back({"big_endian", Bytes().raw("GGUF", 4).u32(0x03000000).u64(0).u64(0).s, "big-endian"});
   c.push_back({"huge_tensor_count", header(uint64_t(1) << 60, 0).s, "tensor count"});
   c.push_back({"huge_kv_count", header(0, uint64_t(1) << 60).s, "metadata count"});
-  c.push_back({"huge_string", header(0, 1).u64(uint64_t(1) << 62).s, "claims"});
+  c.push_back({"huge_string", header(0, 1).u64(uint64_t(1) << 62).raw(std::string(16, 'k').data(), 16).s, "claims"});
   c.push_back({"empty_key", header(0, 1).str("").u32(4).u32(1).s, "empty key"});
   c.push_back({"unknown_value_type", header(0, 1).str("k").u32(13).u32(1).s, "unknown value type"});
   c.push_back({"nested_array", header(0, 1).str("k").u32(9).u32(9).u64(1).s, "element type"});
