@@ -59,6 +59,7 @@ Json TrainResult::to_json() const {
          {"trained_tokens", trained_tokens},
          {"grad_checkpoint", grad_checkpoint},
          {"optimizer_state_bytes", optimizer_state_bytes},
+         {"optimizer_state_by_group", optimizer_state_by_group},
          {"peak_rss_mb", peak_rss_mb}};
   if (!privacy.is_null()) j["privacy"] = privacy;
   return j;

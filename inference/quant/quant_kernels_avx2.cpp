@@ -1,5 +1,6 @@
 // AVX2 kernels: NF4 codes are decoded with two 8-entry permutes and a blend on bit 3 of the
-// code; int4 and int8 codes convert to float directly.
+// code; int4 and int8 codes convert to float directly. Decode uses the int8-activation GEMV of
+// quant_matvec_q8_avx2.cpp; these float kernels give the exact product (training, tests).
 #include <immintrin.h>
 
 #include <vector>
@@ -136,7 +137,8 @@ void dequant_tile_avx2(const PackedView& m, int64_t r0, int64_t r1, int64_t b0, 
 }  // namespace
 
 const QuantKernelSet& avx2_kernels() {
-  static const QuantKernelSet set{"avx2", matvec_rows_avx2, dequant_tile_avx2};
+  static const QuantKernelSet set{"avx2", matvec_rows_avx2, dequant_tile_avx2, quantize_activation_avx2,
+                                  matvec_q8_rows_avx2};
   return set;
 }
 
