@@ -93,8 +93,9 @@ struct AdaptersCommands {
       const LoadedModel merged = load_model(out, LoadOptions{});
       const double after = perplexity_of(*merged.decoder, eval_stream, ctx);
       const double change = 100.0 * (after / adapted - 1.0);
-      std::printf("perplexity on %s (ctx %lld): base %.4f, base + adapter %.4f, merged %s folder %.4f (%+.2f%%)\n",
-                  eval_data.c_str(), static_cast<long long>(ctx), base, adapted, written.c_str(), after, change);
+      std::printf("perplexity on %s (ctx %lld): base %.4f, base + adapter %.4f, merged %s %s %.4f (%+.2f%%)\n",
+                  eval_data.c_str(), static_cast<long long>(ctx), base, adapted, written.c_str(),
+                  format == "gguf" ? "GGUF" : "folder", after, change);
       result["eval_ppl_base"] = base;
       result["eval_ppl_adapted"] = adapted;
       result["eval_ppl_merged"] = after;
