@@ -67,6 +67,7 @@ struct GenerateCommand {
     if (!r.text.empty() && r.text.back() != '\n') std::fputc('\n', stdout);
     Json result = {{"text", r.text},
                    {"tokens", r.tokens.size()},
+                   {"token_ids", r.tokens},
                    {"prompt_tokens", r.prompt_tokens},
                    {"tokens_per_s", r.decode_tokens_per_second()},
                    {"prefill_tokens_per_s", r.prefill_tokens_per_second()},

@@ -10,6 +10,10 @@ export HEARTH_ASSETS="${HEARTH_ASSETS:-$(cd .. && pwd)/shared}"
 bash scripts/build.sh build
 # Reference token ids from the independent JavaScript tokenizer (npm), for the parity tests.
 bash scripts/tokenizer_reference/make_reference.sh build/tokenizer_reference
+# The llama.cpp peer for the GGUF interoperability tests: node-llama-cpp's prebuilt CPU build and
+# @huggingface/gguf, pinned (npm ci, ~25 s). The native build of llama.cpp's tools is not part of
+# CI (scripts/peer/llama_cpp.sh native; docs/gguf.md).
+bash scripts/peer/llama_cpp.sh npm
 
 (cd build && ctest -j "$(nproc)" --output-on-failure --timeout 900)
 
