@@ -87,6 +87,14 @@ T json_get(const Json& j, const std::string& key, const std::string& what) {
   }
 }
 
+// A short rendering of a JSON value for error messages (long values are cut).
+std::string json_excerpt(const Json& value);
+
+// An integer field in lo..hi; kCorruptFile naming the field, the value and the range.
+int64_t json_get_integer_in_range(const Json& j, const std::string& key, int64_t lo, int64_t hi, const std::string& what);
+// A finite number field in [lo, hi]; kCorruptFile naming the field, the value and the range.
+double json_get_number_in_range(const Json& j, const std::string& key, double lo, double hi, const std::string& what);
+
 // Like json_get, but returns `fallback` when the field is absent or null.
 template <typename T>
 T json_get_or(const Json& j, const std::string& key, T fallback, const std::string& what) {
