@@ -9,6 +9,7 @@
 #include "privacy/sandbox.h"
 #include "storage/adapter_registry.h"
 #include "storage/audit_log.h"
+#include "storage/backup.h"
 #include "storage/database.h"
 #include "storage/hearth_home.h"
 #include "storage/record_store.h"
@@ -112,6 +113,7 @@ void run_delete(const DataArgs& args) {
   storage::AuditLog(s.db).append(storage::current_os_actor(), "delete", user.id, static_cast<int64_t>(args.ids.size()),
                                  std::string("kind=") + storage::record_kind_name(kind));
   tx.commit();
+  storage::back_up_after_job(s.db);  // the backup no longer holds the deleted records
   std::printf("deleted %zu %s(s) of user \"%s\"\n", args.ids.size(), storage::record_kind_name(kind), args.user.c_str());
   print_json_result(Json{{"user", args.user}, {"kind", storage::record_kind_name(kind)}, {"deleted", args.ids}}.dump());
 }

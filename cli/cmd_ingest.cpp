@@ -7,6 +7,7 @@
 #include "core/json.h"
 #include "privacy/passphrase_prompt.h"
 #include "privacy/sandbox.h"
+#include "storage/backup.h"
 #include "storage/hearth_home.h"
 #include "storage/ingest.h"
 #include "storage/vault.h"
@@ -34,10 +35,12 @@ void run_ingest(const IngestArgs& args) {
   options.user = args.user;
   if (!args.redact.empty()) options.redaction = privacy::parse_redaction_mode(args.redact);
   std::vector<std::filesystem::path> files(args.files.begin(), args.files.end());
+  storage::check_ingest_files(files);  // before the home and its database are created
   storage::Vault vault(storage::resolve_home(args.home), privacy::master_key_source_for_cli(args.key_file));
   // The database is open; no input has been read yet.
   if (args.sandbox) privacy::enter_no_network_sandbox();
   storage::IngestReport r = storage::ingest_files(vault.db(), vault.keyring(), files, options);
+  storage::back_up_after_job(vault.db());
   std::printf("ingested %zu file(s) for user \"%s\"%s: %zu document(s), %zu example(s) added; %zu duplicate(s), "
               "%zu dropped, %zu PII finding(s) (redaction %s)\n",
               r.files, args.user.c_str(), r.user_created ? " (new user)" : "", r.documents_added, r.examples_added,
