@@ -17,6 +17,7 @@
 #include "privacy/sandbox.h"
 #include "privacy/secret_key.h"
 #include "storage/adapter_registry.h"
+#include "storage/backup.h"
 #include "storage/hearth_home.h"
 #include "storage/job_store.h"
 #include "storage/user_data.h"
@@ -96,12 +97,14 @@ struct TrainCommand {
     cfg.optimizer.apollo_update_gap = apollo_update_gap;
     if (apollo_scale > 0) cfg.optimizer.apollo_scale = apollo_scale;
     cfg.validate();
+    if (method != "full") adapter_config().validate();  // --rank, --alpha, ... refused before any work
     require(model.adapter.empty(), ErrorCode::kInvalidArgument,
             "hearth train makes a new adapter and does not take --adapter (continue a stopped run with --resume)");
     require(method == "lora" || method == "dora" || method == "full", ErrorCode::kInvalidArgument,
             "--method must be lora, dora or full, not \"" + method + "\"");
 
     LoadedModel m = model.load();
+    cfg.validate_for_model(m.decoder->config());  // --seq-len within the model's context, before packing
     trainer::DataOptions data_options;
     data_options.eval_fraction = eval_fraction;
     data_options.split = trainer::parse_eval_split(eval_split);
@@ -160,6 +163,7 @@ struct TrainCommand {
     if (vault && r.completed) {
       jobs->set_status(job_id, "done");
       const storage::AdapterRecord rec = register_adapter(*vault, user_id, trainable, m, r);
+      storage::back_up_after_job(vault->db());  // the last good state, for `hearth doctor --restore`
       j["adapter"] = rec.name;
       j["adapter_id"] = rec.id;
       j["adapter_version"] = rec.version;
@@ -187,9 +191,7 @@ struct TrainCommand {
                                       std::to_string(cfg.steps) + "; the checkpoint is in " + out +
                                       "/checkpoint; run the same command with --resume to continue");
     }
-    std::printf("trained %lld steps: train loss %.4f, held-out perplexity %.3f -> %.3f, %.0f tokens/s, peak RSS %.0f MB\n",
-                static_cast<long long>(r.steps_done), r.train_loss, r.eval_ppl_before, r.eval_ppl_after, r.tokens_per_s,
-                r.peak_rss_mb);
+    std::printf("%s\n", r.summary_line().c_str());
     if (!r.privacy.is_null()) {
       std::printf("DP-SGD: epsilon %.3f at delta %g (sigma %.4f, clip %g, sampling rate %.5f, %lld steps)\n",
                   r.privacy["epsilon"].get<double>(), r.privacy["delta"].get<double>(), r.privacy["sigma"].get<double>(),
