@@ -47,7 +47,7 @@ TEST(TrainConfigRanges, EveryOptionOutsideItsRangeIsNamedWithValueAndRange) {
       {[](auto& c) { c.eval_every = -2; }, "--eval-every must be an integer in 0..1000000, got -2"},
       {[](auto& c) { c.patience = -1; }, "--patience"},
       {[](auto& c) { c.checkpoint_every = -1; }, "--checkpoint-every"},
-      {[](auto& c) { c.optimizer.weight_decay = inf; }, "--weight-decay must be a finite number in [0, 1], got inf"},
+      {[inf](auto& c) { c.optimizer.weight_decay = inf; }, "--weight-decay must be a finite number in [0, 1], got inf"},
       {[](auto& c) { c.optimizer.apollo_rank = 0; }, "--apollo-rank must be an integer in 1..65536, got 0"},
       {[](auto& c) { c.optimizer.apollo_update_gap = 0; }, "--apollo-update-gap"},
       {[](auto& c) { c.optimizer.name = "sgd"; }, "unknown optimizer \"sgd\""},
@@ -79,10 +79,10 @@ TEST(TrainConfigRanges, SequenceLengthIsBoundByTheModelsContext) {
   }
 }
 
-struct Run {
+struct SmallRun {
   LoadedModel m = testing::load_stories();
   trainer::TrainingData data;
-  Run() {
+  SmallRun() {
     trainer::add_file_documents("persuasion.txt", testing::text_slice("data/jane_austen/persuasion.txt", 12000), *m.tokenizer,
                                 {0.1, trainer::EvalSplit::kTail}, data);
   }
@@ -98,7 +98,7 @@ struct Run {
 
 TEST(TrainRunFolder, ARefusedResumeOrAFailedStartLeavesNoFolder) {
   const fs::path dir = testing::fresh_temp_dir("run_folder");
-  Run run;
+  SmallRun run;
   trainer::TrainConfig cfg = testing::small_config(dir / "a" / "b" / "out");
   cfg.resume = true;  // nothing to resume from
   EXPECT_THROW(run.train(cfg), Error);
@@ -117,7 +117,7 @@ TEST(TrainRunFolder, ARefusedResumeOrAFailedStartLeavesNoFolder) {
 
 TEST(TrainResultReport, NoHeldOutRowsIsSaidNotReportedAsPerplexityOne) {
   const fs::path dir = testing::fresh_temp_dir("no_eval");
-  Run run;
+  SmallRun run;
   const trainer::TrainResult r = run.train(testing::small_config(dir / "out"), /*with_eval=*/false);
   ASSERT_TRUE(r.completed);
   EXPECT_EQ(r.eval_rows, 0);
