@@ -18,7 +18,6 @@ namespace hearth::cli {
 namespace {
 
 struct DoctorArgs {
-  std::string home;
   std::string key_file;
   bool verify_records = false;
   bool restore = false;
@@ -59,7 +58,7 @@ void print_health(const storage::HomeHealth& h) {
 }
 
 void run_check(const DoctorArgs& args) {
-  const std::filesystem::path home = storage::resolve_home(args.home);
+  const std::filesystem::path home = storage::resolve_home(global_options().home);
   storage::HomeHealth h = storage::check_home(home);
   if (args.verify_records && h.database_ok()) {
     storage::Vault vault(home, privacy::master_key_source_for_cli(args.key_file));
@@ -77,7 +76,7 @@ void run_check(const DoctorArgs& args) {
 }
 
 void run_restore(const DoctorArgs& args) {
-  const std::filesystem::path home = storage::resolve_home(args.home);
+  const std::filesystem::path home = storage::resolve_home(global_options().home);
   const std::filesystem::path db = storage::existing_database(home);
   const storage::HomeHealth h = storage::check_home(home);
   require(!h.database_ok() || args.force, ErrorCode::kInvalidArgument,
@@ -97,7 +96,6 @@ void run_restore(const DoctorArgs& args) {
 const CommandRegistration registration("doctor", [](CLI::App& app) {
   auto args = std::make_shared<DoctorArgs>();
   CLI::App* cmd = app.add_subcommand("doctor", "check a Hearth home for damage (without writing to it), or restore its backup");
-  cmd->add_option("--home", args->home, "Hearth home folder (default: $HEARTH_HOME or ~/.hearth)");
   cmd->add_flag("--verify-records", args->verify_records, "also open every sealed record with the key (passphrase or --key-file)");
   cmd->add_option("--key-file", args->key_file, "with --verify-records: unlock with this key file instead of a passphrase");
   cmd->add_flag("--restore", args->restore, "replace a damaged database with the last good backup (the damaged file is kept)");

@@ -68,6 +68,10 @@ GenerationResult generate(const Decoder& decoder, const Tokenizer& tokenizer, co
   result.prefill_seconds = seconds_since(t0);
   auto t1 = std::chrono::steady_clock::now();
   for (int i = 0; i < options.max_tokens; ++i) {
+    if (options.cancel != nullptr && options.cancel->load()) {
+      result.stop_reason = "cancelled";
+      break;
+    }
     const int32_t next = sampler.sample(logits, history);
     if (options.stop_at_stop_tokens && std::find(stops.begin(), stops.end(), next) != stops.end()) {
       result.stop_reason = "stop_token";

@@ -56,7 +56,7 @@ std::string OptimizerConfig::describe() const {
   out << name << ": lr " << lr << ", weight decay " << weight_decay << ", betas " << a.beta1 << "/" << a.beta2 << ", eps " << a.eps;
   if (is_apollo(name)) {
     const ApolloSettings s = apollo_settings(*this);
-    out << ", rank " << s.rank << ", update gap " << s.update_gap << ", scale " << s.scale << ", "
+    out << ", rank " << (s.rank > 0 ? std::to_string(s.rank) : std::string("relative")) << ", update gap " << s.update_gap << ", scale " << s.scale << ", "
         << (s.scaling == ApolloScaling::kTensor ? "tensor" : "channel") << "-wise, norm-growth limit " << s.norm_growth_limit
         << ", seed " << s.seed;
   }

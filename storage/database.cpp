@@ -251,13 +251,25 @@ void Database::checkpoint_and_vacuum() {
   exec("PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
-Transaction::Transaction(Database& db) : db_(db) { db_.exec("BEGIN IMMEDIATE"); }
+Transaction::Transaction(Database& db) : db_(db), nested_(sqlite3_get_autocommit(db.handle()) == 0) {
+  db_.exec(nested_ ? "SAVEPOINT hearth_nested" : "BEGIN IMMEDIATE");
+}
 
 Transaction::~Transaction() {
-  if (!done_) sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+  if (done_) return;
+  if (nested_) {
+    sqlite3_exec(db_.handle(), "ROLLBACK TO hearth_nested; RELEASE hearth_nested", nullptr, nullptr, nullptr);
+  } else {
+    sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+  }
 }
 
 void Transaction::commit() {
+  if (nested_) {
+    db_.exec("RELEASE hearth_nested");  // the outer transaction commits it, or rolls it back
+    done_ = true;
+    return;
+  }
   // A statement that stopped after its first row still holds a read; finish it so COMMIT can run.
   for (sqlite3_stmt* s = sqlite3_next_stmt(db_.handle(), nullptr); s; s = sqlite3_next_stmt(db_.handle(), s)) {
     if (sqlite3_stmt_busy(s)) sqlite3_reset(s);

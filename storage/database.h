@@ -92,6 +92,8 @@ class Database {
 
 // BEGIN IMMEDIATE … COMMIT; rolled back when destroyed without commit(). IMMEDIATE takes the
 // write lock at the start, so two writers queue on the busy timeout instead of deadlocking.
+// Inside another transaction it is a savepoint: its work commits or rolls back with the outer
+// one (so a store's own multi-row change can join a caller's larger one).
 class Transaction {
  public:
   explicit Transaction(Database& db);
@@ -102,6 +104,7 @@ class Transaction {
 
  private:
   Database& db_;
+  bool nested_ = false;
   bool done_ = false;
 };
 

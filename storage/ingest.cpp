@@ -34,9 +34,9 @@ FileKind kind_of(const fs::path& path) {
 }
 
 // file:line of byte `offset`, for errors inside a whole-file document.
-std::string where_in(const fs::path& path, const std::string& text, size_t offset) {
+std::string where_in(const std::string& name, const std::string& text, size_t offset) {
   size_t line = 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + offset, '\n'));
-  return path.string() + ":" + std::to_string(line);
+  return name + ":" + std::to_string(line);
 }
 
 void require_utf8(const std::string& text, const std::string& where) {
@@ -74,16 +74,28 @@ bool is_blank(const std::string& text) {
   return std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isspace(c); });
 }
 
+// An ingest that found nothing to store is refused, so its transaction (a new user included)
+// is rolled back.
+void require_something_stored(const IngestReport& report) {
+  require(report.documents_added + report.examples_added + report.duplicates + report.dropped > 0,
+          ErrorCode::kInvalidArgument, "the input holds no text or examples to store (empty or blank); nothing was stored");
+}
+
 class Ingester {
  public:
   Ingester(Database& db, Keyring& keyring, const IngestOptions& options, IngestReport& report)
       : records_(db, keyring), options_(options), report_(report) {}
 
-  void document(const fs::path& path) {
-    std::string text = read_file(path, options_.max_document_bytes);
+  void document(const fs::path& path) { document_text(path.string(), path.filename().string(), read_file(path, options_.max_document_bytes)); }
+
+  // `where` names the item in errors; `source_name` is what the sealed row keeps as its source.
+  void document_text(const std::string& where, const std::string& source_name, std::string text) {
+    require(text.size() <= options_.max_document_bytes, ErrorCode::kInvalidArgument,
+            where + ": " + std::to_string(text.size()) + " bytes is larger than the " +
+                std::to_string(options_.max_document_bytes) + "-byte limit of one document");
     size_t bad = first_invalid_utf8(text);
     require(bad == std::string::npos, ErrorCode::kInvalidArgument,
-            where_in(path, text, bad == std::string::npos ? 0 : bad) + ": invalid UTF-8");
+            where_in(where, text, bad == std::string::npos ? 0 : bad) + ": invalid UTF-8");
     if (is_blank(text)) {
       ++report_.empty;
       return;
@@ -95,7 +107,7 @@ class Ingester {
       ++report_.dropped;
       return;
     }
-    if (records_.add_document(report_.user_id, r.text, path.filename().string())) ++report_.documents_added;
+    if (records_.add_document(report_.user_id, r.text, source_name)) ++report_.documents_added;
     else ++report_.duplicates;
     privacy::wipe(r.text);
   }
@@ -103,26 +115,71 @@ class Ingester {
   void jsonl(const fs::path& path) {
     LineReader reader(path, options_.max_line_bytes);
     std::string line;
-    while (reader.next(line)) {
-      const std::string where = path.string() + ":" + std::to_string(reader.line_number());
-      if (is_blank(line)) continue;
-      require_utf8(line, where);
-      TrainingExample ex = parse_example_line(line, where);
-      if (!redact_example(ex, report_.redaction, report_.redactions)) {
-        ++report_.dropped;
-        continue;
-      }
-      if (records_.add_example(report_.user_id, ex)) ++report_.examples_added;
-      else ++report_.duplicates;
-    }
+    while (reader.next(line)) example_line(path.string() + ":" + std::to_string(reader.line_number()), line);
     privacy::wipe(line);
   }
 
+  void jsonl_text(const std::string& name, const std::string& content) {
+    size_t start = 0;
+    for (int64_t number = 1; start < content.size(); ++number) {
+      size_t end = content.find('\n', start);
+      if (end == std::string::npos) end = content.size();
+      const std::string where = name + ":" + std::to_string(number);
+      require(end - start <= options_.max_line_bytes, ErrorCode::kInvalidArgument,
+              where + ": line longer than the " + std::to_string(options_.max_line_bytes) + "-byte limit");
+      std::string line = content.substr(start, end - start);
+      example_line(where, line);
+      privacy::wipe(line);
+      start = end + 1;
+    }
+  }
+
  private:
+  void example_line(const std::string& where, const std::string& line) {
+    if (is_blank(line)) return;
+    require_utf8(line, where);
+    TrainingExample ex = parse_example_line(line, where);
+    if (!redact_example(ex, report_.redaction, report_.redactions)) {
+      ++report_.dropped;
+      return;
+    }
+    if (records_.add_example(report_.user_id, ex)) ++report_.examples_added;
+    else ++report_.duplicates;
+  }
+
   RecordStore records_;
   const IngestOptions& options_;
   IngestReport& report_;
 };
+
+}  // namespace
+
+namespace {
+
+// The user (created on first ingest) and their redaction mode, inside the caller's transaction.
+void prepare_user(Database& db, Keyring& keyring, const IngestOptions& options, IngestReport& report) {
+  UserStore users(db);
+  std::optional<UserRecord> user = users.find(options.user);
+  if (!user) {
+    user = users.create(options.user, options.redaction.value_or(privacy::RedactionMode::kMask), keyring.master());
+    report.user_created = true;
+  } else if (options.redaction && *options.redaction != user->redaction) {
+    users.set_redaction(user->id, *options.redaction);
+    user->redaction = *options.redaction;
+  }
+  report.user_id = user->id;
+  report.redaction = user->redaction;
+}
+
+void audit_ingest(Database& db, const IngestOptions& options, const IngestReport& report) {
+  AuditLog(db).append(options.actor.empty() ? current_os_actor() : options.actor, "ingest", report.user_id,
+                      static_cast<int64_t>(report.documents_added + report.examples_added),
+                      "files=" + std::to_string(report.files) + " documents=" + std::to_string(report.documents_added) +
+                          " examples=" + std::to_string(report.examples_added) +
+                          " duplicates=" + std::to_string(report.duplicates) + " dropped=" +
+                          std::to_string(report.dropped) + " redacted=" + std::to_string(report.redactions.total()) +
+                          " redaction=" + privacy::redaction_mode_name(report.redaction));
+}
 
 }  // namespace
 
@@ -146,32 +203,33 @@ IngestReport ingest_files(Database& db, Keyring& keyring, const std::vector<fs::
   check_ingest_files(files);  // refuse before any work
   IngestReport report;
   Transaction tx(db);
-  UserStore users(db);
-  std::optional<UserRecord> user = users.find(options.user);
-  if (!user) {
-    user = users.create(options.user, options.redaction.value_or(privacy::RedactionMode::kMask), keyring.master());
-    report.user_created = true;
-  } else if (options.redaction && *options.redaction != user->redaction) {
-    users.set_redaction(user->id, *options.redaction);
-    user->redaction = *options.redaction;
-  }
-  report.user_id = user->id;
-  report.redaction = user->redaction;
+  prepare_user(db, keyring, options, report);
   Ingester ingester(db, keyring, options, report);
   for (const fs::path& f : files) {
     if (kind_of(f) == FileKind::kDocument) ingester.document(f);
     else ingester.jsonl(f);
     ++report.files;
   }
-  require(report.documents_added + report.examples_added + report.duplicates + report.dropped > 0,
-          ErrorCode::kInvalidArgument, "the files hold no text or examples to store (only blank lines); nothing was stored");
-  AuditLog(db).append(options.actor.empty() ? current_os_actor() : options.actor, "ingest", report.user_id,
-                      static_cast<int64_t>(report.documents_added + report.examples_added),
-                      "files=" + std::to_string(report.files) + " documents=" + std::to_string(report.documents_added) +
-                          " examples=" + std::to_string(report.examples_added) +
-                          " duplicates=" + std::to_string(report.duplicates) + " dropped=" +
-                          std::to_string(report.dropped) + " redacted=" + std::to_string(report.redactions.total()) +
-                          " redaction=" + privacy::redaction_mode_name(report.redaction));
+  require_something_stored(report);
+  audit_ingest(db, options, report);
+  tx.commit();
+  return report;
+}
+
+IngestReport ingest_items(Database& db, Keyring& keyring, const std::vector<IngestItem>& items,
+                          const IngestOptions& options) {
+  require(!items.empty(), ErrorCode::kInvalidArgument, "nothing to ingest");
+  IngestReport report;
+  Transaction tx(db);
+  prepare_user(db, keyring, options, report);
+  Ingester ingester(db, keyring, options, report);
+  for (const IngestItem& item : items) {
+    if (item.kind == IngestItem::Kind::kDocument) ingester.document_text(item.name, item.name, item.content);
+    else ingester.jsonl_text(item.name, item.content);
+    ++report.files;
+  }
+  require_something_stored(report);
+  audit_ingest(db, options, report);
   tx.commit();
   return report;
 }

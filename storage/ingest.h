@@ -49,4 +49,17 @@ void check_ingest_files(const std::vector<std::filesystem::path>& files);
 IngestReport ingest_files(Database& db, Keyring& keyring, const std::vector<std::filesystem::path>& files,
                           const IngestOptions& options);
 
+// Data handed over in memory (by an app) rather than as files: a document's text, or JSONL
+// lines of chat / prompt-completion examples. `name` names the item in errors only.
+struct IngestItem {
+  enum class Kind { kDocument, kJsonl };
+  Kind kind = Kind::kDocument;
+  std::string name;
+  std::string content;
+};
+
+// Like ingest_files, over in-memory items: the same checks, redaction and single transaction.
+IngestReport ingest_items(Database& db, Keyring& keyring, const std::vector<IngestItem>& items,
+                          const IngestOptions& options);
+
 }  // namespace hearth::storage

@@ -1,12 +1,10 @@
 // Runs the real `hearth` binary in tests and captures its exit code, stdout and stderr.
 #pragma once
 #include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
-#include <cerrno>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -58,83 +56,31 @@ inline CliResult run_hearth(const std::vector<std::string>& args, const std::vec
   return r;
 }
 
-// A `hearth` process started in the background, for tests that signal it.
-class BackgroundHearth {
- public:
-  BackgroundHearth(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
-    static int counter = 0;
-    auto dir = std::filesystem::temp_directory_path() / ("hearth_cli_" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
-    out_ = dir / ("bg_out" + std::to_string(counter));
-    err_ = dir / ("bg_err" + std::to_string(counter++));
-    std::vector<std::string> argv_s{HEARTH_CLI_PATH};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::vector<std::string> env_s;
-    for (char** e = environ; *e; ++e) env_s.emplace_back(*e);
-    env_s.insert(env_s.end(), env.begin(), env.end());
-    std::vector<char*> envp;
-    for (auto& e : env_s) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&actions, 2, err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data()) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-  }
-  ~BackgroundHearth() {
-    if (pid_ > 0 && !finished_) {
-      ::kill(pid_, SIGKILL);
-      wait();
-    }
-  }
-  BackgroundHearth(const BackgroundHearth&) = delete;
-  BackgroundHearth& operator=(const BackgroundHearth&) = delete;
+// Starts `hearth args...` in the background with stdout and stderr to `log` (appended); returns
+// its pid, for tests that signal or kill it. Reap it with wait_for().
+inline pid_t spawn_hearth(const std::vector<std::string>& args, const std::filesystem::path& log,
+                          const std::vector<std::string>& env = {}) {
+  const pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  for (const std::string& e : env) ::putenv(const_cast<char*>(e.c_str()));
+  const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  ::dup2(fd, 1);
+  ::dup2(fd, 2);
+  const int null_in = ::open("/dev/null", O_RDONLY);
+  ::dup2(null_in, 0);
+  std::vector<char*> argv{const_cast<char*>(HEARTH_CLI_PATH)};
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  ::execv(HEARTH_CLI_PATH, argv.data());
+  ::_exit(127);
+}
 
-  pid_t pid() const { return pid_; }
-  // Whether it is still running (reaps it when it has ended).
-  bool running() {
-    if (finished_ || pid_ <= 0) return false;
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) record(status);
-    return !finished_;
-  }
-  // Sends SIGKILL if it still runs; true when the signal reached a running process.
-  bool kill_now() {
-    if (!running()) return false;
-    ::kill(pid_, SIGKILL);
-    wait();
-    return result_.signal == SIGKILL;
-  }
-  // Waits for the end; the exit code, signal and output.
-  const CliResult& wait() {
-    if (!finished_ && pid_ > 0) {
-      int status = 0;
-      while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-      }
-      record(status);
-    }
-    return result_;
-  }
-
- private:
-  void record(int status) {
-    finished_ = true;
-    if (WIFEXITED(status)) result_.exit_code = WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) result_.signal = WTERMSIG(status);
-    result_.out = slurp(out_);
-    result_.err = slurp(err_);
-  }
-
-  pid_t pid_ = -1;
-  bool finished_ = false;
-  CliResult result_;
-  std::filesystem::path out_, err_;
-};
+// Waits for a spawned process; its exit code, or -signal when a signal ended it.
+inline int wait_for(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
 
 // The number of non-empty lines in s.
 inline int count_lines(const std::string& s) {

@@ -87,6 +87,7 @@ Json TrainResult::to_json() const {
          {"trained_tokens", trained_tokens},
          {"grad_checkpoint", grad_checkpoint},
          {"optimizer_state_bytes", optimizer_state_bytes},
+         {"optimizer_state_by_group", optimizer_state_by_group},
          {"peak_rss_mb", peak_rss_mb}};
   if (!privacy.is_null()) j["privacy"] = privacy;
   return j;
@@ -95,6 +96,20 @@ Json TrainResult::to_json() const {
 }  // namespace hearth::trainer
 
 namespace hearth::trainer {
+
+TrainResult TrainResult::from_json(const Json& j) {
+  auto number = [&](const char* key) { return j.contains(key) && j[key].is_number() ? j[key].get<double>() : 0.0; };
+  TrainResult r;
+  r.steps_done = static_cast<int64_t>(number("steps"));
+  r.train_loss = number("train_loss");
+  r.eval_ppl_before = number("eval_ppl_before");
+  r.eval_ppl_after = number("eval_ppl_after");
+  // Older records have no eval_rows: a perplexity stands for an evaluation that happened.
+  r.eval_rows = j.contains("eval_rows") ? static_cast<int64_t>(number("eval_rows")) : (r.eval_ppl_before > 0 ? 1 : 0);
+  r.tokens_per_s = number("tokens_per_s");
+  r.peak_rss_mb = number("peak_rss_mb");
+  return r;
+}
 
 std::string TrainResult::summary_line() const {
   char held_out[128] = "no held-out rows (perplexity not measured)";

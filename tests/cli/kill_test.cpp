@@ -4,7 +4,9 @@
 // leaves no row of it (no partial document or example, not even the user) and a database that
 // passes integrity_check, and the same ingest run again stores everything.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -23,7 +25,6 @@
 namespace hearth {
 namespace {
 namespace fs = std::filesystem;
-using testing::BackgroundHearth;
 using testing::run_hearth;
 
 uint64_t fresh_seed() {
@@ -33,6 +34,40 @@ uint64_t fresh_seed() {
 }
 
 void sleep_ms(int64_t ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+
+// A `hearth` process in the background (testing::spawn_hearth), killed if still running at
+// the end of the scope.
+class Background {
+ public:
+  Background(const std::vector<std::string>& args, const fs::path& log) : pid_(testing::spawn_hearth(args, log)), log_(log) {}
+  ~Background() { kill_now(); }
+  pid_t pid() const { return pid_; }
+  // Whether it still runs (reaps it when it has ended, keeping its exit code).
+  bool running() {
+    if (ended_) return false;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) != pid_) return true;
+    ended_ = true;
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+    return false;
+  }
+  // SIGKILL if it still runs; true when the signal reached a running process.
+  bool kill_now() {
+    if (!running()) return false;
+    ::kill(pid_, SIGKILL);
+    exit_code_ = testing::wait_for(pid_);
+    ended_ = true;
+    return exit_code_ == -SIGKILL;
+  }
+  int exit_code() const { return exit_code_; }
+  std::string log() const { return testing::slurp(log_); }
+
+ private:
+  pid_t pid_;
+  fs::path log_;
+  bool ended_ = false;
+  int exit_code_ = 0;
+};
 
 // The step of the checkpoint in `out`, or -1 without one (the folder is swapped in whole, so
 // a complete one is always read).
@@ -100,7 +135,7 @@ TEST_F(Kills, TrainingKilledAtRandomMomentsResumesToABitwiseEqualAdapter) {
   int kills = 0, kills_in_training = 0;
   for (int round = 0; round < 6; ++round) {
     const int64_t before = checkpoint_step(out);
-    BackgroundHearth run(train_args(data, out, before >= 0));
+    Background run(train_args(data, out, before >= 0), dir_ / ("train" + std::to_string(round) + ".log"));
     ASSERT_GT(run.pid(), 0);
     const bool at_start = round == 0 || uniform(0, 3) == 0;
     if (at_start) {
@@ -112,7 +147,7 @@ TEST_F(Kills, TrainingKilledAtRandomMomentsResumesToABitwiseEqualAdapter) {
     }
     const bool killed = run.kill_now();
     if (!killed) {
-      ASSERT_EQ(run.wait().exit_code, 0) << run.wait().err;  // finished first: it must have succeeded
+      ASSERT_EQ(run.exit_code(), 0) << run.log();  // finished first: it must have succeeded
       break;
     }
     ++kills;
@@ -194,13 +229,13 @@ TEST_F(Kills, IngestKilledInsideItsTransactionLeavesNothingAndAnIntactDatabase) 
     // Killed while it reads a random input file with the database open: inside the transaction
     // (the files are only checked, one at a time, before the database is opened).
     const fs::path target = fs::canonical(files[uniform(0, int64_t(files.size()) - 1)]);
-    BackgroundHearth run(ingest_args(home));
+    Background run(ingest_args(home), dir_ / ("ingest" + std::to_string(trial) + ".log"));
     ASSERT_GT(run.pid(), 0);
     while (run.running() && !has_open(run.pid(), target, storage::database_path(fs::absolute(home)))) {
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
     sleep_ms(uniform(0, 3));
-    ASSERT_TRUE(run.kill_now()) << "ingest ended before it could be killed: " << run.wait().err;
+    ASSERT_TRUE(run.kill_now()) << "ingest ended before it could be killed: " << run.log();
     {
       storage::Database db(storage::database_path(home));  // opening runs quick_check
       EXPECT_EQ(db.integrity_check(), "ok") << "trial " << trial;
