@@ -14,6 +14,7 @@
 #include "privacy/sandbox.h"
 #include "privacy/secret_key.h"
 #include "storage/audit_log.h"
+#include "storage/backup.h"
 #include "storage/database.h"
 #include "storage/job_store.h"
 #include "storage/orphan_files.h"
@@ -173,7 +174,9 @@ storage::IngestReport Engine::ingest_files(const std::string& user, const std::v
   options.redaction = redaction;
   options.actor = impl_->options_.actor;
   impl_->require_key();
-  return storage::ingest_files(impl_->vault_->db(), impl_->vault_->keyring(), files, options);
+  storage::IngestReport report = storage::ingest_files(impl_->vault_->db(), impl_->vault_->keyring(), files, options);
+  storage::back_up_after_job(impl_->vault_->db());  // the last good state, for `hearth doctor --restore`
+  return report;
 }
 
 storage::IngestReport Engine::ingest_texts(const std::string& user, const std::vector<storage::IngestItem>& items,
@@ -184,7 +187,9 @@ storage::IngestReport Engine::ingest_texts(const std::string& user, const std::v
   options.redaction = redaction;
   options.actor = impl_->options_.actor;
   impl_->require_key();
-  return storage::ingest_items(impl_->vault_->db(), impl_->vault_->keyring(), items, options);
+  storage::IngestReport report = storage::ingest_items(impl_->vault_->db(), impl_->vault_->keyring(), items, options);
+  storage::back_up_after_job(impl_->vault_->db());
+  return report;
 }
 
 std::vector<storage::UserRecord> Engine::users() {
@@ -235,6 +240,7 @@ void Engine::delete_data(const std::string& user, storage::RecordKind kind, cons
   storage::AuditLog(db).append(impl_->options_.actor, "delete", u.id, static_cast<int64_t>(ids.size()),
                                std::string("kind=") + storage::record_kind_name(kind));
   tx.commit();
+  storage::back_up_after_job(db);  // the backup no longer holds the deleted records
 }
 
 storage::ForgetReport Engine::forget(const std::string& user) {
