@@ -33,8 +33,16 @@ Llama2cTokenizer::Llama2cTokenizer(std::vector<std::string> pieces, std::vector<
 }
 
 std::unique_ptr<Llama2cTokenizer> Llama2cTokenizer::load(const std::filesystem::path& path) {
-  const std::string what = path.string();
-  const std::string data = read_file(path);
+  // The format does not store the count; a name like tok512.bin says what it must be.
+  std::optional<size_t> expected_count;
+  std::smatch m;
+  const std::string name = path.filename().string();
+  if (std::regex_match(name, m, std::regex(R"(tok(\d{1,9})\.bin)"))) expected_count = std::stoul(m[1].str());
+  return from_bytes(read_file(path), path.string(), expected_count);
+}
+
+std::unique_ptr<Llama2cTokenizer> Llama2cTokenizer::from_bytes(std::string_view data, const std::string& what,
+                                                               std::optional<size_t> expected_count) {
   size_t pos = 0;
   const auto read_bytes = [&](void* dst, size_t n, const char* field) {
     if (data.size() - pos < n) {
@@ -64,12 +72,9 @@ std::unique_ptr<Llama2cTokenizer> Llama2cTokenizer::load(const std::filesystem::
     pieces.push_back(std::move(piece));
     scores.push_back(score);
   }
-  // The format does not store the count; a name like tok512.bin says what it must be.
-  std::smatch m;
-  const std::string name = path.filename().string();
-  if (std::regex_match(name, m, std::regex(R"(tok(\d+)\.bin)"))) {
-    require(std::to_string(pieces.size()) == m[1].str(), ErrorCode::kCorruptFile,
-            what + ": holds " + std::to_string(pieces.size()) + " tokens but its name says " + m[1].str());
+  if (expected_count) {
+    require(pieces.size() == *expected_count, ErrorCode::kCorruptFile,
+            what + ": holds " + std::to_string(pieces.size()) + " tokens but its name says " + std::to_string(*expected_count));
   }
   return std::make_unique<Llama2cTokenizer>(std::move(pieces), std::move(scores), what);
 }
