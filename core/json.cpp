@@ -11,6 +11,9 @@ Json parse_json(std::string_view text, const std::string& what) {
     return Json::parse(text.begin(), text.end());
   } catch (const nlohmann::json::parse_error& e) {
     fail(ErrorCode::kCorruptFile, what + " is not valid JSON (at byte " + std::to_string(e.byte) + ")");
+  } catch (const nlohmann::json::exception&) {
+    // Well-formed text holding a value no JSON reader can keep, e.g. the number 1e999.
+    fail(ErrorCode::kCorruptFile, what + " holds a number too large to represent; it is damaged or not the file expected");
   }
 }
 
