@@ -30,6 +30,9 @@ Llama2cTokenizer::Llama2cTokenizer(std::vector<std::string> pieces, std::vector<
       fail(ErrorCode::kCorruptFile, what + ": token " + std::to_string(id) + " repeats an earlier piece");
     }
   }
+  // Encoding starts every text with this piece (SentencePiece's dummy prefix): without it no
+  // text could be encoded, so the file is refused now rather than at the first prompt.
+  require(find(" ") >= 0, ErrorCode::kCorruptFile, what + ": has no \" \" piece (the dummy prefix every text starts with)");
 }
 
 std::unique_ptr<Llama2cTokenizer> Llama2cTokenizer::load(const std::filesystem::path& path) {
@@ -87,11 +90,7 @@ int32_t Llama2cTokenizer::find(std::string_view piece) const {
 std::vector<int32_t> Llama2cTokenizer::initial_tokens(std::string_view text) const {
   std::vector<int32_t> tokens;
   // SentencePiece's dummy prefix: text starts as if after a space (run.c: only when non-empty).
-  if (!text.empty()) {
-    const int32_t space = find(" ");
-    require(space >= 0, ErrorCode::kCorruptFile, "llama2.c tokenizer has no \" \" piece for the dummy prefix");
-    tokens.push_back(space);
-  }
+  if (!text.empty()) tokens.push_back(find(" "));  // present: the constructor checks it
   for (size_t pos = 0; pos < text.size();) {
     const size_t n = tokenizer::utf8_sequence_length(static_cast<unsigned char>(text[pos]));
     const int32_t id = find(text.substr(pos, n));
