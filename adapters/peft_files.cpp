@@ -40,10 +40,11 @@ void read_layer_range(const Json& j, AdapterConfig& c, const std::string& what) 
   }
   require(!layers.empty(), ErrorCode::kCorruptFile, what + ": layers_to_transform is an empty list");
   std::sort(layers.begin(), layers.end());
-  for (size_t i = 1; i < layers.size(); ++i)
-    require(layers[i] == layers[i - 1] + 1, ErrorCode::kUnsupported,
-            what + ": layers_to_transform must be a consecutive range of layers in Hearth");
   require(layers.front() >= 0, ErrorCode::kCorruptFile, what + ": layers_to_transform holds a negative layer");
+  // A difference of two non-negative indices cannot overflow (layers[i - 1] + 1 could).
+  for (size_t i = 1; i < layers.size(); ++i)
+    require(layers[i] - layers[i - 1] == 1, ErrorCode::kUnsupported,
+            what + ": layers_to_transform must be a consecutive range of layers in Hearth");
   c.first_layer = layers.front();
   c.last_layer = layers.back();
 }

@@ -99,6 +99,21 @@ inline std::vector<BadModelCase> bad_model_cases() {
       {"config_field_of_wrong_type",
        [edit_config](P good, P work) { return edit_config(good, work, [](Json& c) { c["num_hidden_layers"] = "two"; }); },
        "num_hidden_layers"},
+      // Found by fuzzing: a number past a double's range escaped as nlohmann's own exception, and
+      // a float in an integer field was cast (1e300: undefined behaviour, 5.5: silently 5).
+      {"config_number_too_large",
+       [](P good, P work) {
+         fs::path m = copy_folder(good, work);
+         std::string text = read_file(m / "config.json");
+         const size_t at = text.find("\"vocab_size\"");
+         text.replace(at, text.find_first_of(",}", at) - at, "\"vocab_size\": 1e999");
+         write_file_atomic(m / "config.json", text);
+         return m;
+       },
+       "number too large"},
+      {"config_float_for_an_integer",
+       [edit_config](P good, P work) { return edit_config(good, work, [](Json& c) { c["hidden_size"] = 1e300; }); },
+       "\"hidden_size\" must be a whole number"},
       {"config_disagrees_with_tensors",
        [edit_config](P good, P work) { return edit_config(good, work, [](Json& c) { c["intermediate_size"] = 200; }); },
        "shape"},

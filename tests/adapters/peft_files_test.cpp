@@ -228,6 +228,23 @@ TEST_F(PeftFiles, RefusesMalformedConfig) {
   expect_refused(ErrorCode::kUnsupported, "lm_head");
 }
 
+// Found by feeding fuzz_peft_adapter hostile numbers: a float rank or layer index was cast to an
+// integer (1e300: undefined behaviour), and the largest index overflowed the consecutive check.
+TEST_F(PeftFiles, RefusesNumbersNoIntegerFieldCanHold) {
+  saved(AdapterConfig{});
+  rewrite_config([](Json& j) { j["r"] = 8.5; });
+  expect_refused(ErrorCode::kCorruptFile, "\"r\" must be a whole number, got 8.5");
+  saved(AdapterConfig{});
+  rewrite_config([](Json& j) { j["r"] = 1e300; });
+  expect_refused(ErrorCode::kCorruptFile, "\"r\" must be a whole number");
+  saved(AdapterConfig{});
+  rewrite_config([](Json& j) { j["layers_to_transform"] = {0, 1e300}; });
+  expect_refused(ErrorCode::kCorruptFile, "layers_to_transform\" holds a value that must be a whole number");
+  saved(AdapterConfig{});
+  rewrite_config([](Json& j) { j["layers_to_transform"] = {INT64_MAX, INT64_MAX}; });
+  expect_refused(ErrorCode::kUnsupported, "consecutive range");
+}
+
 TEST_F(PeftFiles, MissingFilesAreNotFound) {
   expect_refused(ErrorCode::kNotFound, dir_.string());
   saved(AdapterConfig{});
