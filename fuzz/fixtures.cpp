@@ -34,9 +34,9 @@ const Tokenizer& qwen3_tokenizer() {
 const Json& small_bpe_tokenizer_json() {
   static const Json* json = [] {
     const auto dir = fresh_scratch_folder("small_bpe");
-    write_synthetic_bpe_tokenizer(dir, 600, ChatFamily::kChatML);
+    write_synthetic_bpe_tokenizer(dir, 300, ChatFamily::kChatML);
     auto* j = new Json(read_json_file(dir / "tokenizer.json"));
-    int32_t id = 600;
+    int32_t id = 300;
     for (const char* special : {"<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
                                 "<|eot_id|>", "</s>", "<s>"}) {
       (*j)["added_tokens"].push_back({{"id", id++}, {"content", special}, {"single_word", false}, {"lstrip", false},

@@ -18,7 +18,7 @@ void forward_with_adapter(const LoadedModel& base, const std::shared_ptr<Adapter
 // The real Qwen3 tokenizer with its ChatML template.
 const Tokenizer& qwen3_tokenizer();
 
-// A small byte-level BPE tokenizer.json (a synthetic 600-token ChatML vocabulary) whose added
+// A small byte-level BPE tokenizer.json (a synthetic 300-token ChatML vocabulary) whose added
 // tokens also hold the Llama 3 specials, so either family's tokenizer_config.json finds its
 // BOS, EOS and end-of-turn tokens.
 const Json& small_bpe_tokenizer_json();

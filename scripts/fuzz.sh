@@ -32,8 +32,8 @@ targets=("$@")
 out="$build/fuzz"
 "$out/fuzz_write_seeds" "$out/corpus" >/dev/null
 mkdir -p "$out/artifacts" "$out/logs"
-# LibTorch is not instrumented and its static registries look like leaks (see scripts/test.sh).
-export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:${ASAN_OPTIONS:-}"
+# Leak checks on: libFuzzer reports an input after which memory was lost for good.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 limit="-max_total_time=$seconds"
 [ -n "${HEARTH_FUZZ_RUNS:-}" ] && limit="-runs=$HEARTH_FUZZ_RUNS"
