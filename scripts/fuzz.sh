@@ -24,6 +24,7 @@ max_len() {
     *) echo "fuzz.sh: unknown target $1" >&2; return 1 ;;
   esac
 }
+# GGUF: add "gguf" here and to max_len once fuzz/fuzz_gguf.cpp exists (see fuzz/CMakeLists.txt).
 all_targets=(safetensors tokenizer_json tokenizer_config llama2c_model llama2c_tokenizer quantized_folder
              peft_adapter adapter_bundle training_jsonl sealed_record)
 targets=("$@")
