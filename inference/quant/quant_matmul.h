@@ -16,8 +16,19 @@ enum class ActivationRounding { kExact, kInt8WhereFaster };
 void quant_matvec(const QuantizedMatrix& m, const float* x, float* y,
                   ActivationRounding rounding = ActivationRounding::kInt8WhereFaster);
 
-// x [n, cols] -> [n, rows] = x W^T (float). n == 1 runs quant_matvec; larger n dequantize W a
-// tile of rows at a time into a cache-sized buffer and multiply it with the BLAS (exact).
+// y [n, rows] = x [n, cols] W^T as n decode GEMVs (one per row of x, each exactly what
+// quant_matvec gives for it) that share every chunk of W while it is in cache: a batch of decode
+// steps of different requests reads the weights from memory once.
+void quant_matvec_batch(const QuantizedMatrix& m, const float* x, int64_t n, float* y,
+                        ActivationRounding rounding = ActivationRounding::kInt8WhereFaster);
+
+// Up to this many rows, quant_matmul with kInt8WhereFaster runs quant_matvec_batch when the
+// kernel set has an int8-activation GEMV (then faster than dequantizing W for the BLAS).
+constexpr int64_t kMatvecBatchMaxRows = 16;
+
+// x [n, cols] -> [n, rows] = x W^T (float). n == 1 runs quant_matvec, a few rows (see above)
+// quant_matvec_batch; larger n (or kExact) dequantize W a tile of rows at a time into a
+// cache-sized buffer and multiply it with the BLAS (exact).
 at::Tensor quant_matmul(const QuantizedMatrix& m, const at::Tensor& x,
                         ActivationRounding rounding = ActivationRounding::kInt8WhereFaster);
 
