@@ -11,6 +11,8 @@
 #include "core/json.h"
 #include "adapters/adapter_bundle.h"
 #include "adapters/adapter_set.h"
+#include "core/atomic_file.h"
+#include "engine/test_time_training.h"
 #include "inference/generator.h"
 #include "privacy/passphrase_prompt.h"
 #include "privacy/sandbox.h"
@@ -35,19 +37,23 @@ storage::AdapterRecord find_user_adapter(storage::Vault& vault, const std::strin
 }
 
 // Loads the user's sealed adapter into memory and attaches it; the decrypted bytes are wiped.
-void attach_user_adapter(storage::Vault& vault, const std::string& user, const std::string& which, LoadedModel& m) {
+std::shared_ptr<Adapter> attach_user_adapter(storage::Vault& vault, const std::string& user, const std::string& which,
+                                             LoadedModel& m) {
   const storage::AdapterRecord rec = find_user_adapter(vault, user, which);
   storage::AdapterRegistry registry(vault.db(), vault.keyring(), vault.home());
   std::string bytes = registry.open_file(rec);
   const std::string name = "adapter " + std::to_string(rec.id) + " (\"" + rec.name + "\" v" + std::to_string(rec.version) + ")";
+  std::shared_ptr<Adapter> adapter;
   try {
-    attach_adapter(*m.decoder, load_adapter_bundle(bytes, name, *m.decoder, m.fingerprint));
+    adapter = load_adapter_bundle(bytes, name, *m.decoder, m.fingerprint);
+    attach_adapter(*m.decoder, adapter);
   } catch (...) {
     privacy::wipe(bytes);
     throw;
   }
   privacy::wipe(bytes);
   spdlog::info("applied {} of user {}", name, user);
+  return adapter;
 }
 
 struct GenerateCommand {
@@ -58,9 +64,35 @@ struct GenerateCommand {
   GenerationOptions generation;
   std::string user, home, key_file;
   bool sandbox = false;
+  engine::TttSettings ttt;
+  std::string context_file, ttt_targets;
+
+  // Test-time training: a short-lived adapter learns the --context text (starting from the
+  // user's adapter, if one is applied) and is attached in its place for this generation.
+  std::optional<engine::TttReport> train_on_context_file(LoadedModel& m, const std::shared_ptr<Adapter>& init) {
+    if (!ttt.enabled()) return std::nullopt;
+    const std::string text = read_file(context_file, size_t(256) << 20);
+    engine::TttReport report;
+    auto trained = engine::train_on_context(*m.decoder, m.tokenizer->encode(text, /*add_bos=*/true), ttt, init, &report);
+    attach_adapter(*m.decoder, trained);
+    spdlog::info("test-time training: {} steps over {} context tokens in {:.2f} s, loss {:.3f} -> {:.3f}", report.steps,
+                 report.context_tokens, report.seconds, report.first_loss, report.last_loss);
+    return report;
+  }
 
   void run() {
     generation.sampling.validate();  // before the model loads: bad options fail fast
+    if (!ttt_targets.empty()) ttt.targets = AdapterConfig::parse_targets(ttt_targets);
+    ttt.validate();
+    require(!ttt.enabled() || !context_file.empty(), ErrorCode::kInvalidArgument,
+            "--ttt-steps needs --context FILE: the text the short-lived adapter learns from");
+    require(context_file.empty() || ttt.enabled(), ErrorCode::kInvalidArgument,
+            "--context is the text test-time training learns from; give --ttt-steps K too");
+    require(!ttt.enabled() || model.adapter.empty() || !user.empty(), ErrorCode::kInvalidArgument,
+            "--ttt-steps starts from a user's adapter (--user U --adapter NAME) or a fresh one; "
+            "an --adapter folder is not supported with it");
+    require(context_file.empty() || std::filesystem::is_regular_file(context_file), ErrorCode::kNotFound,
+            "context file \"" + context_file + "\" does not exist or is not a file");
     require(user.empty() || !model.adapter.empty(), ErrorCode::kInvalidArgument,
             "--user needs --adapter NAME or ID (an adapter from the user's registry)");
     ModelOptions base = model;
@@ -70,7 +102,9 @@ struct GenerateCommand {
     if (!user.empty()) vault = std::make_unique<storage::Vault>(storage::resolve_home(home), privacy::master_key_source_for_cli(key_file));
     // Everything is open; nothing of the user's has been decrypted yet.
     if (sandbox) privacy::enter_no_network_sandbox();
-    if (vault) attach_user_adapter(*vault, user, model.adapter, m);
+    std::shared_ptr<Adapter> user_adapter;
+    if (vault) user_adapter = attach_user_adapter(*vault, user, model.adapter, m);
+    const std::optional<engine::TttReport> ttt_report = train_on_context_file(m, user_adapter);
     std::vector<int32_t> ids;
     if (chat) {
       const ChatTemplate* tmpl = m.tokenizer->chat_template();
@@ -96,6 +130,7 @@ struct GenerateCommand {
                    {"stop_reason", r.stop_reason},
                    {"sandbox", privacy::in_no_network_sandbox()},
                    {"sockets_blocked", privacy::in_no_network_sandbox() && privacy::socket_creation_blocked()}};
+    if (ttt_report) result["ttt"] = ttt_report->to_json();
     if (json) print_json_result(result.dump(-1, ' ', false, Json::error_handler_t::replace));
   }
 };
@@ -118,6 +153,17 @@ CommandRegistration registration("generate", [](CLI::App& app) {
   sub->add_option("--top-p", g.sampling.top_p, "keep the smallest set with this probability mass")->capture_default_str();
   sub->add_option("--repeat-penalty", g.sampling.repeat_penalty, "penalty for recently seen tokens; 1 = off")->capture_default_str();
   sub->add_option("--seed", g.sampling.seed, "sampling seed")->capture_default_str();
+  sub->add_option("--context", cmd->context_file, "with --ttt-steps: a text file the short-lived adapter learns from");
+  auto& t = cmd->ttt;
+  sub->add_option("--ttt-steps", t.steps, "test-time training: optimizer steps on --context (one chunk each); 0 = off")
+      ->capture_default_str();
+  sub->add_option("--ttt-lr", t.lr, "test-time training: learning rate (AdamW)")->capture_default_str();
+  sub->add_option("--ttt-rank", t.rank, "test-time training: rank of a fresh adapter")->capture_default_str();
+  sub->add_option("--ttt-chunk", t.chunk_tokens, "test-time training: context tokens per step")->capture_default_str();
+  sub->add_option("--ttt-targets", cmd->ttt_targets, "test-time training: projections to adapt (q,k,v,o,gate,up,down or all)");
+  sub->add_option("--ttt-max-seconds", t.max_seconds, "test-time training: wall-time limit; 0 = none")->capture_default_str();
+  sub->add_option("--ttt-max-memory-mb", t.max_memory_mb, "test-time training: memory ceiling (estimated); 0 = none")
+      ->capture_default_str();
   sub->add_flag("--ignore-stop", [cmd](int64_t) { cmd->generation.stop_at_stop_tokens = false; }, "do not stop at stop tokens");
   sub->callback([cmd] { cmd->run(); });
 });
