@@ -197,6 +197,14 @@ class Server::Impl {
   bool step() {
     std::vector<std::shared_ptr<Request>> batch = next_batch();
     if (batch.empty()) return false;
+    // Prompt positions and decode positions never share a step: a decode step's rows then
+    // round exactly as a request decoded alone (inference/batched_forward.h). Prompt steps and
+    // decode steps alternate while both are waiting.
+    std::vector<std::shared_ptr<Request>> prefill, decode;
+    for (const auto& r : batch) (r->prompt_cursor < int64_t(r->prompt.size()) ? prefill : decode).push_back(r);
+    const bool prompts_now = !prefill.empty() && (decode.empty() || !last_step_was_prefill_);
+    batch = prompts_now ? prefill : decode;
+    last_step_was_prefill_ = prompts_now;
     std::vector<SequenceStep> steps;
     std::vector<RowGroup> groups;
     for (const auto& r : batch) {
@@ -231,7 +239,11 @@ class Server::Impl {
       const auto& r = batch[i];
       if (r->prompt_cursor < int64_t(r->prompt.size())) continue;  // still reading its prompt
       if (r->result.tokens.empty() && r->next_token < 0) r->first_logits = Clock::now();
-      advance(r, logits[int64_t(i)]);
+      try {
+        advance(r, logits[int64_t(i)]);
+      } catch (const std::exception& e) {
+        end_with_error(r, std::string("generation failed: ") + e.what());
+      }
     }
     return true;
   }
@@ -497,7 +509,9 @@ class Server::Impl {
       return finish(r, "stop_token");
     res.tokens.push_back(next);
     r->history.push_back(next);
-    r->pending += tokenizer_->decode_next(r->history.size() >= 2 ? r->history[r->history.size() - 2] : -1, next);
+    // Models may have more output rows than the tokenizer has tokens (padding): those decode to nothing.
+    if (next < tokenizer_->vocab_size())
+      r->pending += tokenizer_->decode_next(r->history.size() >= 2 ? r->history[r->history.size() - 2] : -1, next);
     const size_t ready = complete_utf8_prefix(r->pending);
     if (ready > 0) {
       if (r->events.on_text) r->events.on_text(std::string_view(r->pending.data(), ready));
@@ -622,6 +636,7 @@ class Server::Impl {
   std::list<std::shared_ptr<Request>> requests_;
   std::list<std::thread> preparing_;
   ServerStats stats_;
+  bool last_step_was_prefill_ = false;  // scheduler thread only
   uint64_t next_id_ = 0;
   uint64_t tick_ = 0;
   bool stopping_ = false;

@@ -1,6 +1,9 @@
 #include "inference/batched_forward.h"
 
+#include <optional>
+
 #include "core/error.h"
+#include "inference/quant/quant_matmul.h"
 
 namespace hearth {
 namespace {
@@ -55,9 +58,16 @@ at::Tensor batched_step(const Decoder& decoder, const std::vector<SequenceStep>&
   }
   const std::vector<AttentionContext> ctx = contexts_of(decoder, steps);
   at::Tensor h = decoder.embed(at::tensor(tokens, at::kLong).unsqueeze(0));
-  for (int64_t l = 0; l < decoder.config().num_layers; ++l) h = batched_block(decoder, l, h, steps, ctx);
+  {
+    // A step of decode positions only: each row rounds as a single request's decode GEMV.
+    std::optional<DecodeRowsScope> decode_rows;
+    if (tokens.size() == steps.size()) decode_rows.emplace();
+    for (int64_t l = 0; l < decoder.config().num_layers; ++l) h = batched_block(decoder, l, h, steps, ctx);
+  }
   for (const SequenceStep& s : steps) s.cache->advance(static_cast<int64_t>(s.tokens.size()));
   const at::Tensor last = h.squeeze(0).index_select(0, at::tensor(last_rows, at::kLong));
+  // One row per request, as hearth::generate computes the logits of one position at a time.
+  DecodeRowsScope one_row_each;
   return decoder.logits(decoder.final_norm(last));
 }
 

@@ -20,6 +20,9 @@ struct SequenceStep {
 // Runs every sequence's new tokens through `decoder` in one pass. The rows of the batch are the
 // sequences' tokens in order (what an AdapterRouter's row groups refer to). Returns the logits
 // of each sequence's last new position, fp32 [sequences, vocab]. Runs without autograd.
+// A step where every sequence has one new token computes each row of a quantized product as a
+// single decode step would (DecodeRowsScope); prompt rows take the exact GEMM. Mixing the two in
+// one step would round decode rows differently from a request decoded alone: the server does not.
 at::Tensor batched_step(const Decoder& decoder, const std::vector<SequenceStep>& steps);
 
 }  // namespace hearth

@@ -77,6 +77,13 @@ void quant_matvec(const QuantizedMatrix& m, const float* x, float* y, Activation
   for_row_chunks(m, [&](int64_t r0, int64_t r1) { k.matvec_rows(v, xp.data(), y, r0, r1); });
 }
 
+namespace {
+thread_local bool decode_rows = false;  // a DecodeRowsScope is open on this thread
+}  // namespace
+
+DecodeRowsScope::DecodeRowsScope() : previous_(decode_rows) { decode_rows = true; }
+DecodeRowsScope::~DecodeRowsScope() { decode_rows = previous_; }
+
 void quant_matvec_batch(const QuantizedMatrix& m, const float* x, int64_t n, float* y, ActivationRounding rounding) {
   if (n <= 0) return;
   const PackedView v = m.view();
@@ -118,8 +125,7 @@ at::Tensor quant_matmul(const QuantizedMatrix& m, const at::Tensor& x_in, Activa
     return out;
   }
   if (n == 0) return out;
-  if (n <= kMatvecBatchMaxRows && rounding == ActivationRounding::kInt8WhereFaster &&
-      active_kernels().matvec_q8_rows != nullptr) {
+  if (n <= kMatvecBatchMaxRows && decode_rows && rounding == ActivationRounding::kInt8WhereFaster) {
     quant_matvec_batch(m, x.data_ptr<float>(), n, out.data_ptr<float>(), rounding);
     return out;
   }

@@ -22,13 +22,28 @@ void quant_matvec(const QuantizedMatrix& m, const float* x, float* y,
 void quant_matvec_batch(const QuantizedMatrix& m, const float* x, int64_t n, float* y,
                         ActivationRounding rounding = ActivationRounding::kInt8WhereFaster);
 
-// Up to this many rows, quant_matmul with kInt8WhereFaster runs quant_matvec_batch when the
-// kernel set has an int8-activation GEMV (then faster than dequantizing W for the BLAS).
+// Up to this many rows, quant_matmul inside a DecodeRowsScope runs quant_matvec_batch.
 constexpr int64_t kMatvecBatchMaxRows = 16;
 
-// x [n, cols] -> [n, rows] = x W^T (float). n == 1 runs quant_matvec, a few rows (see above)
-// quant_matvec_batch; larger n (or kExact) dequantize W a tile of rows at a time into a
-// cache-sized buffer and multiply it with the BLAS (exact).
+// While one lives on this thread, quant_matmul treats a product of up to kMatvecBatchMaxRows rows
+// as that many decode steps (quant_matvec_batch with kInt8WhereFaster): each row then rounds
+// exactly as a single request's decode GEMV, whatever else is in the batch. A batched decode step
+// of several requests opens one; prompts never do (their rows take the exact GEMM whatever their
+// number, so a prompt's result does not depend on how it is cut or batched).
+class DecodeRowsScope {
+ public:
+  DecodeRowsScope();
+  ~DecodeRowsScope();
+  DecodeRowsScope(const DecodeRowsScope&) = delete;
+  DecodeRowsScope& operator=(const DecodeRowsScope&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// x [n, cols] -> [n, rows] = x W^T (float). n == 1 runs quant_matvec, a few rows inside a
+// DecodeRowsScope quant_matvec_batch; otherwise W is dequantized a tile of rows at a time into a
+// cache-sized buffer and multiplied with the BLAS (exact).
 at::Tensor quant_matmul(const QuantizedMatrix& m, const at::Tensor& x,
                         ActivationRounding rounding = ActivationRounding::kInt8WhereFaster);
 
