@@ -4,56 +4,31 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <tuple>
 
 #include "cli/command.h"
 #include "cli/model_options.h"
 #include "core/error.h"
 #include "core/json.h"
-#include "adapters/adapter_bundle.h"
 #include "adapters/adapter_set.h"
+#include "cli/engine_options.h"
 #include "core/atomic_file.h"
+#include "engine/engine.h"
 #include "engine/test_time_training.h"
 #include "inference/generator.h"
-#include "privacy/passphrase_prompt.h"
 #include "privacy/sandbox.h"
-#include "privacy/secret_key.h"
-#include "storage/adapter_registry.h"
-#include "storage/hearth_home.h"
-#include "storage/user_store.h"
-#include "storage/vault.h"
 
 namespace hearth::cli {
 namespace {
 
-// --adapter under --user: a registry id (digits) or a name (its latest version).
-storage::AdapterRecord find_user_adapter(storage::Vault& vault, const std::string& user, const std::string& which) {
-  const storage::UserRecord u = storage::UserStore(vault.db()).get(user);
-  storage::AdapterRegistry registry(vault.db(), vault.keyring(), vault.home());
-  if (!which.empty() && which.find_first_not_of("0123456789") == std::string::npos) return registry.get(u.id, std::stoll(which));
-  std::optional<storage::AdapterRecord> rec = registry.latest(u.id, which);
-  require(rec.has_value(), ErrorCode::kNotFound,
-          "user \"" + user + "\" has no adapter named \"" + which + "\" (see the adapters of `hearth data list --user`)");
-  return *rec;
-}
-
-// Loads the user's sealed adapter into memory and attaches it; the decrypted bytes are wiped.
-std::shared_ptr<Adapter> attach_user_adapter(storage::Vault& vault, const std::string& user, const std::string& which,
-                                             LoadedModel& m) {
-  const storage::AdapterRecord rec = find_user_adapter(vault, user, which);
-  storage::AdapterRegistry registry(vault.db(), vault.keyring(), vault.home());
-  std::string bytes = registry.open_file(rec);
-  const std::string name = "adapter " + std::to_string(rec.id) + " (\"" + rec.name + "\" v" + std::to_string(rec.version) + ")";
-  std::shared_ptr<Adapter> adapter;
-  try {
-    adapter = load_adapter_bundle(bytes, name, *m.decoder, m.fingerprint);
-    attach_adapter(*m.decoder, adapter);
-  } catch (...) {
-    privacy::wipe(bytes);
-    throw;
+// --adapter under --user: a registry id (digits) or a name (its serving version).
+std::pair<std::string, int64_t> user_adapter(engine::Engine& e, const std::string& user, const std::string& which) {
+  if (!which.empty() && which.find_first_not_of("0123456789") == std::string::npos) {
+    for (const storage::AdapterRecord& a : e.adapter_versions(user))
+      if (std::to_string(a.id) == which) return {a.name, a.version};
+    fail(ErrorCode::kNotFound, "user \"" + user + "\" has no adapter with id " + which);
   }
-  privacy::wipe(bytes);
-  spdlog::info("applied {} of user {}", name, user);
-  return adapter;
+  return {which, 0};
 }
 
 struct GenerateCommand {
@@ -62,7 +37,7 @@ struct GenerateCommand {
   std::string system;
   bool chat = false;
   GenerationOptions generation;
-  std::string user, home, key_file;
+  std::string user, key_file;
   bool sandbox = false;
   engine::TttSettings ttt;
   std::string context_file, ttt_targets;
@@ -95,35 +70,42 @@ struct GenerateCommand {
             "context file \"" + context_file + "\" does not exist or is not a file");
     require(user.empty() || !model.adapter.empty(), ErrorCode::kInvalidArgument,
             "--user needs --adapter NAME or ID (an adapter from the user's registry)");
-    ModelOptions base = model;
-    if (!user.empty()) base.adapter.clear();  // --adapter names a registry entry, not a folder
-    LoadedModel m = base.load();
-    std::unique_ptr<storage::Vault> vault;
-    if (!user.empty()) vault = std::make_unique<storage::Vault>(storage::resolve_home(home), privacy::master_key_source_for_cli(key_file));
-    // Everything is open; nothing of the user's has been decrypted yet.
-    if (sandbox) privacy::enter_no_network_sandbox();
-    std::shared_ptr<Adapter> user_adapter;
-    if (vault) user_adapter = attach_user_adapter(*vault, user, model.adapter, m);
-    const std::optional<engine::TttReport> ttt_report = train_on_context_file(m, user_adapter);
-    std::vector<int32_t> ids;
-    if (chat) {
-      const ChatTemplate* tmpl = m.tokenizer->chat_template();
-      require(tmpl != nullptr, ErrorCode::kInvalidArgument, "--chat: this model's tokenizer has no chat template");
-      std::vector<ChatMessage> messages;
-      if (!system.empty()) messages.push_back({"system", system});
-      messages.push_back({"user", prompt});
-      ids = m.tokenizer->encode(tmpl->render(messages, /*add_generation_prompt=*/true), /*add_bos=*/false);
-    } else {
-      ids = m.tokenizer->encode(prompt, /*add_bos=*/true);
-    }
     const bool json = global_options().json;
-    GenerationResult r = generate(*m.decoder, *m.tokenizer, ids, generation, [&](std::string_view text) {
+    auto stream = [](std::string_view text) {
       std::fwrite(text.data(), 1, text.size(), stdout);
       std::fflush(stdout);
-    });
+    };
+    GenerationResult r;
+    std::optional<engine::TttReport> ttt_report;
+    if (user.empty()) {
+      LoadedModel m = model.load();
+      if (sandbox) privacy::enter_no_network_sandbox();
+      ttt_report = train_on_context_file(m, nullptr);
+      r = generate(*m.decoder, *m.tokenizer, prompt_ids(*m.tokenizer), generation, stream);
+    } else {
+      // Through the engine: the adapter is decrypted in memory only, after the sandbox is on.
+      engine::Engine e(engine_options(key_file, /*with_key=*/true, sandbox));
+      e.load_base(model.base_spec());
+      engine::GenerateRequest request;
+      request.prompt = prompt;
+      request.chat = chat;
+      request.system = system;
+      request.options = generation;
+      request.user = user;
+      std::tie(request.adapter, request.version) = user_adapter(e, user, model.adapter);
+      engine::TttReport report;
+      if (ttt.enabled()) {
+        request.ttt = ttt;
+        request.context = read_file(context_file, size_t(256) << 20);
+        request.ttt_report = &report;
+      }
+      r = e.generate(request, stream);
+      if (ttt.enabled()) ttt_report = report;
+    }
     if (!r.text.empty() && r.text.back() != '\n') std::fputc('\n', stdout);
     Json result = {{"text", r.text},
                    {"tokens", r.tokens.size()},
+                   {"token_ids", r.tokens},
                    {"prompt_tokens", r.prompt_tokens},
                    {"tokens_per_s", r.decode_tokens_per_second()},
                    {"prefill_tokens_per_s", r.prefill_tokens_per_second()},
@@ -133,6 +115,16 @@ struct GenerateCommand {
     if (ttt_report) result["ttt"] = ttt_report->to_json();
     if (json) print_json_result(result.dump(-1, ' ', false, Json::error_handler_t::replace));
   }
+
+  std::vector<int32_t> prompt_ids(const Tokenizer& tok) const {
+    if (!chat) return tok.encode(prompt, /*add_bos=*/true);
+    const ChatTemplate* tmpl = tok.chat_template();
+    require(tmpl != nullptr, ErrorCode::kInvalidArgument, "--chat: this model's tokenizer has no chat template");
+    std::vector<ChatMessage> messages;
+    if (!system.empty()) messages.push_back({"system", system});
+    messages.push_back({"user", prompt});
+    return tok.encode(tmpl->render(messages, /*add_generation_prompt=*/true), /*add_bos=*/false);
+  }
 };
 
 CommandRegistration registration("generate", [](CLI::App& app) {
@@ -140,7 +132,6 @@ CommandRegistration registration("generate", [](CLI::App& app) {
   CLI::App* sub = app.add_subcommand("generate", "stream a model's continuation of a prompt");
   cmd->model.add_to(*sub);
   sub->add_option("--user", cmd->user, "take --adapter (a name or id) from this user's vault, decrypted in memory");
-  sub->add_option("--home", cmd->home, "with --user: Hearth home folder (default: $HEARTH_HOME or ~/.hearth)");
   sub->add_option("--key-file", cmd->key_file, "with --user: unlock with this key file (mode 600) instead of a passphrase");
   sub->add_flag("--sandbox", cmd->sandbox, "run with socket creation forbidden (seccomp)");
   sub->add_option("--prompt", cmd->prompt, "prompt text (default: empty, i.e. start from BOS)");

@@ -1,12 +1,16 @@
 // The `hearth` command: global options, subcommands registered by cli/cmd_*.cpp, and the
 // one place where errors become a single line on stderr and a non-zero exit code.
+#include <unistd.h>
+
 #include <cstdio>
 #include <iostream>
+#include <string>
 
 #include "cli/command.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/runtime.h"
+#include "engine/version.h"
 
 namespace hearth::cli {
 
@@ -22,6 +26,17 @@ std::vector<std::pair<std::string, CommandSetup>>& registered_commands() {
 
 CommandRegistration::CommandRegistration(std::string name, CommandSetup setup) {
   registered_commands().emplace_back(std::move(name), std::move(setup));
+}
+
+bool confirm(const std::string& question) {
+  if (global_options().yes) return true;
+  require(::isatty(STDIN_FILENO) != 0, ErrorCode::kInvalidArgument,
+          question + " Not on a terminal, so nothing was done; pass --yes to confirm");
+  std::fprintf(stderr, "%s [y/N] ", question.c_str());
+  std::fflush(stderr);
+  std::string answer;
+  std::getline(std::cin, answer);
+  return answer == "y" || answer == "Y" || answer == "yes";
 }
 
 void print_json_result(const std::string& compact_json) {
@@ -55,9 +70,12 @@ int main(int argc, char** argv) {
   using namespace hearth::cli;
   CLI::App app{"hearth: on-device fine-tuning and personalization of small language models"};
   app.require_subcommand(1);
-  // Global options (--json, --threads) may come after the subcommand too.
+  // Global options (--home, --threads, --json, --yes) may come before or after the subcommand.
   app.fallthrough();
   auto& options = global_options();
+  app.set_version_flag("--version", [] { return engine::version_line(); }, "print the version and the kernels this CPU runs");
+  app.add_option("--home", options.home, "Hearth home folder (default: $HEARTH_HOME or ~/.hearth)");
+  app.add_flag("--yes", options.yes, "answer yes to confirmations (forget, data delete)");
   app.add_option("--threads", options.threads, "worker threads for LibTorch, OpenMP and BLAS (default: all cores)");
   app.add_flag("--json", options.json, "print one JSON object with the results as the last line of stdout");
   app.add_flag("-v,--verbose", options.verbose, "log debug messages");

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 
@@ -110,7 +111,7 @@ class Engine::Impl {
       throw;
     }
     privacy::wipe(bytes);
-    spdlog::info("loaded adapter \"{}\" v{} (id {}) of user \"{}\"", rec->name, rec->version, rec->id, user_name);
+    spdlog::info("applied adapter {} (\"{}\" v{}) of user {}", rec->id, rec->name, rec->version, user_name);
     return key;
   }
 
@@ -309,7 +310,12 @@ SliceResult Engine::run_slice(int64_t job_id, const SliceBudget& budget) {
 
 std::optional<SliceResult> Engine::run_next(const SliceBudget& budget) {
   std::lock_guard<std::recursive_mutex> lock(impl_->mu_);
-  for (const storage::JobRecord& r : impl_->jobs().list_all()) {
+  // Round robin: the job that ran least recently goes first, so several users' jobs share the
+  // device's good moments instead of the oldest one taking them all.
+  std::vector<storage::JobRecord> runnable = impl_->jobs().list_all();
+  std::stable_sort(runnable.begin(), runnable.end(),
+                   [](const storage::JobRecord& a, const storage::JobRecord& b) { return a.updated < b.updated; });
+  for (const storage::JobRecord& r : runnable) {
     if (r.status != "queued" && r.status != "paused") continue;
     const JobSpec spec = JobSpec::from_json(r.config, "job " + std::to_string(r.id));
     if (budget.device && !spec.policy.refusal(budget.device()).empty()) continue;

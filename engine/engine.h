@@ -137,8 +137,8 @@ class Engine {
   // and returns. A finished job registers a new adapter version (older ones beyond the job's
   // keep_versions are erased).
   SliceResult run_slice(int64_t job_id, const SliceBudget& budget);
-  // Runs one slice of the oldest job that can run now (queued or paused, policy allows);
-  // std::nullopt when there is none.
+  // Runs one slice of the job that ran least recently among those that can run now (queued or
+  // paused, policy allows): several users' jobs take turns. std::nullopt when there is none.
   std::optional<SliceResult> run_next(const SliceBudget& budget);
   // Stops the running slice (if any) at its next interruption point; callable from any thread.
   void request_stop();

@@ -20,6 +20,7 @@
 #include "storage/orphan_files.h"
 #include "storage/user_data.h"
 #include "trainer/packing.h"
+#include "trainer/stop_signal.h"
 #include "trainer/trainer.h"
 #include "trainer/user_training_data.h"
 
@@ -145,6 +146,7 @@ class Slice {
   std::string stop_reason() const {
     if (budget_.cancelled && budget_.cancelled()) return "cancelled by the host";
     if (ctx_.engine_stop.load()) return "stop requested";
+    if (trainer::stop_requested()) return "stopped by a signal (SIGINT or SIGTERM)";
     if (policy_refuses_.load()) return "device policy: " + policy_reason_;
     if (budget_.seconds > 0 && seconds_between(start_, Clock::now()) >= budget_.seconds) return "slice time budget used";
     return "step budget used";

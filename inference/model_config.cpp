@@ -1,5 +1,7 @@
 #include "inference/model_config.h"
 
+#include <cmath>
+
 namespace hearth {
 namespace {
 
@@ -52,6 +54,7 @@ ModelConfig ModelConfig::from_hf_json(const Json& j, const std::string& what) {
   c.tie_word_embeddings = json_get_or<bool>(j, "tie_word_embeddings", false, what);
   if (c.architecture == Architecture::kLlama) c.attention_bias = json_get_or<bool>(j, "attention_bias", false, what);
   c.rope_interleaved = json_get_or<bool>(j, "hearth_rope_interleaved", false, what);
+  if (j.contains("hearth_rope_freq_factors")) c.rope_freq_factors = json_get<std::vector<float>>(j, "hearth_rope_freq_factors", what);
   c.bos_token_id = token_id(j, "bos_token_id");
   c.eos_token_id = token_id(j, "eos_token_id");
   if (j.contains("rope_scaling") && j["rope_scaling"].is_object()) {
@@ -85,6 +88,9 @@ void ModelConfig::validate(const std::string& what) const {
   check(rope_theta > 0, "rope_theta must be positive");
   check(!rope_scaling.enabled || (rope_scaling.factor > 0 && rope_scaling.high_freq_factor > rope_scaling.low_freq_factor),
         "rope_scaling factors out of range");
+  check(rope_freq_factors.empty() || static_cast<int64_t>(rope_freq_factors.size()) == head_dim / 2,
+        "rope frequency factors must number head_dim / 2");
+  for (float f : rope_freq_factors) check(std::isfinite(f) && f > 0, "rope frequency factors must be positive");
 }
 
 Json ModelConfig::to_hf_json() const {
@@ -105,6 +111,7 @@ Json ModelConfig::to_hf_json() const {
   j["hidden_act"] = "silu";
   if (architecture == Architecture::kLlama) j["attention_bias"] = attention_bias;
   if (rope_interleaved) j["hearth_rope_interleaved"] = true;
+  if (!rope_freq_factors.empty()) j["hearth_rope_freq_factors"] = rope_freq_factors;
   if (bos_token_id >= 0) j["bos_token_id"] = bos_token_id;
   if (eos_token_id >= 0) j["eos_token_id"] = eos_token_id;
   if (rope_scaling.enabled) {

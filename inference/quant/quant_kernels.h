@@ -47,6 +47,12 @@ struct QuantKernelSet {
   MatvecQ8RowsFn matvec_q8_rows = nullptr;
 };
 
+// Whether quant_matvec runs `format` through the set's int8-activation GEMV (Hearth's formats;
+// GGUF formats always take the float GEMV).
+inline bool uses_int8_activations(const QuantKernelSet& k, QuantFormat format) {
+  return k.matvec_q8_rows != nullptr && !is_gguf_format(format);
+}
+
 // kAvx512Vnni: the AVX-512 set plus the int8-activation decode GEMV (vpdpbusd). The AVX2 set
 // has its own int8-activation GEMV (vpmaddubsw); the plain AVX-512 and scalar sets use float x.
 enum class KernelIsa { kAuto, kScalar, kAvx2, kAvx512, kAvx512Vnni };

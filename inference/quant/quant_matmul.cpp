@@ -65,7 +65,7 @@ void quant_matvec(const QuantizedMatrix& m, const float* x, float* y, Activation
   xp.assign(m.padded_cols(), 0.0f);
   std::copy(x, x + m.cols, xp.begin());
   const auto& k = active_kernels();
-  if (k.matvec_q8_rows != nullptr && rounding == ActivationRounding::kInt8WhereFaster) {
+  if (uses_int8_activations(k, m.format) && rounding == ActivationRounding::kInt8WhereFaster) {
     // Quantized once here, on the calling thread, then shared read-only by the row workers.
     // (A thread_local buffer, so it must be named through a reference inside the lambda.)
     thread_local Q8Activation buffer;

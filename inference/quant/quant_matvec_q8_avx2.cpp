@@ -163,6 +163,7 @@ void matvec_q8_rows_avx2(const PackedView& m, const Q8Activation& a, float* y, i
     case QuantFormat::kNF4: return matvec_q8_rows_t<QuantFormat::kNF4>(m, a, y, r0, r1);
     case QuantFormat::kInt4: return matvec_q8_rows_t<QuantFormat::kInt4>(m, a, y, r0, r1);
     case QuantFormat::kInt8: return matvec_q8_rows_t<QuantFormat::kInt8>(m, a, y, r0, r1);
+    default: return;  // GGUF formats never take this kernel (uses_int8_activations)
   }
 }
 

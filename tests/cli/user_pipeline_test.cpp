@@ -136,7 +136,8 @@ TEST_F(UserPipeline, CanaryIsInNoFileAtAnyPointAndEveryStepRunsSandboxed) {
   EXPECT_EQ(read_file(home_ / sealed).substr(0, 8), "HRTHSEAL");
   // Only the database and sealed files: no adapter folder, metrics or checkpoint in plaintext.
   for (const std::string& f : files_under(home_)) {
-    const bool expected = f.rfind("hearth.db", 0) == 0 || (f.rfind("users/", 0) == 0 && f.size() > 7 &&
+    const bool expected = f.rfind("hearth.db", 0) == 0 || f == ".write-lock" ||  // an empty lock file
+                          (f.rfind("users/", 0) == 0 && f.size() > 7 &&
                                                            f.compare(f.size() - 7, 7, ".sealed") == 0);
     EXPECT_TRUE(expected) << "unexpected file in the home: " << f;
   }

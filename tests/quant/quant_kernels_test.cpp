@@ -13,7 +13,11 @@
 namespace hearth {
 namespace {
 
-constexpr QuantFormat kFormats[] = {QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8};
+constexpr QuantFormat kFormats[] = {QuantFormat::kNF4,  QuantFormat::kInt4, QuantFormat::kInt8, QuantFormat::kQ8_0,
+                                    QuantFormat::kQ4_0, QuantFormat::kQ4_1, QuantFormat::kQ4_K, QuantFormat::kQ5_K,
+                                    QuantFormat::kQ6_K, QuantFormat::kF16,  QuantFormat::kBF16};
+// The formats the int8-activation GEMV serves (GGUF formats always take the float GEMV).
+constexpr QuantFormat kInt8ActivationFormats[] = {QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8};
 // Odd shapes: columns that are not multiples of 32 / 64 or of the vector width, a single row.
 // 4099 rows: a GEMV splits into several row chunks claimed by the threads, the last one short.
 const std::vector<std::pair<int64_t, int64_t>> kShapes = {{37, 70}, {129, 200}, {64, 64}, {1, 33}, {5, 1}, {300, 97}, {4099, 64}};
@@ -48,7 +52,7 @@ TEST(QuantKernels, MatvecMatchesDoubleReferenceOnEveryIsaAndThreadCount) {
       at::Tensor abs_ref = at::mv(test::weight_magnitude(m, wd, kTol), xd.abs());
       for (KernelIsa isa : test::supported_isas()) {
         force_kernel_isa(isa);
-        const bool int8_activations = active_kernels().matvec_q8_rows != nullptr;
+        const bool int8_activations = uses_int8_activations(active_kernels(), format);
         for (int threads : {1, 2}) {
           set_num_threads(threads);
           at::Tensor y = at::full({rows}, std::nanf(""));
@@ -83,7 +87,7 @@ TEST(QuantKernels, Int8ActivationErrorStaysWithinItsRoundingBound) {
   const uint64_t seed = test::fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   auto gen = make_generator(seed);
-  for (QuantFormat format : kFormats) {
+  for (QuantFormat format : kInt8ActivationFormats) {
     for (auto [rows, cols] : kShapes) {
       QuantizedMatrix m = quantize_matrix(test::random_weight(rows, cols, gen), format);
       at::Tensor wd = reference_dequantize(m);
@@ -155,7 +159,7 @@ TEST(QuantKernels, MatmulAndTransposedMatchDoubleReference) {
           ASSERT_EQ(y.sizes(), (std::vector<int64_t>{n, rows}));
           // One row goes through the decode GEMV, which may round x to int8 (see the Matvec test).
           at::Tensor expected = at::mm(xd, wd.t());
-          if (n == 1 && active_kernels().matvec_q8_rows != nullptr) {
+          if (n == 1 && uses_int8_activations(active_kernels(), format)) {
             expected = test::as_tensor(reference_matvec_q8(m, x.data_ptr<float>())).view({1, rows});
           }
           expect_close_to_reference(y, expected, at::mm(xd.abs(), wmag.t()), kTol, what);
