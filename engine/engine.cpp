@@ -134,7 +134,25 @@ class Engine::Impl {
     }
     GenerationOptions options = request.options;
     if (cancel != nullptr) options.cancel = cancel;
+    if (request.ttt.enabled()) return generate_after_ttt(request, key, ids, options, on_text, cancel);
     return hearth::generate(*base_.decoder, tok, ids, options, on_text);
+  }
+
+  // Trains the request's short-lived adapter on its context, answers with it on a decoder of its
+  // own over the same weights (the adapter set's slots stay as they are), then drops it.
+  GenerationResult generate_after_ttt(const GenerateRequest& request, const std::string& key,
+                                      const std::vector<int32_t>& ids, const GenerationOptions& options,
+                                      const TextCallback& on_text, const std::atomic<bool>* cancel) {
+    require(!request.context.empty(), ErrorCode::kInvalidArgument,
+            "test-time training needs a context: give the text to learn from");
+    const std::shared_ptr<Adapter> init = key.empty() ? nullptr : adapters_->get(key);
+    const std::vector<int32_t> context = base_.tokenizer->encode(request.context, /*add_bos=*/true);
+    TttReport report;
+    std::shared_ptr<Adapter> trained = train_on_context(*base_.decoder, context, request.ttt, init, &report, cancel);
+    if (request.ttt_report) *request.ttt_report = report;
+    Decoder decoder(*base_.decoder);
+    attach_adapter(decoder, trained);
+    return hearth::generate(decoder, *base_.tokenizer, ids, options, on_text);
   }
 
   EngineOptions options_;
