@@ -8,15 +8,14 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "cli/engine_options.h"
 #include "cli/model_options.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "engine/serve_host.h"
 #include "engine/server.h"
 #include "engine/unix_socket_listener.h"
-#include "privacy/passphrase_prompt.h"
 #include "privacy/sandbox.h"
-#include "storage/hearth_home.h"
 #include "trainer/stop_signal.h"
 
 namespace hearth::cli {
@@ -24,32 +23,18 @@ namespace {
 
 struct ServeCommand {
   ModelOptions model;
-  std::string home, key_file, socket;
+  std::string key_file, socket;
   bool no_key = false, no_stdin = false;
   engine::ServerOptions server;
-
-  engine::BaseModelSpec base_spec() const {
-    engine::BaseModelSpec b;
-    b.path = model.model;
-    b.tokenizer = model.tokenizer;
-    b.dtype = model.dtype;
-    b.quant = model.quant;
-    b.embeddings = model.embeddings;
-    b.load_options();  // names checked before anything is opened
-    return b;
-  }
 
   void run() {
     require(!no_stdin || !socket.empty(), ErrorCode::kInvalidArgument,
             "--no-stdin needs --socket PATH: the server would have no way to be asked anything");
-    const engine::BaseModelSpec spec = base_spec();
+    const engine::BaseModelSpec spec = model.base_spec();  // names checked before anything is opened
     // The socket first: inside the sandbox no socket can be created, only accepted on.
     std::unique_ptr<engine::UnixSocketListener> listener;
     if (!socket.empty()) listener = std::make_unique<engine::UnixSocketListener>(socket);
-    engine::EngineOptions eo;
-    eo.home = storage::resolve_home(home);
-    if (!no_key) eo.key = privacy::master_key_source_for_cli(key_file);
-    engine::Engine e(eo);
+    engine::Engine e(engine_options(key_file, /*with_key=*/!no_key, /*sandbox=*/false));
     e.load_base(spec);
     if (listener) {
       privacy::enter_no_network_sandbox(listener->fd());
@@ -84,7 +69,6 @@ CommandRegistration registration("serve", [](CLI::App& app) {
   auto cmd = std::make_shared<ServeCommand>();
   CLI::App* sub = app.add_subcommand("serve", "serve many users' adapters over one base: JSON lines on stdin and a Unix socket");
   cmd->model.add_to(*sub, /*with_adapter=*/false);
-  sub->add_option("--home", cmd->home, "Hearth home folder with the users' adapters (default: $HEARTH_HOME or ~/.hearth)");
   sub->add_option("--key-file", cmd->key_file, "unlock the vault with this key file (mode 600) instead of a passphrase");
   sub->add_flag("--no-key", cmd->no_key, "open the home without its key: the bare base and test-time adapters only");
   sub->add_option("--socket", cmd->socket, "also listen on this Unix socket path (created with mode 600)");
