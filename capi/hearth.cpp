@@ -333,7 +333,7 @@ hearth_status hearth_generate_with_context(hearth_engine* handle, const char* us
     auto e = engine_of(handle);
     engine::GenerateRequest r = generate_request(user, adapter, prompt, options);
     r.context = text_arg(context, "context");
-    r.ttt = engine::TttSettings::from_json(parse_json(text_arg(ttt_json, "ttt_json"), "ttt_json"), "ttt_json");
+    r.ttt = engine::TttSettings::from_json(hearth::parse_json(text_arg(ttt_json, "ttt_json"), "ttt_json"), "ttt_json");
     require(r.ttt.enabled(), ErrorCode::kInvalidArgument, "ttt_json: \"steps\" must be at least 1 for test-time training");
     engine::TttReport done;
     r.ttt_report = &done;

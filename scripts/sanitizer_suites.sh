@@ -15,12 +15,12 @@ suites=(
   "test_core *"
   "test_quant QuantIo.*"
   "test_tokenizer *BadFiles*:Utf8.*:ChatTemplate.RejectsUnknownTemplatesAndRoles:BpeTokenizer.InvalidUtf8IsRejectedNamingTheByte:Llama2cTokenizer.RejectsInvalidUtf8NamingTheByte:SyntheticTokenizer.TooSmallVocabularyIsRefused"
-  "test_inference *BadModelFiles*:BrokenQuantizedFolder.*"
+  "test_inference *BadModelFiles*:BrokenQuantizedFolder.*:GgufFile.*:FusedDecodeAttention.RefusesABatchOrAMisfitCache"
   "test_adapters PeftFiles.Refuses*:PeftFiles.MissingFilesAreNotFound:PeftFiles.PeftFolderWithoutHearthMetadataLoads:AdapterBundle.*"
   "test_privacy Aead.*:DataKey.*:SealedFile.*:MasterKey.KeyFileMustBeOwnerOnly:Redactor.*"
-  "test_storage Database.*:Ingest.*:Erasure.UnknownUserIsNotFound:AdapterRegistry.*"
-  "test_trainer TrainingData.*:ChatTokenize.*"
-  "test_cli CliBadInput.*:*CliBadModel*:IngestBadInput.*"
+  "test_storage Database.*:Ingest.*:Erasure.UnknownUserIsNotFound:AdapterRegistry.*:Corruption.*:Backup.*:Doctor.*:ReadOnly.*"
+  "test_trainer TrainingData.*:ChatTokenize.*:TrainConfigRanges.*:TrainRunFolder.*:StateFile.*"
+  "test_cli CliBadInput.*:*CliBadModel*:IngestBadInput.*:CliParseErrors.*:CliOptionRanges.*:HomeRecovery.*:CliGguf.BadGgufInputIsOneErrorLine:ServeCliTest.BadRequestsGetOneErrorEachAndServingGoesOn"
 )
 
 logs="$build/sanitizer-logs"

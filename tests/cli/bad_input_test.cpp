@@ -2,6 +2,8 @@
 // the problem and a non-zero exit code, never a crash.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "bad_model_cases.h"
 #include "cli_runner.h"
 
@@ -93,10 +95,15 @@ fs::path novel_slice(const std::string& name, size_t bytes) {
   return p;
 }
 
+// A small training run; an option in `extra` replaces the same option of the base run (an option
+// given twice is itself an error).
 std::vector<std::string> train(const fs::path& out, std::vector<std::string> extra) {
-  std::vector<std::string> a{"train", "--model", stories(), "--data", novel_slice("train.txt", 6000).string(),
-                             "--out", out.string(), "--steps", "4", "--warmup", "1", "--seq-len", "32", "--batch", "2",
-                             "--threads", "1"};
+  const std::vector<std::pair<std::string, std::string>> base = {
+      {"--model", stories()}, {"--data", novel_slice("train.txt", 6000).string()}, {"--out", out.string()},
+      {"--steps", "4"}, {"--warmup", "1"}, {"--seq-len", "32"}, {"--batch", "2"}, {"--threads", "1"}};
+  std::vector<std::string> a{"train"};
+  for (const auto& [option, value] : base)
+    if (std::find(extra.begin(), extra.end(), option) == extra.end()) a.insert(a.end(), {option, value});
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
 }
@@ -151,7 +158,7 @@ TEST(CliOptionRanges, AbsurdValuesAreRefusedUpFrontAndLeaveNothing) {
   expect_one_error({"generate", "--model", stories(), "--temperature", "nan"}, "--temperature must be a finite number");
   expect_one_error({"generate", "--model", stories(), "--max-tokens", "-5"}, "--max-tokens must be an integer");
   expect_one_error({"model", "init", "--arch", "custom", "--tokenizer-from", stories(), "--layers", "1024", "--hidden",
-                    "65536", "--out", (work_dir() / "refused" / "huge").string()},
+                    "65536", "--heads", "512", "--kv-heads", "512", "--out", (work_dir() / "refused" / "huge").string()},
                    "parameters");
   EXPECT_FALSE(fs::exists(work_dir() / "refused"));
   expect_one_error({"quantize", "--model", stories(), "--format", "nf5", "--out", (work_dir() / "refused" / "q").string()},
