@@ -98,14 +98,9 @@ class Server::Impl {
             "an adapter's scale must be in [0, 100], got " + std::to_string(scale));
     const std::string key = engine_.load_adapter(user, name, version);
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = adapters_.find(key);
-    if (it == adapters_.end()) {
-      AdapterEntry e;
-      e.routable = router_->prepare(engine_.loaded_adapter(key));
-      it = adapters_.emplace(key, std::move(e)).first;
-    }
-    it->second.scale = scale;
-    it->second.last_used = ++tick_;
+    AdapterEntry& entry = entry_locked(key);
+    entry.scale = scale;
+    entry.last_used = ++tick_;
     evict_beyond_budget(key);
     return key;
   }
@@ -335,15 +330,10 @@ class Server::Impl {
             "the request names adapter \"" + spec.adapter + "\" but no user; say whose adapter it is (\"user\")");
     const std::string key = engine_.load_adapter(spec.user, spec.adapter, spec.version);
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = adapters_.find(key);
-    if (it == adapters_.end()) {
-      AdapterEntry e;
-      e.routable = router_->prepare(engine_.loaded_adapter(key));
-      it = adapters_.emplace(key, std::move(e)).first;
-      evict_beyond_budget(key);
-    }
+    const bool loaded_before = adapters_.count(key) != 0;
+    r.adapter = entry_locked(key).routable;
     r.adapter_key = key;
-    r.adapter = it->second.routable;
+    if (!loaded_before) evict_beyond_budget(key);
   }
 
   // Runs on a thread of its own: the scheduler keeps serving other requests meanwhile.
@@ -587,6 +577,17 @@ class Server::Impl {
     size_t total = 0;
     for (const auto& [key, e] : adapters_) total += e.routable->bytes;
     return total;
+  }
+
+  // The server's entry for an adapter the engine has loaded, made on first use; mu_ held.
+  AdapterEntry& entry_locked(const std::string& key) {
+    auto it = adapters_.find(key);
+    if (it == adapters_.end()) {
+      AdapterEntry e;
+      e.routable = router_->prepare(engine_.loaded_adapter(key));
+      it = adapters_.emplace(key, std::move(e)).first;
+    }
+    return it->second;
   }
 
   void evict_beyond_budget(const std::string& keep) {
