@@ -10,8 +10,9 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 
 # suite  gtest filter: the tests that feed each parser bad or hostile input (and the good case
-# beside it, so a parser that refuses everything fails too).
+# beside it, so a parser that refuses everything fails too). The longest (the CLI's) goes first.
 suites=(
+  "test_cli CliBadInput.*:*CliBadModel*:IngestBadInput.*:CliParseErrors.*:CliOptionRanges.*:HomeRecovery.*:CliGguf.BadGgufInputIsOneErrorLine:ServeCliTest.BadRequestsGetOneErrorEachAndServingGoesOn"
   "test_core *"
   "test_quant QuantIo.*"
   "test_tokenizer *BadFiles*:Utf8.*:ChatTemplate.RejectsUnknownTemplatesAndRoles:BpeTokenizer.InvalidUtf8IsRejectedNamingTheByte:Llama2cTokenizer.RejectsInvalidUtf8NamingTheByte:SyntheticTokenizer.TooSmallVocabularyIsRefused"
@@ -20,7 +21,6 @@ suites=(
   "test_privacy Aead.*:DataKey.*:SealedFile.*:MasterKey.KeyFileMustBeOwnerOnly:Redactor.*"
   "test_storage Database.*:Ingest.*:Erasure.UnknownUserIsNotFound:AdapterRegistry.*:Corruption.*:Backup.*:Doctor.*:ReadOnly.*"
   "test_trainer TrainingData.*:ChatTokenize.*:TrainConfigRanges.*:TrainRunFolder.*:StateFile.*"
-  "test_cli CliBadInput.*:*CliBadModel*:IngestBadInput.*:CliParseErrors.*:CliOptionRanges.*:HomeRecovery.*:CliGguf.BadGgufInputIsOneErrorLine:ServeCliTest.BadRequestsGetOneErrorEachAndServingGoesOn"
 )
 
 logs="$build/sanitizer-logs"

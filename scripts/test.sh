@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 export HEARTH_ASSETS="${HEARTH_ASSETS:-$(cd .. && pwd)/shared}"
 [ -d "$HEARTH_ASSETS" ] || { echo "test.sh: assets folder $HEARTH_ASSETS is missing" >&2; exit 1; }
 
-bash scripts/build.sh build
+# Without debug info: it nearly doubles the compile time of a LibTorch-heavy file (scripts/build.sh
+# alone keeps it for debugging).
+bash scripts/build.sh build -DHEARTH_DEBUG_INFO=OFF
 # Reference token ids from the independent JavaScript tokenizer (npm), for the parity tests.
 bash scripts/tokenizer_reference/make_reference.sh build/tokenizer_reference
 # The llama.cpp peer for the GGUF interoperability tests: node-llama-cpp's prebuilt CPU build and
@@ -45,6 +47,6 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 bash scripts/sanitizer_suites.sh build-san
 echo "sanitizer suites passed"
-# Every fuzz target for 20 s, two at a time: a smoke test that the parsers still refuse mutated
+# Every fuzz target for 15 s, two at a time: a smoke test that the parsers still refuse mutated
 # real files cleanly (the long runs and their figures are in docs/reliability.md).
-bash scripts/fuzz.sh build-san 20
+bash scripts/fuzz.sh build-san 15
