@@ -76,6 +76,7 @@ class Engine::Impl {
     info.spec = JobSpec::from_json(r.config, "job " + std::to_string(r.id));
     info.user = info.spec.user;
     info.progress = JobProgress::from_json(r.progress);
+    if (info.progress.steps == 0) info.progress.steps = info.spec.training.steps;  // not started yet
     info.created = r.created;
     info.updated = r.updated;
     if (r.adapter_id != 0)
