@@ -84,6 +84,14 @@ class Engine::Impl {
     return info;
   }
 
+  storage::IngestOptions ingest_options(const std::string& user, std::optional<privacy::RedactionMode> redaction) const {
+    storage::IngestOptions options;
+    options.user = user;
+    options.redaction = redaction;
+    options.actor = options_.actor;
+    return options;
+  }
+
   SliceResult run_slice(int64_t job_id, const SliceBudget& budget) {
     require_key();
     const JobSpec spec = JobSpec::from_json(jobs().get(job_id).config, "job " + std::to_string(job_id));
@@ -188,11 +196,8 @@ const LoadedModel& Engine::base() const {
 storage::IngestReport Engine::ingest_files(const std::string& user, const std::vector<std::filesystem::path>& files,
                                            std::optional<privacy::RedactionMode> redaction) {
   std::lock_guard<std::recursive_mutex> lock(impl_->mu_);
-  storage::IngestOptions options;
-  options.user = user;
-  options.redaction = redaction;
-  options.actor = impl_->options_.actor;
   impl_->require_key();
+  const storage::IngestOptions options = impl_->ingest_options(user, redaction);
   storage::IngestReport report = storage::ingest_files(impl_->vault_->db(), impl_->vault_->keyring(), files, options);
   storage::back_up_after_job(impl_->vault_->db());  // the last good state, for `hearth doctor --restore`
   return report;
@@ -201,11 +206,8 @@ storage::IngestReport Engine::ingest_files(const std::string& user, const std::v
 storage::IngestReport Engine::ingest_texts(const std::string& user, const std::vector<storage::IngestItem>& items,
                                            std::optional<privacy::RedactionMode> redaction) {
   std::lock_guard<std::recursive_mutex> lock(impl_->mu_);
-  storage::IngestOptions options;
-  options.user = user;
-  options.redaction = redaction;
-  options.actor = impl_->options_.actor;
   impl_->require_key();
+  const storage::IngestOptions options = impl_->ingest_options(user, redaction);
   storage::IngestReport report = storage::ingest_items(impl_->vault_->db(), impl_->vault_->keyring(), items, options);
   storage::back_up_after_job(impl_->vault_->db());
   return report;
