@@ -205,7 +205,7 @@ int run_one(const Options& o) {
 
   // Each figure is the median of o.passes runs: on a shared machine a single run is sometimes
   // slowed as a whole (another process, a neighbour on the memory bus), in either format.
-  std::vector<double> prefill_rates, decode_rates, decode_cpu_ms;
+  std::vector<double> prefill_rates, decode_rates, decode_cpu_ms, aten_decode_rates;
   int64_t prefill_tokens = 0, decode_tokens = 0;
   for (int pass = 0; pass < o.passes; ++pass) {
     g.max_tokens = 1;
@@ -218,6 +218,10 @@ int run_one(const Options& o) {
     decode_cpu_ms.push_back(1e3 * (cpu_seconds() - cpu0) / std::max<size_t>(1, decode.tokens.size()));
     decode_rates.push_back(decode.decode_tokens_per_second());
     decode_tokens = static_cast<int64_t>(decode.tokens.size());
+    // The same decode through the layer-by-layer ATen path, in the same pass: the plan's gain.
+    g.prepared_decode = false;
+    aten_decode_rates.push_back(hearth::generate(*m.decoder, tok, prompt_of(8, config.vocab_size), g).decode_tokens_per_second());
+    g.prepared_decode = true;
   }
 
   hearth::Json j = {{"arch", o.one_arch},
@@ -234,6 +238,7 @@ int run_one(const Options& o) {
                     {"decode_tokens", decode_tokens},
                     {"decode_tok_s", median(decode_rates)},
                     {"decode_tok_s_each", decode_rates},
+                    {"aten_decode_tok_s", median(aten_decode_rates)},
                     {"decode_cpu_ms_per_token", median(decode_cpu_ms)}};
   std::printf("%s\n", j.dump().c_str());
   return 0;
@@ -316,8 +321,9 @@ void print_table(const std::vector<Row>& rows, const Options& o) {
   std::printf("\n%d threads, decode %d tokens after an 8-token prompt, prefill %d tokens; medians of %d passes in each of "
               "%d rounds\n",
               o.threads, o.decode_tokens, o.prefill_tokens, o.passes, o.rounds);
-  std::printf("%-13s %-10s %10s %10s %10s %10s %8s %9s %8s %8s %9s %9s %9s\n", "shape", "format", "weights MB", "peak RSS MB",
-              "loaded MB", "decode t/s", "cpu ms/t", "prefill", "dec/fp32", "RSS/fp32", "dec/llcpp", "pre/llcpp", "load s");
+  std::printf("%-13s %-10s %10s %10s %10s %10s %8s %9s %9s %8s %8s %9s %9s %9s\n", "shape", "format", "weights MB", "peak RSS MB",
+              "loaded MB", "decode t/s", "cpu ms/t", "ATen t/s", "prefill", "dec/fp32", "RSS/fp32", "dec/llcpp", "pre/llcpp",
+              "load s");
   std::map<std::string, const Row*> fp32;
   for (const auto& r : rows) {
     if (r.ok && r.format == "fp32") fp32[r.arch] = &r;
@@ -339,10 +345,10 @@ void print_table(const std::vector<Row>& rows, const Options& o) {
       std::snprintf(vs_ext_dec, sizeof vs_ext_dec, "%.2fx", dec / ext->second.decode);
       std::snprintf(vs_ext_pre, sizeof vs_ext_pre, "%.2fx", pre / ext->second.prefill128);
     }
-    std::printf("%-13s %-10s %10.1f %10.1f %10.1f %10.1f %8.2f %9.1f %8s %8s %9s %9s %9.1f\n", r.arch.c_str(), r.format.c_str(),
-                r.result["weight_bytes"].get<double>() / 1e6, r.max_rss_kb / 1024.0,
-                r.result["rss_loaded_kb"].get<double>() / 1024.0, dec,
-                r.result["decode_cpu_ms_per_token"].get<double>(), pre, vs_dec, vs_rss, vs_ext_dec, vs_ext_pre,
+    std::printf("%-13s %-10s %10.1f %10.1f %10.1f %10.1f %8.2f %9.1f %9.1f %8s %8s %9s %9s %9.1f\n", r.arch.c_str(),
+                r.format.c_str(), r.result["weight_bytes"].get<double>() / 1e6, r.max_rss_kb / 1024.0,
+                r.result["rss_loaded_kb"].get<double>() / 1024.0, dec, r.result["decode_cpu_ms_per_token"].get<double>(),
+                r.result["aten_decode_tok_s"].get<double>(), pre, vs_dec, vs_rss, vs_ext_dec, vs_ext_pre,
                 r.result["load_seconds"].get<double>());
   }
   std::printf("\nllcpp = llama.cpp Q4_0 on the real checkpoints, measured separately on this machine with 2 threads "

@@ -27,16 +27,33 @@ at::Tensor fused_rms_norm(const at::Tensor& x_in, const at::Tensor& weight_in, d
   const int64_t rows = n > 0 ? x.numel() / n : 0;
   // Rows are independent; one decode step has a single row, so this stays on the caller's thread.
   at::parallel_for(0, rows, 64, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* xr = px + r * n;
-      float* orow = po + r * n;
-      double ss = 0;
-      for (int64_t i = 0; i < n; ++i) ss += double(xr[i]) * xr[i];
-      const float inv = static_cast<float>(1.0 / std::sqrt(ss / double(n) + eps));
-      for (int64_t i = 0; i < n; ++i) orow[i] = xr[i] * inv * pw[i];
-    }
+    for (int64_t r = r0; r < r1; ++r) rms_norm_row(px + r * n, pw, n, eps, po + r * n);
   });
   return out;
+}
+
+void rms_norm_row(const float* x, const float* weight, int64_t n, double eps, float* out) {
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += double(x[i]) * x[i];
+  const float inv = static_cast<float>(1.0 / std::sqrt(ss / double(n) + eps));
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * inv * weight[i];
+}
+
+void rope_rows(float* x, int64_t heads, int64_t head_dim, const float* cos, const float* sin, bool interleaved) {
+  const int64_t half = head_dim / 2;
+  for (int64_t h = 0; h < heads; ++h) {
+    float* row = x + h * head_dim;
+    for (int64_t i = 0; i < half; ++i) {
+      const int64_t a = interleaved ? 2 * i : i, b = interleaved ? 2 * i + 1 : i + half;
+      const float x0 = row[a], x1 = row[b];
+      row[a] = x0 * cos[i] - x1 * sin[i];
+      row[b] = x0 * sin[i] + x1 * cos[i];
+    }
+  }
+}
+
+void silu_mul_row(const float* gate, const float* up, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
 at::Tensor fused_rope(const at::Tensor& x_in, const at::Tensor& cos_in, const at::Tensor& sin_in, bool interleaved) {
@@ -68,27 +85,14 @@ at::Tensor fused_rope(const at::Tensor& x_in, const at::Tensor& cos_in, const at
 
 namespace {
 
-// One KV head's attention for the `group` query heads that share it: q [group, d] -> out
-// [group, d] (zeroed by the caller), p a [group, s] scratch. The body is compiled three times
-// below (AVX-512, AVX2, plain x86-64) and picked through the quantized kernels' dispatch, so
-// HEARTH_ISA caps it like every other fast path: the fixed 16-wide inner loops become one, two or
-// four vector operations (a single running sum would be a chain of dependent adds the compiler
-// may not reorder).
-struct AttendArgs {
-  const float* q;
-  const float* k;
-  int64_t k_stride;
-  const float* v;
-  int64_t v_stride;
-  int64_t s, d, group;
-  float scale;
-  float* p;
-  float* out;
-};
-
-__attribute__((always_inline)) inline void attend_kv_head_body(const AttendArgs& a) {
+// The body of attend_kv_head is compiled three times below (AVX-512, AVX2, plain x86-64) and
+// picked through the quantized kernels' dispatch, so HEARTH_ISA caps it like every other fast
+// path: the fixed 16-wide inner loops become one, two or four vector operations (a single
+// running sum would be a chain of dependent adds the compiler may not reorder).
+__attribute__((always_inline)) inline void attend_kv_head_body(const KvHeadAttention& a) {
   const int64_t s = a.s, d = a.d, group = a.group;
-  float* p = a.p;
+  float* p = a.scores;
+  std::fill(a.out, a.out + group * d, 0.0f);
   for (int64_t j = 0; j < s; ++j) {
     const float* kj = a.k + j * a.k_stride;
     for (int64_t g = 0; g < group; ++g) {
@@ -122,13 +126,13 @@ __attribute__((always_inline)) inline void attend_kv_head_body(const AttendArgs&
   }
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c"))) void attend_kv_head_avx512(const AttendArgs& a) {
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c"))) void attend_kv_head_avx512(const KvHeadAttention& a) {
   attend_kv_head_body(a);
 }
-__attribute__((target("avx2,fma,f16c"))) void attend_kv_head_avx2(const AttendArgs& a) { attend_kv_head_body(a); }
-void attend_kv_head_portable(const AttendArgs& a) { attend_kv_head_body(a); }
+__attribute__((target("avx2,fma,f16c"))) void attend_kv_head_avx2(const KvHeadAttention& a) { attend_kv_head_body(a); }
+void attend_kv_head_portable(const KvHeadAttention& a) { attend_kv_head_body(a); }
 
-using AttendFn = void (*)(const AttendArgs&);
+using AttendFn = void (*)(const KvHeadAttention&);
 AttendFn attend_kv_head_for_cpu() {
   if (cpu_supports_isa(KernelIsa::kAvx512)) return attend_kv_head_avx512;
   if (cpu_supports_isa(KernelIsa::kAvx2)) return attend_kv_head_avx2;
@@ -136,6 +140,11 @@ AttendFn attend_kv_head_for_cpu() {
 }
 
 }  // namespace
+
+void attend_kv_head(const KvHeadAttention& a) {
+  static const AttendFn attend = attend_kv_head_for_cpu();
+  attend(a);
+}
 
 at::Tensor fused_decode_attention(const at::Tensor& q_in, const at::Tensor& keys, const at::Tensor& values) {
   require(q_in.dim() == 4 && q_in.size(0) == 1 && q_in.size(1) == 1 && keys.dim() == 4 && keys.size(0) == 1 &&
@@ -145,7 +154,7 @@ at::Tensor fused_decode_attention(const at::Tensor& q_in, const at::Tensor& keys
   const int64_t heads = q_in.size(2), d = q_in.size(3), kv_heads = keys.size(1), s = keys.size(2);
   const int64_t group = heads / kv_heads;
   const at::Tensor q = q_in.contiguous();
-  at::Tensor out = at::zeros({1, 1, heads * d}, at::kFloat);
+  at::Tensor out = at::empty({1, 1, heads * d}, at::kFloat);
   const float* pq = q.data_ptr<float>();
   const float* pk = keys.data_ptr<float>();
   const float* pv = values.data_ptr<float>();
@@ -154,11 +163,10 @@ at::Tensor fused_decode_attention(const at::Tensor& q_in, const at::Tensor& keys
   // KV heads are independent: each thread reads its KV heads' keys and values once for all the
   // query heads that share them. A short context stays on the caller's thread.
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, s * d * group));
-  const AttendFn attend = attend_kv_head_for_cpu();
   at::parallel_for(0, kv_heads, grain, [&](int64_t k0, int64_t k1) {
     std::vector<float> p(group * s);  // scores, then weights, of the group's query heads
     for (int64_t kvh = k0; kvh < k1; ++kvh)
-      attend({pq + kvh * group * d, pk + kvh * keys.stride(1), keys.stride(2), pv + kvh * values.stride(1),
+      attend_kv_head({pq + kvh * group * d, pk + kvh * keys.stride(1), keys.stride(2), pv + kvh * values.stride(1),
               values.stride(2), s, d, group, scale, p.data(), po + kvh * group * d});
   });
   return out;

@@ -26,4 +26,28 @@ at::Tensor fused_decode_attention(const at::Tensor& q, const at::Tensor& keys, c
 // silu(gate) * up for fp32 tensors of one shape, in one pass (the MLP's gating).
 at::Tensor fused_silu_mul(const at::Tensor& gate, const at::Tensor& up);
 
+// The same loops over raw fp32 buffers, for the prepared decode step (decode_plan.h).
+// out[i] = x[i] * rsqrt(mean(x^2) + eps) * weight[i]; the mean in double. out may alias x.
+void rms_norm_row(const float* x, const float* weight, int64_t n, double eps, float* out);
+// Rotates `heads` rows of head_dim floats in place by cos/sin [head_dim / 2].
+void rope_rows(float* x, int64_t heads, int64_t head_dim, const float* cos, const float* sin, bool interleaved);
+// out[i] = silu(gate[i]) * up[i].
+void silu_mul_row(const float* gate, const float* up, int64_t n, float* out);
+
+// One KV head's attention for the `group` query heads sharing it: q [group, d] (rotated) against
+// s keys and values (row strides k_stride / v_stride floats); out [group, d] is overwritten;
+// scores is a [group, s] scratch. The vector width follows cpu_supports_isa (HEARTH_ISA caps it).
+struct KvHeadAttention {
+  const float* q;
+  const float* k;
+  int64_t k_stride;
+  const float* v;
+  int64_t v_stride;
+  int64_t s, d, group;
+  float scale;
+  float* scores;
+  float* out;
+};
+void attend_kv_head(const KvHeadAttention& a);
+
 }  // namespace hearth

@@ -70,6 +70,7 @@ class Decoder {
   const Linear& lm_head() const { return lm_head_; }
   Linear& lm_head() { return lm_head_; }
   const at::Tensor& final_norm_weight() const { return final_norm_; }
+  const Rope& rope() const { return rope_; }
   // Bytes of all weights as held in memory (mapped or owned).
   size_t weight_bytes() const;
 

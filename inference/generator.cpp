@@ -6,12 +6,25 @@
 
 #include "core/error.h"
 #include "core/range_check.h"
+#include "inference/decode_plan.h"
 
 namespace hearth {
 namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The next position's logits after `token`: through the prepared plan when it can run this
+// step (written into plan_logits), else the decoder's own forward.
+at::Tensor decode_step(const Decoder& decoder, DecodePlan* plan, int32_t token, KVCache& cache,
+                       const at::Tensor& plan_logits) {
+  if (plan != nullptr && plan->can_step(cache)) {
+    plan->step(token, cache, plan_logits.data_ptr<float>());
+    return plan_logits;
+  }
+  const at::Tensor step = at::full({1, 1}, int64_t(token), at::kLong);
+  return decoder.logits(decoder.hidden_states({step, {}, {}, &cache}).select(1, 0)).squeeze(0);
 }
 
 }  // namespace
@@ -67,6 +80,8 @@ GenerationResult generate(const Decoder& decoder, const Tokenizer& tokenizer, co
   at::Tensor logits = decoder.logits(hidden.select(1, hidden.size(1) - 1)).squeeze(0);
   result.prefill_seconds = seconds_since(t0);
   auto t1 = std::chrono::steady_clock::now();
+  std::unique_ptr<DecodePlan> plan = options.prepared_decode ? DecodePlan::prepare(decoder) : nullptr;
+  const at::Tensor plan_logits = at::empty({config.vocab_size}, at::kFloat);
   for (int i = 0; i < options.max_tokens; ++i) {
     if (options.cancel != nullptr && options.cancel->load()) {
       result.stop_reason = "cancelled";
@@ -91,8 +106,7 @@ GenerationResult generate(const Decoder& decoder, const Tokenizer& tokenizer, co
       result.stop_reason = "context_full";
       break;
     }
-    at::Tensor step = at::full({1, 1}, int64_t(next), at::kLong);
-    logits = decoder.logits(decoder.hidden_states({step, {}, {}, &cache}).select(1, 0)).squeeze(0);
+    logits = decode_step(decoder, plan.get(), next, cache, plan_logits);
   }
   if (!pending.empty()) {
     if (on_text) on_text(pending);

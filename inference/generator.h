@@ -19,6 +19,9 @@ struct GenerationOptions {
   bool stop_at_stop_tokens = true;
   // Set by another thread to stop between tokens (stop_reason "cancelled"); may be null.
   const std::atomic<bool>* cancel = nullptr;
+  // Decode steps run through the prepared plan (decode_plan.h) when the model allows it; false
+  // keeps the layer-by-layer ATen path (for comparisons: same arithmetic, more overhead).
+  bool prepared_decode = true;
 };
 
 struct GenerationResult {

@@ -26,6 +26,11 @@ class KVCache {
   void assign_prefix(const KVCache& prefix, int64_t length);
   size_t bytes() const;
   at::ScalarType dtype() const { return keys_.front().scalar_type(); }
+  int64_t batch() const { return keys_.front().size(0); }
+  // Layer l's whole key / value storage [B, kv_heads, capacity, head_dim], for the prepared
+  // decode step (decode_plan.h), which writes the new position itself and then calls advance().
+  at::Tensor& layer_keys(int64_t l) { return keys_[l]; }
+  at::Tensor& layer_values(int64_t l) { return values_[l]; }
 
  private:
   std::vector<at::Tensor> keys_, values_;  // per layer [B, kv_heads, capacity, head_dim]

@@ -1,0 +1,63 @@
+// A persistent pool of worker threads for the decode step's many small parallel phases. An
+// OpenMP region or at::parallel_for per phase costs a fork-join each (a decode step of a 30-layer
+// model has ~150 phases); here the workers stay alive, take the phase's tasks from one shared
+// atomic counter, spin briefly between phases and then sleep, so a phone's busy core costs a
+// late worker's share only: whoever is running takes the tasks it has not started.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace hearth {
+
+class WorkerPool {
+ public:
+  // Runs task(context, index) for one index of a phase; called from any of the pool's threads.
+  using TaskFn = void (*)(void* context, int64_t index);
+
+  // `threads` counts the caller: a pool of 1 runs everything on the calling thread.
+  explicit WorkerPool(int threads);
+  ~WorkerPool();
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  int threads() const { return static_cast<int>(workers_.size()) + 1; }
+  // Runs task(context, i) once for every i in [0, tasks) and returns when all have finished.
+  // The calling thread takes tasks too. One phase at a time: run() is not reentrant and must be
+  // called from one thread at a time. Tasks must not throw.
+  void run(int64_t tasks, TaskFn task, void* context);
+  // Convenience for a callable f(index): the callable lives on the caller's stack for the call.
+  template <typename F>
+  void for_each(int64_t tasks, const F& f) {
+    run(tasks, [](void* c, int64_t i) { (*static_cast<const F*>(c))(i); }, const_cast<F*>(&f));
+  }
+
+  // Tasks per phase are limited by the packed claim word.
+  static constexpr int64_t kMaxTasks = (int64_t(1) << 20) - 1;
+
+ private:
+  void worker_loop();
+  // Claims and runs tasks of the current phase until none is left; returns how many it ran.
+  int64_t drain();
+  bool wait_for_phase(uint64_t seen_phase);
+
+  // phase (bits 40..63) | task count (bits 20..39) | next unclaimed index (bits 0..19): one word,
+  // so a claim can never take an index of a phase whose task and context it did not read.
+  std::atomic<uint64_t> claim_{0};
+  std::atomic<int64_t> finished_{0};
+  std::atomic<TaskFn> task_{nullptr};
+  std::atomic<void*> context_{nullptr};
+  std::atomic<int> sleepers_{0};
+  std::atomic<bool> stopping_{false};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<std::thread> workers_;
+};
+
+// The process's decode pool, sized once from num_threads() (core/threads.h) on first use.
+WorkerPool& decode_worker_pool();
+
+}  // namespace hearth
