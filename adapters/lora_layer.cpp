@@ -13,6 +13,13 @@ at::Tensor LoraLayer::apply(const at::Tensor& x, const at::Tensor& base_out, con
   return base_out + scaled_update(dropped(x));
 }
 
+bool LoraLayer::low_rank_update(LowRankUpdate& out) const {
+  auto plain = [](const at::Tensor& t) { return t.scalar_type() == at::kFloat && t.is_contiguous() && t.device().is_cpu(); };
+  if (dropout_active() || !plain(a_) || !plain(b_)) return false;
+  out = {a_.data_ptr<float>(), b_.data_ptr<float>(), a_.size(0), static_cast<float>(scale_)};
+  return true;
+}
+
 at::Tensor LoraLayer::merged_weight(const Linear& base) const {
   at::NoGradGuard no_grad;
   return base.weight_fp32() + at::matmul(b_, a_) * scale_;

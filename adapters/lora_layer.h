@@ -12,6 +12,8 @@ class LoraLayer : public LowRankLayer {
   at::Tensor apply(const at::Tensor& x, const at::Tensor& base_out, const Linear& base) const override;
   // W + s B A
   at::Tensor merged_weight(const Linear& base) const override;
+  // True unless training with dropout or the factors are not fp32 and contiguous.
+  bool low_rank_update(LowRankUpdate& out) const override;
 };
 
 }  // namespace hearth

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "core/preinit_environment.h"  // OpenMP wait policy and OpenBLAS kernels, as the hearth CLI runs
 #include "core/error.h"
 #include "core/json.h"
 #include "core/threads.h"

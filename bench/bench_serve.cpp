@@ -22,6 +22,7 @@
 #include "adapters/adapter_bundle.h"
 #include "adapters/adapter_routing.h"
 #include "adapters/adapter_set.h"
+#include "core/preinit_environment.h"  // OpenMP wait policy and OpenBLAS kernels, as the hearth CLI runs
 #include "core/rng.h"
 #include "core/runtime.h"
 #include "engine/engine.h"

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "adapters/adapter.h"
+#include "core/preinit_environment.h"  // OpenMP wait policy and OpenBLAS kernels, as the hearth CLI runs
 #include "core/atomic_file.h"
 #include "core/json.h"
 #include "core/rng.h"

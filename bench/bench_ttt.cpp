@@ -22,6 +22,7 @@
 
 #include "adapters/adapter_set.h"
 #include "adapters/peft_files.h"
+#include "core/preinit_environment.h"  // OpenMP wait policy and OpenBLAS kernels, as the hearth CLI runs
 #include "core/assets.h"
 #include "core/atomic_file.h"
 #include "core/runtime.h"

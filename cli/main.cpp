@@ -11,7 +11,7 @@
 #include "cli/command.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "core/openmp_wait_policy.h"
+#include "core/preinit_environment.h"
 #include "core/runtime.h"
 #include "core/threads.h"
 #include "engine/version.h"

@@ -54,20 +54,47 @@ void set_num_threads(int n) {
   set_blas_threads(n);
 }
 
-void reexec_with_openmp_wait_policy(char** argv, char** envp) {
+namespace {
+
+bool has_variable(char** envp, const char* name_eq) {
+  for (size_t i = 0; envp[i] != nullptr; ++i)
+    if (std::strncmp(envp[i], name_eq, std::strlen(name_eq)) == 0) return true;
+  return false;
+}
+
+// OpenBLAS's kernel family for this CPU, or null to leave its own detection alone.
+char* openblas_coretype_setting() {
+  static char skylakex[] = "OPENBLAS_CORETYPE=SkylakeX";
+  static char haswell[] = "OPENBLAS_CORETYPE=Haswell";
+  __builtin_cpu_init();  // before any constructor: the CPU checks are not initialized yet
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq"))
+    return skylakex;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return haswell;
+  return nullptr;
+}
+
+}  // namespace
+
+void reexec_with_runtime_environment(char** argv, char** envp) {
   if (argv == nullptr || envp == nullptr) return;
-  size_t n = 0;
-  for (; envp[n] != nullptr; ++n) {
-    if (std::strncmp(envp[n], "OMP_WAIT_POLICY=", 16) == 0 || std::strncmp(envp[n], "GOMP_SPINCOUNT=", 15) == 0) return;
+  static char kPolicy[] = "OMP_WAIT_POLICY=PASSIVE";
+  char* additions[2] = {nullptr, nullptr};
+  size_t added = 0;
+  if (!has_variable(envp, "OMP_WAIT_POLICY=") && !has_variable(envp, "GOMP_SPINCOUNT=")) additions[added++] = kPolicy;
+  if (!has_variable(envp, "OPENBLAS_CORETYPE=") && !has_variable(envp, "HEARTH_ISA=")) {
+    if (char* coretype = openblas_coretype_setting()) additions[added++] = coretype;
   }
-  auto** env = static_cast<char**>(std::malloc((n + 2) * sizeof(char*)));
+  if (added == 0) return;
+  size_t n = 0;
+  while (envp[n] != nullptr) ++n;
+  auto** env = static_cast<char**>(std::malloc((n + added + 1) * sizeof(char*)));
   if (env == nullptr) return;
   std::memcpy(env, envp, n * sizeof(char*));
-  static char kPolicy[] = "OMP_WAIT_POLICY=PASSIVE";
-  env[n] = kPolicy;
-  env[n + 1] = nullptr;
+  for (size_t i = 0; i < added; ++i) env[n + i] = additions[i];
+  env[n + added] = nullptr;
   ::execve("/proc/self/exe", argv, env);
-  std::free(env);  // no /proc, or the binary was replaced: carry on with OpenMP's default
+  std::free(env);  // no /proc, or the binary was replaced: carry on with the libraries' defaults
 }
 
 int num_threads() { return g_threads > 0 ? g_threads : available_cores(); }

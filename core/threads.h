@@ -25,14 +25,19 @@ int available_cores();
 // sleeps at once instead of spinning for ~300k iterations: with another process busy on one of
 // the cores, spinning workers keep their cores full, the scheduler never moves the worker that
 // shares a core with the other process, and every parallel region waits for its time slice
-// (measured: docs/reliability.md, Contention). libgomp reads the setting once, in its own
-// initializer, before main() and before any constructor of Hearth's; a setenv() then is too
-// late, and even one from .preinit_array is undone by libc's initializer. So when the variable
-// is missing this re-executes the program (/proc/self/exe, same argv) with it added to `envp`;
-// it returns when nothing needs doing or the exec fails (then OpenMP keeps its default).
-// Call it only from an executable's .preinit_array, where it runs before any library's
-// initializer (the exec then repeats only the dynamic loading): include
-// core/openmp_wait_policy.h in the executable's main file. It uses only C library calls.
-void reexec_with_openmp_wait_policy(char** argv, char** envp);
+// (measured: docs/reliability.md, Contention).
+// Also names OpenBLAS's kernels for this CPU (OPENBLAS_CORETYPE: SkylakeX with AVX-512, Haswell
+// with AVX2) unless the environment names them or caps Hearth's ISA (HEARTH_ISA): Debian's
+// OpenBLAS 0.3.21 does not know newer CPUs and falls back to its SSE3 "Prescott" kernels there
+// (measured on a 2026 Xeon: every fp32 GEMM of prefill and training at a fraction of its speed).
+// Both libraries read their settings once, in their own initializers, before main() and before
+// any constructor of Hearth's; a setenv() then is too late, and even one from .preinit_array is
+// undone by libc's initializer. So when a variable is missing this re-executes the program
+// (/proc/self/exe, same argv) with it added to `envp`; it returns when nothing needs doing or the
+// exec fails (then the libraries keep their defaults). Call it only from an executable's
+// .preinit_array, where it runs before any library's initializer (the exec then repeats only the
+// dynamic loading): include core/preinit_environment.h in the executable's main file. It uses
+// only C library calls and the compiler's CPU checks.
+void reexec_with_runtime_environment(char** argv, char** envp);
 
 }  // namespace hearth

@@ -12,10 +12,14 @@ namespace hearth {
 // One weight of a product: its packed view, optional bias, where its output goes, and which of
 // the product's prepared inputs it reads.
 struct DecodePlan::Matrix {
+  const Linear* linear = nullptr;
   PackedView view;
   const float* bias = nullptr;
   float* out = nullptr;
   size_t input = 0;
+  // The adapter's low-rank update for this step (rank 0: none) and its A x.
+  LowRankUpdate lora;
+  std::vector<float> lora_u;
 };
 
 // Matrix-vector products that share one input vector (q, k and v; gate and up; ...), split into
@@ -38,6 +42,9 @@ struct DecodePlan::Product {
   std::vector<Input> inputs;
   std::vector<Matrix> matrices;
   std::vector<Chunk> chunks;
+  // This step's adapter work: A x per adapted matrix (with the base chunks), then B u in chunks.
+  std::vector<size_t> adapted;
+  std::vector<Chunk> lora_chunks;
 };
 
 struct DecodePlan::Layer {
@@ -59,6 +66,7 @@ int64_t chunk_rows(const QuantizedMatrix& m, int64_t product_bytes, int threads)
 void add_matrix(DecodePlan::Product& p, const Linear& linear, float* out) {
   const QuantizedMatrix& w = *linear.quantized_weight();
   DecodePlan::Matrix m;
+  m.linear = &linear;
   m.view = w.view();
   m.bias = linear.bias().defined() ? linear.bias().data_ptr<float>() : nullptr;
   m.out = out;
@@ -87,9 +95,35 @@ DecodePlan::Product make_product(const float* source, const std::vector<std::pai
   return p;
 }
 
+// Whether the plan can run `linear`'s adapter (none, or a plain low-rank update).
+bool adapter_runs_in_plan(const Linear& linear) {
+  LowRankUpdate unused;
+  return !linear.adapter() || linear.adapter()->low_rank_update(unused);
+}
+
+// Reads each matrix's adapter for this step (adapters are switched per request) and lays out
+// the step's adapter work.
+void refresh_adapters(DecodePlan::Product& p) {
+  p.adapted.clear();
+  p.lora_chunks.clear();
+  constexpr int64_t kLoraRowsPerChunk = 256;
+  for (size_t i = 0; i < p.matrices.size(); ++i) {
+    DecodePlan::Matrix& m = p.matrices[i];
+    m.lora = {};
+    if (!m.linear->adapter() || !m.linear->adapter()->low_rank_update(m.lora)) continue;
+    m.lora_u.resize(m.lora.rank);
+    p.adapted.push_back(i);
+    for (int64_t r = 0; r < m.view.rows; r += kLoraRowsPerChunk)
+      p.lora_chunks.push_back({i, r, std::min(m.view.rows, r + kLoraRowsPerChunk)});
+  }
+}
+
 bool fp32_vector(const at::Tensor& t) { return t.scalar_type() == at::kFloat && t.is_contiguous(); }
 
 bool plan_supports(const Decoder& d) {
+  // The step implements Llama's and Qwen2's blocks; other families keep the decoder's path.
+  const Architecture arch = d.config().architecture;
+  if (arch != Architecture::kLlama && arch != Architecture::kQwen2) return false;
   auto quantized = [](const Linear& l) {
     return l.is_quantized() && (!l.bias().defined() || fp32_vector(l.bias()));
   };
@@ -143,9 +177,9 @@ bool DecodePlan::can_step(const KVCache& cache) const {
   for (const Layer& l : layers_) {
     const DecoderLayer& s = *l.source;
     for (const Linear* p : {&s.q, &s.k, &s.v, &s.o, &s.gate, &s.up, &s.down})
-      if (p->adapter()) return false;
+      if (!adapter_runs_in_plan(*p)) return false;
   }
-  return !decoder_.lm_head().adapter();
+  return adapter_runs_in_plan(decoder_.lm_head());
 }
 
 void DecodePlan::run(const Product& product_in) {
@@ -159,7 +193,14 @@ void DecodePlan::run(const Product& product_in) {
     in.int8 = uses_int8_activations(k, in.format);
     if (in.int8) k.quantize_activation(in.view, in.padded.data(), in.q8);
   }
-  pool_.for_each(static_cast<int64_t>(p.chunks.size()), [&](int64_t i) {
+  refresh_adapters(p);
+  const int64_t base_tasks = static_cast<int64_t>(p.chunks.size());
+  pool_.for_each(base_tasks + static_cast<int64_t>(p.adapted.size()), [&](int64_t i) {
+    if (i >= base_tasks) {  // an adapter's u = A x, from the unpadded input
+      Matrix& m = p.matrices[p.adapted[i - base_tasks]];
+      dense_rows(m.lora.a, p.cols, p.source, 0, m.lora.rank, 1.0f, false, m.lora_u.data());
+      return;
+    }
     const Product::Chunk& c = p.chunks[i];
     const Matrix& m = p.matrices[c.matrix];
     const Product::Input& in = p.inputs[m.input];
@@ -172,6 +213,12 @@ void DecodePlan::run(const Product& product_in) {
   for (const Matrix& m : p.matrices)
     if (m.bias != nullptr)
       for (int64_t r = 0; r < m.view.rows; ++r) m.out[r] += m.bias[r];
+  // y += s B u, after every u is ready.
+  pool_.for_each(static_cast<int64_t>(p.lora_chunks.size()), [&](int64_t i) {
+    const Product::Chunk& c = p.lora_chunks[i];
+    const Matrix& m = p.matrices[c.matrix];
+    dense_rows(m.lora.b, m.lora.rank, m.lora_u.data(), c.r0, c.r1, m.lora.scale, true, m.out);
+  });
 }
 
 void DecodePlan::attention(int64_t layer, KVCache& cache, int64_t position) {

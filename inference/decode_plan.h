@@ -21,8 +21,9 @@ class DecodePlan {
   // weights keep the ATen path). The decoder must outlive the plan.
   static std::unique_ptr<DecodePlan> prepare(const Decoder& decoder, WorkerPool& pool = decode_worker_pool());
 
-  // Whether a step may run now: no projection carries an adapter (adapters are set per request,
-  // so this is asked before every step) and the cache is fp32, batch 1, with room for one more.
+  // Whether a step may run now: every adapter set on a projection is a plain low-rank update
+  // (LoRA; adapters are set per request, so this is asked before every step; DoRA and training
+  // adapters keep the ATen path) and the cache is fp32, batch 1, with room for one more.
   bool can_step(const KVCache& cache) const;
   // Runs the token at position cache.length(): appends its keys and values to `cache`, advances
   // it, and writes the next-token logits to `logits` (vocab floats).

@@ -7,9 +7,22 @@ namespace hearth {
 
 class Linear;
 
+// An adapter whose whole inference effect is y += scale * B (A x): plain LoRA, not training.
+// A [rank, in] and B [out, rank] are fp32 and contiguous; the pointers stay valid while the
+// adapter is alive.
+struct LowRankUpdate {
+  const float* a = nullptr;
+  const float* b = nullptr;
+  int64_t rank = 0;
+  float scale = 0;
+};
+
 class LinearAdapter {
  public:
   virtual ~LinearAdapter() = default;
+  // Fills `out` and returns true when apply() is exactly a low-rank update (the prepared decode
+  // step then runs it over raw buffers, decode_plan.h); false keeps apply().
+  virtual bool low_rank_update(LowRankUpdate& /*out*/) const { return false; }
   // x: the layer input [..., in]; base_out: W x + b [..., out]. Returns the adapted output.
   virtual at::Tensor apply(const at::Tensor& x, const at::Tensor& base_out, const Linear& base) const = 0;
 };

@@ -51,14 +51,18 @@ build_native() {
   clone_source
   local dir
   dir="$(build_dir)"
-  if [ -f "$dir/.built" ]; then return; fi
+  # The marker names the recipe: a build made with other flags (v1 had AMX on) is redone.
+  if [ -f "$dir/.built-v2" ]; then return; fi
   rm -rf "$dir/build"
   # Native: this CPU's instruction sets (the folder name carries the CPU flags). No network
   # (OpenSSL off), no server, tests or web UI: only the library and the tools listed above.
+  # AMX off: CPUs that list AMX run ggml's tile kernels, and where the OS or the hypervisor has not
+  # enabled tile state (as on this project's VMs) the first tile instruction faults (SIGILL).
   cmake -S "$dir/src" -B "$dir/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_OPENSSL=OFF \
+    -DCMAKE_C_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" -DCMAKE_CXX_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DBUILD_SHARED_LIBS=OFF >"$dir/configure.log"
   cmake --build "$dir/build" -j "$(nproc)" --target "${targets[@]}" >"$dir/build.log"
-  touch "$dir/.built"
+  touch "$dir/.built-v2"
 }
 
 case "${1:-}" in
@@ -71,7 +75,7 @@ case "${1:-}" in
     dir="$(build_dir)"
     echo "PEER_NODE_DIR=$here"
     echo "LLAMA_CPP_SRC=$dir/src"
-    if [ -f "$dir/.built" ]; then echo "LLAMA_CPP_BIN=$dir/build/bin"; fi
+    if [ -f "$dir/.built-v2" ]; then echo "LLAMA_CPP_BIN=$dir/build/bin"; fi
     ;;
   *)
     echo "usage: $0 npm|native|env" >&2

@@ -4,6 +4,7 @@
 
 #include "adapter_fixtures.h"
 #include "adapters/adapter_set.h"
+#include "inference/decode_plan.h"
 
 namespace hearth {
 namespace {
@@ -172,6 +173,62 @@ TEST(AdapterSet, SwitchingRestoresExactOutputs) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kNotFound);
   }
+}
+
+// Logits of decode steps after a prompt: through the prepared plan, or the decoder's forward.
+std::vector<at::Tensor> decode_steps(const Decoder& d, bool plan) {
+  at::InferenceMode guard;
+  const std::vector<int32_t> steps = {5, 77, 300, 12, 41};
+  KVCache cache(d.config(), 1, 16);
+  d.hidden_states({at::tensor(std::vector<int64_t>{1, 20, 33, 400}, at::kLong).unsqueeze(0), {}, {}, &cache});
+  std::unique_ptr<DecodePlan> p = DecodePlan::prepare(d);
+  std::vector<at::Tensor> out;
+  for (int32_t t : steps) {
+    if (plan) {
+      EXPECT_TRUE(p->can_step(cache));
+      out.push_back(at::empty({d.config().vocab_size}, at::kFloat));
+      p->step(t, cache, out.back().data_ptr<float>());
+    } else {
+      out.push_back(d.logits(d.hidden_states({at::full({1, 1}, int64_t(t), at::kLong), {}, {}, &cache})).view({-1}));
+    }
+  }
+  return out;
+}
+
+TEST(Adapter, LoraDecodesThroughThePreparedPlanAsThroughTheDecoder) {
+  LoadedModel m = load_tiny(true);
+  AdapterConfig c;
+  c.rank = 16;
+  auto lora = Adapter::create(*m.decoder, c);
+  randomize_adapter(*lora, 5, 0.2);  // large enough to move the logits by O(1)
+  const std::vector<at::Tensor> base = decode_steps(*m.decoder, false);
+  attach_adapter(*m.decoder, lora);
+  const std::vector<at::Tensor> reference = decode_steps(*m.decoder, false), planned = decode_steps(*m.decoder, true);
+  for (size_t i = 0; i < reference.size(); ++i) {
+    // The plan sums A x and B u in another order than the BLAS calls of LoraLayer::apply, and
+    // the base products are the same kernels: float rounding only, ~1e-6 relative per layer.
+    EXPECT_LT(testing::relative_error(planned[i], reference[i]), 1e-4) << "step " << i;
+    EXPECT_GT(testing::relative_error(reference[i], base[i]), 1e-2) << "the adapter changes nothing at step " << i;
+  }
+}
+
+TEST(Adapter, DoraAndTrainingAdaptersKeepTheDecodersOwnPath) {
+  LoadedModel m = load_tiny(true);
+  AdapterConfig c;
+  c.method = AdapterMethod::kDoRA;
+  attach_adapter(*m.decoder, Adapter::create(*m.decoder, c));
+  KVCache cache(m.decoder->config(), 1, 4);
+  EXPECT_FALSE(DecodePlan::prepare(*m.decoder)->can_step(cache)) << "DoRA's rescaling is not a low-rank update";
+  AdapterConfig l;
+  l.dropout = 0.1;
+  auto lora = Adapter::create(*m.decoder, l);
+  attach_adapter(*m.decoder, lora);
+  auto plan = DecodePlan::prepare(*m.decoder);
+  EXPECT_TRUE(plan->can_step(cache));
+  lora->set_training(true);
+  EXPECT_FALSE(plan->can_step(cache)) << "dropout while training is not in the plan";
+  lora->set_training(false);
+  EXPECT_TRUE(plan->can_step(cache));
 }
 
 TEST(AdapterSet, RefusesAnAdapterMadeForAnotherShape) {
