@@ -29,7 +29,7 @@ GgufLoraReport export_gguf_lora(const Adapter& adapter, const ModelConfig& base_
   for (const AdapterModule& m : adapter.modules()) {
     const std::string section = m.name == "gate_proj" || m.name == "up_proj" || m.name == "down_proj" ? "mlp." : "self_attn.";
     const std::string hf = "model.layers." + std::to_string(m.layer) + "." + section + m.name + ".weight";
-    const auto base = hf_to_gguf_name(hf);
+    const auto base = hf_to_gguf_name(hf, base_config.architecture);
     require(base.has_value(), ErrorCode::kInternal, "no GGUF name for " + hf);
     at::Tensor a = m.impl->lora_A().detach().to(at::kFloat).contiguous();  // [r, in]
     at::Tensor b = m.impl->lora_B().detach().to(at::kFloat).contiguous();  // [out, r]

@@ -34,8 +34,7 @@ class MergedTensors : public TensorSource {
     for (int64_t l = 0; l < c.num_layers; ++l) {
       const std::string p = "model.layers." + std::to_string(l) + ".";
       const DecoderLayer& layer = decoder.layers()[l];
-      add(p + "input_layernorm.weight", [&layer] { return layer.attn_norm; });
-      add(p + "post_attention_layernorm.weight", [&layer] { return layer.mlp_norm; });
+      for (const auto& [name, member] : DecoderLayer::norm_names(c)) add(p + name, [&layer, member = member] { return layer.*member; });
       for (const std::string& name : all_projection_names()) {
         const bool attention = name != "gate_proj" && name != "up_proj" && name != "down_proj";
         const std::string key = p + (attention ? "self_attn." : "mlp.") + name;

@@ -38,8 +38,8 @@ at::Tensor batched_block(const Decoder& decoder, int64_t index, const at::Tensor
                                   v.narrow(1, row, t).view({1, t, c.num_kv_heads, c.head_dim}), ctx[i]));
     row += t;
   }
-  const at::Tensor x = h + layer.o.forward(outs.size() == 1 ? outs[0] : at::cat(outs, 1));
-  return x + layer.down.forward(decoder.gated_mlp_input(layer, decoder.rms_norm(x, layer.mlp_norm)));
+  const at::Tensor x = decoder.add_attention_output(layer, h, layer.o.forward(outs.size() == 1 ? outs[0] : at::cat(outs, 1)));
+  return decoder.add_mlp(layer, x);
 }
 
 }  // namespace

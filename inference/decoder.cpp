@@ -12,6 +12,22 @@ std::vector<std::pair<const char*, Linear*>> DecoderLayer::projections() {
           {"gate_proj", &gate}, {"up_proj", &up}, {"down_proj", &down}};
 }
 
+std::vector<std::pair<std::string, at::Tensor DecoderLayer::*>> DecoderLayer::norm_names(const ModelConfig& config) {
+  std::vector<std::pair<std::string, at::Tensor DecoderLayer::*>> out = {{"input_layernorm.weight", &DecoderLayer::attn_norm}};
+  if (config.sandwich_norms()) {
+    out.push_back({"post_attention_layernorm.weight", &DecoderLayer::post_attn_norm});
+    out.push_back({"pre_feedforward_layernorm.weight", &DecoderLayer::mlp_norm});
+    out.push_back({"post_feedforward_layernorm.weight", &DecoderLayer::post_mlp_norm});
+  } else {
+    out.push_back({"post_attention_layernorm.weight", &DecoderLayer::mlp_norm});
+  }
+  if (config.qk_norm()) {
+    out.push_back({"self_attn.q_norm.weight", &DecoderLayer::q_norm});
+    out.push_back({"self_attn.k_norm.weight", &DecoderLayer::k_norm});
+  }
+  return out;
+}
+
 Decoder::Decoder(ModelConfig config, Embedding embedding, std::vector<DecoderLayer> layers, at::Tensor final_norm,
                  Linear lm_head)
     : config_(std::move(config)),
@@ -19,15 +35,38 @@ Decoder::Decoder(ModelConfig config, Embedding embedding, std::vector<DecoderLay
       layers_(std::move(layers)),
       final_norm_(std::move(final_norm)),
       lm_head_(std::move(lm_head)),
-      rope_(config_) {
+      rope_(config_),
+      local_rope_(config_, config_.rope_local_theta) {
   require(static_cast<int64_t>(layers_.size()) == config_.num_layers, ErrorCode::kInternal, "layer count mismatch");
 }
 
-at::Tensor Decoder::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
+at::Tensor Decoder::rms_norm(const at::Tensor& x, const at::Tensor& stored) const {
+  const at::Tensor weight = config_.norm_adds_one() ? stored + 1.0 : stored;
   // Generation runs the fused loop: per-op dispatch dominates a small model's decode step.
   if (can_fuse_for_inference(x, weight)) return fused_rms_norm(x, weight, config_.rms_norm_eps);
   return x * at::rsqrt(x.pow(2).mean(-1, true) + config_.rms_norm_eps) * weight;
 }
+
+at::Tensor Decoder::embed(const at::Tensor& tokens) const {
+  at::Tensor e = embedding_.lookup(tokens);
+  return config_.scales_embeddings() ? e * std::sqrt(double(config_.hidden_size)) : e;
+}
+
+namespace {
+
+// Additive mask from a boolean "key visible" tensor.
+at::Tensor additive(const at::Tensor& allowed) {
+  return at::zeros(allowed.sizes(), at::kFloat).masked_fill(allowed.logical_not(), -INFINITY);
+}
+
+// Keys within `window` positions of each query: query i (absolute past + i) sees key j when
+// past + i - j < window. [t, s].
+at::Tensor within_window(int64_t t, int64_t s, int64_t past, int64_t window) {
+  const at::Tensor qpos = at::arange(past, past + t, at::kLong).unsqueeze(1), kpos = at::arange(s, at::kLong).unsqueeze(0);
+  return (qpos - kpos).lt(window);
+}
+
+}  // namespace
 
 at::Tensor Decoder::final_norm(const at::Tensor& h) const { return rms_norm(h, final_norm_); }
 
@@ -41,16 +80,23 @@ AttentionContext Decoder::attention_context(const ForwardInput& input) const {
   if (!positions.defined()) positions = at::arange(past, past + t, at::kLong).unsqueeze(0).expand({batch, t});
   std::tie(ctx.cos, ctx.sin) = rope_.angles(positions);
   const int64_t s = past + t;
+  at::Tensor allowed;  // [B, T, T] with segments, [T, S] without; undefined: all visible
   if (input.segments.defined()) {
     require(input.cache == nullptr, ErrorCode::kInvalidArgument, "segment masks are for training, without a cache");
     // Causal within each segment: key j is visible to query i when j <= i and both share a segment.
     at::Tensor causal = at::ones({t, t}, at::kBool).tril();
     at::Tensor same = input.segments.unsqueeze(2).eq(input.segments.unsqueeze(1));  // [B, T, T]
-    at::Tensor allowed = same.logical_and(causal);
-    ctx.mask = at::zeros({batch, t, t}, at::kFloat).masked_fill(allowed.logical_not(), -INFINITY).view({batch, 1, 1, t, t});
+    allowed = same.logical_and(causal);
+    ctx.mask = additive(allowed).view({batch, 1, 1, t, t});
   } else if (t > 1) {
-    at::Tensor allowed = at::ones({t, s}, at::kBool).tril(past);
-    ctx.mask = at::zeros({t, s}, at::kFloat).masked_fill(allowed.logical_not(), -INFINITY);
+    allowed = at::ones({t, s}, at::kBool).tril(past);
+    ctx.mask = additive(allowed);
+  }
+  if (config_.sliding_window > 0) {
+    std::tie(ctx.local_cos, ctx.local_sin) = local_rope_.angles(positions);
+    at::Tensor local = within_window(t, s, past, config_.sliding_window);
+    if (allowed.defined()) local = local.logical_and(allowed);
+    ctx.local_mask = input.segments.defined() ? additive(local).view({batch, 1, 1, t, t}) : additive(local);
   }
   return ctx;
 }
@@ -68,21 +114,36 @@ at::Tensor Decoder::attend(int64_t index, at::Tensor q, at::Tensor k, at::Tensor
   const int64_t batch = q.size(0), t = q.size(1);
   const int64_t heads = config_.num_heads, kv_heads = config_.num_kv_heads, d = config_.head_dim;
   const int64_t group = heads / kv_heads;
+  if (config_.qk_norm()) {
+    q = rms_norm(q, layers_[index].q_norm);
+    k = rms_norm(k, layers_[index].k_norm);
+  }
+  const bool local = config_.is_local_layer(index);
+  const Rope& rope = local ? local_rope_ : rope_;
+  const at::Tensor& cos = local ? ctx.local_cos : ctx.cos;
+  const at::Tensor& sin = local ? ctx.local_sin : ctx.sin;
+  const at::Tensor& mask = local ? ctx.local_mask : ctx.mask;
   v = v.transpose(1, 2);
-  const bool fused = can_fuse_for_inference(q, ctx.cos) && can_fuse_for_inference(k, ctx.sin);
-  if (fused && batch == 1 && t == 1 && ctx.cache && ctx.cache->dtype() == at::kFloat && can_fuse_for_inference(v, ctx.cos)) {
-    // One decode step: the new position attends to the whole cache, no mask, one fused loop.
-    q = fused_rope(q, ctx.cos, ctx.sin, config_.rope_interleaved);
-    k = fused_rope(k, ctx.cos, ctx.sin, config_.rope_interleaved).transpose(1, 2);
+  const bool fused = can_fuse_for_inference(q, cos) && can_fuse_for_inference(k, sin);
+  if (fused && batch == 1 && t == 1 && ctx.cache && ctx.cache->dtype() == at::kFloat && can_fuse_for_inference(v, cos)) {
+    // One decode step: the new position attends to the whole cache (a local layer to its
+    // window's tail of it), no mask, one fused loop.
+    q = fused_rope(q, cos, sin, config_.rope_interleaved);
+    k = fused_rope(k, cos, sin, config_.rope_interleaved).transpose(1, 2);
     std::tie(k, v) = ctx.cache->append(index, k, v);
+    if (local && k.size(2) > config_.sliding_window) {
+      const int64_t start = k.size(2) - config_.sliding_window;
+      k = k.narrow(2, start, config_.sliding_window);
+      v = v.narrow(2, start, config_.sliding_window);
+    }
     return fused_decode_attention(q, k, v);
   }
   if (fused) {
-    q = fused_rope(q, ctx.cos, ctx.sin, config_.rope_interleaved).transpose(1, 2);
-    k = fused_rope(k, ctx.cos, ctx.sin, config_.rope_interleaved).transpose(1, 2);
+    q = fused_rope(q, cos, sin, config_.rope_interleaved).transpose(1, 2);
+    k = fused_rope(k, cos, sin, config_.rope_interleaved).transpose(1, 2);
   } else {
-    q = rope_.apply(q.transpose(1, 2), ctx.cos, ctx.sin);
-    k = rope_.apply(k.transpose(1, 2), ctx.cos, ctx.sin);
+    q = rope.apply(q.transpose(1, 2), cos, sin);
+    k = rope.apply(k.transpose(1, 2), cos, sin);
   }
   if (ctx.cache) std::tie(k, v) = ctx.cache->append(index, k, v);
   const int64_t s = k.size(2);
@@ -91,19 +152,29 @@ at::Tensor Decoder::attend(int64_t index, at::Tensor q, at::Tensor k, at::Tensor
   at::Tensor qg = q.reshape({batch, kv_heads, group * t, d});
   at::Tensor scores = at::matmul(qg, k.transpose(2, 3)) * (1.0 / std::sqrt(double(d)));
   scores = scores.view({batch, kv_heads, group, t, s});
-  if (ctx.mask.defined()) scores = scores + ctx.mask;
+  if (mask.defined()) scores = scores + mask;
   at::Tensor probs = at::softmax(scores, -1).view({batch, kv_heads, group * t, s});
   return at::matmul(probs, v).view({batch, heads, t, d}).transpose(1, 2).reshape({batch, t, heads * d});
 }
 
 at::Tensor Decoder::block(int64_t index, const at::Tensor& h, const AttentionContext& ctx) const {
   const DecoderLayer& layer = layers_[index];
-  at::Tensor x = h + attention(layer, index, rms_norm(h, layer.attn_norm), ctx);
-  at::Tensor n = rms_norm(x, layer.mlp_norm);
-  return x + layer.down.forward(gated_mlp_input(layer, n));
+  return add_mlp(layer, add_attention_output(layer, h, attention(layer, index, rms_norm(h, layer.attn_norm), ctx)));
+}
+
+at::Tensor Decoder::add_attention_output(const DecoderLayer& layer, const at::Tensor& h, at::Tensor out) const {
+  if (config_.sandwich_norms()) out = rms_norm(out, layer.post_attn_norm);
+  return h + out;
+}
+
+at::Tensor Decoder::add_mlp(const DecoderLayer& layer, const at::Tensor& x) const {
+  at::Tensor out = layer.down.forward(gated_mlp_input(layer, rms_norm(x, layer.mlp_norm)));
+  if (config_.sandwich_norms()) out = rms_norm(out, layer.post_mlp_norm);
+  return x + out;
 }
 
 at::Tensor Decoder::gated_mlp_input(const DecoderLayer& layer, const at::Tensor& n) const {
+  if (config_.activation() == Activation::kGeluTanh) return at::gelu(layer.gate.forward(n), "tanh") * layer.up.forward(n);
   // Generation fuses silu(gate) * up into one loop. Anything else keeps the differentiable
   // expression exactly, so a checkpointed block's no-grad forward rounds as its recomputation.
   if (c10::InferenceMode::is_enabled()) {
@@ -125,7 +196,7 @@ at::Tensor Decoder::hidden_states(const ForwardInput& input) const {
 size_t Decoder::weight_bytes() const {
   size_t total = embedding_.bytes() + final_norm_.nbytes();
   for (const auto& layer : layers_) {
-    total += layer.attn_norm.nbytes() + layer.mlp_norm.nbytes();
+    for (const auto& [name, norm] : DecoderLayer::norm_names(config_)) total += (layer.*norm).nbytes();
     for (const Linear* l : {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down}) {
       total += l->weight_bytes();
     }

@@ -1,5 +1,7 @@
-// The decoder-only transformer (Llama / Qwen2 / llama2.c): RMSNorm, RoPE, grouped-query
-// attention with an optional KV cache, SwiGLU MLP. One code path serves generation and training.
+// The decoder-only transformer (Llama / Qwen2 / Qwen3 / Gemma 3 / llama2.c): RMSNorm, RoPE,
+// grouped-query attention with an optional KV cache, gated MLP; Qwen3's and Gemma's q/k norms,
+// Gemma's sandwich norms, sliding-window layers and embedding scale where the config says so.
+// One code path serves generation and training.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -15,11 +17,18 @@ namespace hearth {
 
 struct DecoderLayer {
   at::Tensor attn_norm;  // fp32 [hidden]
-  at::Tensor mlp_norm;   // fp32 [hidden]
+  at::Tensor mlp_norm;   // fp32 [hidden], before the MLP
+  // Only for architectures that have them (undefined otherwise): fp32 [head_dim] per-head norms
+  // of q and k; fp32 [hidden] norms of the attention and MLP outputs (Gemma).
+  at::Tensor q_norm, k_norm, post_attn_norm, post_mlp_norm;
   Linear q, k, v, o, gate, up, down;
 
   // The seven projections with their PEFT / Hugging Face module names.
   std::vector<std::pair<const char*, Linear*>> projections();
+  // The norms `config`'s architecture has, with their Hugging Face names after
+  // "model.layers.N." (Gemma's "pre_feedforward_layernorm" is mlp_norm; Llama's
+  // "post_attention_layernorm" is mlp_norm, Gemma's is post_attn_norm).
+  static std::vector<std::pair<std::string, at::Tensor DecoderLayer::*>> norm_names(const ModelConfig& config);
 };
 
 struct ForwardInput {
@@ -33,6 +42,9 @@ struct ForwardInput {
 struct AttentionContext {
   at::Tensor cos, sin;  // [B, T, head_dim / 2]
   at::Tensor mask;      // additive fp32, broadcastable to [B, 1, 1, T, S]; undefined = no mask
+  // Sliding-window (local) layers: their own rotary base and a mask that also hides keys more
+  // than the window behind (undefined when the model has none).
+  at::Tensor local_cos, local_sin, local_mask;
   KVCache* cache = nullptr;
 };
 
@@ -49,18 +61,24 @@ class Decoder {
   at::Tensor forward(const ForwardInput& input) const { return logits(hidden_states(input)); }
 
   // The pieces of hidden_states, for a trainer that checkpoints per block.
-  at::Tensor embed(const at::Tensor& tokens) const { return embedding_.lookup(tokens); }
+  // Embeddings of `tokens` (times sqrt(hidden) for Gemma).
+  at::Tensor embed(const at::Tensor& tokens) const;
   AttentionContext attention_context(const ForwardInput& input) const;
   at::Tensor block(int64_t layer, const at::Tensor& h, const AttentionContext& ctx) const;
   at::Tensor final_norm(const at::Tensor& h) const;
   // The pieces of block(), for a forward that batches the projections of several requests
   // (engine/batched_forward.h) and attends per request with the same code as a single one.
+  // RMSNorm with a weight as checkpoints store it (Gemma's scales by 1 + weight).
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
-  // silu(gate(n)) * up(n), the input of the down projection.
+  // act(gate(n)) * up(n), the input of the down projection.
   at::Tensor gated_mlp_input(const DecoderLayer& layer, const at::Tensor& n) const;
-  // Attention of projected q [B, T, heads, d], k and v [B, T, kv_heads, d] (before rotation):
-  // rotates, appends k and v to ctx.cache if set, attends. Returns [B, T, heads * d], the input
-  // of the output projection.
+  // h plus the attention output `out` of `layer` (normed first where the architecture says so).
+  at::Tensor add_attention_output(const DecoderLayer& layer, const at::Tensor& h, at::Tensor out) const;
+  // x plus the MLP of `layer` over x (pre-norm, and post-norm where the architecture says so).
+  at::Tensor add_mlp(const DecoderLayer& layer, const at::Tensor& x) const;
+  // Attention of projected q [B, T, heads, d], k and v [B, T, kv_heads, d] (before q/k norms and
+  // rotation): norms and rotates, appends k and v to ctx.cache if set, attends (within the window
+  // on a local layer). Returns [B, T, heads * d], the input of the output projection.
   at::Tensor attend(int64_t layer, at::Tensor q, at::Tensor k, at::Tensor v, const AttentionContext& ctx) const;
 
   const ModelConfig& config() const { return config_; }
@@ -83,6 +101,7 @@ class Decoder {
   at::Tensor final_norm_;
   Linear lm_head_;
   Rope rope_;
+  Rope local_rope_;  // sliding-window layers' base (unused without them)
 };
 
 }  // namespace hearth

@@ -29,6 +29,11 @@ void write_hparams(GgufWriter& w, const ModelConfig& c, const GgufArchitecture& 
   w.set_float32(a + "attention.layer_norm_rms_epsilon", static_cast<float>(c.rms_norm_eps));
   w.set_float32(a + "rope.freq_base", static_cast<float>(c.rope_theta));
   w.set_uint32(a + "vocab_size", static_cast<uint32_t>(c.vocab_size));
+  if (c.sliding_window > 0) {
+    w.set_uint32(a + "attention.sliding_window", static_cast<uint32_t>(c.sliding_window));
+    w.set_uint32(a + "attention.sliding_window_pattern", static_cast<uint32_t>(c.sliding_window_pattern));
+    w.set_float32(a + "rope.freq_base_swa", static_cast<float>(c.rope_local_theta));
+  }
 }
 
 // Llama 3 scaling as llama.cpp stores it: one divisor per rotary frequency.
@@ -88,11 +93,12 @@ GgufExportReport write_gguf_model(const std::filesystem::path& out, const ModelC
   // llama.cpp's llama architecture rotates adjacent pairs: q/k rows of a half-split model move.
   const bool reorder = arch.rope_interleaved && !config.rope_interleaved;
   for (const std::string& name : tensors.names()) {
-    const std::optional<std::string> gguf_name = hf_to_gguf_name(name);
+    const std::optional<std::string> gguf_name = hf_to_gguf_name(name, config.architecture);
     require(gguf_name.has_value(), ErrorCode::kUnsupported, "tensor \"" + name + "\" has no GGUF name");
     at::Tensor t = tensors.get(name).to(at::kFloat);
     const bool q = name.find("self_attn.q_proj.") != std::string::npos, k = name.find("self_attn.k_proj.") != std::string::npos;
     if (reorder && (q || k)) t = interleave_rotary_rows(t, q ? config.num_heads : config.num_kv_heads, config.head_dim);
+    if (config.norm_adds_one() && is_norm(name)) t = t + 1.0;  // llama.cpp's Gemma norms hold 1 + w
     std::vector<int64_t> dims(t.sizes().rbegin(), t.sizes().rend());
     if (t.dim() == 2) {
       bool fell_back = false;

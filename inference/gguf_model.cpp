@@ -13,17 +13,46 @@ namespace {
 constexpr GgufArchitecture kArchitectures[] = {
     {"llama", Architecture::kLlama, true, false},
     {"qwen2", Architecture::kQwen2, false, true},
+    {"qwen3", Architecture::kQwen3, false, false},
+    {"gemma3", Architecture::kGemma3, false, false},
 };
 
-// Per-layer names: GGUF suffix <-> Hugging Face suffix (after "blk.N." / "model.layers.N.").
-const std::pair<const char*, const char*> kLayerNames[] = {
-    {"attn_norm.weight", "input_layernorm.weight"},    {"ffn_norm.weight", "post_attention_layernorm.weight"},
+using NamePair = std::pair<const char*, const char*>;
+
+// Per-layer names every architecture has: GGUF suffix <-> Hugging Face suffix (after "blk.N." /
+// "model.layers.N.").
+const NamePair kLayerNames[] = {
+    {"attn_norm.weight", "input_layernorm.weight"},
     {"attn_q.weight", "self_attn.q_proj.weight"},      {"attn_k.weight", "self_attn.k_proj.weight"},
     {"attn_v.weight", "self_attn.v_proj.weight"},      {"attn_output.weight", "self_attn.o_proj.weight"},
     {"attn_q.bias", "self_attn.q_proj.bias"},          {"attn_k.bias", "self_attn.k_proj.bias"},
     {"attn_v.bias", "self_attn.v_proj.bias"},          {"ffn_gate.weight", "mlp.gate_proj.weight"},
     {"ffn_up.weight", "mlp.up_proj.weight"},           {"ffn_down.weight", "mlp.down_proj.weight"},
 };
+// The pre-MLP norm: Llama and Qwen call it post_attention_layernorm.
+const NamePair kPlainNormNames[] = {{"ffn_norm.weight", "post_attention_layernorm.weight"}};
+// Gemma's four norms per layer (post_attention_layernorm is the attention output's norm there).
+const NamePair kSandwichNormNames[] = {
+    {"post_attention_norm.weight", "post_attention_layernorm.weight"},
+    {"ffn_norm.weight", "pre_feedforward_layernorm.weight"},
+    {"post_ffw_norm.weight", "post_feedforward_layernorm.weight"},
+};
+const NamePair kQkNormNames[] = {{"attn_q_norm.weight", "self_attn.q_norm.weight"}, {"attn_k_norm.weight", "self_attn.k_norm.weight"}};
+
+// The per-layer names of architecture `a`.
+std::vector<NamePair> layer_names(Architecture a) {
+  ModelConfig c;
+  c.architecture = a;
+  std::vector<NamePair> out(std::begin(kLayerNames), std::end(kLayerNames));
+  if (c.sandwich_norms()) {
+    out.insert(out.end(), std::begin(kSandwichNormNames), std::end(kSandwichNormNames));
+  } else {
+    out.insert(out.end(), std::begin(kPlainNormNames), std::end(kPlainNormNames));
+  }
+  if (c.qk_norm()) out.insert(out.end(), std::begin(kQkNormNames), std::end(kQkNormNames));
+  return out;
+}
+
 const std::pair<const char*, const char*> kModelNames[] = {
     {"token_embd.weight", "model.embed_tokens.weight"},
     {"output_norm.weight", "model.norm.weight"},
@@ -51,9 +80,10 @@ std::string supported_types() { return "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, 
 
 class GgufTensorSource : public TensorSource {
  public:
-  explicit GgufTensorSource(std::shared_ptr<GgufFile> file) : file_(std::move(file)) {
+  GgufTensorSource(std::shared_ptr<GgufFile> file, const ModelConfig& config)
+      : file_(std::move(file)), norms_add_one_(config.norm_adds_one()) {
     for (const GgufTensorInfo& t : file_->tensors()) {
-      if (auto hf = gguf_to_hf_name(t.name)) by_hf_[*hf] = &t;
+      if (auto hf = gguf_to_hf_name(t.name, config.architecture)) by_hf_[*hf] = &t;
     }
   }
   bool contains(const std::string& name) const override { return by_hf_.count(name) != 0; }
@@ -63,17 +93,10 @@ class GgufTensorSource : public TensorSource {
     return out;
   }
   at::Tensor get(const std::string& name) const override {
-    const GgufTensorInfo& t = info(name);
-    switch (t.type) {
-      case ggml::kF32: return file_view(*file_, t, hf_shape(t), at::kFloat);
-      case ggml::kF16: return file_view(*file_, t, hf_shape(t), at::kHalf);
-      case ggml::kBF16: return file_view(*file_, t, hf_shape(t), at::kBFloat16);
-      default: break;
-    }
-    // A block format asked for as a dense tensor (conversion, merging): a transient copy.
-    auto m = packed(name);
-    require(m != nullptr, ErrorCode::kUnsupported, unsupported(t));
-    return dequantize_matrix(*m).view(hf_shape(t));
+    // llama.cpp's converter stores Gemma's norms as the (1 + w) they scale by; Hearth's sources
+    // hold checkpoints' w.
+    if (norms_add_one_ && is_norm(name)) return stored(name).to(at::kFloat) - 1.0;
+    return stored(name);
   }
   std::shared_ptr<const QuantizedMatrix> packed(const std::string& name) const override {
     const GgufTensorInfo& t = info(name);
@@ -91,6 +114,20 @@ class GgufTensorSource : public TensorSource {
   }
 
  private:
+  // The tensor as the file holds it.
+  at::Tensor stored(const std::string& name) const {
+    const GgufTensorInfo& t = info(name);
+    switch (t.type) {
+      case ggml::kF32: return file_view(*file_, t, hf_shape(t), at::kFloat);
+      case ggml::kF16: return file_view(*file_, t, hf_shape(t), at::kHalf);
+      case ggml::kBF16: return file_view(*file_, t, hf_shape(t), at::kBFloat16);
+      default: break;
+    }
+    // A block format asked for as a dense tensor (conversion, merging): a transient copy.
+    auto m = packed(name);
+    require(m != nullptr, ErrorCode::kUnsupported, unsupported(t));
+    return dequantize_matrix(*m).view(hf_shape(t));
+  }
   const GgufTensorInfo& info(const std::string& name) const {
     auto it = by_hf_.find(name);
     require(it != by_hf_.end(), ErrorCode::kCorruptFile, file_->name() + " has no tensor for \"" + name + "\"");
@@ -102,6 +139,7 @@ class GgufTensorSource : public TensorSource {
   }
 
   std::shared_ptr<GgufFile> file_;
+  bool norms_add_one_;
   std::map<std::string, const GgufTensorInfo*> by_hf_;
 };
 
@@ -109,6 +147,17 @@ int64_t positive_int(const GgufFile& f, const std::string& key) {
   const int64_t v = f.get_int(key);
   require(v > 0 && v <= (int64_t(1) << 31), ErrorCode::kCorruptFile, f.name() + ": metadata \"" + key + "\" must be positive");
   return v;
+}
+
+// Gemma 3's sliding window and its layout, as llama.cpp reads them (pattern 6 and local base
+// 10000 when absent). A Gemma 3 GGUF without a window has only global layers.
+void read_gemma3_metadata(const GgufFile& f, const std::string& a, ModelConfig& c) {
+  c.sliding_window = f.find_int(a + "attention.sliding_window").value_or(0);
+  c.sliding_window_pattern = f.find_int(a + "attention.sliding_window_pattern").value_or(6);
+  c.rope_local_theta = f.find_float(a + "rope.freq_base_swa").value_or(10000.0);
+  if (auto scale = f.find_float(a + "final_logit_softcapping")) {
+    require(*scale == 0, ErrorCode::kUnsupported, f.name() + ": final logit soft-capping is not supported");
+  }
 }
 
 }  // namespace
@@ -121,30 +170,38 @@ const GgufArchitecture* gguf_architecture(const std::string& name) {
 }
 
 const GgufArchitecture& gguf_architecture_for(const ModelConfig& config) {
-  return config.architecture == Architecture::kQwen2 ? kArchitectures[1] : kArchitectures[0];
+  for (const GgufArchitecture& a : kArchitectures) {
+    if (a.architecture == config.architecture) return a;
+  }
+  fail(ErrorCode::kInternal, "no GGUF architecture for " + config.architecture_name());
 }
 
-std::optional<std::string> gguf_to_hf_name(const std::string& g) {
+bool is_norm(const std::string& hf_name) {
+  const std::string suffix = "norm.weight";
+  return hf_name.size() >= suffix.size() && hf_name.compare(hf_name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::optional<std::string> gguf_to_hf_name(const std::string& g, Architecture arch) {
   for (const auto& [gguf, hf] : kModelNames) {
     if (g == gguf) return std::string(hf);
   }
   static const std::regex layer(R"(blk\.(\d{1,4})\.(.+))");
   std::smatch m;
   if (!std::regex_match(g, m, layer)) return std::nullopt;
-  for (const auto& [gguf, hf] : kLayerNames) {
+  for (const auto& [gguf, hf] : layer_names(arch)) {
     if (m[2].str() == gguf) return "model.layers." + m[1].str() + "." + hf;
   }
   return std::nullopt;
 }
 
-std::optional<std::string> hf_to_gguf_name(const std::string& h) {
+std::optional<std::string> hf_to_gguf_name(const std::string& h, Architecture arch) {
   for (const auto& [gguf, hf] : kModelNames) {
     if (h == hf) return std::string(gguf);
   }
   static const std::regex layer(R"(model\.layers\.(\d{1,4})\.(.+))");
   std::smatch m;
   if (!std::regex_match(h, m, layer)) return std::nullopt;
-  for (const auto& [gguf, hf] : kLayerNames) {
+  for (const auto& [gguf, hf] : layer_names(arch)) {
     if (m[2].str() == hf) return "blk." + m[1].str() + "." + gguf;
   }
   return std::nullopt;
@@ -183,7 +240,7 @@ GgufModel read_gguf_model(const std::shared_ptr<GgufFile>& file) {
   const std::string arch_name = f.get_string("general.architecture");
   const GgufArchitecture* arch = gguf_architecture(arch_name);
   if (arch == nullptr) {
-    fail(ErrorCode::kUnsupported, f.name() + ": architecture \"" + arch_name + "\" is not supported (llama, qwen2)");
+    fail(ErrorCode::kUnsupported, f.name() + ": architecture \"" + arch_name + "\" is not supported (llama, qwen2, qwen3, gemma3)");
   }
   const std::string a = arch_name + ".";
   ModelConfig c;
@@ -220,13 +277,14 @@ GgufModel read_gguf_model(const std::shared_ptr<GgufFile>& file) {
     c.rope_freq_factors.resize(freqs->dims[0]);
     std::memcpy(c.rope_freq_factors.data(), p, freqs->bytes);
   }
+  if (c.architecture == Architecture::kGemma3) read_gemma3_metadata(f, a, c);
   c.validate(f.name());
   for (const GgufTensorInfo& t : f.tensors()) {
-    const bool known = gguf_to_hf_name(t.name).has_value() || t.name == "rope_freqs.weight";
+    const bool known = gguf_to_hf_name(t.name, c.architecture).has_value() || t.name == "rope_freqs.weight";
     require(known, ErrorCode::kUnsupported,
             f.name() + ": tensor \"" + t.name + "\" is not part of the " + arch_name + " decoder Hearth computes");
   }
-  return {c, std::make_unique<GgufTensorSource>(file)};
+  return {c, std::make_unique<GgufTensorSource>(file, c)};
 }
 
 std::string gguf_fingerprint(const GgufFile& file) {

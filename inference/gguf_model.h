@@ -24,13 +24,16 @@ struct GgufArchitecture {
 };
 // The mapping for general.architecture `name`, or nullptr.
 const GgufArchitecture* gguf_architecture(const std::string& name);
-// The mapping Hearth writes a model of `config` as ("llama" or "qwen2").
+// The mapping Hearth writes a model of `config` as ("llama", "qwen2", "qwen3" or "gemma3").
 const GgufArchitecture& gguf_architecture_for(const ModelConfig& config);
 
 // GGUF tensor names <-> Hugging Face names ("blk.3.attn_q.weight" <->
-// "model.layers.3.self_attn.q_proj.weight"); nullopt for names outside the decoder's tensors.
-std::optional<std::string> gguf_to_hf_name(const std::string& gguf_name);
-std::optional<std::string> hf_to_gguf_name(const std::string& hf_name);
+// "model.layers.3.self_attn.q_proj.weight") in architecture `arch` (the norms' names differ);
+// nullopt for names outside that decoder's tensors.
+std::optional<std::string> gguf_to_hf_name(const std::string& gguf_name, Architecture arch = Architecture::kLlama);
+std::optional<std::string> hf_to_gguf_name(const std::string& hf_name, Architecture arch = Architecture::kLlama);
+// Whether a Hugging Face tensor name is a norm weight (Gemma's GGUF stores those as 1 + w).
+bool is_norm(const std::string& hf_name);
 
 // ggml type <-> Hearth format for block formats (F32 is dense: no format).
 std::optional<QuantFormat> quant_format_of_ggml(uint32_t ggml_type);

@@ -20,8 +20,11 @@ class Builder {
     for (int64_t l = 0; l < config_.num_layers; ++l) {
       const std::string p = "model.layers." + std::to_string(l) + ".";
       DecoderLayer& layer = layers[l];
-      layer.attn_norm = norm(p + "input_layernorm.weight");
-      layer.mlp_norm = norm(p + "post_attention_layernorm.weight");
+      for (const auto& [name, member] : DecoderLayer::norm_names(config_)) {
+        // q/k norms ("self_attn.q_norm") weigh one head; the others the hidden state.
+        const bool per_head = name.rfind("self_attn.", 0) == 0;
+        layer.*member = norm(p + name, per_head ? config_.head_dim : h);
+      }
       const bool bias = config_.attention_bias;
       layer.q = projection(p + "self_attn.q_proj", q, h, bias);
       layer.k = projection(p + "self_attn.k_proj", kv, h, bias);
@@ -31,7 +34,7 @@ class Builder {
       layer.up = projection(p + "mlp.up_proj", ff, h, false);
       layer.down = projection(p + "mlp.down_proj", h, ff, false);
     }
-    at::Tensor final_norm = norm("model.norm.weight");
+    at::Tensor final_norm = norm("model.norm.weight", h);
     Embedding embedding;
     Linear head;
     const bool tied = config_.tie_word_embeddings || !(tensors_.contains("lm_head.weight") || tensors_.contains("lm_head.codes"));
@@ -88,7 +91,7 @@ class Builder {
     require(t.is_floating_point(), ErrorCode::kCorruptFile, "tensor \"" + name + "\" is not floating point");
     return t;
   }
-  at::Tensor norm(const std::string& name) { return checked(name, {config_.hidden_size}).to(at::kFloat).contiguous(); }
+  at::Tensor norm(const std::string& name, int64_t size) { return checked(name, {size}).to(at::kFloat).contiguous(); }
   // Dense weights stay views of the file when its dtype is already the compute dtype.
   at::Tensor to_compute(const at::Tensor& t) { return t.to(options_.compute_dtype).contiguous(); }
 

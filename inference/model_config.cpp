@@ -37,6 +37,62 @@ double optional_number(const Json& j, const std::string& key, double fallback, d
   return json_get_number_in_range(j, key, lo, hi, what);
 }
 
+struct ArchitectureName {
+  Architecture architecture;
+  const char* class_name;  // config.json "architectures"
+  const char* model_type;  // config.json "model_type"
+};
+constexpr ArchitectureName kArchitectureNames[] = {
+    {Architecture::kLlama, "LlamaForCausalLM", "llama"},
+    {Architecture::kQwen2, "Qwen2ForCausalLM", "qwen2"},
+    {Architecture::kQwen3, "Qwen3ForCausalLM", "qwen3"},
+    {Architecture::kGemma3, "Gemma3ForCausalLM", "gemma3_text"},
+};
+
+const ArchitectureName& names_of(Architecture a) {
+  for (const ArchitectureName& n : kArchitectureNames) {
+    if (n.architecture == a) return n;
+  }
+  fail(ErrorCode::kInternal, "architecture without names");
+}
+
+Architecture architecture_from_hf_name(const std::string& name, const std::string& what) {
+  for (const ArchitectureName& n : kArchitectureNames) {
+    if (name == n.class_name || name == n.model_type) return n.architecture;
+  }
+  fail(ErrorCode::kUnsupported, what + ": architecture \"" + name +
+                                    "\" is not supported (LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM)");
+}
+
+// A config field Hearth's decoder does not compute must be absent or null.
+void require_null(const Json& j, const std::string& key, const std::string& what) {
+  require(!j.contains(key) || j[key].is_null(), ErrorCode::kUnsupported, what + ": \"" + key + "\" is not supported");
+}
+
+// Gemma 3's sliding-window layout, second rotary base and the choices Hearth computes.
+void read_gemma3_fields(const Json& j, const std::string& what, ModelConfig& c) {
+  c.sliding_window = json_get_integer_in_range(j, "sliding_window", 1, kMaxPositions, what);
+  c.sliding_window_pattern = optional_integer(j, "sliding_window_pattern", 6, 1, kMaxLayers, what);
+  if (j.contains("layer_types") && j["layer_types"].is_array()) {
+    // Newer configs list each layer; Hearth computes the periodic layout they describe.
+    const auto types = json_get<std::vector<std::string>>(j, "layer_types", what);
+    for (size_t l = 0; l < types.size(); ++l) {
+      const bool local = c.is_local_layer(static_cast<int64_t>(l));
+      require(types[l] == (local ? "sliding_attention" : "full_attention"), ErrorCode::kUnsupported,
+              what + ": layer_types must repeat " + std::to_string(c.sliding_window_pattern - 1) +
+                  " sliding_attention layers and one full_attention layer");
+    }
+  }
+  c.rope_local_theta = optional_number(j, "rope_local_base_freq", 10000.0, 1.0, kMaxRopeTheta, what);
+  const double scalar = optional_number(j, "query_pre_attn_scalar", double(c.head_dim), 1.0, 1e6, what);
+  require(scalar == double(c.head_dim), ErrorCode::kUnsupported,
+          what + ": query_pre_attn_scalar other than head_dim is not supported");
+  const std::string act = json_get_or<std::string>(j, "hidden_activation", "gelu_pytorch_tanh", what);
+  require(act == "gelu_pytorch_tanh", ErrorCode::kUnsupported, what + ": hidden_activation \"" + act + "\" is not supported");
+  require_null(j, "final_logit_softcapping", what);
+  require_null(j, "attn_logit_softcapping", what);
+}
+
 }  // namespace
 
 ModelConfig ModelConfig::from_hf_json(const Json& j, const std::string& what) {
@@ -49,14 +105,8 @@ ModelConfig ModelConfig::from_hf_json(const Json& j, const std::string& what) {
   } else {
     arch = json_get_or<std::string>(j, "model_type", "", what);
   }
-  if (arch == "LlamaForCausalLM" || arch == "llama") {
-    c.architecture = Architecture::kLlama;
-  } else if (arch == "Qwen2ForCausalLM" || arch == "qwen2") {
-    c.architecture = Architecture::kQwen2;
-    c.attention_bias = true;
-  } else {
-    fail(ErrorCode::kUnsupported, what + ": architecture \"" + arch + "\" is not supported (LlamaForCausalLM, Qwen2ForCausalLM)");
-  }
+  c.architecture = architecture_from_hf_name(arch, what);
+  if (c.architecture == Architecture::kQwen2) c.attention_bias = true;
   c.hidden_size = json_get_integer_in_range(j, "hidden_size", 1, kMaxDimension, what);
   c.intermediate_size = json_get_integer_in_range(j, "intermediate_size", 1, 4 * kMaxDimension, what);
   c.num_layers = json_get_integer_in_range(j, "num_hidden_layers", 1, kMaxLayers, what);
@@ -67,8 +117,12 @@ ModelConfig ModelConfig::from_hf_json(const Json& j, const std::string& what) {
   c.max_position_embeddings = optional_integer(j, "max_position_embeddings", 2048, 1, kMaxPositions, what);
   c.rms_norm_eps = optional_number(j, "rms_norm_eps", 1e-6, 1e-12, 0.1, what);
   c.rope_theta = optional_number(j, "rope_theta", 10000.0, 1.0, kMaxRopeTheta, what);
-  c.tie_word_embeddings = json_get_or<bool>(j, "tie_word_embeddings", false, what);
-  if (c.architecture == Architecture::kLlama) c.attention_bias = json_get_or<bool>(j, "attention_bias", false, what);
+  // Gemma 3's config class ties the head unless told otherwise; Llama's and Qwen's do not.
+  c.tie_word_embeddings = json_get_or<bool>(j, "tie_word_embeddings", c.architecture == Architecture::kGemma3, what);
+  if (c.architecture == Architecture::kLlama || c.architecture == Architecture::kQwen3) {
+    c.attention_bias = json_get_or<bool>(j, "attention_bias", false, what);
+  }
+  if (c.architecture == Architecture::kGemma3) read_gemma3_fields(j, what, c);
   c.rope_interleaved = json_get_or<bool>(j, "hearth_rope_interleaved", false, what);
   if (j.contains("hearth_rope_freq_factors")) c.rope_freq_factors = json_get<std::vector<float>>(j, "hearth_rope_freq_factors", what);
   c.bos_token_id = token_id(j, "bos_token_id", what);
@@ -123,12 +177,15 @@ void ModelConfig::validate(const std::string& what) const {
   check(rope_freq_factors.empty() || static_cast<int64_t>(rope_freq_factors.size()) == head_dim / 2,
         "rope frequency factors must number head_dim / 2");
   for (float f : rope_freq_factors) check(std::isfinite(f) && f > 0, "rope frequency factors must be positive");
+  in_range("sliding_window", sliding_window, 0, kMaxPositions);
+  in_range("sliding_window_pattern", sliding_window_pattern, 0, kMaxLayers);
+  number("rope_local_base_freq", rope_local_theta, 1.0, kMaxRopeTheta);
 }
 
 Json ModelConfig::to_hf_json() const {
   Json j;
-  j["architectures"] = {architecture == Architecture::kQwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM"};
-  j["model_type"] = architecture == Architecture::kQwen2 ? "qwen2" : "llama";
+  j["architectures"] = {names_of(architecture).class_name};
+  j["model_type"] = names_of(architecture).model_type;
   j["hidden_size"] = hidden_size;
   j["intermediate_size"] = intermediate_size;
   j["num_hidden_layers"] = num_layers;
@@ -140,8 +197,18 @@ Json ModelConfig::to_hf_json() const {
   j["rms_norm_eps"] = rms_norm_eps;
   j["rope_theta"] = rope_theta;
   j["tie_word_embeddings"] = tie_word_embeddings;
-  j["hidden_act"] = "silu";
-  if (architecture == Architecture::kLlama) j["attention_bias"] = attention_bias;
+  if (architecture == Architecture::kGemma3) {
+    j["hidden_activation"] = "gelu_pytorch_tanh";
+    j["sliding_window"] = sliding_window;
+    j["sliding_window_pattern"] = sliding_window_pattern;
+    j["rope_local_base_freq"] = rope_local_theta;
+    j["query_pre_attn_scalar"] = head_dim;
+    j["final_logit_softcapping"] = nullptr;
+    j["attn_logit_softcapping"] = nullptr;
+  } else {
+    j["hidden_act"] = "silu";
+  }
+  if (architecture == Architecture::kLlama || architecture == Architecture::kQwen3) j["attention_bias"] = attention_bias;
   if (rope_interleaved) j["hearth_rope_interleaved"] = true;
   if (!rope_freq_factors.empty()) j["hearth_rope_freq_factors"] = rope_freq_factors;
   if (bos_token_id >= 0) j["bos_token_id"] = bos_token_id;
@@ -164,14 +231,14 @@ int64_t ModelConfig::parameter_count() const {
   int64_t attn = hidden_size * q * 2 + hidden_size * kv * 2;
   if (attention_bias) attn += q + 2 * kv;
   const int64_t mlp = 3 * hidden_size * intermediate_size;
-  const int64_t per_layer = attn + mlp + 2 * hidden_size;
+  int64_t per_layer = attn + mlp + 2 * hidden_size;
+  if (qk_norm()) per_layer += 2 * head_dim;
+  if (sandwich_norms()) per_layer += 2 * hidden_size;
   int64_t total = num_layers * per_layer + vocab_size * hidden_size + hidden_size;
   if (!tie_word_embeddings) total += vocab_size * hidden_size;
   return total;
 }
 
-std::string ModelConfig::architecture_name() const {
-  return architecture == Architecture::kQwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM";
-}
+std::string ModelConfig::architecture_name() const { return names_of(architecture).class_name; }
 
 }  // namespace hearth

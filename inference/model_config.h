@@ -9,7 +9,10 @@
 
 namespace hearth {
 
-enum class Architecture { kLlama, kQwen2 };
+enum class Architecture { kLlama, kQwen2, kQwen3, kGemma3 };
+
+// The MLP's gate activation: SwiGLU (Llama, Qwen) or GeGLU with tanh-approximated GELU (Gemma).
+enum class Activation { kSilu, kGeluTanh };
 
 // Llama 3.x "llama3" rope_scaling: long wavelengths slowed by `factor`, short ones kept.
 struct RopeScaling {
@@ -41,6 +44,25 @@ struct ModelConfig {
   bool rope_interleaved = false;  // llama2.c rotates adjacent pairs; HF rotates halves
   int64_t bos_token_id = -1;
   int64_t eos_token_id = -1;
+  // Gemma 3: local layers attend to the last `sliding_window` positions only and rotate with
+  // their own base; every `sliding_window_pattern`-th layer is global. 0: all layers global.
+  int64_t sliding_window = 0;
+  int64_t sliding_window_pattern = 0;
+  double rope_local_theta = 10000.0;
+
+  // What the architecture implies (one place: the decoder, loaders and writers ask these).
+  // RMSNorm over each head of q and k before rotation (Qwen3, Gemma 3).
+  bool qk_norm() const { return architecture == Architecture::kQwen3 || architecture == Architecture::kGemma3; }
+  // Gemma: attention and MLP outputs are normed before the residual add; norms scale by (1 + w),
+  // so checkpoints store w - 1; embeddings are multiplied by sqrt(hidden); GeGLU.
+  bool sandwich_norms() const { return architecture == Architecture::kGemma3; }
+  bool norm_adds_one() const { return architecture == Architecture::kGemma3; }
+  bool scales_embeddings() const { return architecture == Architecture::kGemma3; }
+  Activation activation() const { return architecture == Architecture::kGemma3 ? Activation::kGeluTanh : Activation::kSilu; }
+  // True for a sliding-window (local) layer.
+  bool is_local_layer(int64_t layer) const {
+    return sliding_window > 0 && (sliding_window_pattern == 0 || layer % sliding_window_pattern != sliding_window_pattern - 1);
+  }
 
   // Parses config.json; fails naming the missing or invalid field.
   static ModelConfig from_hf_json(const Json& j, const std::string& what);

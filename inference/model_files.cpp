@@ -42,6 +42,10 @@ void convert_llama2c_to_hf(const fs::path& in, const fs::path& out, const fs::pa
   staged.commit();
 }
 
+std::string preset_names() {
+  return "smollm2-135m, qwen2.5-0.5b, llama3.2-1b, qwen3-0.6b, gemma3-270m, gemma3-1b, tiny, tiny-qwen3, tiny-gemma3";
+}
+
 ModelConfig preset_config(const std::string& arch) {
   ModelConfig c;
   c.tie_word_embeddings = true;
@@ -64,8 +68,33 @@ ModelConfig preset_config(const std::string& arch) {
     c.hidden_size = 64, c.intermediate_size = 176, c.num_layers = 2, c.num_heads = 4, c.num_kv_heads = 2, c.head_dim = 16;
     c.vocab_size = 512, c.max_position_embeddings = 512, c.rope_theta = 10000, c.rms_norm_eps = 1e-5;
     c.bos_token_id = 1, c.eos_token_id = 2;
+  } else if (arch == "qwen3-0.6b" || arch == "tiny-qwen3") {
+    // Qwen3: q/k norms, no biases, head_dim 128 independent of hidden / heads.
+    c.architecture = Architecture::kQwen3;
+    c.hidden_size = 1024, c.intermediate_size = 3072, c.num_layers = 28, c.num_heads = 16, c.num_kv_heads = 8, c.head_dim = 128;
+    c.vocab_size = 151936, c.max_position_embeddings = 40960, c.rope_theta = 1000000, c.rms_norm_eps = 1e-6;
+    c.bos_token_id = 151643, c.eos_token_id = 151645;
+    if (arch == "tiny-qwen3") {
+      c.hidden_size = 64, c.intermediate_size = 176, c.num_layers = 2, c.num_heads = 4, c.num_kv_heads = 2, c.head_dim = 32;
+      c.vocab_size = 512, c.max_position_embeddings = 512, c.bos_token_id = 1, c.eos_token_id = 2;
+    }
+  } else if (arch == "gemma3-270m" || arch == "gemma3-1b" || arch == "tiny-gemma3") {
+    // Gemma 3: five sliding-window layers (window 512, base 10k) per global one (base 1M).
+    c.architecture = Architecture::kGemma3;
+    c.num_heads = 4, c.num_kv_heads = 1, c.head_dim = 256, c.vocab_size = 262144, c.max_position_embeddings = 32768;
+    c.rope_theta = 1000000, c.rope_local_theta = 10000, c.sliding_window = 512, c.sliding_window_pattern = 6;
+    c.rms_norm_eps = 1e-6, c.bos_token_id = 2, c.eos_token_id = 1;
+    if (arch == "gemma3-270m") {
+      c.hidden_size = 640, c.intermediate_size = 2048, c.num_layers = 18;
+    } else if (arch == "gemma3-1b") {
+      c.hidden_size = 1152, c.intermediate_size = 6912, c.num_layers = 26;
+    } else {
+      // One global layer after five local ones, a window shorter than the tests' prompts.
+      c.hidden_size = 64, c.intermediate_size = 128, c.num_layers = 6, c.head_dim = 32, c.sliding_window = 4;
+      c.vocab_size = 512, c.max_position_embeddings = 512, c.bos_token_id = 1, c.eos_token_id = 2;
+    }
   } else {
-    fail(ErrorCode::kInvalidArgument, "unknown --arch \"" + arch + "\" (smollm2-135m, qwen2.5-0.5b, llama3.2-1b, tiny)");
+    fail(ErrorCode::kInvalidArgument, "unknown --arch \"" + arch + "\" (" + preset_names() + ")");
   }
   c.validate("preset " + arch);
   return c;
@@ -82,11 +111,15 @@ TensorMap random_weights(const ModelConfig& c, uint64_t seed, at::ScalarType dty
     return at::normal(0.0, 0.02, shape, gen, at::TensorOptions().dtype(at::kFloat)).to(dtype);
   };
   const int64_t h = c.hidden_size, q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim, ff = c.intermediate_size;
+  // Norms scale by 1: stored as 1, or as 0 where the architecture scales by 1 + w (Gemma).
+  const double unit = c.norm_adds_one() ? 0.0 : 1.0;
   tensors.add("model.embed_tokens.weight", normal({c.vocab_size, h}));
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    tensors.add(p + "input_layernorm.weight", at::ones({h}, dtype));
-    tensors.add(p + "post_attention_layernorm.weight", at::ones({h}, dtype));
+    for (const auto& [name, member] : DecoderLayer::norm_names(c)) {
+      const bool per_head = name.rfind("self_attn.", 0) == 0;
+      tensors.add(p + name, at::full({per_head ? c.head_dim : h}, unit, dtype));
+    }
     tensors.add(p + "self_attn.q_proj.weight", normal({q, h}));
     tensors.add(p + "self_attn.k_proj.weight", normal({kv, h}));
     tensors.add(p + "self_attn.v_proj.weight", normal({kv, h}));
@@ -100,7 +133,7 @@ TensorMap random_weights(const ModelConfig& c, uint64_t seed, at::ScalarType dty
     tensors.add(p + "mlp.up_proj.weight", normal({ff, h}));
     tensors.add(p + "mlp.down_proj.weight", normal({h, ff}));
   }
-  tensors.add("model.norm.weight", at::ones({h}, dtype));
+  tensors.add("model.norm.weight", at::full({h}, unit, dtype));
   return tensors;
 }
 
@@ -111,8 +144,8 @@ void init_random_model(const std::string& arch, uint64_t seed, const fs::path& o
   TensorMap tensors = random_weights(c, seed, at::kBFloat16);
   StagedDirectory staged(out);
   std::vector<fs::path> tokenizer_files;
-  if (arch == "qwen2.5-0.5b" || arch == "llama3.2-1b") {
-    const fs::path dir = asset_path(arch == "qwen2.5-0.5b" ? "tokenizers/qwen3" : "tokenizers/llama3");
+  if (arch == "qwen2.5-0.5b" || arch == "qwen3-0.6b" || arch == "llama3.2-1b") {
+    const fs::path dir = asset_path(arch == "llama3.2-1b" ? "tokenizers/llama3" : "tokenizers/qwen3");
     tokenizer_files = {dir / "tokenizer.json", dir / "tokenizer_config.json"};
   } else {
     write_synthetic_bpe_tokenizer(staged.path(), static_cast<int32_t>(c.vocab_size), ChatFamily::kChatML);

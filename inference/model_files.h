@@ -21,7 +21,9 @@ void write_hf_files(const std::filesystem::path& out, const ModelConfig& config,
 void convert_llama2c_to_hf(const std::filesystem::path& in, const std::filesystem::path& out,
                            const std::filesystem::path& tokenizer = {});
 
-// The config of a known checkpoint shape: smollm2-135m | qwen2.5-0.5b | llama3.2-1b | tiny.
+// The config of a known checkpoint shape (preset_names()); tiny, tiny-qwen3 and tiny-gemma3
+// are small models of those architectures' structure, for tests.
+std::string preset_names();
 ModelConfig preset_config(const std::string& arch);
 
 // A Hugging Face folder with preset_config(arch)'s exact tensor shapes and seeded N(0, 0.02)

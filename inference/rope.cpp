@@ -5,12 +5,12 @@
 
 namespace hearth {
 
-Rope::Rope(const ModelConfig& config) : interleaved_(config.rope_interleaved) {
+Rope::Rope(const ModelConfig& config, double theta) : interleaved_(config.rope_interleaved) {
   const int64_t half = config.head_dim / 2;
   std::vector<float> inv(half);
   const auto& rs = config.rope_scaling;
   for (int64_t i = 0; i < half; ++i) {
-    double f = 1.0 / std::pow(config.rope_theta, double(2 * i) / double(config.head_dim));
+    double f = 1.0 / std::pow(theta, double(2 * i) / double(config.head_dim));
     if (!config.rope_freq_factors.empty()) {
       f /= config.rope_freq_factors[i];
     } else if (rs.enabled) {

@@ -9,7 +9,9 @@ namespace hearth {
 
 class Rope {
  public:
-  explicit Rope(const ModelConfig& config);
+  explicit Rope(const ModelConfig& config) : Rope(config, config.rope_theta) {}
+  // With base `theta` instead of the config's (Gemma 3's local layers).
+  Rope(const ModelConfig& config, double theta);
   // cos and sin for `positions` (int64, any shape): each [..., head_dim / 2], fp32.
   std::pair<at::Tensor, at::Tensor> angles(const at::Tensor& positions) const;
   // Rotates x [B, heads, T, head_dim] by angles for positions [B, T].

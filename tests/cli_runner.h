@@ -22,19 +22,6 @@ struct CliResult {
   std::string err;
 };
 
-inline std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-inline std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Runs `hearth args...` with extra environment assignments (e.g. "HEARTH_PASSPHRASE=x").
 inline CliResult run_hearth(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
   static int counter = 0;

@@ -19,6 +19,11 @@ using torch::autograd::variable_list;
 int64_t as_handle(const Decoder& d) { return reinterpret_cast<int64_t>(&d); }
 const Decoder& from_handle(int64_t h) { return *reinterpret_cast<const Decoder*>(h); }
 
+// Autograd functions take defined tensors only: a context tensor the model lacks (the local_*
+// ones without sliding-window layers) travels as an empty one.
+at::Tensor or_empty(const at::Tensor& t) { return t.defined() ? t : at::empty({0}); }
+at::Tensor or_undefined(const at::Tensor& t) { return t.numel() == 0 ? at::Tensor() : t; }
+
 // The generators a recomputation must replay; set by training_hidden_states for one forward.
 thread_local std::vector<at::Generator> tl_replay;
 
@@ -30,8 +35,11 @@ at::Tensor batch_rows(const at::Tensor& t, int64_t batch, int64_t first, int64_t
 }
 
 struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
+  // The context's tensors as inputs (autograd saves them); the local_* ones are empty for a
+  // model without sliding-window layers.
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin,
-                            const at::Tensor& mask, int64_t decoder, int64_t layer, int64_t recompute_rows) {
+                            const at::Tensor& mask, const at::Tensor& local_cos, const at::Tensor& local_sin,
+                            const at::Tensor& local_mask, int64_t decoder, int64_t layer, int64_t recompute_rows) {
     // Each generator and its state as it was before this block drew anything.
     ctx->saved_data["generators"] = int64_t(tl_replay.size());
     for (size_t i = 0; i < tl_replay.size(); ++i) {
@@ -41,8 +49,8 @@ struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
     ctx->saved_data["decoder"] = decoder;
     ctx->saved_data["layer"] = layer;
     ctx->saved_data["recompute_rows"] = recompute_rows;
-    ctx->save_for_backward({h, cos, sin, mask});
-    AttentionContext actx{cos, sin, mask, nullptr};
+    ctx->save_for_backward({h, cos, sin, mask, local_cos, local_sin, local_mask});
+    AttentionContext actx{cos, sin, mask, or_undefined(local_cos), or_undefined(local_sin), or_undefined(local_mask), nullptr};
     return from_handle(decoder).block(layer, h, actx);
   }
 
@@ -68,7 +76,9 @@ struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
       interruption_point();  // a large block's recomputation and backward take a good part of a second
       const int64_t n = std::min(group, batch - r0);
       AttentionContext actx{batch_rows(saved[1], batch, r0, n), batch_rows(saved[2], batch, r0, n),
-                            batch_rows(saved[3], batch, r0, n), nullptr};
+                            batch_rows(saved[3], batch, r0, n), batch_rows(or_undefined(saved[4]), batch, r0, n),
+                            batch_rows(or_undefined(saved[5]), batch, r0, n), batch_rows(or_undefined(saved[6]), batch, r0, n),
+                            nullptr};
       at::Tensor h = input.narrow(0, r0, n).detach().requires_grad_(true);
       at::AutoGradMode grad_on(true);
       at::Tensor out = decoder.block(layer, h, actx);
@@ -78,7 +88,9 @@ struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
       d_input.narrow(0, r0, n).copy_(h.grad());
     }
     for (size_t i = 0; i < gens.size(); ++i) gens[i].set_state(now[i]);
-    return {d_input, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    variable_list grads(10);  // only the block's input has a gradient
+    grads[0] = d_input;
+    return grads;
   }
 };
 
@@ -95,7 +107,8 @@ at::Tensor training_hidden_states(const Decoder& decoder, const ForwardInput& in
   if (checkpoint && !h.requires_grad()) h = h.detach().requires_grad_(true);
   for (int64_t l = 0; l < decoder.config().num_layers; ++l) {
     interruption_point();
-    h = checkpoint ? CheckpointedBlock::apply(h, ctx.cos, ctx.sin, ctx.mask, as_handle(decoder), l, recompute_rows)
+    h = checkpoint ? CheckpointedBlock::apply(h, ctx.cos, ctx.sin, ctx.mask, or_empty(ctx.local_cos), or_empty(ctx.local_sin),
+                                              or_empty(ctx.local_mask), as_handle(decoder), l, recompute_rows)
                    : decoder.block(l, h, ctx);
   }
   return decoder.final_norm(h);

@@ -53,8 +53,7 @@ Trainable Trainable::full(Decoder& decoder) {
   for (size_t l = 0; l < decoder.layers().size(); ++l) {
     DecoderLayer& layer = decoder.layers()[l];
     const std::string prefix = "model.layers." + std::to_string(l) + ".";
-    add(prefix + "input_layernorm.weight", layer.attn_norm);
-    add(prefix + "post_attention_layernorm.weight", layer.mlp_norm);
+    for (const auto& [name, member] : DecoderLayer::norm_names(decoder.config())) add(prefix + name, layer.*member);
     for (auto& [name, linear] : layer.projections()) {
       require(!linear->is_quantized(), ErrorCode::kInvalidArgument,
               "--method full cannot train a quantized model: load it without --quant");

@@ -13,6 +13,8 @@ namespace {
 using tokenizer::AddedToken;
 using tokenizer::RegexSplitter;
 
+constexpr const char* kMetaspace = "\xE2\x96\x81";  // U+2581 '▁', SentencePiece's space
+
 // The ByteLevel pre-tokenizer's own split pattern (GPT-2), used when its use_regex is set.
 const char* const kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
@@ -77,13 +79,29 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::load(const std::filesystem::path& to
 
 void BpeTokenizer::read_normalizer(const Json& normalizer, const std::string& what) {
   if (normalizer.is_null()) return;
-  const std::string type = json_get<std::string>(normalizer, "type", what + " normalizer");
-  if (type != "NFC") fail(ErrorCode::kUnsupported, what + ": normalizer \"" + type + "\" is not supported (only NFC)");
-  nfc_ = true;
+  const std::string where = what + " normalizer";
+  const std::string type = json_get<std::string>(normalizer, "type", where);
+  if (type == "NFC") {
+    nfc_ = true;
+    return;
+  }
+  // SentencePiece's whitespace: every space becomes '▁' (Gemma 3).
+  const bool metaspace = type == "Replace" && json_get<Json>(normalizer, "pattern", where).value("String", "") == " " &&
+                         json_get<std::string>(normalizer, "content", where) == kMetaspace;
+  require(metaspace, ErrorCode::kUnsupported,
+          what + ": normalizer \"" + type + "\" is not supported (NFC, or Replace of spaces by \"\u2581\")");
+  metaspace_ = true;
 }
 
 void BpeTokenizer::read_pre_tokenizer(const Json& pre_tokenizer, const std::string& what) {
   const std::string where = what + " pre_tokenizer";
+  if (metaspace_) {
+    // Gemma's Split on " " runs after the normalizer has replaced every space: it splits nothing.
+    const bool no_op = pre_tokenizer.is_null() || (json_get<std::string>(pre_tokenizer, "type", where) == "Split" &&
+                                                   json_get<Json>(pre_tokenizer, "pattern", where).value("String", "") == " ");
+    require(no_op, ErrorCode::kUnsupported, where + ": a SentencePiece-style BPE supports no pre-tokenizer but a Split on spaces");
+    return;
+  }
   if (pre_tokenizer.is_null()) fail(ErrorCode::kUnsupported, where + ": a byte-level BPE needs a ByteLevel pre-tokenizer");
   std::vector<Json> steps;
   const std::string type = json_get<std::string>(pre_tokenizer, "type", where);
@@ -124,8 +142,12 @@ void BpeTokenizer::read_model(const Json& model, size_t added_tokens, const std:
           where + ": only BPE models are supported");
   require(json_get_or<std::string>(model, "continuing_subword_prefix", "", where).empty() &&
               json_get_or<std::string>(model, "end_of_word_suffix", "", where).empty() &&
-              !json_get_or<bool>(model, "byte_fallback", false, where) && model.value("dropout", Json()).is_null(),
-          ErrorCode::kUnsupported, where + ": subword prefixes/suffixes, byte fallback and dropout are not supported");
+              model.value("dropout", Json()).is_null(),
+          ErrorCode::kUnsupported, where + ": subword prefixes/suffixes and dropout are not supported");
+  // Byte fallback is what a SentencePiece-style vocabulary does for characters it lacks; a
+  // byte-level one has every byte.
+  require(metaspace_ || !json_get_or<bool>(model, "byte_fallback", false, where), ErrorCode::kUnsupported,
+          where + ": byte fallback is supported for SentencePiece-style (metaspace) tokenizers only");
 
   // References, not json_get copies: the vocabulary and merges are hundreds of thousands of entries.
   if (!model.contains("vocab") || !model.contains("merges")) {
@@ -146,7 +168,7 @@ void BpeTokenizer::read_model(const Json& model, size_t added_tokens, const std:
       fail(ErrorCode::kCorruptFile, where + ": vocab entry \"" + item.key() + "\" has id " + std::to_string(id) +
                                         ", but the file holds only " + std::to_string(id_limit) + " tokens");
     }
-    auto bytes = tokenizer::byte_level_to_bytes(item.key());
+    auto bytes = token_text(item.key());
     if (!bytes) fail(ErrorCode::kCorruptFile, where + ": vocab entry \"" + item.key() + "\" is not byte-level text");
     if (tokens.size() <= id) tokens.resize(id + 1);
     require(tokens[id].empty(), ErrorCode::kCorruptFile, where + ": two vocab entries have id " + std::to_string(id));
@@ -172,13 +194,27 @@ void BpeTokenizer::read_model(const Json& model, size_t added_tokens, const std:
     } else {
       fail(ErrorCode::kCorruptFile, where + ": a merge must be \"left right\" or [left, right]");
     }
-    auto l = tokenizer::byte_level_to_bytes(left), r = tokenizer::byte_level_to_bytes(right);
+    auto l = token_text(left), r = token_text(right);
     if (!l || !r) fail(ErrorCode::kCorruptFile, where + ": merge \"" + left + " " + right + "\" is not byte-level text");
     merges.emplace_back(std::move(*l), std::move(*r));
   }
   vocab_size_ = static_cast<int32_t>(tokens.size());
+  if (metaspace_) {
+    const std::string unk = json_get_or<std::string>(model, "unk_token", "", where);
+    int32_t unk_id = -1;
+    for (size_t id = 0; id < tokens.size() && !unk.empty(); ++id) {
+      if (tokens[id] == unk) unk_id = static_cast<int32_t>(id);
+    }
+    metaspace_model_ = std::make_unique<tokenizer::MetaspaceBpeModel>(std::move(tokens), merges, unk_id, where);
+    return;
+  }
   model_ = std::make_unique<tokenizer::BpeModel>(std::move(tokens), merges,
                                                  json_get_or<bool>(model, "ignore_merges", false, where), where);
+}
+
+std::optional<std::string> BpeTokenizer::token_text(const std::string& entry) const {
+  if (metaspace_) return entry;
+  return tokenizer::byte_level_to_bytes(entry);
 }
 
 void BpeTokenizer::read_added_tokens(const Json& added_tokens, const std::string& what) {
@@ -234,13 +270,13 @@ int32_t BpeTokenizer::token_id(std::string_view text) const {
   for (const auto& [id, content] : added_content_) {
     if (content == text) return id;
   }
-  return model_->find(text);
+  return metaspace_model_ ? metaspace_model_->find(text) : model_->find(text);
 }
 
 std::vector<int32_t> BpeTokenizer::stop_ids() const {
   std::vector<int32_t> ids;
   if (eos_id_ >= 0) ids.push_back(eos_id_);
-  for (const char* name : {"<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end_of_text|>", "<|endoftext|>"}) {
+  for (const char* name : {"<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end_of_text|>", "<|endoftext|>", "<end_of_turn>"}) {
     const int32_t id = token_id(name);
     if (id >= 0 && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
   }
@@ -264,6 +300,17 @@ std::vector<int32_t> BpeTokenizer::encode(std::string_view text, bool add_bos) c
 
 void BpeTokenizer::encode_ordinary(std::string_view text, std::vector<int32_t>& ids) const {
   std::string normalized;
+  if (metaspace_) {
+    for (char c : text) {
+      if (c == ' ') {
+        normalized += kMetaspace;
+      } else {
+        normalized += c;
+      }
+    }
+    metaspace_model_->encode(normalized, ids);
+    return;
+  }
   if (nfc_) {
     normalized = tokenizer::normalize_nfc(text);
     text = normalized;
@@ -283,12 +330,16 @@ void BpeTokenizer::encode_ordinary(std::string_view text, std::vector<int32_t>& 
 
 std::string BpeTokenizer::decode_token(int32_t id) const {
   const auto added = added_content_.find(id);
-  if (added != added_content_.end()) return added->second;
-  if (id < 0 || id >= model_->size() || model_->token_bytes(id).empty()) {
+  if (added != added_content_.end()) {
+    // Gemma's decoder maps '▁' to a space in every token, added ones ("▁▁", ...) included.
+    return metaspace_ ? tokenizer::MetaspaceBpeModel::with_spaces(added->second) : added->second;
+  }
+  const bool known = metaspace_model_ ? metaspace_model_->has(id) : id >= 0 && id < model_->size() && !model_->token_bytes(id).empty();
+  if (!known) {
     fail(ErrorCode::kInvalidArgument, "token id " + std::to_string(id) + " is not in the vocabulary (size " +
                                           std::to_string(vocab_size_) + ")");
   }
-  return model_->token_bytes(id);
+  return metaspace_model_ ? metaspace_model_->decode(id) : model_->token_bytes(id);
 }
 
 std::string BpeTokenizer::decode(const std::vector<int32_t>& ids) const {

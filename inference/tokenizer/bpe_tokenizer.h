@@ -1,5 +1,6 @@
-// The byte-level BPE tokenizer of Hugging Face tokenizer.json files (Llama 3, Qwen, SmolLM2):
-// added tokens, NFC normalizer, regex pre-tokenizer, byte-level alphabet, BPE merges.
+// The BPE tokenizers of Hugging Face tokenizer.json files: byte-level (Llama 3, Qwen, SmolLM2:
+// added tokens, NFC normalizer, regex pre-tokenizer, byte-level alphabet, BPE merges) and
+// SentencePiece-style (Gemma 3: spaces replaced by '▁', merges over characters, byte fallback).
 #pragma once
 #include <filesystem>
 #include <memory>
@@ -11,6 +12,7 @@
 #include "core/json.h"
 #include "inference/tokenizer/added_tokens.h"
 #include "inference/tokenizer/bpe_model.h"
+#include "inference/tokenizer/metaspace_bpe_model.h"
 #include "inference/tokenizer/regex_splitter.h"
 #include "inference/tokenizer/tokenizer.h"
 
@@ -42,15 +44,19 @@ class BpeTokenizer : public Tokenizer {
   void read_normalizer(const Json& normalizer, const std::string& what);
   void read_pre_tokenizer(const Json& pre_tokenizer, const std::string& what);
   void read_model(const Json& model, size_t added_tokens, const std::string& what);
+  // A vocabulary entry or merge part as the model stores it (bytes, or text for a metaspace model).
+  std::optional<std::string> token_text(const std::string& entry) const;
   void read_added_tokens(const Json& added_tokens, const std::string& what);
   void read_config(const Json& config, const std::string& what);
   // Normalizes, splits and merges one stretch of text that holds no added token.
   void encode_ordinary(std::string_view text, std::vector<int32_t>& ids) const;
 
   bool nfc_ = false;
+  bool metaspace_ = false;  // spaces become '▁' and metaspace_model_ encodes
   std::vector<std::unique_ptr<tokenizer::RegexSplitter>> splitters_;  // applied in order
   bool add_prefix_space_ = false;
   std::unique_ptr<tokenizer::BpeModel> model_;
+  std::unique_ptr<tokenizer::MetaspaceBpeModel> metaspace_model_;
   tokenizer::AddedTokenMatcher added_;
   std::unordered_map<int32_t, std::string> added_content_;  // by id
   int32_t vocab_size_ = 0;

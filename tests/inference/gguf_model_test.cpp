@@ -143,8 +143,14 @@ TEST(GgufModel, ArchitectureMappingNamesBothWays) {
   EXPECT_EQ(*gguf_to_hf_name("blk.12.attn_q.weight"), "model.layers.12.self_attn.q_proj.weight");
   EXPECT_EQ(*hf_to_gguf_name("model.layers.3.mlp.down_proj.weight"), "blk.3.ffn_down.weight");
   EXPECT_EQ(*hf_to_gguf_name("lm_head.weight"), "output.weight");
+  // q/k norms are Qwen3's and Gemma 3's; Gemma's ffn_norm is its pre-MLP norm.
   EXPECT_FALSE(gguf_to_hf_name("blk.0.attn_q_norm.weight").has_value());
-  EXPECT_EQ(gguf_architecture("gemma3"), nullptr);
+  EXPECT_EQ(*gguf_to_hf_name("blk.0.attn_q_norm.weight", Architecture::kQwen3), "model.layers.0.self_attn.q_norm.weight");
+  EXPECT_EQ(*gguf_to_hf_name("blk.1.ffn_norm.weight", Architecture::kGemma3), "model.layers.1.pre_feedforward_layernorm.weight");
+  EXPECT_EQ(*hf_to_gguf_name("model.layers.1.post_attention_layernorm.weight", Architecture::kGemma3), "blk.1.post_attention_norm.weight");
+  EXPECT_EQ(*hf_to_gguf_name("model.layers.1.post_attention_layernorm.weight"), "blk.1.ffn_norm.weight");
+  EXPECT_NE(gguf_architecture("gemma3"), nullptr);
+  EXPECT_EQ(gguf_architecture("phi3"), nullptr);
 }
 
 }  // namespace

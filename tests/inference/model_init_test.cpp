@@ -48,7 +48,8 @@ TEST_P(ModelInitShapes, LoadsGeneratesAndBf16AgreesWithFp32) {
   std::filesystem::remove_all(dir);
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, ModelInitShapes, ::testing::Values("tiny", "smollm2-135m", "qwen2.5-0.5b", "llama3.2-1b"));
+INSTANTIATE_TEST_SUITE_P(Shapes, ModelInitShapes,
+                         ::testing::Values("tiny", "smollm2-135m", "qwen2.5-0.5b", "llama3.2-1b", "tiny-qwen3", "tiny-gemma3"));
 
 TEST(ModelInit, SameSeedSameWeightsOtherSeedOther) {
   auto dir = testing::fresh_temp_dir("init_seed");

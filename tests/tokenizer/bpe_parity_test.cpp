@@ -1,5 +1,6 @@
-// Byte-level BPE parity with the reference JavaScript tokenizer (@lenml/tokenizers) on whole
-// real texts, for both real tokenizers, and exact round trips.
+// BPE parity with the reference JavaScript tokenizer (@lenml/tokenizers) on whole real texts,
+// for the real tokenizers (byte-level Llama 3 and Qwen3, SentencePiece-style Gemma 3), and
+// exact round trips.
 #include <chrono>
 
 #include <gtest/gtest.h>
@@ -71,7 +72,7 @@ TEST_P(BpeParity, AllReferenceTextsMatch) {
   expect_chat_render_parity(GetParam());
 }
 
-INSTANTIATE_TEST_SUITE_P(RealTokenizers, BpeParity, ::testing::Values("llama3", "qwen3"));
+INSTANTIATE_TEST_SUITE_P(RealTokenizers, BpeParity, ::testing::Values("llama3", "qwen3", "gemma3"));
 
 }  // namespace
 }  // namespace hearth

@@ -186,5 +186,27 @@ TEST_F(BpeBadFiles, OtherModelKindsAreUnsupported) {
   EXPECT_EQ(e.code(), ErrorCode::kUnsupported) << e.what();
 }
 
+// A SentencePiece-style (Gemma) tokenizer.json in miniature: spaces become '▁', merges run by
+// rank over characters, a character without a token falls back to <0xXX> byte tokens, and one
+// without those either to <unk> (consecutive unknowns fused).
+TEST(MetaspaceBpe, MergesByRankFallsBackToBytesAndDecodesSpaces) {
+  const std::string m = "\xE2\x96\x81";  // '▁'
+  const Json j = {
+      {"normalizer", {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", m}}},
+      {"pre_tokenizer", {{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "MergedWithPrevious"}, {"invert", false}}},
+      {"added_tokens", Json::array({{{"id", 9}, {"content", "\n"}, {"special", false}}})},
+      {"model",
+       {{"type", "BPE"}, {"unk_token", "<unk>"}, {"byte_fallback", true}, {"fuse_unk", true},
+        {"vocab", {{"<unk>", 0}, {"<0xEE>", 1}, {"<0x80>", 2}, {m, 3}, {"a", 4}, {"b", 5}, {m + "a", 6}, {"ab", 7}, {m + "ab", 8}}},
+        {"merges", Json::array({Json::array({"a", "b"}), Json::array({m, "ab"}), Json::array({m, "a"})})}}}};
+  BpeTokenizer tok(j, Json(), "mini");
+  // "▁ab▁a": (a, b) first, then (▁, ab), then (▁, a).
+  EXPECT_EQ(tok.encode(" ab a", false), (std::vector<int32_t>{8, 6}));
+  EXPECT_EQ(tok.decode({8, 6}), " ab a");
+  EXPECT_EQ(tok.encode("\xEE\x80\x80\nab", false), (std::vector<int32_t>{1, 2, 2, 9, 7}));  // U+E000 as bytes
+  EXPECT_EQ(tok.decode({1, 2, 2, 9, 7}), "\xEE\x80\x80\nab");
+  EXPECT_EQ(tok.encode("ccab", false), (std::vector<int32_t>{0, 7}));
+}
+
 }  // namespace
 }  // namespace hearth

