@@ -124,6 +124,7 @@ bool plan_supports(const Decoder& d) {
   // The step implements Llama's and Qwen2's blocks; other families keep the decoder's path.
   const Architecture arch = d.config().architecture;
   if (arch != Architecture::kLlama && arch != Architecture::kQwen2) return false;
+  if (d.config().sliding_window > 0) return false;
   auto quantized = [](const Linear& l) {
     return l.is_quantized() && (!l.bias().defined() || fp32_vector(l.bias()));
   };
