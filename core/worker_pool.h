@@ -40,6 +40,8 @@ class WorkerPool {
 
  private:
   void worker_loop();
+  // After a phase: notes whether the caller had to wait long for a worker's claimed tasks.
+  void note_wait(bool long_wait);
   // Claims and runs tasks of the current phase until none is left; returns how many it ran.
   int64_t drain();
   bool wait_for_phase(uint64_t seen_phase);
@@ -52,6 +54,11 @@ class WorkerPool {
   std::atomic<void*> context_{nullptr};
   std::atomic<int> sleepers_{0};
   std::atomic<bool> stopping_{false};
+  // Straggler handling (caller's thread only): recent phases that waited long for a descheduled
+  // worker, and how many phases still run on the caller alone because of them.
+  int recent_phases_ = 0;
+  int late_phases_ = 0;
+  int solo_phases_left_ = 0;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::vector<std::thread> workers_;

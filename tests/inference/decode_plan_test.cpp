@@ -46,6 +46,34 @@ TEST(WorkerPool, WakesSleepingWorkersAndSpreadsTheWork) {
   }
 }
 
+TEST(WorkerPool, RunsAloneForAWhileWhenAWorkerKeepsLosingItsCore) {
+  WorkerPool pool(2);
+  const auto caller = std::this_thread::get_id();
+  std::atomic<int> on_caller{0};
+  // A worker's task takes 2 ms, as if another process held its core; the caller's take 50 us.
+  auto phase = [&] {
+    on_caller = 0;
+    pool.for_each(8, [&](int64_t) {
+      if (std::this_thread::get_id() == caller) {
+        on_caller.fetch_add(1);
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    });
+  };
+  bool worker_helped = false;
+  for (int i = 0; i < 6; ++i) {
+    phase();
+    worker_helped |= on_caller.load() < 8;
+  }
+  EXPECT_TRUE(worker_helped) << "the worker never took a task: the test proves nothing";
+  for (int i = 0; i < 20; ++i) {
+    phase();
+    EXPECT_EQ(on_caller.load(), 8) << "phase " << i << " still waited for the slow worker";
+  }
+}
+
 TEST(WorkerPool, RefusesAnAbsurdThreadCount) {
   EXPECT_THROW(WorkerPool(0), Error);
   EXPECT_THROW(WorkerPool(100000), Error);
