@@ -6,6 +6,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "inference/gguf_export.h"
 #include "inference/model_files.h"
 #include "inference/quantized_model_files.h"
 #include "inference/quant/quantized_matrix.h"
@@ -110,6 +111,22 @@ void check_fits(const Decoder& decoder, const Adapter& adapter) {
 }
 
 }  // namespace
+
+MergeReport merge_adapter_to_gguf(const Decoder& decoder, const Adapter& adapter, const fs::path& out,
+                                  const GgufFile* tokenizer_source, const fs::path& tokenizer_file,
+                                  std::optional<QuantFormat> format) {
+  check_fits(decoder, adapter);
+  MergedTensors tensors(decoder, adapter, format);
+  GgufExportOptions options;
+  options.format = format;
+  options.name = "hearth-merged";
+  const GgufExportReport written = write_gguf_model(out, decoder.config(), tensors, tokenizer_source, tokenizer_file, options);
+  MergeReport report;
+  report.merged_modules = tensors.merged_modules();
+  report.tensors_written = written.tensors;
+  report.requantization_relative_error = tensors.requantization_error();
+  return report;
+}
 
 MergeReport merge_adapter_to_folder(const Decoder& decoder, const Adapter& adapter, const fs::path& out,
                                     const std::vector<fs::path>& tokenizer_files, const MergeOptions& options) {

@@ -9,6 +9,7 @@
 
 #include "adapters/adapter.h"
 #include "inference/decoder.h"
+#include "inference/gguf_file.h"
 #include "inference/load_options.h"
 #include "inference/quant/quant_format.h"
 
@@ -35,6 +36,13 @@ struct MergeReport {
 // fingerprint is that of the merged full-precision weights; `tokenizer_files` are copied beside.
 // Base weights held quantized are dequantized one matrix at a time. The safetensors writer keeps
 // every output tensor until it writes the file, so peak memory is the output model plus the base.
+// The same merged weights written as one GGUF file (gguf_export.h): projections, embedding table
+// and head in `format` (nullopt: F32), the tokenizer from a GGUF base's metadata
+// (`tokenizer_source`) or from `tokenizer_file`.
+MergeReport merge_adapter_to_gguf(const Decoder& decoder, const Adapter& adapter, const std::filesystem::path& out,
+                                  const GgufFile* tokenizer_source, const std::filesystem::path& tokenizer_file,
+                                  std::optional<QuantFormat> format);
+
 MergeReport merge_adapter_to_folder(const Decoder& decoder, const Adapter& adapter, const std::filesystem::path& out,
                                     const std::vector<std::filesystem::path>& tokenizer_files,
                                     const MergeOptions& options = {});

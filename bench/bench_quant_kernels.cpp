@@ -1,6 +1,7 @@
 // Benchmarks the quantized kernels on Qwen2.5-0.5B shapes: the decode GEMV (GB/s of packed bytes
 // streamed, against dense fp32 and bf16 at::mv) and the prefill / backward tile GEMMs (GFLOP/s
-// against at::mm fp32), with 1 and 2 threads. Prints figures; never fails.
+// against at::mm fp32), with 1 and 2 threads; --gguf: the GGUF block formats per kernel set.
+// Prints figures; never fails.
 #include <ATen/ATen.h>
 
 #include <chrono>
@@ -104,7 +105,23 @@ void bench_gemm(const at::Tensor& w, const std::vector<QuantFormat>& formats, in
 
 }  // namespace
 
+// --gguf: the GGUF block formats on Qwen2.5-0.5B's down projection, with each kernel set.
+int bench_gguf() {
+  const std::vector<QuantFormat> gguf = {QuantFormat::kQ8_0, QuantFormat::kQ4_0, QuantFormat::kQ4_1, QuantFormat::kQ4_K,
+                                         QuantFormat::kQ5_K, QuantFormat::kQ6_K, QuantFormat::kF16, QuantFormat::kBF16};
+  at::Tensor w = at::randn({896, 4864}) * 0.02;
+  for (auto isa : {hearth::KernelIsa::kScalar, hearth::KernelIsa::kAvx2, hearth::KernelIsa::kAvx512}) {
+    if (!hearth::cpu_supports_isa(isa)) continue;
+    hearth::force_kernel_isa(isa);
+    std::printf("GGUF formats, kernels: %s\n", hearth::active_kernels().name);
+    bench_gemv(w, gguf);
+    bench_gemm(w, gguf, 128);
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "--gguf") return bench_gguf();
   const std::vector<QuantFormat> all = {QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8};
   std::printf("Quantized kernel benchmark (kernels: %s)\n", hearth::active_kernels().name);
   for (auto [rows, cols] : {std::pair<int64_t, int64_t>{4864, 896}, {896, 4864}}) {

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "adapters/adapter_set.h"
+#include "adapters/gguf_lora.h"
 #include "adapters/merge.h"
 #include "adapters/peft_files.h"
 #include "cli/command.h"
@@ -42,13 +43,14 @@ Json config_json(const AdapterConfig& c) {
 
 struct AdaptersCommands {
   ModelOptions model;
-  std::string adapter, out, out_dtype = "fp32", requantize, out_embeddings = "int8", eval_data;
+  std::string adapter, out, out_dtype = "fp32", requantize, out_embeddings = "int8", eval_data, format = "hearth";
   int64_t ctx = 256;
 
   void merge() {
+    require(format == "hearth" || format == "gguf", ErrorCode::kInvalidArgument, "--format must be hearth or gguf, not \"" + format + "\"");
     MergeOptions options;
     options.dtype = parse_compute_dtype(out_dtype);
-    if (!requantize.empty()) options.requantize = parse_quant_format(requantize);
+    if (!requantize.empty() && format != "gguf") options.requantize = parse_quant_format(requantize);
     options.embeddings = parse_embedding_storage(out_embeddings);
     LoadedModel m = model.load();
     auto a = load_peft_adapter(adapter, *m.decoder, m.fingerprint);
@@ -59,8 +61,19 @@ struct AdaptersCommands {
       require(static_cast<int64_t>(eval_stream.size()) > ctx, ErrorCode::kInvalidArgument,
               "--eval-data " + eval_data + " has fewer than " + std::to_string(ctx + 1) + " tokens (one --ctx window)");
     }
-    const std::string written = options.requantize ? requantize : out_dtype;
-    const MergeReport r = merge_adapter_to_folder(*m.decoder, *a, out, tokenizer_files(model), options);
+    std::string written = options.requantize ? requantize : out_dtype;
+    MergeReport r;
+    if (format == "gguf") {
+      written = requantize.empty() ? "f32" : requantize;
+      std::optional<QuantFormat> type;
+      if (written != "f32") type = parse_any_quant_format(written);
+      require(!type || is_gguf_format(*type), ErrorCode::kInvalidArgument,
+              "--format gguf --requantize takes a GGUF type: q8_0, q4_0, q4_1, q4_k, q5_k, q6_k, f16, bf16 or f32");
+      r = merge_adapter_to_gguf(*m.decoder, *a, out, m.gguf.get(), m.gguf ? fs::path() : m.tokenizer_file, type);
+    } else {
+      require(!m.gguf, ErrorCode::kInvalidArgument, "the base is a GGUF file: merge it with --format gguf");
+      r = merge_adapter_to_folder(*m.decoder, *a, out, tokenizer_files(model), options);
+    }
     std::printf("merged %lld adapted projections into %s (%s, %lld tensors)\n",
                 static_cast<long long>(r.merged_modules), out.c_str(), written.c_str(),
                 static_cast<long long>(r.tensors_written));
@@ -80,8 +93,9 @@ struct AdaptersCommands {
       const LoadedModel merged = load_model(out, LoadOptions{});
       const double after = perplexity_of(*merged.decoder, eval_stream, ctx);
       const double change = 100.0 * (after / adapted - 1.0);
-      std::printf("perplexity on %s (ctx %lld): base %.4f, base + adapter %.4f, merged %s folder %.4f (%+.2f%%)\n",
-                  eval_data.c_str(), static_cast<long long>(ctx), base, adapted, written.c_str(), after, change);
+      std::printf("perplexity on %s (ctx %lld): base %.4f, base + adapter %.4f, merged %s %s %.4f (%+.2f%%)\n",
+                  eval_data.c_str(), static_cast<long long>(ctx), base, adapted, written.c_str(),
+                  format == "gguf" ? "GGUF" : "folder", after, change);
       result["eval_ppl_base"] = base;
       result["eval_ppl_adapted"] = adapted;
       result["eval_ppl_merged"] = after;
@@ -90,6 +104,16 @@ struct AdaptersCommands {
       std::printf("pass --eval-data FILE to measure the perplexity change of re-quantizing\n");
     }
     print_json_result(result.dump());
+  }
+
+  void export_adapter() {
+    require(format == "gguf", ErrorCode::kInvalidArgument, "--format must be gguf (the only export format)");
+    LoadedModel m = model.load();
+    auto a = load_peft_adapter(adapter, *m.decoder, m.fingerprint);
+    const GgufLoraReport r = export_gguf_lora(*a, m.decoder->config(), out, fs::path(adapter).filename().string());
+    std::printf("wrote %s: LoRA for llama.cpp (--lora), %lld projections, rank %lld, alpha %g\n", out.c_str(),
+                static_cast<long long>(r.modules), static_cast<long long>(a->config().rank), r.alpha);
+    print_json_result(Json{{"out", out}, {"modules", r.modules}, {"rank", a->config().rank}, {"alpha", r.alpha}}.dump());
   }
 
   void info() {
@@ -124,7 +148,17 @@ CommandRegistration registration("adapters", [](CLI::App& app) {
   merge->add_option("--eval-data", cmd->eval_data,
                     "text file: report perplexity of the base, base + adapter, and the merged folder");
   merge->add_option("--ctx", cmd->ctx, "with --eval-data: tokens of context per window")->capture_default_str();
+  merge->add_option("--format", cmd->format,
+                    "hearth (a folder) or gguf (one .gguf file; --requantize q8_0|q4_0|q4_1|q4_k|q5_k|q6_k|f16|bf16, default f32)")
+      ->capture_default_str();
   merge->callback([cmd] { cmd->merge(); });
+
+  CLI::App* exp = adapters->add_subcommand("export", "write an adapter in another tool's format (gguf: llama.cpp --lora)");
+  cmd->model.add_to(*exp, /*with_adapter=*/false);
+  exp->add_option("--adapter", cmd->adapter, "PEFT adapter folder")->required();
+  exp->add_option("--format", cmd->format, "gguf")->required();
+  exp->add_option("--out", cmd->out, "output .gguf file")->required();
+  exp->callback([cmd] { cmd->export_adapter(); });
 
   CLI::App* info = adapters->add_subcommand("info", "describe an adapter folder");
   info->add_option("--adapter", cmd->adapter, "PEFT adapter folder")->required();

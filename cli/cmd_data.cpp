@@ -4,22 +4,16 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "cli/engine_options.h"
+#include "core/error.h"
 #include "core/json.h"
-#include "privacy/passphrase_prompt.h"
-#include "privacy/sandbox.h"
-#include "storage/adapter_registry.h"
-#include "storage/audit_log.h"
-#include "storage/database.h"
-#include "storage/hearth_home.h"
-#include "storage/record_store.h"
-#include "storage/user_store.h"
-#include "storage/vault.h"
+#include "engine/engine.h"
+#include "privacy/redactor.h"
 
 namespace hearth::cli {
 namespace {
 
 struct DataArgs {
-  std::string home;
   std::string user;
   std::string kind = "document";
   std::vector<int64_t> ids;
@@ -27,20 +21,11 @@ struct DataArgs {
   bool sandbox = false;
 };
 
-// list and delete need no key: a keyring over a key nobody can use is never consulted.
-struct KeylessStores {
-  explicit KeylessStores(const std::string& home)
-      : db(storage::existing_database(storage::resolve_home(home))), keyring(db, privacy::SecretKey()) {}
-  storage::Database db;
-  storage::Keyring keyring;
-};
-
-void list_users(storage::Database& db, storage::Keyring& keyring) {
+void list_users(engine::Engine& e) {
   Json users = Json::array();
-  storage::RecordStore records(db, keyring);
-  for (const storage::UserRecord& u : storage::UserStore(db).list()) {
-    int64_t docs = records.count(u.id, storage::RecordKind::kDocument);
-    int64_t ex = records.count(u.id, storage::RecordKind::kExample);
+  for (const storage::UserRecord& u : e.users()) {
+    const int64_t docs = e.count_data(u.name, storage::RecordKind::kDocument);
+    const int64_t ex = e.count_data(u.name, storage::RecordKind::kExample);
     std::printf("%-24s  %6lld document(s)  %6lld example(s)  redaction %s\n", u.name.c_str(),
                 static_cast<long long>(docs), static_cast<long long>(ex), privacy::redaction_mode_name(u.redaction));
     users.push_back(Json{{"user", u.name}, {"documents", docs}, {"examples", ex},
@@ -49,13 +34,12 @@ void list_users(storage::Database& db, storage::Keyring& keyring) {
   print_json_result(Json{{"users", users}}.dump());
 }
 
+// Needs no key: sizes and dates, never content.
 void run_list(const DataArgs& args) {
-  if (args.sandbox) privacy::enter_no_network_sandbox();
-  KeylessStores s(args.home);
-  if (args.user.empty()) return list_users(s.db, s.keyring);
-  storage::UserRecord user = storage::UserStore(s.db).get(args.user);
+  engine::Engine e(engine_options("", /*with_key=*/false, args.sandbox));
+  if (args.user.empty()) return list_users(e);
   Json rows = Json::array();
-  for (const storage::RecordInfo& r : storage::RecordStore(s.db, s.keyring).list(user.id)) {
+  for (const storage::RecordInfo& r : e.list_data(args.user)) {
     std::printf("%-8s %6lld  %-10s %8lld bytes  created %lld\n", storage::record_kind_name(r.kind),
                 static_cast<long long>(r.id), r.format.c_str(), static_cast<long long>(r.bytes),
                 static_cast<long long>(r.created));
@@ -63,7 +47,7 @@ void run_list(const DataArgs& args) {
                         {"bytes", r.bytes}, {"created", r.created}});
   }
   Json adapters = Json::array();
-  for (const storage::AdapterRecord& a : storage::AdapterRegistry(s.db, s.keyring, "").list(user.id)) {
+  for (const storage::AdapterRecord& a : e.adapter_versions(args.user)) {
     std::printf("adapter  %6lld  %s v%lld  %s rank %lld  created %lld\n", static_cast<long long>(a.id), a.name.c_str(),
                 static_cast<long long>(a.version), a.method.c_str(), static_cast<long long>(a.rank),
                 static_cast<long long>(a.created));
@@ -74,50 +58,38 @@ void run_list(const DataArgs& args) {
 }
 
 void run_show(const DataArgs& args) {
-  if (args.sandbox) privacy::enter_no_network_sandbox();
   require(!args.ids.empty(), ErrorCode::kInvalidArgument, "give the record to show with --id");
-  storage::Vault vault(storage::resolve_home(args.home), privacy::master_key_source_for_cli(args.key_file));
-  storage::UserRecord user = storage::UserStore(vault.db()).get(args.user);
-  storage::RecordStore records(vault.db(), vault.keyring());
-  storage::RecordKind kind = storage::parse_record_kind(args.kind);
+  engine::Engine e(engine_options(args.key_file, /*with_key=*/true, args.sandbox));
+  const storage::RecordKind kind = storage::parse_record_kind(args.kind);
   Json shown = Json::array();
   for (int64_t id : args.ids) {
     if (kind == storage::RecordKind::kDocument) {
-      std::string text = records.open_document(user.id, id);
+      const std::string text = e.show_document(args.user, id);
       std::printf("%s\n", text.c_str());
-      shown.push_back(Json{{"id", id}, {"text", text}, {"source", records.open_document_source(user.id, id)}});
+      shown.push_back(Json{{"id", id}, {"text", text}});
     } else {
-      std::string json = storage::canonical_example_json(records.open_example(user.id, id));
+      const std::string json = storage::canonical_example_json(e.show_example(args.user, id));
       std::printf("%s\n", json.c_str());
       shown.push_back(Json{{"id", id}, {"example", parse_json(json, "example")}});
     }
   }
-  storage::AuditLog(vault.db()).append(storage::current_os_actor(), "show", user.id, static_cast<int64_t>(args.ids.size()));
   print_json_result(Json{{"user", args.user}, {"kind", args.kind}, {"records", shown}}.dump());
 }
 
+// Needs no key. Asks first on a terminal (--yes confirms).
 void run_delete(const DataArgs& args) {
-  if (args.sandbox) privacy::enter_no_network_sandbox();
   require(!args.ids.empty(), ErrorCode::kInvalidArgument, "give the records to delete with --id");
-  KeylessStores s(args.home);
-  storage::RecordKind kind = storage::parse_record_kind(args.kind);
-  storage::Transaction tx(s.db);
-  storage::UserRecord user = storage::UserStore(s.db).get(args.user);
-  storage::RecordStore records(s.db, s.keyring);
-  for (int64_t id : args.ids) {
-    require(records.remove(user.id, kind, id), ErrorCode::kNotFound,
-            std::string(storage::record_kind_name(kind)) + " " + std::to_string(id) + " of user \"" + args.user +
-                "\" does not exist; nothing was deleted");
-  }
-  storage::AuditLog(s.db).append(storage::current_os_actor(), "delete", user.id, static_cast<int64_t>(args.ids.size()),
-                                 std::string("kind=") + storage::record_kind_name(kind));
-  tx.commit();
+  engine::Engine e(engine_options("", /*with_key=*/false, args.sandbox));
+  const storage::RecordKind kind = storage::parse_record_kind(args.kind);
+  if (!confirm("Delete " + std::to_string(args.ids.size()) + " " + storage::record_kind_name(kind) + "(s) of user \"" +
+               args.user + "\"?"))
+    fail(ErrorCode::kCancelled, "not confirmed; nothing was deleted");
+  e.delete_data(args.user, kind, args.ids);
   std::printf("deleted %zu %s(s) of user \"%s\"\n", args.ids.size(), storage::record_kind_name(kind), args.user.c_str());
   print_json_result(Json{{"user", args.user}, {"kind", storage::record_kind_name(kind)}, {"deleted", args.ids}}.dump());
 }
 
 CLI::App* add_common(CLI::App* cmd, DataArgs& args, bool user_required) {
-  cmd->add_option("--home", args.home, "Hearth home folder (default: $HEARTH_HOME or ~/.hearth)");
   auto* user = cmd->add_option("--user", args.user, "whose data");
   if (user_required) user->required();
   cmd->add_flag("--sandbox", args.sandbox, "run with socket creation forbidden (seccomp)");
@@ -135,7 +107,7 @@ const CommandRegistration registration("data", [](CLI::App& app) {
   show->add_option("--id", args->ids, "record id(s)")->required();
   show->add_option("--key-file", args->key_file, "unlock with this key file instead of a passphrase");
   show->callback([args] { run_show(*args); });
-  CLI::App* del = add_common(data->add_subcommand("delete", "delete records (all or none)"), *args, true);
+  CLI::App* del = add_common(data->add_subcommand("delete", "delete records (all or none; asks first, --yes)"), *args, true);
   del->add_option("--kind", args->kind, "document or example")->check(CLI::IsMember({"document", "example"}));
   del->add_option("--id", args->ids, "record id(s)")->required();
   del->callback([args] { run_delete(*args); });

@@ -1,31 +1,32 @@
 // `hearth forget --user U`: erases a user: rows, adapters, checkpoints and the data key, then
-// vacuums. Needs no key, so a forgotten passphrase never blocks erasure.
+// vacuums. Needs no key, so a forgotten passphrase never blocks erasure. Asks first on a
+// terminal; --yes confirms without asking.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
 #include "cli/command.h"
+#include "cli/engine_options.h"
+#include "core/error.h"
 #include "core/json.h"
-#include "privacy/sandbox.h"
-#include "storage/audit_log.h"
-#include "storage/database.h"
-#include "storage/erasure.h"
-#include "storage/hearth_home.h"
-#include "storage/vault.h"
+#include "engine/engine.h"
 
 namespace hearth::cli {
 namespace {
 
 struct ForgetArgs {
-  std::string home;
   std::string user;
   bool sandbox = false;
 };
 
 void run_forget(const ForgetArgs& args) {
-  if (args.sandbox) privacy::enter_no_network_sandbox();
-  std::filesystem::path home = storage::resolve_home(args.home);
-  storage::Database db(storage::existing_database(home));
-  storage::ForgetReport r = storage::forget_user(db, home, args.user, storage::current_os_actor());
+  engine::Engine e(engine_options("", /*with_key=*/false, args.sandbox));
+  const std::vector<storage::UserRecord> users = e.users();
+  require(std::any_of(users.begin(), users.end(), [&](const storage::UserRecord& u) { return u.name == args.user; }),
+          ErrorCode::kNotFound, "no user named \"" + args.user + "\"; nothing was erased");
+  if (!confirm("Erase everything Hearth keeps for user \"" + args.user + "\" (data, adapters, jobs, key)?"))
+    fail(ErrorCode::kCancelled, "not confirmed; nothing was erased");
+  const storage::ForgetReport r = e.forget(args.user);
   std::printf("forgot user \"%s\": %lld document(s), %lld example(s), %lld adapter(s), %lld job(s), "
               "%lld checkpoint(s), %lld file(s) removed; key destroyed, database vacuumed\n",
               args.user.c_str(), static_cast<long long>(r.documents), static_cast<long long>(r.examples),
@@ -39,8 +40,7 @@ void run_forget(const ForgetArgs& args) {
 
 const CommandRegistration registration("forget", [](CLI::App& app) {
   auto args = std::make_shared<ForgetArgs>();
-  CLI::App* cmd = app.add_subcommand("forget", "erase a user's data, adapters, checkpoints and key");
-  cmd->add_option("--home", args->home, "Hearth home folder (default: $HEARTH_HOME or ~/.hearth)");
+  CLI::App* cmd = app.add_subcommand("forget", "erase a user's data, adapters, checkpoints and key (asks first; --yes)");
   cmd->add_option("--user", args->user, "the user to erase")->required();
   cmd->add_flag("--sandbox", args->sandbox, "run with socket creation forbidden (seccomp)");
   cmd->callback([args] { run_forget(*args); });

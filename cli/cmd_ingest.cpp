@@ -4,18 +4,16 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "cli/engine_options.h"
 #include "core/json.h"
-#include "privacy/passphrase_prompt.h"
+#include "engine/engine.h"
 #include "privacy/sandbox.h"
-#include "storage/hearth_home.h"
 #include "storage/ingest.h"
-#include "storage/vault.h"
 
 namespace hearth::cli {
 namespace {
 
 struct IngestArgs {
-  std::string home;
   std::string user;
   std::string redact;
   std::string key_file;
@@ -30,14 +28,13 @@ Json counts_json(const privacy::RedactionCounts& counts) {
 }
 
 void run_ingest(const IngestArgs& args) {
-  storage::IngestOptions options;
-  options.user = args.user;
-  if (!args.redact.empty()) options.redaction = privacy::parse_redaction_mode(args.redact);
+  std::optional<privacy::RedactionMode> redaction;
+  if (!args.redact.empty()) redaction = privacy::parse_redaction_mode(args.redact);
   std::vector<std::filesystem::path> files(args.files.begin(), args.files.end());
-  storage::Vault vault(storage::resolve_home(args.home), privacy::master_key_source_for_cli(args.key_file));
-  // The database is open; no input has been read yet.
-  if (args.sandbox) privacy::enter_no_network_sandbox();
-  storage::IngestReport r = storage::ingest_files(vault.db(), vault.keyring(), files, options);
+  storage::check_ingest_files(files);  // refused before the home and its database are created
+  // The sandbox closes once the database is open; no input has been read yet.
+  engine::Engine e(engine_options(args.key_file, /*with_key=*/true, args.sandbox));
+  storage::IngestReport r = e.ingest_files(args.user, files, redaction);
   std::printf("ingested %zu file(s) for user \"%s\"%s: %zu document(s), %zu example(s) added; %zu duplicate(s), "
               "%zu dropped, %zu PII finding(s) (redaction %s)\n",
               r.files, args.user.c_str(), r.user_created ? " (new user)" : "", r.documents_added, r.examples_added,
@@ -61,7 +58,6 @@ void run_ingest(const IngestArgs& args) {
 const CommandRegistration registration("ingest", [](CLI::App& app) {
   auto args = std::make_shared<IngestArgs>();
   CLI::App* cmd = app.add_subcommand("ingest", "store text, Markdown and JSONL files for a user, redacted and encrypted");
-  cmd->add_option("--home", args->home, "Hearth home folder (default: $HEARTH_HOME or ~/.hearth)");
   cmd->add_option("--user", args->user, "whose data this is")->required();
   cmd->add_option("--redact", args->redact, "PII redaction for this user: off, mask (default for new users) or drop")
       ->check(CLI::IsMember({"off", "mask", "drop"}));

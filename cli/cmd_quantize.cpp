@@ -1,23 +1,26 @@
-// `hearth quantize`: writes a quantized model folder (packed 4/8-bit weights, mapped on load),
-// by plain rounding or a calibrated method, optionally under a bit budget (mixed precision).
+// `hearth quantize`: writes a quantized model folder (packed 4/8-bit weights, mapped on load) by
+// plain rounding or a calibrated method under an optional bit budget, or with --to gguf a GGUF file.
 #include <cstdio>
 
 #include "cli/command.h"
 #include "core/json.h"
 #include "inference/calibrated_quantize.h"
+#include "inference/gguf_export.h"
 #include "inference/model_loader.h"
 
 namespace hearth::cli {
 namespace {
 
 struct QuantizeCommand {
-  std::string model, tokenizer, format = "nf4", embeddings = "int8", out, method = "rtn";
+  std::string model, tokenizer, format = "nf4", embeddings = "int8", out, method = "rtn", to = "hearth";
   std::vector<std::string> calibrate;
   int64_t calib_tokens = 8192;
   double bits = 0;
   bool embeddings_given = false;
 
   void run() {
+    if (to == "gguf") return run_gguf();
+    require(to == "hearth", ErrorCode::kInvalidArgument, "--to must be hearth or gguf, not \"" + to + "\"");
     ModelSource source = open_model_source(model, tokenizer);
     require(!source.quantization, ErrorCode::kInvalidArgument, model + " is already quantized");
     QuantizeRequest request;
@@ -47,6 +50,23 @@ struct QuantizeCommand {
                            {"recipe", s.recipe}}
                           .dump());
   }
+
+  void run_gguf() {
+    ModelSource source = open_model_source(model, tokenizer);
+    require(!source.quantization, ErrorCode::kInvalidArgument, model + " is a quantized folder; convert its full-precision source");
+    GgufExportOptions options;
+    if (format != "f32") options.format = parse_any_quant_format(format);
+    require(!options.format || is_gguf_format(*options.format), ErrorCode::kInvalidArgument,
+            "--to gguf takes a GGUF type: q8_0, q4_0, q4_1, q4_k, q5_k, q6_k, f16, bf16 or f32");
+    const GgufExportReport r =
+        write_gguf_model(out, source.config, *source.tensors, source.gguf.get(), source.gguf ? "" : source.tokenizer, options);
+    const double bytes = static_cast<double>(std::filesystem::file_size(out));
+    std::printf("wrote %s: %s, %lld tensors (%lld written f16: rows not whole blocks), %.1f MB\n", out.c_str(), format.c_str(),
+                static_cast<long long>(r.tensors), static_cast<long long>(r.fallback_f16), bytes / 1e6);
+    print_json_result(Json{{"out", out}, {"format", format}, {"to", "gguf"}, {"bytes", bytes}, {"tensors", r.tensors},
+                           {"fallback_f16", r.fallback_f16}}
+                          .dump());
+  }
 };
 
 CommandRegistration registration("quantize", [](CLI::App& app) {
@@ -68,7 +88,9 @@ CommandRegistration registration("quantize", [](CLI::App& app) {
   sub->add_option("--bits", cmd->bits,
                   "average bits per weight over every quantized matrix, scales included: keeps the most sensitive "
                   "matrices at int8 within it (mixed precision)");
-  sub->add_option("--out", cmd->out, "output folder")->required();
+  sub->add_option("--out", cmd->out, "output folder (or .gguf file with --to gguf)")->required();
+  sub->add_option("--to", cmd->to, "hearth (a quantized folder) or gguf (a GGUF file; --format q8_0|q4_0|q4_1|q4_k|q5_k|q6_k|f16|bf16|f32)")
+      ->capture_default_str();
   sub->callback([cmd, embeddings] {
     cmd->embeddings_given = embeddings->count() > 0;
     cmd->run();

@@ -14,6 +14,8 @@ struct GlobalOptions {
   int threads = 0;      // 0 = all cores
   bool json = false;    // print one JSON object as the last line of stdout
   bool verbose = false;
+  std::string home;     // --home: the Hearth home ("" = $HEARTH_HOME or ~/.hearth)
+  bool yes = false;     // --yes: do not ask before destructive commands
 };
 
 GlobalOptions& global_options();
@@ -29,5 +31,9 @@ std::vector<std::pair<std::string, CommandSetup>>& registered_commands();
 
 // Prints `result` as one compact JSON line on stdout when --json was given.
 void print_json_result(const std::string& compact_json);
+
+// Before a destructive command: true with --yes; on a terminal, asks `question` and reads y/N;
+// without a terminal and without --yes, a kInvalidArgument error saying to pass --yes.
+bool confirm(const std::string& question);
 
 }  // namespace hearth::cli

@@ -27,6 +27,17 @@ LoadOptions ModelOptions::load_options() const {
   return o;
 }
 
+engine::BaseModelSpec ModelOptions::base_spec() const {
+  engine::BaseModelSpec b;
+  b.path = model;
+  b.tokenizer = tokenizer;
+  b.dtype = dtype;
+  b.quant = quant;
+  b.embeddings = embeddings;
+  b.load_options();  // names checked before anything is opened
+  return b;
+}
+
 LoadedModel ModelOptions::load() const {
   auto t0 = std::chrono::steady_clock::now();
   LoadedModel m = load_model(model, load_options(), tokenizer);

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "engine/job_spec.h"
 #include "inference/model_loader.h"
 
 namespace hearth::cli {
@@ -20,6 +21,8 @@ struct ModelOptions {
   // with_adapter = false for commands that name an adapter for another purpose (merge).
   void add_to(CLI::App& app, bool with_adapter = true);
   LoadOptions load_options() const;
+  // The same model as the engine names it (the adapter folder is not part of it).
+  engine::BaseModelSpec base_spec() const;
   LoadedModel load() const;
 };
 

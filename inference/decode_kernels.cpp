@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "inference/quant/quant_kernels.h"
 
 namespace hearth {
 
@@ -68,17 +69,30 @@ at::Tensor fused_rope(const at::Tensor& x_in, const at::Tensor& cos_in, const at
 namespace {
 
 // One KV head's attention for the `group` query heads that share it: q [group, d] -> out
-// [group, d] (zeroed by the caller), p a [group, s] scratch. Compiled for AVX-512, AVX2 and
-// plain x86-64, picked once at load time: the fixed 16-wide inner loops become one, two or four
-// vector operations (a single running sum would be a chain of dependent adds the compiler may
-// not reorder).
-__attribute__((target_clones("avx512f", "avx2", "default"))) void attend_kv_head(
-    const float* q, const float* k, int64_t k_stride, const float* v, int64_t v_stride, int64_t s, int64_t d,
-    int64_t group, float scale, float* p, float* out) {
+// [group, d] (zeroed by the caller), p a [group, s] scratch. The body is compiled three times
+// below (AVX-512, AVX2, plain x86-64) and picked through the quantized kernels' dispatch, so
+// HEARTH_ISA caps it like every other fast path: the fixed 16-wide inner loops become one, two or
+// four vector operations (a single running sum would be a chain of dependent adds the compiler
+// may not reorder).
+struct AttendArgs {
+  const float* q;
+  const float* k;
+  int64_t k_stride;
+  const float* v;
+  int64_t v_stride;
+  int64_t s, d, group;
+  float scale;
+  float* p;
+  float* out;
+};
+
+__attribute__((always_inline)) inline void attend_kv_head_body(const AttendArgs& a) {
+  const int64_t s = a.s, d = a.d, group = a.group;
+  float* p = a.p;
   for (int64_t j = 0; j < s; ++j) {
-    const float* kj = k + j * k_stride;
+    const float* kj = a.k + j * a.k_stride;
     for (int64_t g = 0; g < group; ++g) {
-      const float* qg = q + g * d;
+      const float* qg = a.q + g * d;
       float acc[16] = {};
       int64_t i = 0;
       for (; i + 16 <= d; i += 16)
@@ -86,7 +100,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_kv_head
       float total = 0;
       for (int l = 0; l < 16; ++l) total += acc[l];
       for (; i < d; ++i) total += qg[i] * kj[i];
-      p[g * s + j] = total * scale;
+      p[g * s + j] = total * a.scale;
     }
   }
   for (int64_t g = 0; g < group; ++g) {
@@ -99,13 +113,26 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_kv_head
     for (int64_t j = 0; j < s; ++j) pg[j] *= inv;
   }
   for (int64_t j = 0; j < s; ++j) {
-    const float* vj = v + j * v_stride;
+    const float* vj = a.v + j * a.v_stride;
     for (int64_t g = 0; g < group; ++g) {
       const float w = p[g * s + j];
-      float* og = out + g * d;
+      float* og = a.out + g * d;
       for (int64_t i = 0; i < d; ++i) og[i] += w * vj[i];
     }
   }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c"))) void attend_kv_head_avx512(const AttendArgs& a) {
+  attend_kv_head_body(a);
+}
+__attribute__((target("avx2,fma,f16c"))) void attend_kv_head_avx2(const AttendArgs& a) { attend_kv_head_body(a); }
+void attend_kv_head_portable(const AttendArgs& a) { attend_kv_head_body(a); }
+
+using AttendFn = void (*)(const AttendArgs&);
+AttendFn attend_kv_head_for_cpu() {
+  if (cpu_supports_isa(KernelIsa::kAvx512)) return attend_kv_head_avx512;
+  if (cpu_supports_isa(KernelIsa::kAvx2)) return attend_kv_head_avx2;
+  return attend_kv_head_portable;
 }
 
 }  // namespace
@@ -127,11 +154,12 @@ at::Tensor fused_decode_attention(const at::Tensor& q_in, const at::Tensor& keys
   // KV heads are independent: each thread reads its KV heads' keys and values once for all the
   // query heads that share them. A short context stays on the caller's thread.
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, s * d * group));
+  const AttendFn attend = attend_kv_head_for_cpu();
   at::parallel_for(0, kv_heads, grain, [&](int64_t k0, int64_t k1) {
     std::vector<float> p(group * s);  // scores, then weights, of the group's query heads
     for (int64_t kvh = k0; kvh < k1; ++kvh)
-      attend_kv_head(pq + kvh * group * d, pk + kvh * keys.stride(1), keys.stride(2), pv + kvh * values.stride(1),
-                     values.stride(2), s, d, group, scale, p.data(), po + kvh * group * d);
+      attend({pq + kvh * group * d, pk + kvh * keys.stride(1), keys.stride(2), pv + kvh * values.stride(1),
+              values.stride(2), s, d, group, scale, p.data(), po + kvh * group * d});
   });
   return out;
 }

@@ -1,6 +1,7 @@
 // Generation: prefill the prompt into a KV cache, then decode token by token, streaming
 // complete UTF-8 text to a callback and stopping at a stop token or the token limit.
 #pragma once
+#include <atomic>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -16,6 +17,8 @@ struct GenerationOptions {
   int max_tokens = 128;
   SamplingOptions sampling;
   bool stop_at_stop_tokens = true;
+  // Set by another thread to stop between tokens (stop_reason "cancelled"); may be null.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct GenerationResult {
@@ -24,7 +27,7 @@ struct GenerationResult {
   int64_t prompt_tokens = 0;
   double prefill_seconds = 0;
   double decode_seconds = 0;
-  std::string stop_reason;  // "stop_token" | "max_tokens" | "context_full"
+  std::string stop_reason;  // "stop_token" | "max_tokens" | "context_full" | "cancelled"
 
   double decode_tokens_per_second() const;
   double prefill_tokens_per_second() const;

@@ -45,7 +45,26 @@ class Builder {
       head = Linear::quantized(tied ? table : read_packed("lm_head", format, config_.vocab_size, h));
       return std::make_shared<Decoder>(config_, std::move(embedding), std::move(layers), final_norm, std::move(head));
     }
+    if (auto table = source_packed("model.embed_tokens.weight", config_.vocab_size, h)) {
+      // A block-format table (GGUF) is used as stored; so is the head's, or the table itself when tied.
+      embedding = Embedding::quantized(table);
+      if (tied) {
+        head = Linear::quantized(table);
+      } else if (auto packed_head = source_packed("lm_head.weight", config_.vocab_size, h)) {
+        head = Linear::quantized(packed_head);
+      } else {
+        head = Linear::dense(to_compute(checked("lm_head.weight", {config_.vocab_size, h})));
+      }
+      return std::make_shared<Decoder>(config_, std::move(embedding), std::move(layers), final_norm, std::move(head));
+    }
     at::Tensor table = checked("model.embed_tokens.weight", {config_.vocab_size, h});
+    if (!tied) {
+      if (auto packed_head = source_packed("lm_head.weight", config_.vocab_size, h)) {
+        embedding = Embedding::dense(to_compute(table));
+        head = Linear::quantized(packed_head);
+        return std::make_shared<Decoder>(config_, std::move(embedding), std::move(layers), final_norm, std::move(head));
+      }
+    }
     if (quantize_embeddings()) {
       auto packed = quantize_for_load(table, embedding_format());
       tensors_.release("model.embed_tokens.weight");
@@ -82,12 +101,25 @@ class Builder {
     return std::make_shared<const QuantizedMatrix>(read_quantized(*file, prefix, format, rows, cols));
   }
 
+  // The source's own block-format matrix for `name` (GGUF), checked against the config's shape.
+  std::shared_ptr<const QuantizedMatrix> source_packed(const std::string& name, int64_t rows, int64_t cols) {
+    if (packed_ || !tensors_.contains(name)) return nullptr;
+    auto m = tensors_.packed(name);
+    if (m) {
+      require(m->rows == rows && m->cols == cols, ErrorCode::kCorruptFile,
+              "tensor \"" + name + "\" has shape [" + std::to_string(m->rows) + ", " + std::to_string(m->cols) +
+                  "], the config implies [" + std::to_string(rows) + ", " + std::to_string(cols) + "]");
+    }
+    return m;
+  }
+
   Linear projection(const std::string& prefix, int64_t out, int64_t in, bool bias) {
     at::Tensor b = bias ? checked(prefix + ".bias", {out}) : at::Tensor();
     if (packed_) {
       if (packed_->overrides.count(prefix)) ++overrides_used_;
       return Linear::quantized(read_packed(prefix, packed_->format_of(prefix), out, in), b);
     }
+    if (auto m = source_packed(prefix + ".weight", out, in)) return Linear::quantized(m, b);
     at::Tensor w = checked(prefix + ".weight", {out, in});
     if (options_.quant) {
       auto packed = quantize_for_load(w, *options_.quant);

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/json.h"
 
@@ -32,6 +33,9 @@ struct ModelConfig {
   double rms_norm_eps = 1e-5;
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
+  // Per-frequency divisors of the rotary inverse frequencies, as GGUF stores Llama 3 scaling
+  // (rope_freqs.weight); empty = none. Applied instead of rope_scaling when set.
+  std::vector<float> rope_freq_factors;
   bool tie_word_embeddings = false;
   bool attention_bias = false;    // q/k/v biases (Qwen2)
   bool rope_interleaved = false;  // llama2.c rotates adjacent pairs; HF rotates halves

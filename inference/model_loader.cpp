@@ -5,6 +5,8 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "inference/fingerprint.h"
+#include "inference/gguf_model.h"
+#include "inference/gguf_tokenizer.h"
 #include "inference/llama2c_model.h"
 #include "inference/model_builder.h"
 
@@ -51,6 +53,7 @@ fs::path find_tokenizer(const fs::path& model) {
 }
 
 std::string ModelSource::fingerprint() const {
+  if (gguf) return gguf_fingerprint(*gguf);
   return quantization ? quantization->source_fingerprint : weights_fingerprint(*tensors);
 }
 
@@ -67,6 +70,15 @@ ModelSource open_model_source(const fs::path& model, const fs::path& tokenizer) 
     for (const char* name : {"tokenizer.json", "tokenizer_config.json", "tokenizer.bin"}) {
       if (fs::exists(model / name)) source.tokenizer_files.push_back(model / name);
     }
+  } else if (fs::is_regular_file(model) && GgufFile::looks_like_gguf(model)) {
+    source.gguf = GgufFile::open(model);
+    GgufModel m = read_gguf_model(source.gguf);
+    source.config = m.config;
+    source.tensors = std::move(m.tensors);
+    source.format = "gguf";
+    // The tokenizer is in the file's metadata unless --tokenizer names another.
+    source.tokenizer = tokenizer;
+    return source;
   } else {
     const fs::path file = fs::is_directory(model) ? find_llama2c_file(model) : model;
     Llama2cModel m = read_llama2c_model(file);
@@ -85,7 +97,9 @@ LoadedModel load_model(const fs::path& model, const LoadOptions& options, const 
   loaded.decoder = build_decoder(source.config, *source.tensors, options, source.quantization);
   loaded.fingerprint = source.fingerprint();
   loaded.format = source.format;
-  loaded.tokenizer = load_tokenizer(source.tokenizer);
+  loaded.gguf = source.gguf;
+  loaded.tokenizer_file = source.tokenizer;
+  loaded.tokenizer = source.gguf && source.tokenizer.empty() ? load_gguf_tokenizer(*source.gguf) : load_tokenizer(source.tokenizer);
   require(loaded.tokenizer->vocab_size() <= loaded.decoder->config().vocab_size, ErrorCode::kInvalidArgument,
           "the tokenizer has " + std::to_string(loaded.tokenizer->vocab_size()) + " tokens but the model only " +
               std::to_string(loaded.decoder->config().vocab_size));

@@ -1,11 +1,12 @@
-// Opens whatever `--model` names: a Hugging Face folder, a llama2.c file, or a folder with
-// one llama2.c model and its tokenizer; returns the decoder and its tokenizer.
+// Opens whatever `--model` names: a Hugging Face folder, a GGUF file, a llama2.c file, or a
+// folder with one llama2.c model and its tokenizer; returns the decoder and its tokenizer.
 #pragma once
 #include <filesystem>
 #include <memory>
 #include <string>
 
 #include "inference/decoder.h"
+#include "inference/gguf_file.h"
 #include "inference/load_options.h"
 #include "inference/quantized_model_files.h"
 #include "inference/tensor_source.h"
@@ -16,8 +17,10 @@ namespace hearth {
 struct LoadedModel {
   std::shared_ptr<Decoder> decoder;
   std::shared_ptr<Tokenizer> tokenizer;
-  std::string format;       // "huggingface" | "llama2c" | "quantized"
-  std::string fingerprint;  // of the source weights (see fingerprint.h)
+  std::string format;       // "huggingface" | "llama2c" | "quantized" | "gguf"
+  std::string fingerprint;  // of the source weights (see fingerprint.h, gguf_model.h)
+  std::shared_ptr<GgufFile> gguf;  // the file, for a GGUF model (its tokenizer metadata is copied on export)
+  std::filesystem::path tokenizer_file;  // the tokenizer read (empty when it came from GGUF metadata)
 };
 
 // A model's files before any weight is converted: what `hearth quantize` and load_model read.
@@ -25,7 +28,8 @@ struct ModelSource {
   ModelConfig config;
   std::unique_ptr<TensorSource> tensors;
   std::optional<QuantizationInfo> quantization;  // set for quantized folders
-  std::string format;                            // "huggingface" | "llama2c" | "quantized"
+  std::string format;                            // "huggingface" | "llama2c" | "quantized" | "gguf"
+  std::shared_ptr<GgufFile> gguf;                // set for GGUF files (tokenizer and metadata inside)
   std::filesystem::path tokenizer;               // the tokenizer file to load
   std::vector<std::filesystem::path> tokenizer_files;  // files to copy into derived folders
   // Of the original full-precision weights (kept through quantization).

@@ -11,7 +11,9 @@ Rope::Rope(const ModelConfig& config) : interleaved_(config.rope_interleaved) {
   const auto& rs = config.rope_scaling;
   for (int64_t i = 0; i < half; ++i) {
     double f = 1.0 / std::pow(config.rope_theta, double(2 * i) / double(config.head_dim));
-    if (rs.enabled) {
+    if (!config.rope_freq_factors.empty()) {
+      f /= config.rope_freq_factors[i];
+    } else if (rs.enabled) {
       // Llama 3: keep high frequencies, divide low ones by `factor`, blend in between.
       const double wavelen = 2.0 * M_PI / f;
       const double low_wavelen = rs.original_max_position_embeddings / rs.low_freq_factor;

@@ -13,6 +13,8 @@
 
 namespace hearth {
 
+struct QuantizedMatrix;
+
 class TensorSource {
  public:
   virtual ~TensorSource() = default;
@@ -26,6 +28,9 @@ class TensorSource {
   // a mapped file lets their pages go, so quantizing at load never holds the whole full-precision
   // model resident. Views of `name` stay valid (pages are re-read from the file).
   virtual void release(const std::string& name) const {}
+  // A 2-D weight the source stores in a block format Hearth computes with directly (a GGUF
+  // tensor), as a matrix viewing the source's bytes; nullptr when it is stored dense.
+  virtual std::shared_ptr<const QuantizedMatrix> packed(const std::string& name) const { return nullptr; }
 };
 
 // model.safetensors, or the shards listed by model.safetensors.index.json, in `dir`.

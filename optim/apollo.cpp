@@ -36,7 +36,8 @@ ApolloSettings apollo_mini_settings() {
 Apollo::Apollo(std::vector<ParamGroup> groups, ApolloSettings settings, double default_lr, double default_weight_decay)
     : Optimizer(std::move(groups), default_lr, default_weight_decay), settings_(settings) {
   validate(settings_.adam);
-  require(settings_.rank >= 1, ErrorCode::kInvalidArgument, "APOLLO rank " + std::to_string(settings_.rank) + " must be at least 1");
+  require(settings_.rank >= 0, ErrorCode::kInvalidArgument,
+          "APOLLO rank " + std::to_string(settings_.rank) + " must be at least 1 (or 0: relative to each matrix)");
   require(settings_.update_gap >= 1, ErrorCode::kInvalidArgument,
           "APOLLO update gap " + std::to_string(settings_.update_gap) + " must be at least 1 step");
   require(settings_.scale > 0.0, ErrorCode::kInvalidArgument, "APOLLO scale " + std::to_string(settings_.scale) + " must be positive");
@@ -47,16 +48,21 @@ Apollo::Apollo(std::vector<ParamGroup> groups, ApolloSettings settings, double d
   projection_refresh_.assign(num_params(), -1);
   for (size_t i = 0; i < num_params(); ++i) {
     const ParamGroup& g = this->groups()[group_of(i)];
-    const at::Tensor& p = param(i);
-    if (!g.low_rank || p.dim() != 2) continue;
-    const int64_t wanted = g.rank > 0 ? g.rank : settings_.rank;
-    const int64_t allowed = std::min(p.size(0), p.size(1));
-    if (wanted > allowed) {
-      spdlog::info("APOLLO: parameter {} of group \"{}\" is [{}, {}]; rank {} reduced to {}", i, g.name, p.size(0), p.size(1), wanted,
-                   allowed);
-    }
-    rank_[i] = std::min(wanted, allowed);
+    if (g.low_rank && param(i).dim() == 2) rank_[i] = projection_rank(i, g.rank > 0 ? g.rank : settings_.rank);
   }
+}
+
+int64_t Apollo::projection_rank(size_t index, int64_t wanted) const {
+  const at::Tensor& p = param(index);
+  const int64_t m = p.size(0), n = p.size(1), smaller = std::min(m, n), larger = std::max(m, n);
+  const int64_t rank = std::min(wanted > 0 ? wanted : std::clamp<int64_t>(smaller / 4, 1, 256), smaller);
+  // Projected: two moments [larger, rank] and the projection [rank, smaller]; AdamW: two [m, n].
+  if (2 * larger * rank + rank * smaller >= 2 * m * n) {
+    spdlog::info("APOLLO: parameter {} is [{}, {}]; projecting to rank {} would save no memory, so AdamW updates it", index,
+                 m, n, rank);
+    return 0;
+  }
+  return rank;
 }
 
 std::string Apollo::kind() const { return settings_.scaling == ApolloScaling::kTensor ? "apollo-mini" : "apollo"; }
@@ -65,7 +71,7 @@ std::string Apollo::describe() const {
   size_t projected = 0;
   for (auto r : rank_) projected += r > 0;
   std::ostringstream out;
-  out << kind() << " (rank " << settings_.rank << ", update gap " << settings_.update_gap << ", scale " << settings_.scale
+  out << kind() << " (rank " << (settings_.rank > 0 ? std::to_string(settings_.rank) : std::string("relative")) << ", update gap " << settings_.update_gap << ", scale " << settings_.scale
       << " (alpha " << std::sqrt(settings_.scale) << "), " << (settings_.scaling == ApolloScaling::kTensor ? "tensor" : "channel")
       << "-wise, norm-growth limit " << settings_.norm_growth_limit << ", betas " << settings_.adam.beta1 << ", "
       << settings_.adam.beta2 << ", eps " << settings_.adam.eps << ", seed " << settings_.seed << "; " << projected

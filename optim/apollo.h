@@ -16,7 +16,10 @@ enum class ApolloScaling {
 
 struct ApolloSettings {
   AdamSettings adam{0.9, 0.999, 1e-6};  // eps 1e-6 as in the reference implementation
-  int rank = 256;                        // clipped to min(m, n) per matrix
+  // 0: relative to each matrix (a quarter of its smaller side, at most 256); else this rank,
+  // clipped to min(m, n). Either way a matrix whose projected state would not be smaller than
+  // AdamW's (two moments of its own size) is left to AdamW.
+  int rank = 0;
   int update_gap = 200;                  // steps between projection refreshes (T)
   // The reference implementation's `scale`: the scaled gradient is multiplied by
   // alpha = sqrt(scale). APOLLO uses 1, APOLLO-Mini 128 (alpha = sqrt(128)).
@@ -55,6 +58,9 @@ class Apollo : public Optimizer {
   void on_state_loaded() override;
 
  private:
+  // The rank parameter `index` is projected to (0: AdamW), for a wanted rank (0: relative).
+  int64_t projection_rank(size_t index, int64_t wanted) const;
+
   // True when W [m, n] is projected from the right (R = G P^T, m >= n).
   bool projects_right(size_t index) const;
   const at::Tensor& projection(size_t index, uint64_t step);

@@ -21,7 +21,8 @@ struct OptimizerConfig {
   double beta2 = 0.999;
   // Unset: 1e-8 for AdamW (torch's default), 1e-6 for APOLLO (the reference's default).
   std::optional<double> eps;
-  // APOLLO: unset means 256 for apollo, 1 for apollo-mini.
+  // APOLLO: unset means relative to each matrix for apollo (a quarter of its smaller side, at most
+  // 256), 1 for apollo-mini. Matrices where projecting saves no memory are left to AdamW.
   std::optional<int> apollo_rank;
   int apollo_update_gap = 200;
   // The reference's `scale`; the update is multiplied by sqrt(scale). Unset: 1 for apollo,
@@ -30,6 +31,9 @@ struct OptimizerConfig {
   double apollo_norm_growth_limit = 1.01;
   uint64_t seed = 0;
 
+  // Refuses an unknown name or a setting outside its range (kInvalidArgument naming the
+  // option, the value and the range).
+  void validate() const;
   // One line for logs, with the defaults resolved.
   std::string describe() const;
 };

@@ -105,5 +105,21 @@ size_t Optimizer::state_bytes() const {
   return bytes;
 }
 
+std::map<std::string, size_t> Optimizer::state_bytes_by_group() const {
+  std::map<std::string, size_t> bytes;
+  for (const ParamGroup& g : groups_) bytes[g.name] = 0;
+  std::set<const void*> counted;
+  for (const auto& [name, t] : state_tensors()) {
+    // Names are "param.<index>.<what>"; anything else (none today) is counted under "other".
+    std::string group = "other";
+    if (name.rfind("param.", 0) == 0) {
+      const size_t index = std::stoul(name.substr(6, name.find('.', 6) - 6));
+      if (index < group_of_.size()) group = groups_[group_of_[index]].name;
+    }
+    if (counted.insert(t.storage().unsafeGetStorageImpl()).second) bytes[group] += t.storage().nbytes();
+  }
+  return bytes;
+}
+
 }  // namespace optim
 }  // namespace hearth

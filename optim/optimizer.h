@@ -67,6 +67,8 @@ class Optimizer {
 
   // Bytes held by the tensors listed by state_tensors(), measured from their storages.
   size_t state_bytes() const;
+  // The same per parameter group, by the group's name (e.g. {"lora": 2048, "dora_magnitude": 512}).
+  std::map<std::string, size_t> state_bytes_by_group() const;
   // Every tensor the optimizer keeps alive between steps, with a name for reports.
   virtual std::vector<std::pair<std::string, at::Tensor>> state_tensors() const;
 

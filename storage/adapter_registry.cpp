@@ -2,9 +2,11 @@
 
 #include "core/error.h"
 #include "privacy/data_key.h"
+#include "storage/damaged_record.h"
 #include "storage/database.h"
 #include "storage/hearth_home.h"
 #include "storage/keyring.h"
+#include "storage/orphan_files.h"
 #include "storage/sealed_blob_file.h"
 
 namespace fs = std::filesystem;
@@ -51,6 +53,7 @@ AdapterRecord AdapterRegistry::add(AdapterRecord meta, std::string_view file_byt
   require(!meta.name.empty() && meta.name.size() <= 200, ErrorCode::kInvalidArgument, "adapter name must be 1-200 bytes");
   require(meta.rank > 0, ErrorCode::kInvalidArgument, "adapter rank must be positive");
   const privacy::UserKeys& keys = keyring_.user_keys(meta.user_id);
+  SealedWriteLock writing(home_);  // no sweep removes the file before its row commits
   Transaction tx(db_);
   Statement next = db_.prepare("SELECT COALESCE(MAX(version), 0) + 1 FROM adapters WHERE user_id = ?1 AND name = ?2");
   next.bind(1, meta.user_id).bind_text(2, meta.name);
@@ -100,8 +103,10 @@ AdapterRecord AdapterRegistry::get(int64_t user_id, int64_t adapter_id) {
 }
 
 std::string AdapterRegistry::open_file(const AdapterRecord& r) {
-  return read_sealed_blob(home_ / r.file_path, r.sha256, keyring_.user_keys(r.user_id).seal,
-                          {r.user_id, "adapter_file", r.id});
+  const privacy::RecordRef where{r.user_id, "adapter_file", r.id};
+  const privacy::SecretKey& key = keyring_.user_keys(r.user_id).seal;
+  return open_record_or_report_damage(where, db_.path(),
+                                      [&] { return read_sealed_blob(home_ / r.file_path, r.sha256, key, where); });
 }
 
 void AdapterRegistry::set_metrics(int64_t adapter_id, const Json& metrics) {
@@ -114,6 +119,63 @@ bool AdapterRegistry::remove(int64_t user_id, int64_t adapter_id) {
   std::error_code ec;
   fs::remove(home_ / r.file_path, ec);
   return true;
+}
+
+std::optional<AdapterRecord> AdapterRegistry::find(int64_t user_id, const std::string& name, int64_t version) {
+  Statement s = db_.prepare((std::string(kColumns) + "WHERE user_id = ?1 AND name = ?2 AND version = ?3").c_str());
+  s.bind(1, user_id).bind_text(2, name).bind(3, version);
+  if (!s.step()) return std::nullopt;
+  return read_adapter(s);
+}
+
+std::optional<AdapterRecord> AdapterRegistry::serving(int64_t user_id, const std::string& name) {
+  if (std::optional<int64_t> v = pinned(user_id, name)) {
+    if (std::optional<AdapterRecord> r = find(user_id, name, *v)) return r;
+  }
+  return latest(user_id, name);
+}
+
+void AdapterRegistry::pin(int64_t user_id, const std::string& name, int64_t version) {
+  if (version == 0) {
+    db_.prepare("DELETE FROM adapter_pins WHERE user_id = ?1 AND name = ?2").bind(1, user_id).bind_text(2, name).run();
+    return;
+  }
+  require(find(user_id, name, version).has_value(), ErrorCode::kNotFound,
+          "adapter \"" + name + "\" has no version " + std::to_string(version) + " to pin");
+  db_.prepare("INSERT OR REPLACE INTO adapter_pins (user_id, name, version) VALUES (?1, ?2, ?3)")
+      .bind(1, user_id).bind_text(2, name).bind(3, version).run();
+}
+
+std::optional<int64_t> AdapterRegistry::pinned(int64_t user_id, const std::string& name) {
+  Statement s = db_.prepare("SELECT version FROM adapter_pins WHERE user_id = ?1 AND name = ?2");
+  s.bind(1, user_id).bind_text(2, name);
+  if (!s.step()) return std::nullopt;
+  return s.column_int(0);
+}
+
+std::vector<int64_t> AdapterRegistry::keep_newest(int64_t user_id, const std::string& name, int64_t keep) {
+  require(keep >= 1, ErrorCode::kInvalidArgument, "keep at least one adapter version");
+  const std::optional<int64_t> pin = pinned(user_id, name);
+  std::vector<int64_t> erased;
+  std::vector<std::string> files;
+  {
+    Transaction tx(db_);
+    Statement s = db_.prepare(
+        "SELECT id, version, file_path FROM adapters WHERE user_id = ?1 AND name = ?2 ORDER BY version DESC LIMIT -1 OFFSET ?3");
+    s.bind(1, user_id).bind_text(2, name).bind(3, keep);
+    std::vector<int64_t> ids;
+    while (s.step()) {
+      if (pin && s.column_int(1) == *pin) continue;
+      ids.push_back(s.column_int(0));
+      erased.push_back(s.column_int(1));
+      files.push_back(s.column_text(2));
+    }
+    for (int64_t id : ids) db_.prepare("DELETE FROM adapters WHERE id = ?1").bind(1, id).run();
+    tx.commit();
+  }
+  std::error_code ec;
+  for (const std::string& rel : files) fs::remove(home_ / rel, ec);
+  return erased;
 }
 
 }  // namespace hearth::storage

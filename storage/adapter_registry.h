@@ -47,6 +47,17 @@ class AdapterRegistry {
   // Deletes the row and its file.
   bool remove(int64_t user_id, int64_t adapter_id);
 
+  // Version `version` of (user, name); std::nullopt when there is none.
+  std::optional<AdapterRecord> find(int64_t user_id, const std::string& name, int64_t version);
+  // The version serving uses: the pinned one if set, else the newest. std::nullopt: none.
+  std::optional<AdapterRecord> serving(int64_t user_id, const std::string& name);
+  // Pins `version` (kNotFound if it does not exist); version 0 removes the pin.
+  void pin(int64_t user_id, const std::string& name, int64_t version);
+  std::optional<int64_t> pinned(int64_t user_id, const std::string& name);
+  // Keeps the newest `keep` versions of (user, name) and the pinned one; erases the others
+  // (rows in one transaction, then their files). Returns the erased versions.
+  std::vector<int64_t> keep_newest(int64_t user_id, const std::string& name, int64_t keep);
+
  private:
   Database& db_;
   Keyring& keyring_;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/json.h"
+#include "core/process_identity.h"
 
 namespace hearth::storage {
 
@@ -23,6 +24,9 @@ struct JobRecord {
   Json config = Json::object();
   int64_t created = 0;
   int64_t updated = 0;
+  Json progress = Json::object();  // what the running process last reported
+  ProcessIdentity owner;           // the process running it (pid 0 when none)
+  int64_t adapter_id = 0;          // the adapter it registered (0 when none)
 };
 
 struct CheckpointRecord {
@@ -47,7 +51,20 @@ class JobStore {
   JobRecord create(int64_t user_id, const std::string& kind, const Json& config);
   JobRecord get(int64_t job_id);  // kNotFound
   std::vector<JobRecord> list(int64_t user_id);
+  std::vector<JobRecord> list_all();
   void set_status(int64_t job_id, const std::string& status);
+
+  // Makes `owner` the job's runner (status "running") if the job is queued or paused, or
+  // "running" under a process that has died; false when a live process runs it or it has ended.
+  bool claim(int64_t job_id, const ProcessIdentity& owner);
+  // Ends a run: the new status, no owner.
+  void release(int64_t job_id, const std::string& status);
+  void set_progress(int64_t job_id, const Json& progress);
+  void set_adapter(int64_t job_id, int64_t adapter_id);
+  // Jobs left "running" by a process that no longer exists become "paused"; returns how many.
+  int64_t reclaim_dead_runs();
+  // Deletes the job's checkpoints other than `keep_id` (rows, then files); returns how many.
+  int64_t prune_checkpoints(int64_t job_id, int64_t keep_id);
 
   // Seals the checkpoint bytes into the user's folder and records them, in one transaction.
   CheckpointRecord add_checkpoint(int64_t job_id, int64_t step, std::string_view bytes);

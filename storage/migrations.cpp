@@ -97,6 +97,20 @@ CREATE INDEX jobs_user ON jobs(user_id);
 CREATE INDEX checkpoints_job ON checkpoints(job_id);
 CREATE INDEX metrics_job ON metrics(job_id, step);
 )sql"},
+    // Jobs run in slices by a process that may die: who runs one (pid and its start time, so a
+    // reused pid is not mistaken for the owner), its progress for other processes to read, and
+    // the adapter it produced; and the adapter version a user pinned for serving.
+    {2, R"sql(
+ALTER TABLE jobs ADD COLUMN progress TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE jobs ADD COLUMN owner_pid INTEGER;
+ALTER TABLE jobs ADD COLUMN owner_start INTEGER;
+ALTER TABLE jobs ADD COLUMN adapter_id INTEGER REFERENCES adapters(id) ON DELETE SET NULL;
+CREATE TABLE adapter_pins (
+  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  PRIMARY KEY (user_id, name));
+)sql"},
 };
 
 int current_version(Database& db) {

@@ -14,6 +14,11 @@ class Vault {
   // Creates the home (0700) and database if needed, migrates, and unlocks the master key
   // (kAuthentication for a wrong passphrase or key).
   Vault(const std::filesystem::path& home, const privacy::MasterKeySource& source);
+  // Opens an existing home without its key (kNotFound when it has no database): enough to list
+  // metadata, delete records or forget a user; nothing can be decrypted or sealed.
+  struct WithoutKey {};
+  Vault(const std::filesystem::path& home, WithoutKey);
+  bool unlocked() const { return unlocked_; }
 
   const std::filesystem::path& home() const { return home_; }
   Database& db() { return db_; }
@@ -23,6 +28,7 @@ class Vault {
   std::filesystem::path home_;
   Database db_;
   Keyring keyring_;
+  bool unlocked_ = true;
 };
 
 // Opens the database of `home` without a key: enough to list metadata or to forget a user.

@@ -1,6 +1,8 @@
 // Runs the real `hearth` binary in tests and captures its exit code, stdout and stderr.
 #pragma once
+#include <fcntl.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -52,6 +54,32 @@ inline CliResult run_hearth(const std::vector<std::string>& args, const std::vec
   r.out = slurp(out);
   r.err = slurp(err);
   return r;
+}
+
+// Starts `hearth args...` in the background with stdout and stderr to `log` (appended); returns
+// its pid, for tests that signal or kill it. Reap it with wait_for().
+inline pid_t spawn_hearth(const std::vector<std::string>& args, const std::filesystem::path& log,
+                          const std::vector<std::string>& env = {}) {
+  const pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  for (const std::string& e : env) ::putenv(const_cast<char*>(e.c_str()));
+  const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  ::dup2(fd, 1);
+  ::dup2(fd, 2);
+  const int null_in = ::open("/dev/null", O_RDONLY);
+  ::dup2(null_in, 0);
+  std::vector<char*> argv{const_cast<char*>(HEARTH_CLI_PATH)};
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  ::execv(HEARTH_CLI_PATH, argv.data());
+  ::_exit(127);
+}
+
+// Waits for a spawned process; its exit code, or -signal when a signal ended it.
+inline int wait_for(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
 // The number of non-empty lines in s.

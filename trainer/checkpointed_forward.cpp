@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "trainer/interruption.h"
+
 namespace hearth::trainer {
 namespace {
 
@@ -63,12 +65,14 @@ struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
                               : batch;
     at::Tensor d_input = at::empty_like(input);
     for (int64_t r0 = 0; r0 < batch; r0 += group) {
+      interruption_point();  // a large block's recomputation and backward take a good part of a second
       const int64_t n = std::min(group, batch - r0);
       AttentionContext actx{batch_rows(saved[1], batch, r0, n), batch_rows(saved[2], batch, r0, n),
                             batch_rows(saved[3], batch, r0, n), nullptr};
       at::Tensor h = input.narrow(0, r0, n).detach().requires_grad_(true);
       at::AutoGradMode grad_on(true);
       at::Tensor out = decoder.block(layer, h, actx);
+      interruption_point();  // between the recomputation and its backward: each is a fraction of a second
       // Re-entrant backward: d input, and the block's trainable parameters get their .grad.
       torch::autograd::backward({out}, {grad_outputs[0].narrow(0, r0, n)});
       d_input.narrow(0, r0, n).copy_(h.grad());
@@ -90,6 +94,7 @@ at::Tensor training_hidden_states(const Decoder& decoder, const ForwardInput& in
   // embedding, make the embedded input a leaf that does (its gradient is then discarded).
   if (checkpoint && !h.requires_grad()) h = h.detach().requires_grad_(true);
   for (int64_t l = 0; l < decoder.config().num_layers; ++l) {
+    interruption_point();
     h = checkpoint ? CheckpointedBlock::apply(h, ctx.cos, ctx.sin, ctx.mask, as_handle(decoder), l, recompute_rows)
                    : decoder.block(l, h, ctx);
   }

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "trainer/interruption.h"
 
 namespace hearth::trainer {
 namespace {
@@ -51,6 +52,7 @@ struct TiledCrossEntropy : public torch::autograd::Function<TiledCrossEntropy> {
     at::Tensor tile_lse = at::empty({rows, tiles}, at::kFloat);
     at::Tensor target_logit = at::zeros({rows}, at::kFloat);
     for (int64_t t = 0; t < tiles; ++t) {
+      interruption_point();  // a large vocabulary's head is seconds of work for a long batch
       const int64_t v0 = t * tile, n = std::min(tile, vocab - v0);
       at::Tensor logits = tile_logits(head, hidden, head.weight_rows_fp32(v0, n), v0, n);
       tile_lse.select(1, t).copy_(at::logsumexp(logits, 1));
@@ -75,6 +77,7 @@ struct TiledCrossEntropy : public torch::autograd::Function<TiledCrossEntropy> {
     at::Tensor d_hidden = at::zeros_like(hidden);
     at::Tensor d_weight = head_grad ? at::zeros({vocab, hidden.size(1)}, at::kFloat) : at::Tensor();
     for (int64_t v0 = 0; v0 < vocab; v0 += tile) {
+      interruption_point();
       const int64_t n = std::min(tile, vocab - v0);
       const at::Tensor w = head.weight_rows_fp32(v0, n);
       // d loss / d logits = (softmax - onehot(target)) * weight, for this tile's columns only.

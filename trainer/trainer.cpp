@@ -1,5 +1,6 @@
 #include "trainer/trainer.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -19,6 +20,7 @@
 #include "privacy/secret_key.h"
 #include "trainer/checkpointed_forward.h"
 #include "trainer/chunked_loss.h"
+#include "trainer/interruption.h"
 #include "trainer/loss_curve_svg.h"
 #include "trainer/lr_schedule.h"
 #include "trainer/private_step.h"
@@ -51,6 +53,12 @@ class RowOrder {
   uint64_t seed_;
   int64_t epoch_ = -1;
   at::Tensor perm_;
+};
+
+struct StepStats {
+  double loss_sum = 0;  // summed weighted loss of the step's rows
+  double tokens = 0;    // trained targets in them
+  double grad_norm = 0;
 };
 
 struct MicroBatch {
@@ -97,6 +105,16 @@ std::vector<at::Generator> run_generators(Trainable& trainable) {
   std::vector<at::Generator> gens{at::detail::getDefaultCPUGenerator()};
   if (trainable.adapter_ptr()) gens.push_back(trainable.adapter_ptr()->dropout_generator());
   return gens;
+}
+
+std::vector<at::Tensor> generator_states(const std::vector<at::Generator>& generators) {
+  std::vector<at::Tensor> states;
+  for (const at::Generator& g : generators) states.push_back(g.get_state());
+  return states;
+}
+
+void restore_generator_states(std::vector<at::Generator>& generators, const std::vector<at::Tensor>& states) {
+  for (size_t i = 0; i < generators.size(); ++i) generators[i].set_state(states[i]);
 }
 
 // metrics.jsonl: one JSON object per line, appended and flushed as the run goes.
@@ -177,10 +195,15 @@ double evaluate_loss(const Decoder& decoder, Trainable& trainable, const PackedR
 TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& train_rows, const PackedRows& eval_rows,
                   const TrainConfig& cfg, const BaseModelInfo& base) {
   cfg.validate();
+  cfg.validate_for_model(decoder.config());
   // Freed activations go back to the kernel, so the peak RSS follows the live tensors.
   ScopedMemoryPolicy memory_policy(MemoryPolicy::kBounded);
   require(train_rows.rows() > 0, ErrorCode::kInvalidArgument, "no training rows (the data is shorter than one sequence)");
-  if (!cfg.in_memory) fs::create_directories(cfg.out);
+  if (eval_rows.rows() == 0) {
+    spdlog::warn("no held-out rows (the held-out data is shorter than one --seq-len row of {} positions): held-out "
+                 "perplexity will not be measured; give --eval-data, a larger --eval-fraction or a shorter --seq-len",
+                 cfg.seq_len);
+  }
   const fs::path checkpoint_dir = cfg.out / "checkpoint";
   const bool checkpoint = cfg.grad_checkpoint == GradCheckpoint::kOn ||
                           (cfg.grad_checkpoint == GradCheckpoint::kAuto &&
@@ -216,7 +239,15 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
                        : load_training_checkpoint(checkpoint_dir, trainable, *optimizer, generators, identity);
     if (dp) dp->count_previous_steps(st.step);
   }
+  // The run folder exists from here on (not before: a refused run leaves none behind). Until
+  // the run has a checkpoint or a result in it, a failure removes it again if it was new.
+  std::unique_ptr<NewDirectory> run_folder = cfg.in_memory ? nullptr : std::make_unique<NewDirectory>(cfg.out);
   MetricsLog metrics(cfg.in_memory ? fs::path() : cfg.out / "metrics.jsonl", cfg.resume, st.step);
+  // Every line goes to the log and to the caller's progress callback.
+  const auto log_line = [&](const Json& line) {
+    metrics.add(line);
+    if (cfg.on_step) cfg.on_step(line);
+  };
   // In-memory runs hand their checkpoints to the caller (who seals them) instead of out/checkpoint.
   auto checkpoint_now = [&] {
     if (cfg.in_memory) {
@@ -227,64 +258,92 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
       return;
     }
     save_training_checkpoint(checkpoint_dir, trainable, *optimizer, generators, st, identity);
+    run_folder->keep();  // resumable from here on
   };
   ProgressBar bar(cfg.steps, cfg.progress, cfg.log_every);
   if (cfg.resume) {
     bar.message("resumed from " + (cfg.in_memory ? std::string("the stored checkpoint") : checkpoint_dir.string()) +
                 " at step " + std::to_string(st.step));
   }
+  const auto stop_now = [&] { return stop_requested() || (cfg.should_stop && cfg.should_stop()); };
+  ScopedStopCondition stop_condition(stop_now);
+  TrainResult result;
   if (st.step == 0) {
-    st.eval_loss_before = evaluate_loss(decoder, trainable, eval_rows, cfg.batch, cfg.eval_max_rows);
-    if (eval_rows.rows() > 0) metrics.add(Json{{"step", 0}, {"eval_loss", st.eval_loss_before}});
+    try {
+      st.eval_loss_before = evaluate_loss(decoder, trainable, eval_rows, cfg.batch, cfg.eval_max_rows);
+    } catch (const StepInterrupted&) {
+      // Nothing trained yet and nothing worth keeping: the next run starts afresh.
+      bar.finish();
+      result.stop_reason = "interrupted";
+      result.peak_rss_mb = peak_rss_mb();
+      return result;
+    }
+    if (eval_rows.rows() > 0) log_line(Json{{"step", 0}, {"eval_loss", st.eval_loss_before}});
   }
 
   RowOrder order(train_rows.rows(), mix_seed(cfg.seed, 2));
   trainable.set_training(true);
   const auto& params = trainable.named_parameters();
   const int64_t rows_per_step = cfg.batch * cfg.grad_accum;
-  TrainResult result;
   result.grad_checkpoint = checkpoint;
   std::string stop_reason = "finished";
   double eval_loss = st.eval_loss_before;
+  int64_t evaluated_at = -1;  // the step whose held-out loss eval_loss is (-1: none this run)
 
-  while (st.step < cfg.steps) {
-    if (stop_requested() || (cfg.stop_after_steps > 0 && st.step >= cfg.stop_after_steps)) {
-      stop_reason = stop_requested() ? "interrupted" : "step_limit";
-      break;
-    }
-    const auto t0 = Clock::now();
+  // Forward, backward and the update of step st.step (the loop below does the bookkeeping).
+  const auto one_step = [&]() -> StepStats {
+    StepStats out;
     optimizer->set_lr(schedule.at(st.step));
     // The step's micro-batches, and the number of trained targets they hold: each micro-batch's
     // summed loss is divided by it, so accumulation equals one large batch.
     std::vector<MicroBatch> micro;
-    double step_tokens = 0;
     for (int64_t m = 0; m < cfg.grad_accum && !dp; ++m) {
       std::vector<int64_t> idx;
       for (int64_t r = 0; r < cfg.batch; ++r) idx.push_back(order.row(st.rows_consumed + m * cfg.batch + r));
       micro.push_back(gather_rows(train_rows, at::tensor(idx, at::kLong)));
-      step_tokens += micro.back().weights.sum().item<double>();
+      out.tokens += micro.back().weights.sum().item<double>();
     }
-    double loss_sum = 0;
     for (const MicroBatch& b : micro) {
       at::Tensor loss = micro_batch_loss(decoder, b, checkpoint, generators, recompute_rows);
-      loss_sum += loss.item<double>();
-      if (step_tokens > 0) (loss / step_tokens).backward();
+      out.loss_sum += loss.item<double>();
+      if (out.tokens > 0) (loss / out.tokens).backward();
     }
-    double grad_norm = 0;
     if (dp) {
       // DP-SGD replaces batching and global clipping: per-row gradients, clipped, noised.
       const PrivateStepStats s = dp->run(params, [&](int64_t row) {
         MicroBatch b = gather_rows(train_rows, at::tensor({row}, at::kLong));
         return std::make_pair(micro_batch_loss(decoder, b, checkpoint, generators, recompute_rows), b.weights.sum().item<double>());
       });
-      loss_sum = s.loss_sum;
-      step_tokens = s.tokens;
-      grad_norm = s.mean_grad_norm;
+      out.loss_sum = s.loss_sum;
+      out.tokens = s.tokens;
+      out.grad_norm = s.mean_grad_norm;
     } else {
-      grad_norm = clip_grad_norm(params, cfg.max_grad_norm);
+      out.grad_norm = clip_grad_norm(params, cfg.max_grad_norm);
     }
     optimizer->step();
     optimizer->zero_grad();
+    return out;
+  };
+
+  while (st.step < cfg.steps) {
+    if (stop_now() || (cfg.stop_after_steps > 0 && st.step >= cfg.stop_after_steps)) {
+      stop_reason = stop_now() ? "interrupted" : "step_limit";
+      break;
+    }
+    const auto t0 = Clock::now();
+    // A step abandoned at an interruption point leaves no trace: the random draws it made are
+    // undone and its gradients dropped, so the checkpoint is exactly the last whole step.
+    const std::vector<at::Tensor> rng_before = generator_states(generators);
+    StepStats step;
+    try {
+      step = one_step();
+    } catch (const StepInterrupted&) {
+      restore_generator_states(generators, rng_before);
+      optimizer->zero_grad();
+      stop_reason = "interrupted";
+      break;
+    }
+    const double step_tokens = step.tokens, loss_sum = step.loss_sum, grad_norm = step.grad_norm;
     st.rows_consumed += rows_per_step;
     st.trained_tokens += int64_t(step_tokens);
     ++st.step;
@@ -294,14 +353,22 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
     const double loss = step_tokens > 0 ? loss_sum / step_tokens : 0;
     const double tok_s = double(st.step * rows_per_step * cfg.seq_len) / std::max(1e-9, st.train_seconds);
     const double eta = st.train_seconds / double(st.step) * double(cfg.steps - st.step);
-    metrics.add(Json{{"step", st.step}, {"loss", loss}, {"lr", schedule.at(st.step - 1)}, {"grad_norm", grad_norm},
-                     {"tokens_per_s", tok_s}, {"step_seconds", step_seconds}});
+    const Json line{{"step", st.step},          {"loss", loss},          {"lr", schedule.at(st.step - 1)},
+                    {"grad_norm", grad_norm}, {"tokens_per_s", tok_s}, {"step_seconds", step_seconds},
+                    {"eta_seconds", eta}};
+    log_line(line);
     bar.update(st.step, loss, tok_s, eta);
 
     const bool last = st.step == cfg.steps;
     if (eval_rows.rows() > 0 && ((cfg.eval_every > 0 && st.step % cfg.eval_every == 0) || last)) {
-      eval_loss = evaluate_loss(decoder, trainable, eval_rows, cfg.batch, cfg.eval_max_rows);
-      metrics.add(Json{{"step", st.step}, {"eval_loss", eval_loss}, {"eval_ppl", std::exp(eval_loss)}});
+      try {
+        eval_loss = evaluate_loss(decoder, trainable, eval_rows, cfg.batch, cfg.eval_max_rows);
+      } catch (const StepInterrupted&) {
+        stop_reason = "interrupted";  // the step itself is whole: it is checkpointed below
+        break;
+      }
+      evaluated_at = st.step;
+      log_line(Json{{"step", st.step}, {"eval_loss", eval_loss}, {"eval_ppl", std::exp(eval_loss)}});
       bar.message("step " + std::to_string(st.step) + ": held-out loss " + std::to_string(eval_loss) + ", perplexity " +
                   std::to_string(std::exp(eval_loss)));
       if (eval_loss < st.best_eval) {
@@ -316,6 +383,15 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
       checkpoint_now();
     }
   }
+  // A run resumed after its last step (stopped during the final evaluation) evaluates now.
+  if (stop_reason == "finished" && eval_rows.rows() > 0 && evaluated_at != st.step) {
+    try {
+      eval_loss = evaluate_loss(decoder, trainable, eval_rows, cfg.batch, cfg.eval_max_rows);
+      log_line(Json{{"step", st.step}, {"eval_loss", eval_loss}, {"eval_ppl", std::exp(eval_loss)}});
+    } catch (const StepInterrupted&) {
+      stop_reason = "interrupted";
+    }
+  }
   bar.finish();
 
   result.steps_done = st.step;
@@ -323,9 +399,11 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
   result.completed = stop_reason == "finished" || stop_reason == "early_stopping";
   result.eval_loss_before = st.eval_loss_before;
   result.eval_ppl_before = std::exp(st.eval_loss_before);
+  result.eval_rows = eval_rows.rows();
   result.tokens_per_s = double(st.step * rows_per_step * cfg.seq_len) / std::max(1e-9, st.train_seconds);
   result.trained_tokens = st.trained_tokens;
   result.optimizer_state_bytes = optimizer->state_bytes();
+  for (const auto& [group, bytes] : optimizer->state_bytes_by_group()) result.optimizer_state_by_group[group] = bytes;
   if (dp) result.privacy = dp->report();
   // Train loss: mean of the last tenth of the logged steps.
   std::vector<double> losses;
@@ -337,6 +415,7 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
 
   if (!result.completed) {
     checkpoint_now();
+    result.checkpoint_saved = !cfg.in_memory || static_cast<bool>(cfg.save_checkpoint);
     bar.message("stopped at step " + std::to_string(st.step) + "; checkpoint saved " +
                 (cfg.in_memory ? std::string(cfg.save_checkpoint ? "(sealed)" : "nowhere (no checkpoint store)")
                                : "in " + checkpoint_dir.string()) +
@@ -346,6 +425,7 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
   }
   result.eval_loss_after = eval_rows.rows() > 0 ? eval_loss : 0;
   result.eval_ppl_after = std::exp(result.eval_loss_after);
+  result.eval_rows = eval_rows.rows();
   result.peak_rss_mb = peak_rss_mb();
   Json summary = result.to_json();
   summary["method"] = trainable.method();
@@ -356,6 +436,7 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
   // The result replaces the run folder as a whole; the run's records are written back beside it.
   const std::vector<Json> lines = metrics.lines();
   trainable.save(cfg.out, decoder, base.name, base.fingerprint, summary);
+  run_folder->keep();
   std::string all;
   for (const Json& j : lines) all += j.dump() + "\n";
   write_file_atomic(cfg.out / "metrics.jsonl", all);

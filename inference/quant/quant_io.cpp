@@ -15,6 +15,7 @@ at::Tensor read_part(const SafetensorsFile& f, const std::string& name) {
 void write_quantized(SafetensorsWriter& w, const std::string& prefix, const QuantizedMatrix& m) {
   validate_quantized(m, prefix);
   w.add(prefix + ".codes", m.codes);
+  if (is_gguf_format(m.format)) return;  // whole blocks, scales inside
   if (m.format == QuantFormat::kNF4) {
     w.add(prefix + ".absmax_codes", m.absmax_codes);
     w.add(prefix + ".absmax_scale", m.absmax_scale);
@@ -31,7 +32,9 @@ QuantizedMatrix read_quantized(const SafetensorsFile& f, const std::string& pref
   m.rows = rows;
   m.cols = cols;
   m.codes = read_part(f, prefix + ".codes");
-  if (format == QuantFormat::kNF4) {
+  if (is_gguf_format(format)) {
+    // nothing else: the blocks hold their scales
+  } else if (format == QuantFormat::kNF4) {
     m.absmax_codes = read_part(f, prefix + ".absmax_codes");
     m.absmax_scale = read_part(f, prefix + ".absmax_scale");
     m.absmax_offset = read_part(f, prefix + ".absmax_offset");

@@ -47,11 +47,22 @@ struct QuantKernelSet {
   MatvecQ8RowsFn matvec_q8_rows = nullptr;
 };
 
-// kAvx512Vnni: the AVX-512 set plus the int8-activation decode GEMV (vpdpbusd).
+// Whether quant_matvec runs `format` through the set's int8-activation GEMV (Hearth's formats;
+// GGUF formats always take the float GEMV).
+inline bool uses_int8_activations(const QuantKernelSet& k, QuantFormat format) {
+  return k.matvec_q8_rows != nullptr && !is_gguf_format(format);
+}
+
+// kAvx512Vnni: the AVX-512 set plus the int8-activation decode GEMV (vpdpbusd). The AVX2 set
+// has its own int8-activation GEMV (vpmaddubsw); the plain AVX-512 and scalar sets use float x.
 enum class KernelIsa { kAuto, kScalar, kAvx2, kAvx512, kAvx512Vnni };
 
-// Whether this CPU can run kernels of `isa` (kScalar and kAuto always can).
+// Whether this process may run kernels of `isa`: the CPU has it and the environment variable
+// HEARTH_ISA (scalar or portable, avx2, avx512, avx512-vnni; unset: no cap) does not cap below
+// it. kScalar and kAuto always can. Every ISA-specific path in Hearth asks this.
 bool cpu_supports_isa(KernelIsa isa);
+// The best ISA cpu_supports_isa allows.
+KernelIsa best_available_isa();
 // Forces one kernel set for tests and benchmarks (kAuto restores the best available); asking
 // for an ISA the CPU lacks is a kUnsupported error.
 void force_kernel_isa(KernelIsa isa);
@@ -64,6 +75,11 @@ const QuantKernelSet& scalar_kernels();
 const QuantKernelSet& avx2_kernels();
 const QuantKernelSet& avx512_kernels();
 const QuantKernelSet& avx512_vnni_kernels();
+
+// The int8-activation decode GEMV of the AVX2 set (quant_matvec_q8_avx2.cpp): vpmaddubsw,
+// x in its natural order.
+void quantize_activation_avx2(const PackedView& m, const float* x_padded, Q8Activation& out);
+void matvec_q8_rows_avx2(const PackedView& m, const Q8Activation& x, float* y, int64_t r0, int64_t r1);
 
 // The reconstructed block scales of row r, blocks [b0, b1), as floats (shared by all kernels).
 void row_block_scales(const PackedView& m, int64_t r, int64_t b0, int64_t b1, float* out);

@@ -1,9 +1,11 @@
 // AVX2 kernels: NF4 codes are decoded with two 8-entry permutes and a blend on bit 3 of the
-// code; int4 and int8 codes convert to float directly.
+// code; int4 and int8 codes convert to float directly. Decode uses the int8-activation GEMV of
+// quant_matvec_q8_avx2.cpp; these float kernels give the exact product (training, tests).
 #include <immintrin.h>
 
 #include <vector>
 
+#include "inference/quant/gguf_kernels.h"
 #include "inference/quant/nf4_format.h"
 #include "inference/quant/quant_kernels.h"
 
@@ -67,6 +69,7 @@ inline int decode_block(QuantFormat f, const uint8_t* p, const Nf4Table& t, __m2
     case QuantFormat::kNF4: nf4_decode(p, t, w); return 8;
     case QuantFormat::kInt4: int4_decode(p, w); return 4;
     case QuantFormat::kInt8: int8_decode(p, w); return 4;
+    default: return 0;  // GGUF formats go to gguf_kernels_avx2.cpp
   }
   return 0;
 }
@@ -109,10 +112,12 @@ void matvec_rows_avx2(const PackedView& m, const float* x, float* y, int64_t r0,
     case QuantFormat::kNF4: return matvec_rows_format<QuantFormat::kNF4>(m, x, y, r0, r1);
     case QuantFormat::kInt4: return matvec_rows_format<QuantFormat::kInt4>(m, x, y, r0, r1);
     case QuantFormat::kInt8: return matvec_rows_format<QuantFormat::kInt8>(m, x, y, r0, r1);
+    default: return gguf_matvec_rows_avx2(m, x, y, r0, r1);
   }
 }
 
 void dequant_tile_avx2(const PackedView& m, int64_t r0, int64_t r1, int64_t b0, int64_t b1, float* out, int64_t ld) {
+  if (is_gguf_format(m.format)) return gguf_dequant_tile_avx2(m, r0, r1, b0, b1, out, ld);
   const int64_t bs = quant_block_size(m.format), bb = quant_block_bytes(m.format);
   std::vector<float> scales(b1 - b0);
   const Nf4Table t;
@@ -132,7 +137,8 @@ void dequant_tile_avx2(const PackedView& m, int64_t r0, int64_t r1, int64_t b0, 
 }  // namespace
 
 const QuantKernelSet& avx2_kernels() {
-  static const QuantKernelSet set{"avx2", matvec_rows_avx2, dequant_tile_avx2};
+  static const QuantKernelSet set{"avx2", matvec_rows_avx2, dequant_tile_avx2, quantize_activation_avx2,
+                                  matvec_q8_rows_avx2};
   return set;
 }
 

@@ -7,6 +7,7 @@
 
 #include <vector>
 
+#include "inference/quant/gguf_kernels.h"
 #include "inference/quant/nf4_format.h"
 #include "inference/quant/quant_kernels.h"
 
@@ -73,6 +74,7 @@ float row_dot(int64_t blocks, const float* scales, int64_t block_bytes, int64_t 
 }
 
 void matvec_rows_avx512(const PackedView& m, const float* x, float* y, int64_t r0, int64_t r1) {
+  if (is_gguf_format(m.format)) return gguf_matvec_rows_avx512(m, x, y, r0, r1);
   const int64_t nb = m.blocks_per_row;
   std::vector<float> scales(nb);
   const __m512 nf4 = _mm512_loadu_ps(kNF4Table), int4 = _mm512_loadu_ps(kInt4Values);
@@ -89,6 +91,7 @@ void matvec_rows_avx512(const PackedView& m, const float* x, float* y, int64_t r
       case QuantFormat::kInt8:
         y[r] = row_dot(nb, scales.data(), 32, 32, q, x, [](const uint8_t* p, const float* xb) { return int8_block_dot(p, xb); });
         break;
+      default: break;
     }
   }
 }
@@ -113,10 +116,12 @@ void dequant_block(QuantFormat f, const uint8_t* p, __m512 s, float* o, __m512 n
       _mm512_storeu_ps(o, _mm512_mul_ps(int8_lanes(p), s));
       _mm512_storeu_ps(o + 16, _mm512_mul_ps(int8_lanes(p + 16), s));
       break;
+    default: break;
   }
 }
 
 void dequant_tile_avx512(const PackedView& m, int64_t r0, int64_t r1, int64_t b0, int64_t b1, float* out, int64_t ld) {
+  if (is_gguf_format(m.format)) return gguf_dequant_tile_avx512(m, r0, r1, b0, b1, out, ld);
   const int64_t bs = quant_block_size(m.format), bb = quant_block_bytes(m.format);
   const __m512 nf4 = _mm512_loadu_ps(kNF4Table), int4 = _mm512_loadu_ps(kInt4Values);
   std::vector<float> scales(b1 - b0);

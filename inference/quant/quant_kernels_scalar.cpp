@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "inference/quant/fp16.h"
+#include "inference/quant/gguf_kernels.h"
 #include "inference/quant/int4_format.h"
 #include "inference/quant/int8_format.h"
 #include "inference/quant/nf4_format.h"
@@ -28,10 +29,12 @@ void dequant_block(const PackedView& m, const uint8_t* codes, float scale, float
     case QuantFormat::kNF4: nf4_dequantize_block(codes, scale, out); break;
     case QuantFormat::kInt4: int4_dequantize_block(codes, scale, out); break;
     case QuantFormat::kInt8: int8_dequantize_block(reinterpret_cast<const int8_t*>(codes), scale, out); break;
+    default: break;  // GGUF formats go to gguf_kernels_scalar.cpp
   }
 }
 
 void matvec_rows_scalar(const PackedView& m, const float* x, float* y, int64_t r0, int64_t r1) {
+  if (is_gguf_format(m.format)) return gguf_matvec_rows_scalar(m, x, y, r0, r1);
   const int64_t bs = quant_block_size(m.format), bb = quant_block_bytes(m.format);
   std::vector<float> scales(m.blocks_per_row);
   float w[64];
@@ -50,6 +53,7 @@ void matvec_rows_scalar(const PackedView& m, const float* x, float* y, int64_t r
 }
 
 void dequant_tile_scalar(const PackedView& m, int64_t r0, int64_t r1, int64_t b0, int64_t b1, float* out, int64_t ld) {
+  if (is_gguf_format(m.format)) return gguf_dequant_tile_scalar(m, r0, r1, b0, b1, out, ld);
   const int64_t bs = quant_block_size(m.format), bb = quant_block_bytes(m.format);
   std::vector<float> scales(b1 - b0);
   for (int64_t r = r0; r < r1; ++r) {

@@ -40,6 +40,7 @@ constexpr GroupLayout layout_of(QuantFormat f) {
     case QuantFormat::kNF4: return {2, 128, 32, 128};
     case QuantFormat::kInt4: return {4, 128, 16, 8};
     case QuantFormat::kInt8: return {2, 64, 32, 128};
+    default: break;  // GGUF formats never take this kernel (uses_int8_activations)
   }
   return {1, 64, 64, 0};
 }
@@ -210,6 +211,7 @@ void matvec_q8_rows_avx512(const PackedView& m, const Q8Activation& a, float* y,
     case QuantFormat::kNF4: return matvec_q8_rows_t<QuantFormat::kNF4>(m, a, y, r0, r1);
     case QuantFormat::kInt4: return matvec_q8_rows_t<QuantFormat::kInt4>(m, a, y, r0, r1);
     case QuantFormat::kInt8: return matvec_q8_rows_t<QuantFormat::kInt8>(m, a, y, r0, r1);
+    default: return;
   }
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "inference/quant/gguf_blocks.h"
 #include "inference/quant/int4_format.h"
 #include "inference/quant/int8_format.h"
 #include "inference/quant/nf4_format.h"
@@ -102,6 +103,34 @@ void quantize_int(QuantizedMatrix& m, const at::Tensor& weight) {
   });
 }
 
+// GGUF formats: each row's blocks written by the format's quantize_row, straight into codes.
+void quantize_gguf(QuantizedMatrix& m, const at::Tensor& weight) {
+  using namespace gguf;
+  const int64_t nb = m.blocks_per_row(), bb = quant_block_bytes(m.format), n = m.padded_cols();
+  m.codes = at::empty({m.rows, nb * bb}, at::kByte);
+  uint8_t* dst = m.codes.data_ptr<uint8_t>();
+  for_each_row_chunk(m, weight, [&](int64_t b0, int64_t count, const float* src) {
+    const int64_t r0 = b0 / nb, rows = count / nb;
+    at::parallel_for(0, rows, 16, [&](int64_t c0, int64_t c1) {
+      for (int64_t r = c0; r < c1; ++r) {
+        const float* x = src + r * n;
+        uint8_t* o = dst + (r0 + r) * nb * bb;
+        switch (m.format) {
+          case QuantFormat::kQ8_0: quantize_row_q8_0(x, reinterpret_cast<BlockQ8_0*>(o), n); break;
+          case QuantFormat::kQ4_0: quantize_row_q4_0(x, reinterpret_cast<BlockQ4_0*>(o), n); break;
+          case QuantFormat::kQ4_1: quantize_row_q4_1(x, reinterpret_cast<BlockQ4_1*>(o), n); break;
+          case QuantFormat::kQ4_K: quantize_row_q4_k(x, reinterpret_cast<BlockQ4K*>(o), n); break;
+          case QuantFormat::kQ5_K: quantize_row_q5_k(x, reinterpret_cast<BlockQ5K*>(o), n); break;
+          case QuantFormat::kQ6_K: quantize_row_q6_k(x, reinterpret_cast<BlockQ6K*>(o), n); break;
+          case QuantFormat::kF16: quantize_row_f16(x, reinterpret_cast<uint16_t*>(o), n); break;
+          case QuantFormat::kBF16: quantize_row_bf16(x, reinterpret_cast<uint16_t*>(o), n); break;
+          default: break;
+        }
+      }
+    });
+  });
+}
+
 }  // namespace
 
 int64_t nf4_absmax_groups(int64_t rows, int64_t cols) {
@@ -125,6 +154,7 @@ void validate_quantized(const QuantizedMatrix& m, const std::string& what) {
   const int64_t nb = m.blocks_per_row();
   const at::ScalarType code_type = m.format == QuantFormat::kInt8 ? at::kChar : at::kByte;
   check_part(m.codes, what + ".codes", code_type, {m.rows, nb * quant_block_bytes(m.format)});
+  if (is_gguf_format(m.format)) return;  // whole blocks, scales inside
   if (m.format == QuantFormat::kNF4) {
     const int64_t groups = nf4_absmax_groups(m.rows, m.cols);
     check_part(m.absmax_codes, what + ".absmax_codes", at::kChar, {m.rows * nb});
@@ -147,6 +177,7 @@ bool part_ok(const at::Tensor& t, at::ScalarType dtype, int64_t d0, int64_t d1) 
 bool parts_ok(const QuantizedMatrix& m) {
   if (m.rows < 0 || m.cols <= 0) return false;
   const int64_t nb = m.blocks_per_row();
+  if (is_gguf_format(m.format)) return part_ok(m.codes, at::kByte, m.rows, nb * quant_block_bytes(m.format));
   if (m.format == QuantFormat::kNF4) {
     const int64_t groups = nf4_absmax_groups(m.rows, m.cols);
     return part_ok(m.codes, at::kByte, m.rows, nb * 32) && part_ok(m.absmax_codes, at::kChar, m.rows * nb, -1) &&
@@ -167,6 +198,7 @@ PackedView QuantizedMatrix::view() const {
   v.blocks_per_row = blocks_per_row();
   v.row_bytes = codes.size(1);
   v.codes = static_cast<const uint8_t*>(codes.data_ptr());
+  if (is_gguf_format(format)) return v;
   if (format == QuantFormat::kNF4) {
     v.absmax_codes = absmax_codes.data_ptr<int8_t>();
     v.absmax_scale = absmax_scale.data_ptr<float>();
@@ -185,7 +217,9 @@ QuantizedMatrix quantize_matrix(const at::Tensor& weight, QuantFormat format) {
   m.format = format;
   m.rows = weight.size(0);
   m.cols = weight.size(1);
-  if (format == QuantFormat::kNF4) {
+  if (is_gguf_format(format)) {
+    quantize_gguf(m, weight);
+  } else if (format == QuantFormat::kNF4) {
     quantize_nf4(m, weight);
   } else {
     quantize_int(m, weight);

@@ -94,7 +94,7 @@ struct ReferenceApollo {
   }
 };
 
-const std::vector<std::vector<int64_t>> kShapes = {{24, 10}, {10, 24}, {16, 16}, {3, 5}};
+const std::vector<std::vector<int64_t>> kShapes = {{24, 10}, {10, 24}, {16, 16}, {12, 40}};
 
 // Runs the optimizer and the reference side by side for 10 steps with update gap 4.
 void check_against_reference(ApolloSettings s, at::ScalarType dtype, double tol) {
@@ -144,16 +144,18 @@ TEST(Apollo, ProjectionHasTheDocumentedShapeAndRefreshes) {
   s.update_gap = 4;
   std::vector<at::Tensor> params;
   for (size_t i = 0; i < kShapes.size(); ++i) params.push_back(make_param(kShapes[i], 20 + i));
-  params.push_back(make_param({6}, 30));  // not a matrix: AdamW
+  params.push_back(make_param({6}, 30));     // not a matrix: AdamW
+  params.push_back(make_param({3, 5}, 31));  // rank 8 clipped to 3 would hold more than AdamW: AdamW
   ParamGroup group;
   group.params = params;
   Apollo opt({group}, s);
   EXPECT_EQ(opt.projection_for(0, 0).sizes(), (at::IntArrayRef{8, 10}));  // tall: R = G P^T
   EXPECT_EQ(opt.projection_for(1, 0).sizes(), (at::IntArrayRef{8, 10}));  // wide: R = P G
   EXPECT_EQ(opt.projection_for(2, 0).sizes(), (at::IntArrayRef{8, 16}));
-  EXPECT_EQ(opt.rank(3), 3);  // [3, 5] with rank 8 uses rank 3
-  EXPECT_EQ(opt.projection_for(3, 0).sizes(), (at::IntArrayRef{3, 3}));  // wide: P is [r, m]
+  EXPECT_EQ(opt.projection_for(3, 0).sizes(), (at::IntArrayRef{8, 12}));  // wide: P is [r, m]
   EXPECT_FALSE(opt.is_projected(4));
+  EXPECT_FALSE(opt.is_projected(5));
+  EXPECT_EQ(opt.rank(5), 0);
   EXPECT_TRUE(at::equal(opt.projection_for(0, 0), opt.projection_for(0, 3)));
   EXPECT_FALSE(at::equal(opt.projection_for(0, 3), opt.projection_for(0, 4)));
   EXPECT_FALSE(at::equal(opt.projection_for(0, 0), opt.projection_for(1, 0)));

@@ -70,6 +70,45 @@ TEST(StateBytes, ApolloMiniIsTiny) {
   EXPECT_LT(opt.state_bytes() * 50, adamw.state_bytes());
 }
 
+// LoRA matrices of a small model (rank 8 over 64-wide projections, as on stories260K): the
+// default APOLLO rank is relative to each matrix, so its state stays well under AdamW's, and a
+// matrix where projecting saves nothing is left to AdamW instead of costing more.
+TEST(StateBytes, DefaultRanksNeverCostMoreThanAdamW) {
+  auto lora = [](uint64_t seed) {
+    return std::vector<at::Tensor>{make_param({8, 64}, seed), make_param({64, 8}, seed + 1), make_param({8, 172}, seed + 2),
+                                   make_param({172, 8}, seed + 3)};
+  };
+  AdamW adamw({group_of_params(lora(1))}, AdamSettings{});
+  Apollo apollo({group_of_params(lora(1))}, ApolloSettings{});
+  Apollo mini({group_of_params(lora(1))}, apollo_mini_settings());
+  for (Optimizer* o : std::vector<Optimizer*>{&adamw, &apollo, &mini}) step_once(*o, 10);
+  EXPECT_LT(apollo.state_bytes(), adamw.state_bytes() / 2);
+  EXPECT_LT(mini.state_bytes(), adamw.state_bytes() / 6);
+  for (size_t i = 0; i < apollo.num_params(); ++i) EXPECT_EQ(apollo.rank(i), 2) << i;  // 8 / 4
+
+  // A rank as wide as the matrix would need more than AdamW: that matrix falls back to AdamW.
+  ApolloSettings full;
+  full.rank = 8;
+  Apollo wide({group_of_params(lora(1))}, full);
+  step_once(wide, 10);
+  for (size_t i = 0; i < wide.num_params(); ++i) EXPECT_EQ(wide.rank(i), 0) << i;
+  EXPECT_EQ(wide.state_bytes(), adamw.state_bytes());
+}
+
+TEST(StateBytes, ReportedPerGroup) {
+  ParamGroup matrices = group_of_params({make_param({256, 64}, 1)});
+  matrices.name = "lora";
+  ParamGroup vectors = group_of_params({make_param({64}, 2)});
+  vectors.name = "dora_magnitude";
+  vectors.low_rank = false;
+  Apollo opt({matrices, vectors}, apollo_mini_settings());
+  step_once(opt, 10);
+  const std::map<std::string, size_t> by_group = opt.state_bytes_by_group();
+  ASSERT_EQ(by_group.size(), 2u);
+  EXPECT_EQ(by_group.at("dora_magnitude"), 2 * 64 * sizeof(float));
+  EXPECT_EQ(by_group.at("lora") + by_group.at("dora_magnitude"), opt.state_bytes());
+}
+
 // An APOLLO optimizer over fresh parameters that has taken two steps and saved its state.
 struct Saved {
   TempDir dir{"bad_state"};
@@ -209,7 +248,7 @@ TEST(MakeOptimizer, BuildsEachKindWithItsDefaults) {
   auto apollo = make_optimizer(cfg, {no_lr});
   EXPECT_EQ(apollo->kind(), "apollo");
   EXPECT_EQ(apollo->lr(0), 0.02);  // a group without lr takes the config's
-  EXPECT_EQ(dynamic_cast<Apollo&>(*apollo).rank(0), 64);  // 256 clipped to min(256, 64)
+  EXPECT_EQ(dynamic_cast<Apollo&>(*apollo).rank(0), 16);  // relative: a quarter of the 64-wide side
   EXPECT_NE(cfg.describe().find("eps 1e-06"), std::string::npos) << cfg.describe();
   cfg.name = "apollo-mini";
   auto mini = make_optimizer(cfg, {group_of_params(model_like_params(9))});
@@ -224,11 +263,11 @@ TEST(MakeOptimizer, RejectsUnknownNamesAndBadSettings) {
   cfg.name = "sgd";
   expect_error([&] { make_optimizer(cfg, {}); }, ErrorCode::kInvalidArgument, "unknown optimizer \"sgd\"");
   cfg.name = "apollo";
-  cfg.apollo_rank = 0;
-  expect_error([&] { make_optimizer(cfg, {}); }, ErrorCode::kInvalidArgument, "rank");
+  cfg.apollo_rank = -1;
+  expect_error([&] { make_optimizer(cfg, {}); }, ErrorCode::kInvalidArgument, "--apollo-rank must be an integer in 1..65536, got -1");
   cfg.apollo_rank.reset();
   cfg.apollo_update_gap = 0;
-  expect_error([&] { make_optimizer(cfg, {}); }, ErrorCode::kInvalidArgument, "update gap");
+  expect_error([&] { make_optimizer(cfg, {}); }, ErrorCode::kInvalidArgument, "--apollo-update-gap must be an integer in 1..1000000, got 0");
 }
 
 }  // namespace

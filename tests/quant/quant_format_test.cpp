@@ -101,6 +101,7 @@ void expect_round_trip_bound(QuantFormat format, int64_t rows, int64_t cols) {
         case QuantFormat::kNF4: bound = 0.152f * std::max(absmax, s) + std::fabs(absmax - s); break;
         case QuantFormat::kInt4:
         case QuantFormat::kInt8: bound = 0.5f * std::fabs(s); break;  // int4 scales may be negative
+        default: FAIL() << "GGUF formats are checked in gguf_blocks_test.cpp";
       }
       ASSERT_LE(err, bound * 1.0001f + 1e-7f) << "row " << r << " block " << b;
     }

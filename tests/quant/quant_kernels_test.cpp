@@ -13,7 +13,11 @@
 namespace hearth {
 namespace {
 
-constexpr QuantFormat kFormats[] = {QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8};
+constexpr QuantFormat kFormats[] = {QuantFormat::kNF4,  QuantFormat::kInt4, QuantFormat::kInt8, QuantFormat::kQ8_0,
+                                    QuantFormat::kQ4_0, QuantFormat::kQ4_1, QuantFormat::kQ4_K, QuantFormat::kQ5_K,
+                                    QuantFormat::kQ6_K, QuantFormat::kF16,  QuantFormat::kBF16};
+// The formats the int8-activation GEMV serves (GGUF formats always take the float GEMV).
+constexpr QuantFormat kInt8ActivationFormats[] = {QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8};
 // Odd shapes: columns that are not multiples of 32 / 64 or of the vector width, a single row.
 // 4099 rows: a GEMV splits into several row chunks claimed by the threads, the last one short.
 const std::vector<std::pair<int64_t, int64_t>> kShapes = {{37, 70}, {129, 200}, {64, 64}, {1, 33}, {5, 1}, {300, 97}, {4099, 64}};
@@ -48,7 +52,7 @@ TEST(QuantKernels, MatvecMatchesDoubleReferenceOnEveryIsaAndThreadCount) {
       at::Tensor abs_ref = at::mv(test::weight_magnitude(m, wd, kTol), xd.abs());
       for (KernelIsa isa : test::supported_isas()) {
         force_kernel_isa(isa);
-        const bool int8_activations = active_kernels().matvec_q8_rows != nullptr;
+        const bool int8_activations = uses_int8_activations(active_kernels(), format);
         for (int threads : {1, 2}) {
           set_num_threads(threads);
           at::Tensor y = at::full({rows}, std::nanf(""));
@@ -69,14 +73,21 @@ TEST(QuantKernels, MatvecMatchesDoubleReferenceOnEveryIsaAndThreadCount) {
 // What rounding x to int8 may cost against the exact product, element by element: each x moves
 // by at most half its block's step (absmax / 254) and each NF4 code value by at most 1/254 of
 // the block absmax, so |error| <= sum |w| * step / 2 + sum (|x| + step / 2) * absmax / 254.
+// Run on every kernel set that has an int8-activation GEMV (AVX2's vpmaddubsw and AVX-512
+// VNNI's vpdpbusd): on an AVX2-only machine or under HEARTH_ISA=avx2 the AVX2 one is still tested.
 TEST(QuantKernels, Int8ActivationErrorStaysWithinItsRoundingBound) {
-  if (!cpu_supports_isa(KernelIsa::kAvx512Vnni)) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
   test::KernelGuard guard;
-  force_kernel_isa(KernelIsa::kAvx512Vnni);
+  std::vector<KernelIsa> int8_isas;
+  for (KernelIsa isa : test::supported_isas()) {
+    force_kernel_isa(isa);
+    if (active_kernels().matvec_q8_rows != nullptr) int8_isas.push_back(isa);
+  }
+  if (!cpu_supports_isa(KernelIsa::kAvx2)) GTEST_SKIP() << "no SIMD kernel set with int8 activations allowed here";
+  ASSERT_FALSE(int8_isas.empty()) << "AVX2 is available, so its int8-activation GEMV must be";
   const uint64_t seed = test::fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   auto gen = make_generator(seed);
-  for (QuantFormat format : kFormats) {
+  for (QuantFormat format : kInt8ActivationFormats) {
     for (auto [rows, cols] : kShapes) {
       QuantizedMatrix m = quantize_matrix(test::random_weight(rows, cols, gen), format);
       at::Tensor wd = reference_dequantize(m);
@@ -93,16 +104,19 @@ TEST(QuantKernels, Int8ActivationErrorStaysWithinItsRoundingBound) {
         at::Tensor row_absmax = std::get<0>(wd.abs().max(1));
         bound = bound + row_absmax / 254.0 * (x.abs().to(at::kDouble) + step / 2).sum();
       }
-      at::Tensor y = at::empty({rows});
-      quant_matvec(m, x.data_ptr<float>(), y.data_ptr<float>());
-      at::Tensor err = (y.to(at::kDouble) - ref).abs();
-      EXPECT_TRUE((err <= bound).all().item<bool>())
-          << quant_format_name(format) << " " << rows << "x" << cols << ": max error / bound " << (err / bound).max().item<double>()
-          << " at row " << (err / bound).argmax().item<int64_t>() << ": error " << err[(err / bound).argmax()].item<double>()
-          << " bound " << bound[(err / bound).argmax()].item<double>() << " y " << y[(err / bound).argmax()].item<float>()
-          << " ref " << ref[(err / bound).argmax()].item<double>();
-      // And it is tight enough to matter: the error is about 1% of the terms' magnitude |W| |x|.
-      EXPECT_LT(err.norm().item<double>(), 0.03 * at::mv(wd.abs(), x.abs().to(at::kDouble)).norm().item<double>() + 1e-6);
+      for (KernelIsa isa : int8_isas) {
+        force_kernel_isa(isa);
+        at::Tensor y = at::empty({rows});
+        quant_matvec(m, x.data_ptr<float>(), y.data_ptr<float>());
+        at::Tensor err = (y.to(at::kDouble) - ref).abs();
+        EXPECT_TRUE((err <= bound).all().item<bool>())
+            << kernel_isa_name(isa) << " " << quant_format_name(format) << " " << rows << "x" << cols << ": max error / bound " << (err / bound).max().item<double>()
+            << " at row " << (err / bound).argmax().item<int64_t>() << ": error " << err[(err / bound).argmax()].item<double>()
+            << " bound " << bound[(err / bound).argmax()].item<double>() << " y " << y[(err / bound).argmax()].item<float>()
+            << " ref " << ref[(err / bound).argmax()].item<double>();
+        // And it is tight enough to matter: the error is about 1% of the terms' magnitude |W| |x|.
+        EXPECT_LT(err.norm().item<double>(), 0.03 * at::mv(wd.abs(), x.abs().to(at::kDouble)).norm().item<double>() + 1e-6);
+      }
     }
   }
 }
@@ -145,7 +159,7 @@ TEST(QuantKernels, MatmulAndTransposedMatchDoubleReference) {
           ASSERT_EQ(y.sizes(), (std::vector<int64_t>{n, rows}));
           // One row goes through the decode GEMV, which may round x to int8 (see the Matvec test).
           at::Tensor expected = at::mm(xd, wd.t());
-          if (n == 1 && active_kernels().matvec_q8_rows != nullptr) {
+          if (n == 1 && uses_int8_activations(active_kernels(), format)) {
             expected = test::as_tensor(reference_matvec_q8(m, x.data_ptr<float>())).view({1, rows});
           }
           expect_close_to_reference(y, expected, at::mm(xd.abs(), wmag.t()), kTol, what);

@@ -39,8 +39,16 @@ inline at::Tensor as_tensor(const std::vector<double>& v) {
 // tol, what rebuilding a block's double-quantized absmax in float may move its weights by: code *
 // scale + offset can cancel to almost nothing, so that error is unbounded relative to the absmax
 // but a few ulps of its two parts (2^-22 (|code * scale| + |offset|), the code values being <= 1).
+// Formats whose weights are scale * code - offset (Q4_1, Q4_K, Q5_K) lose float precision to that
+// cancellation too: the offset (at most about the block's largest |w|) is added per weight.
 inline at::Tensor weight_magnitude(const QuantizedMatrix& m, const at::Tensor& w_double, double tol) {
   at::Tensor mag = w_double.abs();
+  if (m.format == QuantFormat::kQ4_1 || m.format == QuantFormat::kQ4_K || m.format == QuantFormat::kQ5_K) {
+    const int64_t bs = m.block_size(), nb = m.blocks_per_row();
+    at::Tensor padded = at::constant_pad_nd(mag, {0, nb * bs - m.cols}).view({m.rows, nb, bs});
+    at::Tensor block_max = std::get<0>(padded.max(2, /*keepdim=*/true)) * 1.1;
+    return mag + block_max.expand({m.rows, nb, bs}).reshape({m.rows, nb * bs}).narrow(1, 0, m.cols);
+  }
   if (m.format != QuantFormat::kNF4) return mag;
   const int64_t nb = m.blocks_per_row();
   at::Tensor group = at::arange(m.rows * nb, at::kLong).floor_divide(256);

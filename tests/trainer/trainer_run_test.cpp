@@ -91,12 +91,30 @@ TEST(TrainerRun, StoppedAndResumedFullRunIsBitwiseEqual) {
 TEST(TrainerRun, StopSignalSavesACheckpoint) {
   const fs::path dir = testing::fresh_temp_dir("signal");
   trainer::TrainConfig cfg = testing::small_config(dir);
-  trainer::request_stop();
+  // The signal arrives after step 2 (as SIGINT would set it).
+  cfg.on_step = [](const Json& line) {
+    if (line.value("step", 0) == 2 && line.contains("loss")) trainer::request_stop();
+  };
   trainer::TrainResult r = run("lora", cfg);
   trainer::clear_stop_request();
   EXPECT_FALSE(r.completed);
   EXPECT_EQ(r.stop_reason, "interrupted");
+  EXPECT_EQ(r.steps_done, 2);
+  EXPECT_TRUE(r.checkpoint_saved);
   EXPECT_TRUE(fs::exists(dir / "checkpoint" / "optimizer"));
+  fs::remove_all(dir);
+}
+
+TEST(TrainerRun, StopBeforeTheFirstStepLeavesNothingToResume) {
+  const fs::path dir = testing::fresh_temp_dir("signal_early");
+  trainer::TrainConfig cfg = testing::small_config(dir);
+  trainer::request_stop();
+  trainer::TrainResult r = run("lora", cfg);
+  trainer::clear_stop_request();
+  EXPECT_FALSE(r.completed);
+  EXPECT_FALSE(r.checkpoint_saved);
+  EXPECT_EQ(r.steps_done, 0);
+  EXPECT_FALSE(fs::exists(dir / "checkpoint"));
   fs::remove_all(dir);
 }
 
