@@ -52,9 +52,8 @@ at::Tensor hqq_block_scales(QuantFormat format, const at::Tensor& w_in, const at
   absmax = at::where(live, absmax, at::ones_like(absmax));
   const at::Tensor wn = blocks / absmax.unsqueeze(1);
   at::Tensor s = initial.to(at::kDouble).reshape({-1}) / absmax;
-  const double sel_p = getenv("HQQ_L2") ? 2.0 : o.p;
   const auto error_of = [&](const at::Tensor& scale) {
-    return (wn - grid_round_rows(format, wn, scale)).abs().pow(sel_p).sum(1);
+    return (wn - grid_round_rows(format, wn, scale)).abs().pow(o.p).sum(1);
   };
   at::Tensor best = s.clone(), best_err = error_of(s);
   double beta = o.beta;

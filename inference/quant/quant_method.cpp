@@ -71,10 +71,6 @@ QuantizedMatrix quantize_matrix_by(const at::Tensor& weight, QuantFormat format,
   require(o.refit_rounds >= 0 && o.refit_rounds <= 16, ErrorCode::kInvalidArgument, "refit rounds must be between 0 and 16");
   const int64_t nb = (weight.size(1) + quant_block_size(format) - 1) / quant_block_size(format);
   const at::Tensor wanted = by_row_chunks(weight, nb, [&](const at::Tensor& w) {
-    if (method == QuantMethod::kHqq && getenv("HQQ_INIT") && std::string(getenv("HQQ_INIT")) == "search") {
-      HqqOptions h = o.hqq; if (getenv("HQQ_ITERS")) h.iterations = atoi(getenv("HQQ_ITERS"));
-      return hqq_block_scales(format, w, search_block_scales(format, w, {}, o.search), h);
-    }
     return method == QuantMethod::kHqq ? hqq_block_scales(format, w, absmax_block_scales(format, w), o.hqq)
                                        : search_block_scales(format, w, hessian, o.search);
   });
