@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "inference/activation_stats.h"
+#include "inference/awq_fold.h"
 #include "inference/calibration_data.h"
 #include "inference/decoder.h"
 #include "inference/quant/bit_allocation.h"
@@ -21,11 +22,10 @@ namespace fs = std::filesystem;
 // The projections of a layer in DecoderLayer order, and which of the layer's four inputs each
 // reads: 0 the normed block input (q, k, v), 1 the attention output (o), 2 the normed MLP input
 // (gate, up), 3 silu(gate) * up (down).
-constexpr int kProjections = 7;
+constexpr int kProjections = LayerWeights::kCount;
 constexpr const char* kProjectionNames[kProjections] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
                                                        "self_attn.o_proj", "mlp.gate_proj",   "mlp.up_proj",
                                                        "mlp.down_proj"};
-enum Projection { kQ, kK, kV, kO, kGate, kUp, kDown };
 constexpr int kInputOf[kProjections] = {0, 0, 0, 1, 2, 2, 3};
 constexpr int kInputs = 4;
 
@@ -35,12 +35,6 @@ constexpr int64_t kTokensPerBatch = 2048;
 constexpr int64_t kErrorRows = 4096;
 
 std::string layer_prefix(int64_t l) { return "model.layers." + std::to_string(l) + "."; }
-
-// One layer's weights as fp32 copies, which channel scaling may change.
-struct LayerWeights {
-  at::Tensor attn_norm, mlp_norm;
-  std::array<at::Tensor, kProjections> weight, bias;
-};
 
 // A layer input's statistics as the quantizers use them (scaling changes them with the weights).
 struct InputMoments {
@@ -220,49 +214,33 @@ class Pipeline {
     hidden_ = next;
   }
 
-  // AWQ: per-channel scales for each input, searched and folded into what produces the input
-  // (the norms, v's rows for o, up's rows for down); the input statistics follow.
+  // AWQ: per-channel scales for each input, searched, then folded into what produces the input
+  // (awq_fold.h); the input statistics follow the scaling.
   Json scale_channels(LayerWeights& w, std::array<InputMoments, kInputs>& in) {
+    using P = LayerWeights;
     const QuantFormat f = request_.format;
     const WeightRounder round = [f](const at::Tensor& x) { return round_trip_absmax(x, f); };
-    const auto search = [&](std::vector<at::Tensor> weights, const InputMoments& m, const at::Tensor& mean_abs) {
-      return awq_search(weights, m.hessian, mean_abs, round, request_.options.awq);
-    };
-    const auto rescale_input = [](InputMoments& m, const at::Tensor& s) {
-      const at::Tensor sd = s.to(at::kDouble);
+    Json alphas = Json::object();
+    const auto search = [&](const char* name, std::vector<int> projections, InputMoments& m, const at::Tensor& mean_abs) {
+      std::vector<at::Tensor> weights;
+      for (int p : projections) weights.push_back(w.weight[p]);
+      const AwqResult r = awq_search(weights, m.hessian, mean_abs, round, request_.options.awq);
+      const at::Tensor sd = r.scales.to(at::kDouble);
       m.hessian = m.hessian / at::outer(sd, sd);
       m.mean_abs = m.mean_abs / sd;
+      alphas[name] = r.alpha;
+      return r.scales;
     };
-    Json alphas = Json::object();
-    // q, k, v read the attention norm's output.
-    AwqResult r = search({w.weight[kQ], w.weight[kK], w.weight[kV]}, in[0], in[0].mean_abs);
-    w.attn_norm = w.attn_norm / r.scales;
-    for (int p : {kQ, kK, kV}) w.weight[p] = w.weight[p] * r.scales.unsqueeze(0);
-    rescale_input(in[0], r.scales);
-    alphas["qkv"] = r.alpha;
-    // gate and up read the MLP norm's output.
-    r = search({w.weight[kGate], w.weight[kUp]}, in[2], in[2].mean_abs);
-    w.mlp_norm = w.mlp_norm / r.scales;
-    for (int p : {kGate, kUp}) w.weight[p] = w.weight[p] * r.scales.unsqueeze(0);
-    rescale_input(in[2], r.scales);
-    alphas["gate_up"] = r.alpha;
-    // o reads the attention output, which is linear in v's rows; query heads sharing a KV head
-    // share its rows, so their channels must share one scale.
+    ChannelScales s;
+    s.qkv = search("qkv", {P::kQ, P::kK, P::kV}, in[0], in[0].mean_abs);
+    s.gate_up = search("gate_up", {P::kGate, P::kUp}, in[2], in[2].mean_abs);
+    // Query heads sharing a KV head share its rows of v, so their channels share one scale:
+    // searched from the group's mean magnitudes.
     const int64_t kv = config_.num_kv_heads, group = config_.num_heads / kv, d = config_.head_dim;
     const at::Tensor tied = in[1].mean_abs.view({kv, group, d}).mean(1, true).expand({kv, group, d}).reshape({-1});
-    r = search({w.weight[kO]}, in[1], tied);
-    const at::Tensor sv = r.scales.view({kv, group, d}).select(1, 0).reshape({-1});
-    w.weight[kV] = w.weight[kV] / sv.unsqueeze(1);
-    if (w.bias[kV].defined()) w.bias[kV] = w.bias[kV] / sv;
-    w.weight[kO] = w.weight[kO] * r.scales.unsqueeze(0);
-    rescale_input(in[1], r.scales);
-    alphas["o"] = r.alpha;
-    // down reads silu(gate) * up, linear in up's rows.
-    r = search({w.weight[kDown]}, in[3], in[3].mean_abs);
-    w.weight[kUp] = w.weight[kUp] / r.scales.unsqueeze(1);
-    w.weight[kDown] = w.weight[kDown] * r.scales.unsqueeze(0);
-    rescale_input(in[3], r.scales);
-    alphas["down"] = r.alpha;
+    s.o = search("o", {P::kO}, in[1], tied);
+    s.down = search("down", {P::kDown}, in[3], in[3].mean_abs);
+    fold_channel_scales(w, s, config_);
     return alphas;
   }
 
@@ -289,7 +267,7 @@ class Pipeline {
     const std::string p = layer_prefix(l);
     prepared_.tensors[p + "input_layernorm.weight"] = w.attn_norm;
     prepared_.tensors[p + "post_attention_layernorm.weight"] = w.mlp_norm;
-    if (w.bias[kV].defined()) prepared_.tensors[p + "self_attn.v_proj.bias"] = w.bias[kV];
+    if (w.bias[LayerWeights::kV].defined()) prepared_.tensors[p + "self_attn.v_proj.bias"] = w.bias[LayerWeights::kV];
   }
 
   // The embedding table and an untied head: one choice of format for both (the folder stores
