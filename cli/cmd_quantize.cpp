@@ -52,6 +52,8 @@ struct QuantizeCommand {
   }
 
   void run_gguf() {
+    require(method == "rtn" && calibrate.empty() && bits == 0, ErrorCode::kInvalidArgument,
+            "--to gguf writes GGUF's own types by plain rounding; --method, --calibrate and --bits apply to --to hearth");
     ModelSource source = open_model_source(model, tokenizer);
     require(!source.quantization, ErrorCode::kInvalidArgument, model + " is a quantized folder; convert its full-precision source");
     GgufExportOptions options;
