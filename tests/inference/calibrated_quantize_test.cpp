@@ -5,10 +5,13 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "inference/awq_fold.h"
 #include "inference/calibrated_quantize.h"
+#include "inference/decoder.h"
 #include "inference/model_loader.h"
 #include "inference/perplexity.h"
 #include "inference/quant/quant.h"
+#include "quant/quant_test_util.h"
 #include "test_helpers.h"
 
 namespace hearth {
@@ -16,8 +19,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// valid_a.txt split in two: calibration reads lines from 2500 on, evaluation the first 60,000
-// bytes (about 600 lines), so no evaluated text is ever calibrated on.
+// valid_a.txt split in two: calibration reads lines from 2500 on, evaluation the first 20,000
+// bytes (about 200 lines, 5k tokens: enough for differences of a few percent between
+// quantizations scored on the same text), so no evaluated text is ever calibrated on.
 struct Texts {
   fs::path calibration;
   std::string evaluation;
@@ -31,7 +35,7 @@ const Texts& texts() {
     Texts t;
     t.calibration = testing::fresh_temp_dir("calibration_text") / "calibration.txt";
     write_file_atomic(t.calibration, all.substr(pos));
-    t.evaluation = all.substr(0, 60000);
+    t.evaluation = all.substr(0, 20000);
     return t;
   }();
   return t;
@@ -54,13 +58,18 @@ class CalibratedQuantize : public ::testing::Test {
     r.method = method;
     r.format = format;
     if (method_needs_calibration(method)) r.calibration = {texts().calibration};
-    r.calibration_tokens = 4096;
+    r.calibration_tokens = 2048;
     return r;
   }
 
   static double ppl(const fs::path& model) {
     LoadedModel m = load_model(model, LoadOptions{});
     return evaluate_perplexity(*m.decoder, perplexity_token_stream(*m.tokenizer, texts().evaluation), 256).perplexity;
+  }
+  // The full-precision model's, computed once for the suite.
+  static double fp32_ppl() {
+    static const double p = ppl(testing::stories260k_dir());
+    return p;
   }
 
   static fs::path quantize(const std::string& name, const QuantizeRequest& r, QuantizeSummary* summary = nullptr) {
@@ -79,7 +88,7 @@ ModelSource* CalibratedQuantize::source_ = nullptr;
 // Measured: rtn nf4 +11%, gptq and awq well under it. Each is asserted to beat plain rounding
 // by at least a fifth of plain rounding's loss, on text none of them was calibrated on.
 TEST_F(CalibratedQuantize, GptqAndAwqBeatPlainRoundingOnTextTheyWereNotCalibratedOn) {
-  const double fp32 = ppl(testing::stories260k_dir());
+  const double fp32 = fp32_ppl();
   const double rtn = ppl(quantize("rtn", request(QuantMethod::kRtn)));
   const double gptq = ppl(quantize("gptq", request(QuantMethod::kGptq)));
   const double awq = ppl(quantize("awq", request(QuantMethod::kAwq)));
@@ -95,13 +104,63 @@ TEST_F(CalibratedQuantize, GptqAndAwqBeatPlainRoundingOnTextTheyWereNotCalibrate
 // AWQ divides the norms (and v's and up's rows) by the scales it multiplies the projections'
 // columns by. At int8, where rounding costs 0.1%, a wrong fold would show as a large change.
 TEST_F(CalibratedQuantize, AwqFoldingKeepsTheModelsFunction) {
-  const double fp32 = ppl(testing::stories260k_dir());
+  const double fp32 = fp32_ppl();
   const double awq8 = ppl(quantize("awq8", request(QuantMethod::kAwq, QuantFormat::kInt8)));
   EXPECT_LT(std::abs(awq8 / fp32 - 1), 0.003) << "fp32 " << fp32 << " awq int8 " << awq8;
   // The folded norms are what the folder holds.
   auto folded = SafetensorsFile::open(*dir_ / "awq8" / "model.safetensors");
   at::Tensor norm = folded->tensor("model.layers.0.input_layernorm.weight");
   EXPECT_FALSE(at::allclose(norm, source_->tensors->get("model.layers.0.input_layernorm.weight").to(at::kFloat)));
+}
+
+// The fold itself against the unfolded layer, on random weights (with q/k/v biases), random
+// scales in [1/4, 4] (o's tied per KV head, as the search makes them) and random hidden states,
+// through the decoder's own block in fp32: the same function. Rounding moves outputs by ~1e-6
+// of their size; a scale folded into the wrong producer, or untied across a KV group, by O(1).
+TEST_F(CalibratedQuantize, AwqFoldLeavesARandomLayersOutputUnchanged) {
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  auto gen = make_generator(seed);
+  const ModelConfig& c = source_->config;
+  const int64_t h = c.hidden_size, ff = c.intermediate_size, qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim;
+  const int64_t rows[] = {qd, kvd, kvd, h, ff, ff, h}, cols[] = {h, h, h, qd, h, h, ff};
+  LayerWeights w;
+  w.attn_norm = at::rand({h}, gen) + 0.5;
+  w.mlp_norm = at::rand({h}, gen) + 0.5;
+  for (int p = 0; p < LayerWeights::kCount; ++p) w.weight[p] = at::randn({rows[p], cols[p]}, gen) / std::sqrt(double(cols[p]));
+  for (int p : {LayerWeights::kQ, LayerWeights::kK, LayerWeights::kV}) w.bias[p] = at::randn({rows[p]}, gen) * 0.1;
+  const auto scales = [&](int64_t n) { return at::exp((at::rand({n}, gen) * 2 - 1) * std::log(4.0)); };
+  ChannelScales s{scales(h), at::Tensor(), scales(h), scales(ff)};
+  const int64_t group = c.num_heads / c.num_kv_heads;
+  s.o = scales(kvd).view({c.num_kv_heads, 1, c.head_dim}).expand({c.num_kv_heads, group, c.head_dim}).reshape({-1});
+  const auto layer = [](const LayerWeights& lw) {
+    DecoderLayer l;
+    l.attn_norm = lw.attn_norm;
+    l.mlp_norm = lw.mlp_norm;
+    Linear* slots[] = {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down};
+    for (int p = 0; p < LayerWeights::kCount; ++p) *slots[p] = Linear::dense(lw.weight[p], lw.bias[p]);
+    return l;
+  };
+  LayerWeights folded = w;
+  fold_channel_scales(folded, s, c);
+  const auto block_output = [&](const LayerWeights& lw, const at::Tensor& x, const at::Tensor& tokens) {
+    std::vector<DecoderLayer> layers;
+    layers.push_back(layer(lw));
+    ModelConfig one = c;
+    one.num_layers = 1;
+    Decoder d(one, Embedding::dense(at::zeros({c.vocab_size, h})), std::move(layers), at::ones({h}), Linear());
+    c10::InferenceMode guard;
+    return d.block(0, x, d.attention_context(ForwardInput{tokens, {}, {}, nullptr}));
+  };
+  const at::Tensor x = at::randn({2, 24, h}, gen), tokens = at::zeros({2, 24}, at::kLong);
+  const at::Tensor before = block_output(w, x, tokens), after = block_output(folded, x, tokens);
+  const double change = (after - before).abs().max().item<double>(), size = (before - x).abs().max().item<double>();
+  EXPECT_LT(change, 1e-4 * size) << "the block's contribution is " << size;
+  // o scales that differ within a KV group cannot be folded into v's shared rows: refused.
+  ChannelScales untied = s;
+  untied.o = scales(qd);
+  LayerWeights again = w;
+  EXPECT_THROW(fold_channel_scales(again, untied, c), Error);
 }
 
 TEST_F(CalibratedQuantize, BudgetIsKeptAndRecorded) {
