@@ -25,7 +25,11 @@ fs::path calibration_file(const fs::path& dir) {
   return path;
 }
 
-Json last_json_line(const std::string& out) { return parse_json(out.substr(out.rfind('{')), "command output"); }
+// --json prints the result as the last line (nested objects inside: find the line, not a brace).
+Json last_json_line(const std::string& out) {
+  const std::string trimmed = out.substr(0, out.find_last_not_of('\n') + 1);
+  return parse_json(trimmed.substr(trimmed.rfind('\n') + 1), "command output");
+}
 
 TEST(CliQuantize, CalibratedMixedPrecisionFolderIsWhatItReports) {
   const fs::path dir = testing::fresh_temp_dir("cli_quantize");
@@ -73,6 +77,7 @@ TEST(CliQuantize, BadRequestsGiveOneErrorAndNoFolder) {
   expect_one_error(q({"--bits", "nan"}), "--bits", out);
   expect_one_error(q({"--bits", "2.5"}), "budget", out);
   expect_one_error(q({"--bits", "4.5", "--embeddings", "bf16"}), "--embeddings", out);
+  expect_one_error(q({"--to", "gguf", "--format", "q4_0", "--method", "gptq", "--calibrate", calib}), "--to hearth", out);
 }
 
 }  // namespace
