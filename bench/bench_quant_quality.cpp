@@ -1,17 +1,35 @@
-// Quality of the quantized formats on real weights: stories260K perplexity on
-// tinystories/valid_a.txt (ctx 256, the project's protocol) for fp32, int8, nf4 and int4, with
-// the bits per weight actually stored (scales included) and the ratio to fp32. The protocol runs
-// whole windows (the exact tile GEMM); a second figure scores the first windows one token at a
-// time through the KV cache, i.e. the decode GEMV generation uses, which on AVX-512 VNNI rounds
-// activations to int8, against the same with the exact float GEMV.
-//   build/bench/bench_quant_quality [--embeddings int8|nf4|int4|bf16] [--threads N]
+// Quality of quantized bases on real weights, two tables.
+//
+// formats: stories260K perplexity on tinystories/valid_a.txt (ctx 256, the project's protocol)
+// for fp32, int8, nf4 and int4 by plain rounding at load time, with the bits per weight actually
+// stored and the ratio to fp32; a second figure scores the first windows one token at a time
+// through the KV cache (the decode GEMV, int8 activations on AVX-512 VNNI) against the exact
+// float GEMV.
+//
+// methods: every quantization method (rtn, hqq, awq, gptq, awq-gptq) x configuration (nf4 or
+// int4 projections with int8 embeddings, or a bit budget), each written by the library's
+// `hearth quantize` path into a folder, loaded from it and scored. Calibration text must not be
+// the evaluation text: by default (--calibrate generated) it is sampled from the fp32 model
+// itself (TinyStories-like stories, seeds 1, 2, ..., temperature 1), written to the work folder.
+//
+//   build/bench/bench_quant_quality                      # both tables for stories260K
+//   build/bench/bench_quant_quality formats [--embeddings int8|nf4|int4|bf16]
+//   build/bench/bench_quant_quality methods [--model DIR] [--eval FILE] [--calibrate generated|FILE...]
+//       [--methods rtn,hqq,...] [--configs nf4,int4,b4.5,...] [--calib-tokens N] [--ctx N] [--work DIR]
+// Every mode takes --threads N (default 2).
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "core/assets.h"
 #include "core/atomic_file.h"
 #include "core/runtime.h"
+#include "inference/calibrated_quantize.h"
+#include "inference/generator.h"
 #include "inference/kv_cache.h"
 #include "inference/model_loader.h"
 #include "inference/perplexity.h"
@@ -19,6 +37,7 @@
 #include "inference/quant/quant_kernels.h"
 
 using namespace hearth;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -52,16 +71,7 @@ double decode_path_perplexity(const Decoder& d, const std::vector<int32_t>& stre
   return std::exp(nll / double(scored));
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  std::string embeddings = "int8";
-  int threads = 2;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--embeddings")) embeddings = argv[i + 1];
-    if (!std::strcmp(argv[i], "--threads")) threads = std::stoi(argv[i + 1]);
-  }
-  init_runtime(threads);
+void formats_table(const std::string& embeddings) {
   const auto model = asset_path("models/stories260K");
   const std::string text = read_file(asset_path("data/tinystories/valid_a.txt"));
   std::printf("stories260K on tinystories/valid_a.txt, ctx 256, embeddings/head %s when quantized\n", embeddings.c_str());
@@ -88,6 +98,159 @@ int main(int argc, char** argv) {
     const double used = decode_path_perplexity(*m.decoder, stream, 256, kDecodeWindows);
     std::printf("%-6s %10.4f %+9.2f%% %12.3f %14.3f %12.4f %12.4f %+9.2f%%\n", format, r.perplexity, 100 * (r.perplexity / fp32 - 1),
                 projection_bits(*m.decoder), m.decoder->weight_bytes() / 1e6, exact, used, 100 * (used / exact - 1));
+  }
+}
+
+struct MethodsOptions {
+  fs::path model = asset_path("models/stories260K");
+  fs::path eval = asset_path("data/tinystories/valid_a.txt");
+  std::vector<std::string> calibrate = {"generated"};
+  std::vector<std::string> methods = {"rtn", "hqq", "awq", "gptq", "awq-gptq"};
+  std::vector<std::string> configs = {"nf4", "int4", "b4.5"};
+  int64_t calib_tokens = 8192;
+  int64_t ctx = 256;
+  bool propagate_quantized = true;
+  MethodOptions method_options;
+  fs::path work = fs::temp_directory_path() / "hearth_bench_quant_quality";
+};
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+// TinyStories-like calibration text sampled from the fp32 model (never the evaluation text):
+// stories from BOS with seeds 1, 2, ... at temperature 1 until `tokens` tokens, one per line.
+fs::path generated_calibration(const MethodsOptions& o) {
+  const fs::path file = o.work / ("generated_" + std::to_string(o.calib_tokens) + ".txt");
+  if (fs::exists(file)) return file;
+  LoadedModel m = load_model(o.model, LoadOptions{});
+  GenerationOptions g;
+  g.max_tokens = 256;
+  g.sampling.temperature = 1.0f;
+  g.sampling.top_k = 0;
+  g.sampling.top_p = 1.0f;
+  std::string text;
+  int64_t tokens = 0;
+  for (uint64_t seed = 1; tokens < o.calib_tokens + o.calib_tokens / 4; ++seed) {
+    g.sampling.seed = seed;
+    GenerationResult r = generate(*m.decoder, *m.tokenizer, {m.tokenizer->bos_id()}, g);
+    std::string story = r.text;
+    for (char& c : story)
+      if (c == '\n') c = ' ';
+    text += story + "\n";
+    tokens += static_cast<int64_t>(r.tokens.size()) + 1;
+  }
+  write_file_atomic(file, text);
+  return file;
+}
+
+struct Config {
+  std::string name;
+  QuantFormat format = QuantFormat::kNF4;
+  double bits = 0;
+  bool embeddings_fixed = true;
+};
+
+Config parse_config(const std::string& name) {
+  Config c;
+  c.name = name;
+  if (name == "nf4" || name == "int4" || name == "int8") {
+    c.format = parse_quant_format(name);
+  } else if (name.size() > 1 && name[0] == 'b') {
+    c.bits = std::stod(name.substr(1));  // "b4.5": nf4 with a budget of 4.5 bits, table chosen too
+    c.embeddings_fixed = false;
+  } else {
+    fail(ErrorCode::kInvalidArgument, "unknown configuration " + name + " (nf4, int4, int8 or b<bits>)");
+  }
+  return c;
+}
+
+void methods_table(const MethodsOptions& o) {
+  fs::create_directories(o.work);
+  std::vector<fs::path> calibration;
+  for (const std::string& c : o.calibrate) calibration.push_back(c == "generated" ? generated_calibration(o) : fs::path(c));
+  const std::string text = read_file(o.eval);
+  LoadedModel fp = load_model(o.model, LoadOptions{});
+  const std::vector<int32_t> stream = perplexity_token_stream(*fp.tokenizer, text);
+  const double fp32 = evaluate_perplexity(*fp.decoder, stream, o.ctx).perplexity;
+  std::printf("%s on %s, ctx %lld, %zu tokens; fp32 ppl %.4f\n", o.model.filename().string().c_str(),
+              o.eval.filename().string().c_str(), static_cast<long long>(o.ctx), stream.size(), fp32);
+  std::printf("calibration: ");
+  for (const auto& c : calibration) std::printf("%s ", c.string().c_str());
+  std::printf("(at most %lld tokens); kernels %s\n", static_cast<long long>(o.calib_tokens), active_kernels().name);
+  std::printf("%-9s %-6s %10s %9s %10s %10s %6s %8s\n", "method", "config", "ppl", "vs fp32", "bits/w", "proj b/w", "int8", "seconds");
+  std::fflush(stdout);
+  ModelSource source = open_model_source(o.model);
+  for (const std::string& method : o.methods) {
+    for (const std::string& config_name : o.configs) {
+      const Config c = parse_config(config_name);
+      QuantizeRequest request;
+      request.method = parse_quant_method(method);
+      request.format = c.format;
+      request.bits = c.bits;
+      request.embeddings_fixed = c.embeddings_fixed;
+      request.calibration_tokens = o.calib_tokens;
+      request.propagate_quantized = o.propagate_quantized;
+      request.options = o.method_options;
+      if (method_needs_calibration(request.method) || c.bits > 0) request.calibration = calibration;
+      const fs::path dir = o.work / (method + "-" + config_name);
+      fs::remove_all(dir);
+      const auto t0 = std::chrono::steady_clock::now();
+      const QuantizeSummary s = quantize_model_folder(dir, source, request);
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      LoadedModel q = load_model(dir, LoadOptions{});
+      const double ppl = evaluate_perplexity(*q.decoder, stream, o.ctx).perplexity;
+      std::printf("%-9s %-6s %10.4f %+8.2f%% %10.3f %10.3f %6lld %8.1f\n", method.c_str(), config_name.c_str(), ppl,
+                  100 * (ppl / fp32 - 1), s.bits_per_weight, s.projection_bits, static_cast<long long>(s.high_precision), seconds);
+      std::fflush(stdout);
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string mode = argc > 1 && argv[1][0] != '-' ? argv[1] : "all";
+  std::string embeddings = "int8";
+  int threads = 2;
+  MethodsOptions o;
+  for (int i = mode == "all" ? 1 : 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    const bool has_value = i + 1 < argc;
+    if (a == "--threads" && has_value) threads = std::stoi(argv[++i]);
+    else if (a == "--embeddings" && has_value) embeddings = argv[++i];
+    else if (a == "--model" && has_value) o.model = argv[++i];
+    else if (a == "--eval" && has_value) o.eval = argv[++i];
+    else if (a == "--methods" && has_value) o.methods = split(argv[++i]);
+    else if (a == "--configs" && has_value) o.configs = split(argv[++i]);
+    else if (a == "--calib-tokens" && has_value) o.calib_tokens = std::stoll(argv[++i]);
+    else if (a == "--ctx" && has_value) o.ctx = std::stoll(argv[++i]);
+    else if (a == "--work" && has_value) o.work = argv[++i];
+    else if (a == "--propagate" && has_value) o.propagate_quantized = std::string(argv[++i]) != "fp";
+    else if (a == "--refit" && has_value) o.method_options.refit_rounds = std::stoi(argv[++i]);
+    else if (a == "--damp" && has_value) o.method_options.gptq.damp = std::stod(argv[++i]);
+    else if (a == "--gptq-block" && has_value) o.method_options.gptq.block = std::stoll(argv[++i]);
+    else if (a == "--no-act-order") o.method_options.gptq.act_order = false;
+    else if (a == "--awq-grid" && has_value) o.method_options.awq.grid = std::stoi(argv[++i]);
+    else if (a == "--calibrate") {
+      o.calibrate.clear();
+      while (i + 1 < argc && argv[i + 1][0] != '-') o.calibrate.push_back(argv[++i]);
+    } else {
+      std::fprintf(stderr, "unknown argument %s\n", a.c_str());
+      return 2;
+    }
+  }
+  init_runtime(threads);
+  try {
+    if (mode == "formats" || mode == "all") formats_table(embeddings);
+    if (mode == "methods" || mode == "all") methods_table(o);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
   }
   return 0;
 }

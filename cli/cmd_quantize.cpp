@@ -1,39 +1,59 @@
-// `hearth quantize`: writes a quantized model folder (packed 4/8-bit weights, mapped on load), or
-// with --to gguf a GGUF file in one of GGUF's types (llama.cpp loads it; so does Hearth, mapped).
+// `hearth quantize`: writes a quantized model folder (packed 4/8-bit weights, mapped on load) by
+// plain rounding or a calibrated method under an optional bit budget, or with --to gguf a GGUF file.
 #include <cstdio>
 
 #include "cli/command.h"
 #include "core/json.h"
+#include "inference/calibrated_quantize.h"
 #include "inference/gguf_export.h"
 #include "inference/model_loader.h"
-#include "inference/quant/quant.h"
 
 namespace hearth::cli {
 namespace {
 
 struct QuantizeCommand {
-  std::string model, tokenizer, format = "nf4", embeddings = "int8", out, to = "hearth";
+  std::string model, tokenizer, format = "nf4", embeddings = "int8", out, method = "rtn", to = "hearth";
+  std::vector<std::string> calibrate;
+  int64_t calib_tokens = 8192;
+  double bits = 0;
+  bool embeddings_given = false;
 
   void run() {
     if (to == "gguf") return run_gguf();
     require(to == "hearth", ErrorCode::kInvalidArgument, "--to must be hearth or gguf, not \"" + to + "\"");
     ModelSource source = open_model_source(model, tokenizer);
     require(!source.quantization, ErrorCode::kInvalidArgument, model + " is already quantized");
-    QuantizationInfo info;
-    info.format = parse_quant_format(format);
-    info.embeddings = parse_embedding_storage(embeddings);
-    info.source_fingerprint = source.fingerprint();
-    write_quantized_model(out, source.config, *source.tensors, info, source.tokenizer_files);
-    const double full = 16.0 * source.config.parameter_count();  // bits as bf16
+    QuantizeRequest request;
+    request.format = parse_quant_format(format);
+    request.embeddings = parse_embedding_storage(embeddings);
+    request.embeddings_fixed = embeddings_given;
+    request.method = parse_quant_method(method);
+    for (const std::string& f : calibrate) request.calibration.emplace_back(f);
+    request.calibration_tokens = calib_tokens;
+    request.bits = bits;
+    const QuantizeSummary s = quantize_model_folder(out, source, request);
     const double stored = 8.0 * std::filesystem::file_size(std::filesystem::path(out) / "model.safetensors");
-    std::printf("wrote %s: %s projections, %s embeddings, %.1f MB (%.2f bits per parameter overall)\n", out.c_str(),
-                format.c_str(), embeddings.c_str(), stored / 8e6, 16.0 * stored / full);
-    print_json_result(Json{{"out", out}, {"format", format}, {"embeddings", embeddings}, {"bytes", stored / 8},
-                           {"bits_per_parameter", 16.0 * stored / full}}
+    std::printf("wrote %s: %s, %s projections, %.3f bits per weight (projections %.3f), %.1f MB", out.c_str(), method.c_str(),
+                format.c_str(), s.bits_per_weight, s.projection_bits, stored / 8e6);
+    if (s.calibration_tokens > 0) std::printf(", calibrated on %lld tokens", static_cast<long long>(s.calibration_tokens));
+    if (bits > 0) std::printf(", %lld matrices kept at int8", static_cast<long long>(s.high_precision));
+    std::printf("\n");
+    print_json_result(Json{{"out", out},
+                           {"format", format},
+                           {"method", method},
+                           {"bytes", stored / 8},
+                           {"bits_per_parameter", stored / source.config.parameter_count()},
+                           {"bits_per_weight", s.bits_per_weight},
+                           {"projection_bits_per_weight", s.projection_bits},
+                           {"calibration_tokens", s.calibration_tokens},
+                           {"high_precision_matrices", s.high_precision},
+                           {"recipe", s.recipe}}
                           .dump());
   }
 
   void run_gguf() {
+    require(method == "rtn" && calibrate.empty() && bits == 0, ErrorCode::kInvalidArgument,
+            "--to gguf writes GGUF's own types by plain rounding; --method, --calibrate and --bits apply to --to hearth");
     ModelSource source = open_model_source(model, tokenizer);
     require(!source.quantization, ErrorCode::kInvalidArgument, model + " is a quantized folder; convert its full-precision source");
     GgufExportOptions options;
@@ -53,15 +73,30 @@ struct QuantizeCommand {
 
 CommandRegistration registration("quantize", [](CLI::App& app) {
   auto cmd = std::make_shared<QuantizeCommand>();
-  CLI::App* sub = app.add_subcommand("quantize", "write a quantized model folder (nf4, int4 or int8)");
+  CLI::App* sub = app.add_subcommand("quantize", "write a quantized model folder (nf4, int4 or int8; rtn, hqq, awq, gptq)");
   sub->add_option("--model", cmd->model, "Hugging Face folder or llama2.c model")->required();
   sub->add_option("--tokenizer", cmd->tokenizer, "tokenizer file (default: found beside the model)");
   sub->add_option("--format", cmd->format, "nf4 (QLoRA, double-quantized), int4 (groups of 32) or int8")->capture_default_str();
-  sub->add_option("--embeddings", cmd->embeddings, "embedding table and output head: int8, nf4, int4 or bf16")->capture_default_str();
+  auto* embeddings = sub->add_option("--embeddings", cmd->embeddings,
+                                     "embedding table and output head: int8, nf4, int4 or bf16 (with --bits and not given: "
+                                     "chosen by the budget)")
+                         ->capture_default_str();
+  sub->add_option("--method", cmd->method,
+                  "rtn (round to nearest), hqq (data-free scale refinement), awq (activation-aware scaling), gptq "
+                  "(error-compensating rounding) or awq-gptq; awq and gptq need --calibrate")
+      ->capture_default_str();
+  sub->add_option("--calibrate", cmd->calibrate, "calibration text files or folders (not your evaluation text)");
+  sub->add_option("--calib-tokens", cmd->calib_tokens, "calibration tokens to use at most")->capture_default_str();
+  sub->add_option("--bits", cmd->bits,
+                  "average bits per weight over every quantized matrix, scales included: keeps the most sensitive "
+                  "matrices at int8 within it (mixed precision)");
   sub->add_option("--out", cmd->out, "output folder (or .gguf file with --to gguf)")->required();
   sub->add_option("--to", cmd->to, "hearth (a quantized folder) or gguf (a GGUF file; --format q8_0|q4_0|q4_1|q4_k|q5_k|q6_k|f16|bf16|f32)")
       ->capture_default_str();
-  sub->callback([cmd] { cmd->run(); });
+  sub->callback([cmd, embeddings] {
+    cmd->embeddings_given = embeddings->count() > 0;
+    cmd->run();
+  });
 });
 
 }  // namespace

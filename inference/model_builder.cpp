@@ -34,6 +34,9 @@ class Builder {
       layer.up = projection(p + "mlp.up_proj", ff, h, false);
       layer.down = projection(p + "mlp.down_proj", h, ff, false);
     }
+    // Mixed precision names its projections; a name matching none is a damaged config.
+    require(!packed_ || overrides_used_ == packed_->overrides.size(), ErrorCode::kCorruptFile,
+            "the quantized model's config lists format overrides for tensors it does not have");
     at::Tensor final_norm = norm("model.norm.weight", h);
     Embedding embedding;
     Linear head;
@@ -115,7 +118,10 @@ class Builder {
 
   Linear projection(const std::string& prefix, int64_t out, int64_t in, bool bias) {
     at::Tensor b = bias ? checked(prefix + ".bias", {out}) : at::Tensor();
-    if (packed_) return Linear::quantized(read_packed(prefix, packed_->format, out, in), b);
+    if (packed_) {
+      if (packed_->overrides.count(prefix)) ++overrides_used_;
+      return Linear::quantized(read_packed(prefix, packed_->format_of(prefix), out, in), b);
+    }
     if (auto m = source_packed(prefix + ".weight", out, in)) return Linear::quantized(m, b);
     at::Tensor w = checked(prefix + ".weight", {out, in});
     if (options_.quant) {
@@ -133,6 +139,7 @@ class Builder {
   const TensorSource& tensors_;
   const LoadOptions& options_;
   const std::optional<QuantizationInfo>& packed_;
+  size_t overrides_used_ = 0;
 };
 
 }  // namespace

@@ -20,19 +20,32 @@ std::optional<QuantFormat> embedding_quant_format(EmbeddingStorage storage) {
   return std::nullopt;
 }
 
+QuantFormat QuantizationInfo::format_of(const std::string& prefix) const {
+  const auto it = overrides.find(prefix);
+  return it == overrides.end() ? format : it->second;
+}
+
 Json QuantizationInfo::to_json() const {
-  return {{"format", quant_format_name(format)},
-          {"block_size", quant_block_size(format)},
-          {"absmax_group", kNF4AbsmaxGroup},
-          {"embeddings", embedding_storage_name(embeddings)},
-          {"source_fingerprint", source_fingerprint}};
+  Json j = {{"format", quant_format_name(format)},
+            {"block_size", quant_block_size(format)},
+            {"absmax_group", kNF4AbsmaxGroup},
+            {"embeddings", embedding_storage_name(embeddings)},
+            {"source_fingerprint", source_fingerprint}};
+  if (!overrides.empty()) {
+    Json o = Json::object();
+    for (const auto& [prefix, f] : overrides) o[prefix] = quant_format_name(f);
+    j["overrides"] = o;
+  }
+  if (!recipe.is_null()) j["recipe"] = recipe;
+  return j;
 }
 
 std::optional<QuantizationInfo> QuantizationInfo::from_config(const Json& config, const std::string& what) {
   if (!config.is_object() || !config.contains("hearth_quantization")) return std::nullopt;
   const Json& q = config["hearth_quantization"];
   const std::string where = what + " hearth_quantization";
-  json_reject_unknown_fields(q, {"format", "block_size", "absmax_group", "embeddings", "source_fingerprint"}, where);
+  json_reject_unknown_fields(q, {"format", "block_size", "absmax_group", "embeddings", "source_fingerprint", "overrides", "recipe"},
+                             where);
   QuantizationInfo info;
   const std::string format = json_get<std::string>(q, "format", where);
   try {
@@ -44,11 +57,28 @@ std::optional<QuantizationInfo> QuantizationInfo::from_config(const Json& config
   require(json_get<int64_t>(q, "block_size", where) == quant_block_size(info.format), ErrorCode::kCorruptFile,
           where + ": block_size does not match the " + format + " format");
   info.source_fingerprint = json_get<std::string>(q, "source_fingerprint", where);
+  if (q.contains("overrides")) {
+    const Json& o = q["overrides"];
+    require(o.is_object(), ErrorCode::kCorruptFile, where + ": overrides must be an object of tensor prefix -> format");
+    for (const auto& [prefix, name] : o.items()) {
+      require(name.is_string(), ErrorCode::kCorruptFile, where + ": overrides." + prefix + " must be a format name");
+      try {
+        info.overrides[prefix] = parse_quant_format(name.get<std::string>());
+      } catch (const Error& e) {
+        fail(ErrorCode::kCorruptFile, where + ": overrides." + prefix + ": " + e.what());
+      }
+    }
+  }
+  if (q.contains("recipe")) {
+    require(q["recipe"].is_object(), ErrorCode::kCorruptFile, where + ": recipe must be an object");
+    info.recipe = q["recipe"];
+  }
   return info;
 }
 
 void write_quantized_model(const fs::path& out, const ModelConfig& config, const TensorSource& tensors,
-                           const QuantizationInfo& info, const std::vector<fs::path>& tokenizer_files) {
+                           const QuantizationInfo& info, const std::vector<fs::path>& tokenizer_files,
+                           const PreparedWeights* prepared) {
   StagedDirectory staged(out);
   SafetensorsWriter writer;
   writer.set_metadata("format", "hearth-quantized");
@@ -57,13 +87,23 @@ void write_quantized_model(const fs::path& out, const ModelConfig& config, const
     at::Tensor t = tensors.get(name);
     fingerprint.add(name, t);
     const bool matrix = t.dim() == 2 && name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0;
+    const std::string prefix = matrix ? name.substr(0, name.size() - 7) : name;
+    if (prepared && prepared->matrices.count(prefix)) {
+      const QuantizedMatrix& m = *prepared->matrices.at(prefix);
+      require(m.rows == t.size(0) && m.cols == t.size(1), ErrorCode::kInternal, "prepared " + prefix + " has the wrong shape");
+      write_quantized(writer, prefix, m);
+      continue;
+    }
+    if (prepared && prepared->tensors.count(name)) {
+      writer.add(name, prepared->tensors.at(name).to(at::kFloat));
+      continue;
+    }
     if (!matrix) {
       writer.add(name, t.to(at::kFloat));  // norms and biases stay fp32
       continue;
     }
-    const std::string prefix = name.substr(0, name.size() - 7);
     const bool table = prefix == "model.embed_tokens" || prefix == "lm_head";
-    const std::optional<QuantFormat> format = table ? embedding_quant_format(info.embeddings) : info.format;
+    const std::optional<QuantFormat> format = table ? embedding_quant_format(info.embeddings) : info.format_of(prefix);
     if (!format) {
       writer.add(name, t.to(at::kBFloat16));
       continue;

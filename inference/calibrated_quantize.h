@@ -1,0 +1,48 @@
+// `hearth quantize` with a method and a bit budget: runs the model over calibration text one
+// layer at a time (only one layer's statistics in memory), rounds every projection by the
+// chosen method (quant_method.h), and under a budget keeps the most sensitive matrices in a
+// higher-precision format. Writes a quantized folder that records how it was made.
+#pragma once
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/json.h"
+#include "inference/model_loader.h"
+#include "inference/quant/quant_method.h"
+
+namespace hearth {
+
+struct QuantizeRequest {
+  QuantFormat format = QuantFormat::kNF4;  // the projections' format
+  EmbeddingStorage embeddings = EmbeddingStorage::kInt8;
+  // false: under a budget the table (embeddings, head) is a candidate too, `format` or `high_format`.
+  bool embeddings_fixed = true;
+  QuantMethod method = QuantMethod::kRtn;
+  MethodOptions options;
+  std::vector<std::filesystem::path> calibration;  // files or folders; empty = none
+  int64_t calibration_tokens = 8192;
+  int64_t window = 0;  // tokens per calibration window; 0 = min(512, the model's context)
+  // Average bits per weight over every quantized matrix (projections and the table, every
+  // stored byte counted); 0 = no budget, every projection in `format`.
+  double bits = 0;
+  QuantFormat high_format = QuantFormat::kInt8;
+  // The next layer's statistics come from this layer's quantized output (GPTQ's sequential
+  // order) rather than its full-precision one.
+  bool propagate_quantized = true;
+};
+
+struct QuantizeSummary {
+  double bits_per_weight = 0;    // every quantized matrix, scales and padding included
+  double projection_bits = 0;    // the projections only
+  int64_t calibration_tokens = 0;
+  int64_t high_precision = 0;    // matrices the budget kept in high_format
+  Json recipe;                   // as recorded in the folder's config.json
+};
+
+// Writes the quantized folder `out` from `source` (a full-precision model). Every check on the
+// request happens before any work; failures leave nothing at `out`.
+QuantizeSummary quantize_model_folder(const std::filesystem::path& out, const ModelSource& source,
+                                      const QuantizeRequest& request);
+
+}  // namespace hearth

@@ -1,0 +1,84 @@
+// `hearth quantize --method ... --calibrate ... --bits ...` through the real binary on
+// stories260K: the folder it writes is the one it describes, and bad requests give one error
+// line, a non-zero exit and no folder.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "cli_runner.h"
+#include "core/json.h"
+
+namespace hearth {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::run_hearth;
+
+// Calibration text: the lines of valid_a.txt from 3000 on.
+fs::path calibration_file(const fs::path& dir) {
+  std::ifstream in(asset_path("data/tinystories/valid_a.txt"));
+  const fs::path path = dir / "calibration.txt";
+  std::ofstream out(path);
+  std::string line;
+  for (int n = 0; std::getline(in, line); ++n)
+    if (n >= 3000) out << line << "\n";
+  return path;
+}
+
+// --json prints the result as the last line (nested objects inside: find the line, not a brace).
+Json last_json_line(const std::string& out) {
+  const std::string trimmed = out.substr(0, out.find_last_not_of('\n') + 1);
+  return parse_json(trimmed.substr(trimmed.rfind('\n') + 1), "command output");
+}
+
+TEST(CliQuantize, CalibratedMixedPrecisionFolderIsWhatItReports) {
+  const fs::path dir = testing::fresh_temp_dir("cli_quantize");
+  const fs::path out = dir / "q";
+  auto r = run_hearth({"quantize", "--model", testing::stories260k_dir().string(), "--method", "awq-gptq", "--calibrate",
+                       calibration_file(dir).string(), "--calib-tokens", "2048", "--bits", "4.6", "--threads", "1",
+                       "--out", out.string(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Json j = last_json_line(r.out);
+  EXPECT_EQ(j.at("method"), "awq-gptq");
+  EXPECT_LE(j.at("bits_per_weight").get<double>(), 4.6);
+  EXPECT_EQ(j.at("calibration_tokens").get<int64_t>(), 2048);
+  const Json q = read_json_file(out / "config.json")["hearth_quantization"];
+  EXPECT_EQ(q.at("recipe"), j.at("recipe"));
+  // The folder serves: perplexity through the CLI on a few lines.
+  std::ofstream(dir / "eval.txt") << "Once upon a time, there was a little girl named Lily.\nShe liked to play outside.\n";
+  auto ppl = run_hearth({"ppl", "--model", out.string(), "--data", (dir / "eval.txt").string(), "--ctx", "16", "--json"});
+  EXPECT_EQ(ppl.exit_code, 0) << ppl.err;
+}
+
+void expect_one_error(const std::vector<std::string>& args, const std::string& needle, const fs::path& out) {
+  auto r = run_hearth(args);
+  EXPECT_EQ(r.signal, 0) << "crashed: " << r.err;
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(testing::count_error_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "expected \"" << needle << "\" in: " << r.err;
+  EXPECT_FALSE(fs::exists(out)) << "wrote " << out;
+}
+
+TEST(CliQuantize, BadRequestsGiveOneErrorAndNoFolder) {
+  const fs::path dir = testing::fresh_temp_dir("cli_quantize_bad");
+  const fs::path out = dir / "q";
+  const std::string model = testing::stories260k_dir().string(), calib = calibration_file(dir).string();
+  const auto q = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"quantize", "--model", model, "--out", out.string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+  expect_one_error(q({"--method", "gptq"}), "--calibrate", out);
+  expect_one_error(q({"--method", "smoothquant"}), "smoothquant", out);
+  expect_one_error(q({"--method", "awq", "--calibrate", (dir / "none.txt").string()}), "not found", out);
+  expect_one_error(q({"--method", "awq", "--calibrate", calib, "--calib-tokens", "-5"}), "--calib-tokens", out);
+  expect_one_error(q({"--method", "awq", "--calibrate", calib, "--calib-tokens", "99999999999"}), "--calib-tokens", out);
+  expect_one_error(q({"--bits", "1e9"}), "--bits", out);
+  expect_one_error(q({"--bits", "nan"}), "--bits", out);
+  expect_one_error(q({"--bits", "2.5"}), "budget", out);
+  expect_one_error(q({"--bits", "4.5", "--embeddings", "bf16"}), "--embeddings", out);
+  expect_one_error(q({"--to", "gguf", "--format", "q4_0", "--method", "gptq", "--calibrate", calib}), "--to hearth", out);
+}
+
+}  // namespace
+}  // namespace hearth
