@@ -16,6 +16,10 @@ at::Tensor kv_channel_scales(const at::Tensor& o_scales, const ModelConfig& conf
 
 void fold_channel_scales(LayerWeights& w, const ChannelScales& s, const ModelConfig& config) {
   using P = LayerWeights;
+  // Gemma's norms multiply by (1 + w): 1/s cannot be folded into w alone.
+  require(!config.norm_adds_one(), ErrorCode::kUnsupported,
+          "activation-aware scaling cannot be folded into " + config.architecture_name() +
+              "'s (1 + w) norms; use --method gptq or hqq for this model");
   const auto scale_columns = [&](int p, const at::Tensor& by) { w.weight[p] = w.weight[p] * by.unsqueeze(0); };
   // q, k and v read the attention norm's output: the norm's weight takes 1/s.
   w.attn_norm = w.attn_norm / s.qkv;
