@@ -8,6 +8,7 @@ packages=(
   libtorch-dev libopenblas0-pthread libopenblas0-openmp
   libsqlite3-dev sqlite3 libgtest-dev libgmock-dev libspdlog-dev libfmt-dev libcereal-dev
   nlohmann-json3-dev libcli11-dev libsodium-dev libseccomp-dev libpcre2-dev python3-numpy
+  libgloo-dev
 )
 # The tokenizer reference script runs on Node.js; a machine may already have its own node and npm.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
