@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/range_check.h"
 
 namespace hearth {
 
@@ -27,19 +28,19 @@ double AdapterConfig::scale() const {
 }
 
 void AdapterConfig::validate() const {
-  require(rank > 0 && rank <= 4096, ErrorCode::kInvalidArgument,
-          "adapter rank must be in 1..4096, got " + std::to_string(rank));
-  require(std::isfinite(alpha) && alpha > 0, ErrorCode::kInvalidArgument, "adapter alpha must be a positive number");
-  require(dropout >= 0 && dropout < 1, ErrorCode::kInvalidArgument, "adapter dropout must be in [0, 1)");
+  require_integer_in_range("adapter rank (--rank)", rank, 1, kMaxAdapterRank);
+  require_number_in_range("adapter alpha (--alpha)", alpha, 0, kMaxAdapterAlpha, Bound::kOpen);
+  require_number_in_range("adapter dropout (--lora-dropout)", dropout, 0, 1, Bound::kClosed, Bound::kOpen);
   require(!targets.empty(), ErrorCode::kInvalidArgument, "adapter targets: name at least one projection");
   for (const std::string& t : targets) {
     const auto& all = all_projection_names();
     require(std::find(all.begin(), all.end(), t) != all.end(), ErrorCode::kInvalidArgument,
             "adapter targets: unknown projection \"" + t + "\"");
   }
-  require(first_layer >= 0, ErrorCode::kInvalidArgument, "adapter first_layer must be >= 0");
-  require(last_layer == -1 || last_layer >= first_layer, ErrorCode::kInvalidArgument,
-          "adapter last_layer must be -1 (the last) or >= first_layer");
+  require_integer_in_range("adapter first layer", first_layer, 0, kMaxAdapterLayer);
+  require(last_layer == -1 || (last_layer >= first_layer && last_layer <= kMaxAdapterLayer), ErrorCode::kInvalidArgument,
+          "adapter last layer must be -1 (the last) or in " + std::to_string(first_layer) + ".." +
+              std::to_string(kMaxAdapterLayer) + ", got " + std::to_string(last_layer));
 }
 
 int64_t AdapterConfig::resolved_last_layer(int64_t num_layers) const {

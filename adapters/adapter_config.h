@@ -9,6 +9,12 @@ namespace hearth {
 
 enum class AdapterMethod { kLoRA, kDoRA };
 
+// Bounds of the settings: far beyond any useful adapter, near enough that the scale alpha/rank
+// and the factors' memory stay finite and small (an alpha of 1e38 overflows the logits to NaN).
+constexpr int64_t kMaxAdapterRank = 4096;
+constexpr double kMaxAdapterAlpha = 10000;
+constexpr int64_t kMaxAdapterLayer = 1023;
+
 struct AdapterConfig {
   AdapterMethod method = AdapterMethod::kLoRA;
   int64_t rank = 8;

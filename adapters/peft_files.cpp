@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/atomic_file.h"
+#include "core/range_check.h"
 #include "core/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -40,10 +41,11 @@ void read_layer_range(const Json& j, AdapterConfig& c, const std::string& what) 
   }
   require(!layers.empty(), ErrorCode::kCorruptFile, what + ": layers_to_transform is an empty list");
   std::sort(layers.begin(), layers.end());
-  for (size_t i = 1; i < layers.size(); ++i)
-    require(layers[i] == layers[i - 1] + 1, ErrorCode::kUnsupported,
-            what + ": layers_to_transform must be a consecutive range of layers in Hearth");
   require(layers.front() >= 0, ErrorCode::kCorruptFile, what + ": layers_to_transform holds a negative layer");
+  // A difference of two non-negative indices cannot overflow (layers[i - 1] + 1 could).
+  for (size_t i = 1; i < layers.size(); ++i)
+    require(layers[i] - layers[i - 1] == 1, ErrorCode::kUnsupported,
+            what + ": layers_to_transform must be a consecutive range of layers in Hearth");
   c.first_layer = layers.front();
   c.last_layer = layers.back();
 }
@@ -142,9 +144,14 @@ AdapterConfig adapter_config_from_peft(const Json& j, const std::string& what) {
   require(type == "LORA", ErrorCode::kUnsupported, what + ": peft_type \"" + type + "\" is not supported (only LORA)");
   reject_unsupported(j, what);
   AdapterConfig c;
-  c.rank = json_get<int64_t>(j, "r", what);
+  c.rank = json_get_integer_in_range(j, "r", 1, kMaxAdapterRank, what);
   c.alpha = json_get<double>(j, "lora_alpha", what);
+  require(c.alpha > 0 && c.alpha <= kMaxAdapterAlpha, ErrorCode::kCorruptFile,
+          what + ": \"lora_alpha\" must be a finite number in (0, " + format_number(kMaxAdapterAlpha) + "], got " +
+              format_number(c.alpha));
   c.dropout = json_get_or<double>(j, "lora_dropout", 0.0, what);
+  require(c.dropout >= 0 && c.dropout < 1, ErrorCode::kCorruptFile,
+          what + ": \"lora_dropout\" must be a finite number in [0, 1), got " + format_number(c.dropout));
   c.method = json_get_or<bool>(j, "use_dora", false, what) ? AdapterMethod::kDoRA : AdapterMethod::kLoRA;
   c.rslora = json_get_or<bool>(j, "use_rslora", false, what);
   c.targets = read_targets(j, what);

@@ -8,7 +8,9 @@
 #include "capi/capi_guard.h"
 #include "capi/hearth.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "core/runtime.h"
+#include "engine/test_time_training.h"
 #include "engine/version.h"
 
 using hearth::ErrorCode;
@@ -93,6 +95,43 @@ void fill_result(const engine::SliceResult& r, hearth_slice_result* out) {
   out->seconds = r.seconds;
   out->adapter_version = r.adapter ? r.adapter->version : 0;
   std::strncpy(out->reason, r.reason.c_str(), sizeof(out->reason) - 1);
+}
+
+// The request of hearth_generate*: the base, or a user's adapter; options validated.
+hearth::engine::GenerateRequest generate_request(const char* user, const char* adapter, const char* prompt,
+                                                 const hearth_generate_options* options) {
+  using namespace hearth;
+  require((user == nullptr) == (adapter == nullptr), ErrorCode::kInvalidArgument,
+          "give both user and adapter (a user's adapter) or neither (the bare base)");
+  engine::GenerateRequest r;
+  r.prompt = text_arg(prompt, "prompt");
+  if (user != nullptr) {
+    r.user = text_arg(user, "user");
+    r.adapter = text_arg(adapter, "adapter");
+  }
+  const hearth_generate_options o = options != nullptr ? *options : hearth_generate_defaults();
+  r.chat = o.chat != 0;
+  r.options.max_tokens = o.max_tokens;
+  r.options.sampling.temperature = o.temperature;
+  r.options.sampling.top_k = o.top_k;
+  r.options.sampling.top_p = o.top_p;
+  r.options.sampling.repeat_penalty = o.repeat_penalty;
+  r.options.sampling.seed = o.seed;
+  r.options.sampling.validate();
+  require(o.max_tokens >= 0 && o.max_tokens <= 1 << 20, ErrorCode::kInvalidArgument, "max_tokens must be in 0..1048576");
+  return r;
+}
+
+// Streams to on_token; the callback may ask to stop, and so may the cancel flag (between tokens).
+void run_generation(hearth::engine::Engine& e, const hearth::engine::GenerateRequest& r, hearth_token_fn on_token,
+                    void* user_data, const int* cancel, char** text) {
+  std::atomic<bool> stop{flag_set(cancel)};
+  hearth::TextCallback stream = [&](std::string_view piece) {
+    if (on_token != nullptr && on_token(user_data, piece.data(), piece.size()) != 0) stop = true;
+    if (flag_set(cancel)) stop = true;
+  };
+  const hearth::GenerationResult g = e.generate(r, stream, &stop);
+  if (text != nullptr) *text = copy_string(g.text);
 }
 
 }  // namespace
@@ -294,34 +333,27 @@ hearth_status hearth_generate(hearth_engine* handle, const char* user, const cha
                               const int* cancel, char** text) {
   return guarded([&] {
     if (text != nullptr) *text = nullptr;
+    engine::GenerateRequest r = generate_request(user, adapter, prompt, options);
+    run_generation(*engine_of(handle), r, on_token, user_data, cancel, text);
+  });
+}
+
+hearth_status hearth_generate_with_context(hearth_engine* handle, const char* user, const char* adapter,
+                                           const char* prompt, const char* context, const char* ttt_json,
+                                           const hearth_generate_options* options, hearth_token_fn on_token,
+                                           void* user_data, const int* cancel, char** text, char** report) {
+  return guarded([&] {
+    if (text != nullptr) *text = nullptr;
+    if (report != nullptr) *report = nullptr;
     auto e = engine_of(handle);
-    require((user == nullptr) == (adapter == nullptr), ErrorCode::kInvalidArgument,
-            "give both user and adapter (a user's adapter) or neither (the bare base)");
-    engine::GenerateRequest r;
-    r.prompt = text_arg(prompt, "prompt");
-    if (user != nullptr) {
-      r.user = text_arg(user, "user");
-      r.adapter = text_arg(adapter, "adapter");
-    }
-    const hearth_generate_options o = options != nullptr ? *options : hearth_generate_defaults();
-    r.chat = o.chat != 0;
-    r.options.max_tokens = o.max_tokens;
-    r.options.sampling.temperature = o.temperature;
-    r.options.sampling.top_k = o.top_k;
-    r.options.sampling.top_p = o.top_p;
-    r.options.sampling.repeat_penalty = o.repeat_penalty;
-    r.options.sampling.seed = o.seed;
-    r.options.sampling.validate();
-    require(o.max_tokens >= 0 && o.max_tokens <= 1 << 20, ErrorCode::kInvalidArgument, "max_tokens must be in 0..1048576");
-    // The callback may ask to stop; so may the cancel flag. Either ends generation between tokens.
-    std::atomic<bool> stop{false};
-    hearth::TextCallback stream = [&](std::string_view piece) {
-      if (on_token != nullptr && on_token(user_data, piece.data(), piece.size()) != 0) stop = true;
-      if (flag_set(cancel)) stop = true;
-    };
-    if (flag_set(cancel)) stop = true;
-    const hearth::GenerationResult g = e->generate(r, stream, &stop);
-    if (text != nullptr) *text = copy_string(g.text);
+    engine::GenerateRequest r = generate_request(user, adapter, prompt, options);
+    r.context = text_arg(context, "context");
+    r.ttt = engine::TttSettings::from_json(hearth::parse_json(text_arg(ttt_json, "ttt_json"), "ttt_json"), "ttt_json");
+    require(r.ttt.enabled(), ErrorCode::kInvalidArgument, "ttt_json: \"steps\" must be at least 1 for test-time training");
+    engine::TttReport done;
+    r.ttt_report = &done;
+    run_generation(*e, r, on_token, user_data, cancel, text);
+    if (report != nullptr) *report = copy_string(done.to_json().dump());
   });
 }
 

@@ -188,6 +188,17 @@ hearth_status hearth_generate(hearth_engine* engine, const char* user, const cha
                               const hearth_generate_options* options, hearth_token_fn on_token, void* user_data,
                               const int* cancel, char** text);
 
+/* Test-time training, then generation: a short-lived adapter (initialized from the user's adapter
+ * when user and adapter are given, else fresh) first learns `context`, answers `prompt`, and is
+ * dropped. `ttt_json` sets it as an object {"steps", "lr", "rank", "alpha", "chunk", "targets",
+ * "max_seconds", "max_memory_mb", "seed"} over the defaults of docs/serving.md; "steps" > 0 is
+ * required and unknown fields are errors. *report (may be NULL) receives what the training did as
+ * JSON (steps, context tokens, seconds, first and last loss); free it with hearth_free_string. */
+hearth_status hearth_generate_with_context(hearth_engine* engine, const char* user, const char* adapter,
+                                           const char* prompt, const char* context, const char* ttt_json,
+                                           const hearth_generate_options* options, hearth_token_fn on_token,
+                                           void* user_data, const int* cancel, char** text, char** report);
+
 void hearth_free_string(char* s);
 
 #ifdef __cplusplus

@@ -10,8 +10,11 @@
 #include "cli/model_options.h"
 #include "core/error.h"
 #include "core/json.h"
+#include "adapters/adapter_set.h"
 #include "cli/engine_options.h"
+#include "core/atomic_file.h"
 #include "engine/engine.h"
+#include "engine/test_time_training.h"
 #include "inference/generator.h"
 #include "privacy/sandbox.h"
 
@@ -36,9 +39,35 @@ struct GenerateCommand {
   GenerationOptions generation;
   std::string user, key_file;
   bool sandbox = false;
+  engine::TttSettings ttt;
+  std::string context_file, ttt_targets;
+
+  // Test-time training: a short-lived adapter learns the --context text (starting from the
+  // user's adapter, if one is applied) and is attached in its place for this generation.
+  std::optional<engine::TttReport> train_on_context_file(LoadedModel& m, const std::shared_ptr<Adapter>& init) {
+    if (!ttt.enabled()) return std::nullopt;
+    const std::string text = read_file(context_file, size_t(256) << 20);
+    engine::TttReport report;
+    auto trained = engine::train_on_context(*m.decoder, m.tokenizer->encode(text, /*add_bos=*/true), ttt, init, &report);
+    attach_adapter(*m.decoder, trained);
+    spdlog::info("test-time training: {} steps over {} context tokens in {:.2f} s, loss {:.3f} -> {:.3f}", report.steps,
+                 report.context_tokens, report.seconds, report.first_loss, report.last_loss);
+    return report;
+  }
 
   void run() {
     generation.sampling.validate();  // before the model loads: bad options fail fast
+    if (!ttt_targets.empty()) ttt.targets = AdapterConfig::parse_targets(ttt_targets);
+    ttt.validate();
+    require(!ttt.enabled() || !context_file.empty(), ErrorCode::kInvalidArgument,
+            "--ttt-steps needs --context FILE: the text the short-lived adapter learns from");
+    require(context_file.empty() || ttt.enabled(), ErrorCode::kInvalidArgument,
+            "--context is the text test-time training learns from; give --ttt-steps K too");
+    require(!ttt.enabled() || model.adapter.empty() || !user.empty(), ErrorCode::kInvalidArgument,
+            "--ttt-steps starts from a user's adapter (--user U --adapter NAME) or a fresh one; "
+            "an --adapter folder is not supported with it");
+    require(context_file.empty() || std::filesystem::is_regular_file(context_file), ErrorCode::kNotFound,
+            "context file \"" + context_file + "\" does not exist or is not a file");
     require(user.empty() || !model.adapter.empty(), ErrorCode::kInvalidArgument,
             "--user needs --adapter NAME or ID (an adapter from the user's registry)");
     const bool json = global_options().json;
@@ -47,9 +76,11 @@ struct GenerateCommand {
       std::fflush(stdout);
     };
     GenerationResult r;
+    std::optional<engine::TttReport> ttt_report;
     if (user.empty()) {
       LoadedModel m = model.load();
       if (sandbox) privacy::enter_no_network_sandbox();
+      ttt_report = train_on_context_file(m, nullptr);
       r = generate(*m.decoder, *m.tokenizer, prompt_ids(*m.tokenizer), generation, stream);
     } else {
       // Through the engine: the adapter is decrypted in memory only, after the sandbox is on.
@@ -62,7 +93,14 @@ struct GenerateCommand {
       request.options = generation;
       request.user = user;
       std::tie(request.adapter, request.version) = user_adapter(e, user, model.adapter);
+      engine::TttReport report;
+      if (ttt.enabled()) {
+        request.ttt = ttt;
+        request.context = read_file(context_file, size_t(256) << 20);
+        request.ttt_report = &report;
+      }
       r = e.generate(request, stream);
+      if (ttt.enabled()) ttt_report = report;
     }
     if (!r.text.empty() && r.text.back() != '\n') std::fputc('\n', stdout);
     Json result = {{"text", r.text},
@@ -74,6 +112,7 @@ struct GenerateCommand {
                    {"stop_reason", r.stop_reason},
                    {"sandbox", privacy::in_no_network_sandbox()},
                    {"sockets_blocked", privacy::in_no_network_sandbox() && privacy::socket_creation_blocked()}};
+    if (ttt_report) result["ttt"] = ttt_report->to_json();
     if (json) print_json_result(result.dump(-1, ' ', false, Json::error_handler_t::replace));
   }
 
@@ -105,6 +144,17 @@ CommandRegistration registration("generate", [](CLI::App& app) {
   sub->add_option("--top-p", g.sampling.top_p, "keep the smallest set with this probability mass")->capture_default_str();
   sub->add_option("--repeat-penalty", g.sampling.repeat_penalty, "penalty for recently seen tokens; 1 = off")->capture_default_str();
   sub->add_option("--seed", g.sampling.seed, "sampling seed")->capture_default_str();
+  sub->add_option("--context", cmd->context_file, "with --ttt-steps: a text file the short-lived adapter learns from");
+  auto& t = cmd->ttt;
+  sub->add_option("--ttt-steps", t.steps, "test-time training: optimizer steps on --context (one chunk each); 0 = off")
+      ->capture_default_str();
+  sub->add_option("--ttt-lr", t.lr, "test-time training: learning rate (AdamW)")->capture_default_str();
+  sub->add_option("--ttt-rank", t.rank, "test-time training: rank of a fresh adapter")->capture_default_str();
+  sub->add_option("--ttt-chunk", t.chunk_tokens, "test-time training: context tokens per step")->capture_default_str();
+  sub->add_option("--ttt-targets", cmd->ttt_targets, "test-time training: projections to adapt (q,k,v,o,gate,up,down or all)");
+  sub->add_option("--ttt-max-seconds", t.max_seconds, "test-time training: wall-time limit; 0 = none")->capture_default_str();
+  sub->add_option("--ttt-max-memory-mb", t.max_memory_mb, "test-time training: memory ceiling (estimated); 0 = none")
+      ->capture_default_str();
   sub->add_flag("--ignore-stop", [cmd](int64_t) { cmd->generation.stop_at_stop_tokens = false; }, "do not stop at stop tokens");
   sub->callback([cmd] { cmd->run(); });
 });

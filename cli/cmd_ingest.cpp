@@ -8,6 +8,7 @@
 #include "core/json.h"
 #include "engine/engine.h"
 #include "privacy/sandbox.h"
+#include "storage/ingest.h"
 
 namespace hearth::cli {
 namespace {
@@ -30,6 +31,7 @@ void run_ingest(const IngestArgs& args) {
   std::optional<privacy::RedactionMode> redaction;
   if (!args.redact.empty()) redaction = privacy::parse_redaction_mode(args.redact);
   std::vector<std::filesystem::path> files(args.files.begin(), args.files.end());
+  storage::check_ingest_files(files);  // refused before the home and its database are created
   // The sandbox closes once the database is open; no input has been read yet.
   engine::Engine e(engine_options(args.key_file, /*with_key=*/true, args.sandbox));
   storage::IngestReport r = e.ingest_files(args.user, files, redaction);

@@ -121,9 +121,7 @@ struct TrainCommand {
                                       std::to_string(cfg.steps) + "; the checkpoint is in " + out +
                                       "/checkpoint; run the same command with --resume to continue");
     }
-    std::printf("trained %lld steps: train loss %.4f, held-out perplexity %.3f -> %.3f, %.0f tokens/s, peak RSS %.0f MB\n",
-                static_cast<long long>(t.steps_done), t.train_loss, t.eval_ppl_before, t.eval_ppl_after, t.tokens_per_s,
-                t.peak_rss_mb);
+    std::printf("%s\n", t.summary_line().c_str());
     print_privacy(t.privacy);
     if (report.rank > 0) {
       std::printf("rank %d of %d finished; rank 0 saved the result to %s\n", report.rank, report.world_size, out.c_str());
@@ -162,10 +160,7 @@ struct TrainCommand {
     j["adapter_sha256"] = a.sha256;
     j["sandbox"] = privacy::in_no_network_sandbox();
     j["sockets_blocked"] = privacy::in_no_network_sandbox() && privacy::socket_creation_blocked();
-    std::printf("trained %lld steps: train loss %.4f, held-out perplexity %.3f -> %.3f, %.0f tokens/s, peak RSS %.0f MB\n",
-                static_cast<long long>(r.steps_done), a.metrics.value("train_loss", 0.0),
-                a.metrics.value("eval_ppl_before", 0.0), a.metrics.value("eval_ppl_after", 0.0),
-                a.metrics.value("tokens_per_s", 0.0), a.metrics.value("peak_rss_mb", 0.0));
+    std::printf("%s\n", trainer::TrainResult::from_json(a.metrics).summary_line().c_str());
     print_privacy(a.metrics.value("privacy", Json()));
     std::printf("registered adapter \"%s\" version %lld (id %lld) for user \"%s\", sealed in %s\n", a.name.c_str(),
                 static_cast<long long>(a.version), static_cast<long long>(a.id), user.c_str(), a.file_path.c_str());

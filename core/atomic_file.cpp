@@ -1,6 +1,7 @@
 #include "core/atomic_file.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -101,12 +102,29 @@ std::string read_file(const fs::path& path, size_t max_bytes) {
   return data;
 }
 
+NewDirectory::NewDirectory(const fs::path& path) {
+  std::error_code ec;
+  fs::path missing;
+  for (fs::path p = path; !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
+    missing = p;
+    if (p == p.parent_path()) break;
+  }
+  fs::create_directories(path, ec);
+  if (ec) fail(ErrorCode::kIo, "cannot create folder " + path.string() + ": " + ec.message());
+  require(fs::is_directory(path, ec), ErrorCode::kInvalidArgument, path.string() + " exists and is not a folder");
+  created_ = missing;
+}
+
+NewDirectory::~NewDirectory() {
+  if (created_.empty()) return;
+  std::error_code ec;
+  fs::remove_all(created_, ec);
+}
+
 StagedDirectory::StagedDirectory(fs::path final_path) : final_(std::move(final_path)) {
   if (final_.has_filename() == false) final_ = final_.parent_path();
-  fs::path parent = final_.parent_path().empty() ? fs::path(".") : final_.parent_path();
+  parent_ = std::make_unique<NewDirectory>(final_.parent_path().empty() ? fs::path(".") : final_.parent_path());
   std::error_code ec;
-  fs::create_directories(parent, ec);
-  if (ec) fail(ErrorCode::kIo, "cannot create folder " + parent.string() + ": " + ec.message());
   staging_ = final_;
   staging_ += random_suffix();
   fs::create_directory(staging_, ec);
@@ -118,7 +136,7 @@ StagedDirectory::~StagedDirectory() {
     std::error_code ec;
     fs::remove_all(staging_, ec);
   }
-}
+}  // parent_ goes next: a parent folder made for nothing is removed too
 
 void StagedDirectory::commit() {
   for (const auto& entry : fs::directory_iterator(staging_)) {
@@ -128,15 +146,25 @@ void StagedDirectory::commit() {
   std::error_code ec;
   fs::path old;
   if (fs::exists(final_, ec)) {
-    // Keep the old folder until the new one is in place, so a crash leaves one of the two.
-    old = final_;
-    old += random_suffix();
-    fs::rename(final_, old, ec);
-    if (ec) fail(ErrorCode::kIo, "cannot move aside " + final_.string() + ": " + ec.message());
+    // Swap the two in one step, so the final name always holds a complete folder, even when
+    // the process is killed here; the old one is then at the staging name.
+    if (::renameat2(AT_FDCWD, staging_.c_str(), AT_FDCWD, final_.c_str(), RENAME_EXCHANGE) == 0) {
+      old = staging_;
+    } else {
+      // A file system without the exchange: move the old folder aside first, so a crash between
+      // the renames leaves both (the old one under a temporary name).
+      old = final_;
+      old += random_suffix();
+      fs::rename(final_, old, ec);
+      if (ec) fail(ErrorCode::kIo, "cannot move aside " + final_.string() + ": " + ec.message());
+    }
   }
-  fs::rename(staging_, final_, ec);
-  if (ec) fail(ErrorCode::kIo, "cannot rename " + staging_.string() + " to " + final_.string() + ": " + ec.message());
+  if (old != staging_) {
+    fs::rename(staging_, final_, ec);
+    if (ec) fail(ErrorCode::kIo, "cannot rename " + staging_.string() + " to " + final_.string() + ": " + ec.message());
+  }
   committed_ = true;
+  parent_->keep();
   if (!old.empty()) fs::remove_all(old, ec);
   sync_path(final_.parent_path().empty() ? fs::path(".") : final_.parent_path());
 }

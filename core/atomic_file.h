@@ -2,6 +2,7 @@
 // target, is synced, and is renamed over it. Folders are built the same way.
 #pragma once
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -33,6 +34,24 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view bytes
 // larger than `max_bytes` with kInvalidArgument.
 std::string read_file(const std::filesystem::path& path, size_t max_bytes = size_t(1) << 32);
 
+// A folder made for an output that may never come to exist: creates `path` and any missing
+// parents; unless keep() is called, the destructor removes the outermost folder it created,
+// with everything in it, so a refused or failed command leaves no empty folders behind.
+class NewDirectory {
+ public:
+  explicit NewDirectory(const std::filesystem::path& path);
+  ~NewDirectory();
+  NewDirectory(const NewDirectory&) = delete;
+  NewDirectory& operator=(const NewDirectory&) = delete;
+
+  void keep() { created_.clear(); }
+  // Whether this object created the folder (it did not exist before).
+  bool created() const { return !created_.empty(); }
+
+ private:
+  std::filesystem::path created_;  // the outermost folder created; empty when none was
+};
+
 // A folder built under a temporary name and moved into place by commit(). If commit() is
 // never reached (an error was thrown), the destructor removes the temporary folder.
 class StagedDirectory {
@@ -49,6 +68,7 @@ class StagedDirectory {
 
  private:
   std::filesystem::path final_;
+  std::unique_ptr<NewDirectory> parent_;  // the parent folder, if this object had to create it
   std::filesystem::path staging_;
   bool committed_ = false;
 };

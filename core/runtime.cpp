@@ -33,7 +33,7 @@ MemoryPolicy memory_policy() { return g_policy; }
 
 void init_runtime(int threads) {
   set_memory_policy(MemoryPolicy::kReuse);
-  set_num_threads(threads);
+  set_num_threads(resolve_thread_count(threads));
 }
 
 }  // namespace hearth

@@ -17,7 +17,8 @@ enum class MemoryPolicy {
   kBounded,
 };
 
-// Sets threads (see threads.h) and the kReuse policy.
+// Sets threads (resolve_thread_count in threads.h: 0 = all cores, capped to the cores there
+// are, refused outside 0..kMaxThreads) and the kReuse policy.
 void init_runtime(int threads);
 
 // Switches the policy for the whole process; switching to kBounded also returns the heap's

@@ -150,7 +150,9 @@ at::Tensor SafetensorsFile::tensor(const std::string& name) const {
   if (reinterpret_cast<uintptr_t>(data) % at::elementSize(e.dtype) != 0) {
     // A misaligned tensor (legal but rare): copy it rather than hand out unaligned pointers.
     at::Tensor t = at::empty(e.shape, options);
-    std::memcpy(t.data_ptr(), data, e.end - e.begin);
+    // An empty tensor has no buffer (data_ptr() is null), and memcpy from or to null is undefined
+    // even for 0 bytes (found by fuzz_safetensors under UBSan).
+    if (e.end > e.begin) std::memcpy(t.data_ptr(), data, e.end - e.begin);
     return t;
   }
   auto keep_alive = file_;

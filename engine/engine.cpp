@@ -14,6 +14,7 @@
 #include "privacy/sandbox.h"
 #include "privacy/secret_key.h"
 #include "storage/audit_log.h"
+#include "storage/backup.h"
 #include "storage/database.h"
 #include "storage/job_store.h"
 #include "storage/orphan_files.h"
@@ -75,11 +76,20 @@ class Engine::Impl {
     info.spec = JobSpec::from_json(r.config, "job " + std::to_string(r.id));
     info.user = info.spec.user;
     info.progress = JobProgress::from_json(r.progress);
+    if (info.progress.steps == 0) info.progress.steps = info.spec.training.steps;  // not started yet
     info.created = r.created;
     info.updated = r.updated;
     if (r.adapter_id != 0)
       info.adapter_version = storage::AdapterRegistry(db, vault_->keyring(), vault_->home()).get(r.user_id, r.adapter_id).version;
     return info;
+  }
+
+  storage::IngestOptions ingest_options(const std::string& user, std::optional<privacy::RedactionMode> redaction) const {
+    storage::IngestOptions options;
+    options.user = user;
+    options.redaction = redaction;
+    options.actor = options_.actor;
+    return options;
   }
 
   SliceResult run_slice(int64_t job_id, const SliceBudget& budget) {
@@ -133,7 +143,25 @@ class Engine::Impl {
     }
     GenerationOptions options = request.options;
     if (cancel != nullptr) options.cancel = cancel;
+    if (request.ttt.enabled()) return generate_after_ttt(request, key, ids, options, on_text, cancel);
     return hearth::generate(*base_.decoder, tok, ids, options, on_text);
+  }
+
+  // Trains the request's short-lived adapter on its context, answers with it on a decoder of its
+  // own over the same weights (the adapter set's slots stay as they are), then drops it.
+  GenerationResult generate_after_ttt(const GenerateRequest& request, const std::string& key,
+                                      const std::vector<int32_t>& ids, const GenerationOptions& options,
+                                      const TextCallback& on_text, const std::atomic<bool>* cancel) {
+    require(!request.context.empty(), ErrorCode::kInvalidArgument,
+            "test-time training needs a context: give the text to learn from");
+    const std::shared_ptr<Adapter> init = key.empty() ? nullptr : adapters_->get(key);
+    const std::vector<int32_t> context = base_.tokenizer->encode(request.context, /*add_bos=*/true);
+    TttReport report;
+    std::shared_ptr<Adapter> trained = train_on_context(*base_.decoder, context, request.ttt, init, &report, cancel);
+    if (request.ttt_report) *request.ttt_report = report;
+    Decoder decoder(*base_.decoder);
+    attach_adapter(decoder, trained);
+    return hearth::generate(decoder, *base_.tokenizer, ids, options, on_text);
   }
 
   EngineOptions options_;
@@ -168,23 +196,21 @@ const LoadedModel& Engine::base() const {
 storage::IngestReport Engine::ingest_files(const std::string& user, const std::vector<std::filesystem::path>& files,
                                            std::optional<privacy::RedactionMode> redaction) {
   std::lock_guard<std::recursive_mutex> lock(impl_->mu_);
-  storage::IngestOptions options;
-  options.user = user;
-  options.redaction = redaction;
-  options.actor = impl_->options_.actor;
   impl_->require_key();
-  return storage::ingest_files(impl_->vault_->db(), impl_->vault_->keyring(), files, options);
+  const storage::IngestOptions options = impl_->ingest_options(user, redaction);
+  storage::IngestReport report = storage::ingest_files(impl_->vault_->db(), impl_->vault_->keyring(), files, options);
+  storage::back_up_after_job(impl_->vault_->db());  // the last good state, for `hearth doctor --restore`
+  return report;
 }
 
 storage::IngestReport Engine::ingest_texts(const std::string& user, const std::vector<storage::IngestItem>& items,
                                            std::optional<privacy::RedactionMode> redaction) {
   std::lock_guard<std::recursive_mutex> lock(impl_->mu_);
-  storage::IngestOptions options;
-  options.user = user;
-  options.redaction = redaction;
-  options.actor = impl_->options_.actor;
   impl_->require_key();
-  return storage::ingest_items(impl_->vault_->db(), impl_->vault_->keyring(), items, options);
+  const storage::IngestOptions options = impl_->ingest_options(user, redaction);
+  storage::IngestReport report = storage::ingest_items(impl_->vault_->db(), impl_->vault_->keyring(), items, options);
+  storage::back_up_after_job(impl_->vault_->db());
+  return report;
 }
 
 std::vector<storage::UserRecord> Engine::users() {
@@ -235,6 +261,7 @@ void Engine::delete_data(const std::string& user, storage::RecordKind kind, cons
   storage::AuditLog(db).append(impl_->options_.actor, "delete", u.id, static_cast<int64_t>(ids.size()),
                                std::string("kind=") + storage::record_kind_name(kind));
   tx.commit();
+  storage::back_up_after_job(db);  // the backup no longer holds the deleted records
 }
 
 storage::ForgetReport Engine::forget(const std::string& user) {

@@ -20,6 +20,7 @@
 #include "engine/device_policy.h"
 #include "engine/job_spec.h"
 #include "engine/local_update.h"
+#include "engine/test_time_training.h"
 #include "inference/generator.h"
 #include "inference/model_loader.h"
 #include "privacy/master_key.h"
@@ -80,6 +81,12 @@ struct GenerateRequest {
   std::string user;             // with adapter: whose adapter
   std::string adapter;          // a registry name (its newest version unless pinned) or ""
   int64_t version = 0;          // 0: newest (or the user's pinned version); else that version
+  // Test-time training (engine/test_time_training.h): with ttt.steps > 0 a short-lived adapter,
+  // initialized from the request's adapter if it names one, first learns `context`; the answer
+  // comes from it and it is dropped afterwards. `ttt_report` (if set) receives what it did.
+  TttSettings ttt;
+  std::string context;
+  TttReport* ttt_report = nullptr;
 };
 
 class Engine {

@@ -53,6 +53,7 @@ FileTrainingReport train_on_files(const FileTrainingRequest& request) {
   request.config.validate();
   if (!request.full) request.adapter.validate();
   LoadedModel m = load_model(request.base.path, request.base.load_options(), request.base.tokenizer);
+  request.config.validate_for_model(m.decoder->config());  // --seq-len within the context, before packing
   trainer::DataOptions options = request.data_options;
   if (!request.eval_data.empty()) options.eval_fraction = 0;  // held out: the eval files, whole
   trainer::TrainingData docs = trainer::load_training_data(request.data, *m.tokenizer, options);

@@ -16,6 +16,7 @@
 #include "privacy/secret_key.h"
 #include "storage/adapter_registry.h"
 #include "storage/audit_log.h"
+#include "storage/backup.h"
 #include "storage/database.h"
 #include "storage/job_store.h"
 #include "storage/orphan_files.h"
@@ -215,6 +216,7 @@ class Slice {
     privacy::wipe(bundle);
     jobs_.prune_checkpoints(result_.job_id, 0);
     registry.keep_newest(record_.user_id, meta.name, spec_.training.keep_versions);
+    storage::back_up_after_job(ctx_.vault.db());  // the last good state, for `hearth doctor --restore`
     result_.outcome = "finished";
     result_.reason = "finished";
   }

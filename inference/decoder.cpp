@@ -58,18 +58,24 @@ AttentionContext Decoder::attention_context(const ForwardInput& input) const {
 at::Tensor Decoder::attention(const DecoderLayer& layer, int64_t index, const at::Tensor& x,
                               const AttentionContext& ctx) const {
   const int64_t batch = x.size(0), t = x.size(1);
+  at::Tensor q = layer.q.forward(x).view({batch, t, config_.num_heads, config_.head_dim});
+  at::Tensor k = layer.k.forward(x).view({batch, t, config_.num_kv_heads, config_.head_dim});
+  at::Tensor v = layer.v.forward(x).view({batch, t, config_.num_kv_heads, config_.head_dim});
+  return layer.o.forward(attend(index, q, k, v, ctx));
+}
+
+at::Tensor Decoder::attend(int64_t index, at::Tensor q, at::Tensor k, at::Tensor v, const AttentionContext& ctx) const {
+  const int64_t batch = q.size(0), t = q.size(1);
   const int64_t heads = config_.num_heads, kv_heads = config_.num_kv_heads, d = config_.head_dim;
   const int64_t group = heads / kv_heads;
-  at::Tensor q = layer.q.forward(x).view({batch, t, heads, d});
-  at::Tensor k = layer.k.forward(x).view({batch, t, kv_heads, d});
-  at::Tensor v = layer.v.forward(x).view({batch, t, kv_heads, d}).transpose(1, 2);
+  v = v.transpose(1, 2);
   const bool fused = can_fuse_for_inference(q, ctx.cos) && can_fuse_for_inference(k, ctx.sin);
   if (fused && batch == 1 && t == 1 && ctx.cache && ctx.cache->dtype() == at::kFloat && can_fuse_for_inference(v, ctx.cos)) {
     // One decode step: the new position attends to the whole cache, no mask, one fused loop.
     q = fused_rope(q, ctx.cos, ctx.sin, config_.rope_interleaved);
     k = fused_rope(k, ctx.cos, ctx.sin, config_.rope_interleaved).transpose(1, 2);
     std::tie(k, v) = ctx.cache->append(index, k, v);
-    return layer.o.forward(fused_decode_attention(q, k, v));
+    return fused_decode_attention(q, k, v);
   }
   if (fused) {
     q = fused_rope(q, ctx.cos, ctx.sin, config_.rope_interleaved).transpose(1, 2);
@@ -87,8 +93,7 @@ at::Tensor Decoder::attention(const DecoderLayer& layer, int64_t index, const at
   scores = scores.view({batch, kv_heads, group, t, s});
   if (ctx.mask.defined()) scores = scores + ctx.mask;
   at::Tensor probs = at::softmax(scores, -1).view({batch, kv_heads, group * t, s});
-  at::Tensor out = at::matmul(probs, v).view({batch, heads, t, d}).transpose(1, 2).reshape({batch, t, heads * d});
-  return layer.o.forward(out);
+  return at::matmul(probs, v).view({batch, heads, t, d}).transpose(1, 2).reshape({batch, t, heads * d});
 }
 
 at::Tensor Decoder::block(int64_t index, const at::Tensor& h, const AttentionContext& ctx) const {

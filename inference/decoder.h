@@ -53,6 +53,15 @@ class Decoder {
   AttentionContext attention_context(const ForwardInput& input) const;
   at::Tensor block(int64_t layer, const at::Tensor& h, const AttentionContext& ctx) const;
   at::Tensor final_norm(const at::Tensor& h) const;
+  // The pieces of block(), for a forward that batches the projections of several requests
+  // (engine/batched_forward.h) and attends per request with the same code as a single one.
+  at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
+  // silu(gate(n)) * up(n), the input of the down projection.
+  at::Tensor gated_mlp_input(const DecoderLayer& layer, const at::Tensor& n) const;
+  // Attention of projected q [B, T, heads, d], k and v [B, T, kv_heads, d] (before rotation):
+  // rotates, appends k and v to ctx.cache if set, attends. Returns [B, T, heads * d], the input
+  // of the output projection.
+  at::Tensor attend(int64_t layer, at::Tensor q, at::Tensor k, at::Tensor v, const AttentionContext& ctx) const;
 
   const ModelConfig& config() const { return config_; }
   std::vector<DecoderLayer>& layers() { return layers_; }
@@ -66,9 +75,6 @@ class Decoder {
 
  private:
   at::Tensor attention(const DecoderLayer& layer, int64_t index, const at::Tensor& x, const AttentionContext& ctx) const;
-  at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
-  // silu(gate(n)) * up(n), the input of the down projection.
-  at::Tensor gated_mlp_input(const DecoderLayer& layer, const at::Tensor& n) const;
 
   ModelConfig config_;
   Embedding embedding_;

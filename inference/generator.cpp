@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
 #include "core/error.h"
+#include "core/range_check.h"
 
 namespace hearth {
 namespace {
@@ -43,7 +45,7 @@ size_t complete_utf8_prefix(std::string_view bytes) {
 GenerationResult generate(const Decoder& decoder, const Tokenizer& tokenizer, const std::vector<int32_t>& prompt,
                           const GenerationOptions& options, const TextCallback& on_text) {
   require(!prompt.empty(), ErrorCode::kInvalidArgument, "the prompt is empty (no tokens, not even BOS)");
-  require(options.max_tokens >= 0, ErrorCode::kInvalidArgument, "--max-tokens must be >= 0");
+  require_integer_in_range("--max-tokens", options.max_tokens, 0, std::numeric_limits<int>::max());
   at::InferenceMode inference;
   const auto& config = decoder.config();
   const int64_t capacity = std::min<int64_t>(config.max_position_embeddings, int64_t(prompt.size()) + options.max_tokens);

@@ -22,6 +22,21 @@ std::pair<at::Tensor, at::Tensor> KVCache::append(int64_t layer, const at::Tenso
   return {keys_[layer].narrow(2, 0, length_ + t), values_[layer].narrow(2, 0, length_ + t)};
 }
 
+void KVCache::assign_prefix(const KVCache& prefix, int64_t length) {
+  require(length >= 0 && length <= prefix.length() && length <= capacity_, ErrorCode::kInvalidArgument,
+          "a prefix of " + std::to_string(length) + " positions does not fit (the prefix has " +
+              std::to_string(prefix.length()) + ", this cache holds " + std::to_string(capacity_) + ")");
+  require(prefix.keys_.size() == keys_.size() && (keys_.empty() || (prefix.keys_[0].size(0) == keys_[0].size(0) &&
+                                                                    prefix.keys_[0].size(1) == keys_[0].size(1) &&
+                                                                    prefix.keys_[0].size(3) == keys_[0].size(3))),
+          ErrorCode::kInvalidArgument, "the prefix's cache has another shape");
+  for (size_t l = 0; l < keys_.size(); ++l) {
+    keys_[l].narrow(2, 0, length).copy_(prefix.keys_[l].narrow(2, 0, length));
+    values_[l].narrow(2, 0, length).copy_(prefix.values_[l].narrow(2, 0, length));
+  }
+  length_ = length;
+}
+
 size_t KVCache::bytes() const {
   size_t total = 0;
   for (const auto& k : keys_) total += k.nbytes();

@@ -21,6 +21,9 @@ class KVCache {
   // Called by the decoder after all layers appended T new positions.
   void advance(int64_t t) { length_ += t; }
   void clear() { length_ = 0; }
+  // Starts this cache as a copy of the first `length` positions of `prefix` (same layers, heads
+  // and batch): a shared prompt prefix (a system prompt) computed once, reused per request.
+  void assign_prefix(const KVCache& prefix, int64_t length);
   size_t bytes() const;
   at::ScalarType dtype() const { return keys_.front().scalar_type(); }
 

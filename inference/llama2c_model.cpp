@@ -3,13 +3,13 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "core/mapped_file.h"
 
 namespace hearth {
 
-Llama2cModel read_llama2c_model(const std::filesystem::path& path) {
-  auto file = MappedFile::open(path);
-  const std::string what = "llama2.c model " + path.string();
+Llama2cModel read_llama2c_model(const std::filesystem::path& path) { return read_llama2c_model(MappedFile::open(path)); }
+
+Llama2cModel read_llama2c_model(std::shared_ptr<MappedFile> file) {
+  const std::string what = "llama2.c model " + file->path().string();
   require(file->size() >= 28, ErrorCode::kCorruptFile, what + " is too short for its 28-byte header");
   int32_t h[7];
   std::memcpy(h, file->data(), sizeof(h));

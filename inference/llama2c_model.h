@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "core/mapped_file.h"
 #include "inference/model_config.h"
 #include "inference/tensor_source.h"
 
@@ -16,6 +17,9 @@ struct Llama2cModel {
 
 // Validates the header against the file size before reading any weight.
 Llama2cModel read_llama2c_model(const std::filesystem::path& path);
+// The same over a mapping (MappedFile::from_bytes for bytes already in memory); the tensors
+// view it and keep it alive.
+Llama2cModel read_llama2c_model(std::shared_ptr<MappedFile> file);
 
 // Reorders the rows of a q/k projection [heads * head_dim, in] from llama2.c's interleaved
 // rotary pairs to the half-split layout of Hugging Face checkpoints.

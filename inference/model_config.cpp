@@ -2,23 +2,39 @@
 
 #include <cmath>
 
+#include "core/range_check.h"
+
 namespace hearth {
 namespace {
 
 constexpr int64_t kMaxDimension = 1 << 20;
+constexpr int64_t kMaxLayers = 1024;
+constexpr int64_t kMaxHeadDim = 1024;
+constexpr int64_t kMaxVocab = int64_t(1) << 24;
+constexpr int64_t kMaxPositions = int64_t(1) << 24;
+constexpr double kMaxRopeTheta = 1e12;
+constexpr double kMaxRopeFactor = 1e6;
 
-int64_t positive(const Json& j, const std::string& key, const std::string& what) {
-  int64_t v = json_get<int64_t>(j, key, what);
-  require(v > 0 && v <= (int64_t(1) << 31), ErrorCode::kCorruptFile, what + ": \"" + key + "\" must be positive, got " + std::to_string(v));
-  return v;
+// eos_token_id may be an int or a list of ints (Llama 3.1+); the first one is kept. Absent or
+// null: -1. Anything else (a float, a string, a negative id) is refused.
+int64_t token_id(const Json& j, const std::string& key, const std::string& what) {
+  if (!j.contains(key) || j[key].is_null()) return -1;
+  const Json& v = j[key];
+  if (v.is_array() && !v.empty()) return json_get_integer_in_range(Json{{key, v[0]}}, key, 0, kMaxVocab - 1, what);
+  return json_get_integer_in_range(j, key, 0, kMaxVocab - 1, what);
 }
 
-// eos_token_id may be an int or a list of ints (Llama 3.1+); the first one is kept.
-int64_t token_id(const Json& j, const std::string& key) {
-  if (!j.contains(key) || j[key].is_null()) return -1;
-  if (j[key].is_number_integer()) return j[key].get<int64_t>();
-  if (j[key].is_array() && !j[key].empty() && j[key][0].is_number_integer()) return j[key][0].get<int64_t>();
-  return -1;
+// The field if present and not null, else `fallback`; refused outside lo..hi.
+int64_t optional_integer(const Json& j, const std::string& key, int64_t fallback, int64_t lo, int64_t hi,
+                         const std::string& what) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  return json_get_integer_in_range(j, key, lo, hi, what);
+}
+
+double optional_number(const Json& j, const std::string& key, double fallback, double lo, double hi,
+                       const std::string& what) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  return json_get_number_in_range(j, key, lo, hi, what);
 }
 
 }  // namespace
@@ -41,33 +57,34 @@ ModelConfig ModelConfig::from_hf_json(const Json& j, const std::string& what) {
   } else {
     fail(ErrorCode::kUnsupported, what + ": architecture \"" + arch + "\" is not supported (LlamaForCausalLM, Qwen2ForCausalLM)");
   }
-  c.hidden_size = positive(j, "hidden_size", what);
-  c.intermediate_size = positive(j, "intermediate_size", what);
-  c.num_layers = positive(j, "num_hidden_layers", what);
-  c.num_heads = positive(j, "num_attention_heads", what);
-  c.num_kv_heads = j.contains("num_key_value_heads") ? positive(j, "num_key_value_heads", what) : c.num_heads;
-  c.head_dim = j.contains("head_dim") && !j["head_dim"].is_null() ? positive(j, "head_dim", what) : c.hidden_size / c.num_heads;
-  c.vocab_size = positive(j, "vocab_size", what);
-  c.max_position_embeddings = json_get_or<int64_t>(j, "max_position_embeddings", 2048, what);
-  c.rms_norm_eps = json_get_or<double>(j, "rms_norm_eps", 1e-6, what);
-  c.rope_theta = json_get_or<double>(j, "rope_theta", 10000.0, what);
+  c.hidden_size = json_get_integer_in_range(j, "hidden_size", 1, kMaxDimension, what);
+  c.intermediate_size = json_get_integer_in_range(j, "intermediate_size", 1, 4 * kMaxDimension, what);
+  c.num_layers = json_get_integer_in_range(j, "num_hidden_layers", 1, kMaxLayers, what);
+  c.num_heads = json_get_integer_in_range(j, "num_attention_heads", 1, c.hidden_size, what);
+  c.num_kv_heads = optional_integer(j, "num_key_value_heads", c.num_heads, 1, c.num_heads, what);
+  c.head_dim = optional_integer(j, "head_dim", c.hidden_size / c.num_heads, 2, kMaxHeadDim, what);
+  c.vocab_size = json_get_integer_in_range(j, "vocab_size", 1, kMaxVocab, what);
+  c.max_position_embeddings = optional_integer(j, "max_position_embeddings", 2048, 1, kMaxPositions, what);
+  c.rms_norm_eps = optional_number(j, "rms_norm_eps", 1e-6, 1e-12, 0.1, what);
+  c.rope_theta = optional_number(j, "rope_theta", 10000.0, 1.0, kMaxRopeTheta, what);
   c.tie_word_embeddings = json_get_or<bool>(j, "tie_word_embeddings", false, what);
   if (c.architecture == Architecture::kLlama) c.attention_bias = json_get_or<bool>(j, "attention_bias", false, what);
   c.rope_interleaved = json_get_or<bool>(j, "hearth_rope_interleaved", false, what);
   if (j.contains("hearth_rope_freq_factors")) c.rope_freq_factors = json_get<std::vector<float>>(j, "hearth_rope_freq_factors", what);
-  c.bos_token_id = token_id(j, "bos_token_id");
-  c.eos_token_id = token_id(j, "eos_token_id");
+  c.bos_token_id = token_id(j, "bos_token_id", what);
+  c.eos_token_id = token_id(j, "eos_token_id", what);
   if (j.contains("rope_scaling") && j["rope_scaling"].is_object()) {
     const Json& rs = j["rope_scaling"];
-    std::string type = rs.contains("rope_type") ? json_get<std::string>(rs, "rope_type", what + " rope_scaling")
-                                                : json_get_or<std::string>(rs, "type", "", what + " rope_scaling");
+    const std::string where = what + " rope_scaling";
+    std::string type = rs.contains("rope_type") ? json_get<std::string>(rs, "rope_type", where)
+                                                : json_get_or<std::string>(rs, "type", "", where);
     require(type == "llama3", ErrorCode::kUnsupported, what + ": rope_scaling type \"" + type + "\" is not supported (llama3)");
     c.rope_scaling.enabled = true;
-    c.rope_scaling.factor = json_get<double>(rs, "factor", what + " rope_scaling");
-    c.rope_scaling.low_freq_factor = json_get<double>(rs, "low_freq_factor", what + " rope_scaling");
-    c.rope_scaling.high_freq_factor = json_get<double>(rs, "high_freq_factor", what + " rope_scaling");
+    c.rope_scaling.factor = json_get_number_in_range(rs, "factor", 1.0, kMaxRopeFactor, where);
+    c.rope_scaling.low_freq_factor = json_get_number_in_range(rs, "low_freq_factor", 1e-6, kMaxRopeFactor, where);
+    c.rope_scaling.high_freq_factor = json_get_number_in_range(rs, "high_freq_factor", 1e-6, kMaxRopeFactor, where);
     c.rope_scaling.original_max_position_embeddings =
-        json_get<int64_t>(rs, "original_max_position_embeddings", what + " rope_scaling");
+        json_get_integer_in_range(rs, "original_max_position_embeddings", 1, kMaxPositions, where);
   }
   c.validate(what);
   return c;
@@ -75,19 +92,34 @@ ModelConfig ModelConfig::from_hf_json(const Json& j, const std::string& what) {
 
 void ModelConfig::validate(const std::string& what) const {
   auto check = [&](bool ok, const std::string& message) { require(ok, ErrorCode::kCorruptFile, what + ": " + message); };
-  check(hidden_size > 0 && hidden_size <= kMaxDimension, "hidden_size out of range");
-  check(intermediate_size > 0 && intermediate_size <= kMaxDimension * 4, "intermediate_size out of range");
-  check(num_layers > 0 && num_layers <= 1024, "num_hidden_layers out of range");
-  check(num_heads > 0 && num_kv_heads > 0 && num_heads % num_kv_heads == 0,
-        "num_attention_heads (" + std::to_string(num_heads) + ") must be a multiple of num_key_value_heads (" +
-            std::to_string(num_kv_heads) + ")");
-  check(head_dim > 0 && head_dim % 2 == 0 && head_dim <= 1024, "head_dim must be even and at most 1024");
-  check(vocab_size > 0 && vocab_size <= (int64_t(1) << 24), "vocab_size out of range");
-  check(max_position_embeddings > 0, "max_position_embeddings must be positive");
-  check(rms_norm_eps > 0 && rms_norm_eps < 1, "rms_norm_eps out of range");
-  check(rope_theta > 0, "rope_theta must be positive");
-  check(!rope_scaling.enabled || (rope_scaling.factor > 0 && rope_scaling.high_freq_factor > rope_scaling.low_freq_factor),
-        "rope_scaling factors out of range");
+  auto in_range = [&](const char* name, int64_t v, int64_t lo, int64_t hi) {
+    const std::string problem = integer_range_problem(name, v, lo, hi);
+    check(problem.empty(), problem);
+  };
+  in_range("hidden_size", hidden_size, 1, kMaxDimension);
+  in_range("intermediate_size", intermediate_size, 1, 4 * kMaxDimension);
+  in_range("num_hidden_layers", num_layers, 1, kMaxLayers);
+  in_range("num_attention_heads", num_heads, 1, hidden_size);
+  in_range("num_key_value_heads", num_kv_heads, 1, num_heads);
+  check(num_heads % num_kv_heads == 0, "num_attention_heads (" + std::to_string(num_heads) +
+                                           ") must be a multiple of num_key_value_heads (" + std::to_string(num_kv_heads) + ")");
+  in_range("head_dim", head_dim, 2, kMaxHeadDim);
+  check(head_dim % 2 == 0, "head_dim must be even, got " + std::to_string(head_dim));
+  in_range("vocab_size", vocab_size, 1, kMaxVocab);
+  in_range("max_position_embeddings", max_position_embeddings, 1, kMaxPositions);
+  auto number = [&](const char* name, double v, double lo, double hi) {
+    const std::string problem = number_range_problem(name, v, lo, hi);
+    check(problem.empty(), problem);
+  };
+  number("rms_norm_eps", rms_norm_eps, 1e-12, 0.1);
+  number("rope_theta", rope_theta, 1.0, kMaxRopeTheta);
+  if (rope_scaling.enabled) {
+    number("rope_scaling factor", rope_scaling.factor, 1.0, kMaxRopeFactor);
+    check(rope_scaling.high_freq_factor > rope_scaling.low_freq_factor,
+          "rope_scaling high_freq_factor must be greater than low_freq_factor");
+  }
+  check(bos_token_id < vocab_size && eos_token_id < vocab_size, "bos_token_id and eos_token_id must be below vocab_size (" +
+                                                                    std::to_string(vocab_size) + ")");
   check(rope_freq_factors.empty() || static_cast<int64_t>(rope_freq_factors.size()) == head_dim / 2,
         "rope frequency factors must number head_dim / 2");
   for (float f : rope_freq_factors) check(std::isfinite(f) && f > 0, "rope frequency factors must be positive");

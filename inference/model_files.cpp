@@ -3,6 +3,7 @@
 #include "core/assets.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/range_check.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "inference/llama2c_model.h"
@@ -121,9 +122,12 @@ void init_random_model(const std::string& arch, uint64_t seed, const fs::path& o
 }
 
 ModelConfig custom_config(const CustomModelShape& shape, const Tokenizer& tokenizer) {
-  require(shape.layers > 0 && shape.hidden > 0 && shape.heads > 0 && shape.kv_heads > 0 && shape.intermediate > 0 &&
-              shape.max_positions > 0,
-          ErrorCode::kInvalidArgument, "--layers, --hidden, --heads, --kv-heads, --intermediate and --max-positions must be positive");
+  require_integer_in_range("--layers", shape.layers, 1, 1024);
+  require_integer_in_range("--hidden", shape.hidden, 2, 65536);
+  require_integer_in_range("--heads", shape.heads, 1, shape.hidden);
+  require_integer_in_range("--kv-heads", shape.kv_heads, 1, shape.heads);
+  require_integer_in_range("--intermediate", shape.intermediate, 1, 4 * 65536);
+  require_integer_in_range("--max-positions", shape.max_positions, 2, int64_t(1) << 20);
   require(shape.hidden % shape.heads == 0, ErrorCode::kInvalidArgument,
           "--hidden (" + std::to_string(shape.hidden) + ") must be a multiple of --heads (" + std::to_string(shape.heads) + ")");
   require(shape.heads % shape.kv_heads == 0, ErrorCode::kInvalidArgument,
@@ -136,6 +140,12 @@ ModelConfig custom_config(const CustomModelShape& shape, const Tokenizer& tokeni
   c.rope_theta = 10000, c.rms_norm_eps = 1e-5;
   c.bos_token_id = tokenizer.bos_id(), c.eos_token_id = tokenizer.eos_id();
   c.validate("custom model");
+  // Every weight is held in memory (fp32) while the folder is written.
+  constexpr int64_t kMaxCustomParameters = int64_t(1) << 31;
+  require(c.parameter_count() <= kMaxCustomParameters, ErrorCode::kInvalidArgument,
+          "a custom model of this shape has " + std::to_string(c.parameter_count()) + " parameters (" +
+              std::to_string(c.parameter_count() * 4 / (1 << 20)) + " MiB in fp32), more than the limit of " +
+              std::to_string(kMaxCustomParameters) + "; choose smaller --layers, --hidden or --intermediate");
   return c;
 }
 

@@ -6,15 +6,16 @@
 #include <unordered_set>
 
 #include "core/error.h"
+#include "core/range_check.h"
 
 namespace hearth {
 
 void SamplingOptions::validate() const {
-  require(std::isfinite(temperature) && temperature >= 0, ErrorCode::kInvalidArgument, "--temperature must be >= 0");
-  require(top_k >= 0, ErrorCode::kInvalidArgument, "--top-k must be >= 0");
-  require(top_p > 0 && top_p <= 1, ErrorCode::kInvalidArgument, "--top-p must be in (0, 1]");
-  require(std::isfinite(repeat_penalty) && repeat_penalty > 0, ErrorCode::kInvalidArgument, "--repeat-penalty must be > 0");
-  require(repeat_window >= 0, ErrorCode::kInvalidArgument, "the repeat window must be >= 0");
+  require_number_in_range("--temperature", temperature, 0, 100);
+  require_integer_in_range("--top-k", top_k, 0, int64_t(1) << 24);
+  require_number_in_range("--top-p", top_p, 0, 1, Bound::kOpen);
+  require_number_in_range("--repeat-penalty", repeat_penalty, 0, 100, Bound::kOpen);
+  require_integer_in_range("the repeat window", repeat_window, 0, int64_t(1) << 20);
 }
 
 Sampler::Sampler(const SamplingOptions& options) : options_(options), rng_(options.seed) { options_.validate(); }

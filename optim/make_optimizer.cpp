@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/range_check.h"
 #include "optim/adamw.h"
 #include "optim/apollo.h"
 
@@ -35,6 +36,19 @@ ApolloSettings apollo_settings(const OptimizerConfig& cfg) {
 
 }  // namespace
 
+void OptimizerConfig::validate() const {
+  check_name(name);
+  require_number_in_range("--lr", lr, 0, 1, Bound::kOpen);
+  require_number_in_range("--weight-decay", weight_decay, 0, 1);
+  require_number_in_range("beta1", beta1, 0, 1, Bound::kClosed, Bound::kOpen);
+  require_number_in_range("beta2", beta2, 0, 1, Bound::kClosed, Bound::kOpen);
+  if (eps) require_number_in_range("eps", *eps, 0, 1);
+  if (apollo_rank) require_integer_in_range("--apollo-rank", *apollo_rank, 1, 65536);
+  require_integer_in_range("--apollo-update-gap", apollo_update_gap, 1, 1000000);
+  if (apollo_scale) require_number_in_range("--apollo-scale", *apollo_scale, 0, 1e6, Bound::kOpen);
+  if (apollo_norm_growth_limit != 0) require_number_in_range("APOLLO norm-growth limit", apollo_norm_growth_limit, 1, 1e6);
+}
+
 std::string OptimizerConfig::describe() const {
   check_name(name);
   std::ostringstream out;
@@ -50,7 +64,7 @@ std::string OptimizerConfig::describe() const {
 }
 
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& cfg, std::vector<ParamGroup> groups) {
-  check_name(cfg.name);
+  cfg.validate();
   if (cfg.name == "adamw") return std::make_unique<AdamW>(std::move(groups), adam_settings(cfg), cfg.lr, cfg.weight_decay);
   return std::make_unique<Apollo>(std::move(groups), apollo_settings(cfg), cfg.lr, cfg.weight_decay);
 }

@@ -31,6 +31,9 @@ struct OptimizerConfig {
   double apollo_norm_growth_limit = 1.01;
   uint64_t seed = 0;
 
+  // Refuses an unknown name or a setting outside its range (kInvalidArgument naming the
+  // option, the value and the range).
+  void validate() const;
   // One line for logs, with the defaults resolved.
   std::string describe() const;
 };

@@ -12,6 +12,12 @@ namespace hearth::privacy {
 // Throws kInternal when the kernel refuses the filter.
 void enter_no_network_sandbox();
 
+// The same filter, except that accept() and accept4() stay allowed on `listening_unix_socket`
+// alone: a local server (hearth serve) keeps taking connections on the Unix socket it opened
+// before, while every other socket call, and accept on any other descriptor, still fails.
+// kInvalidArgument unless the descriptor is a listening AF_UNIX socket.
+void enter_no_network_sandbox(int listening_unix_socket);
+
 // True once enter_no_network_sandbox() succeeded in this process.
 bool in_no_network_sandbox();
 

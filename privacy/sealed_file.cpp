@@ -24,17 +24,21 @@ void seal_file(const std::filesystem::path& path, std::string_view plaintext, co
 }
 
 std::string open_sealed_file(const std::filesystem::path& path, const SecretKey& key, const RecordRef& where) {
-  std::string bytes = read_file(path);
+  return open_sealed_bytes(read_file(path), key, where, path.string());
+}
+
+std::string open_sealed_bytes(std::string_view bytes, const SecretKey& key, const RecordRef& where,
+                              const std::string& name) {
   require(bytes.size() >= kHeaderBytes && std::memcmp(bytes.data(), kSealedFileMagic, kMagicBytes) == 0,
-          ErrorCode::kCorruptFile, path.string() + " is not a Hearth sealed file");
+          ErrorCode::kCorruptFile, name + " is not a Hearth sealed file");
   uint32_t version = 0;
   for (int i = 0; i < 4; ++i) version |= uint32_t(static_cast<uint8_t>(bytes[kMagicBytes + i])) << (8 * i);
   require(version == kVersion, ErrorCode::kUnsupported,
-          path.string() + " is sealed-file version " + std::to_string(version) + "; this Hearth reads version 1");
+          name + " is sealed-file version " + std::to_string(version) + "; this Hearth reads version 1");
   try {
-    return open(key, std::string_view(bytes).substr(kHeaderBytes), where);
+    return open(key, bytes.substr(kHeaderBytes), where);
   } catch (const Error& e) {
-    fail(e.code(), std::string(e.what()) + " (file " + path.string() + ")");
+    fail(e.code(), std::string(e.what()) + " (file " + name + ")");
   }
 }
 

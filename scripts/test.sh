@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs everything, builds, and runs the whole test suite the way CI does:
 #   1. the GoogleTest suites under ctest (real assets from $HEARTH_ASSETS, default ../shared);
-#   2. the bad-input suites again under AddressSanitizer + UndefinedBehaviorSanitizer.
+#   2. the bad-input suites again under AddressSanitizer + UndefinedBehaviorSanitizer, and every
+#      libFuzzer target of fuzz/ for a short bounded time (one clang build serves both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HEARTH_ASSETS="${HEARTH_ASSETS:-$(cd .. && pwd)/shared}"
 [ -d "$HEARTH_ASSETS" ] || { echo "test.sh: assets folder $HEARTH_ASSETS is missing" >&2; exit 1; }
 
-bash scripts/build.sh build
+# Without debug info: it nearly doubles the compile time of a LibTorch-heavy file (scripts/build.sh
+# alone keeps it for debugging).
+bash scripts/build.sh build -DHEARTH_DEBUG_INFO=OFF
 # Reference token ids from the independent JavaScript tokenizer (npm), for the parity tests.
 bash scripts/tokenizer_reference/make_reference.sh build/tokenizer_reference
 # The llama.cpp peer for the GGUF interoperability tests: node-llama-cpp's prebuilt CPU build and
@@ -32,13 +35,18 @@ cc -std=c99 -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -Icapi t
   -Lbuild -lhearth -lpthread -Wl,-rpath,"$PWD/build" -o build/capi_test_asan
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1 build/capi_test_asan "$HEARTH_ASSETS"
 
-# Sanitizer pass over the parsers of untrusted files. LibTorch itself is not instrumented,
-# and its static registries look like leaks to LeakSanitizer, so leak checks are off.
-cmake -S . -B build-asan -G Ninja -DHEARTH_SANITIZE=ON -DHEARTH_BUILD_BENCH=OFF >/dev/null
-cmake --build build-asan -j "$(nproc)" --target test_core test_inference test_quant
-export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+# Sanitizer pass: one clang build with ASan + UBSan (and libFuzzer's coverage instrumentation)
+# serves the bad-input suites, the CLI suites (which run this build's instrumented `hearth`) and
+# the fuzz targets, so the libraries are compiled instrumented once. LibTorch itself is not
+# instrumented; leak checks are on, and need no suppressions in this build.
+cmake -S . -B build-san -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+  -DHEARTH_FUZZ=ON -DHEARTH_BUILD_BENCH=OFF >/dev/null
+cmake --build build-san -j "$(nproc)" --target hearth_cli fuzzers test_core test_quant test_tokenizer \
+  test_inference test_adapters test_privacy test_storage test_trainer test_cli
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-build-asan/tests/test_core
-build-asan/tests/test_inference --gtest_filter='*BadModelFiles*'
-build-asan/tests/test_quant --gtest_filter='QuantIo.*'
+bash scripts/sanitizer_suites.sh build-san
 echo "sanitizer suites passed"
+# Every fuzz target for 15 s, two at a time: a smoke test that the parsers still refuse mutated
+# real files cleanly (the long runs and their figures are in docs/reliability.md).
+bash scripts/fuzz.sh build-san 15

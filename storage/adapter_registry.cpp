@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "privacy/data_key.h"
+#include "storage/damaged_record.h"
 #include "storage/database.h"
 #include "storage/hearth_home.h"
 #include "storage/keyring.h"
@@ -102,8 +103,10 @@ AdapterRecord AdapterRegistry::get(int64_t user_id, int64_t adapter_id) {
 }
 
 std::string AdapterRegistry::open_file(const AdapterRecord& r) {
-  return read_sealed_blob(home_ / r.file_path, r.sha256, keyring_.user_keys(r.user_id).seal,
-                          {r.user_id, "adapter_file", r.id});
+  const privacy::RecordRef where{r.user_id, "adapter_file", r.id};
+  const privacy::SecretKey& key = keyring_.user_keys(r.user_id).seal;
+  return open_record_or_report_damage(where, db_.path(),
+                                      [&] { return read_sealed_blob(home_ / r.file_path, r.sha256, key, where); });
 }
 
 void AdapterRegistry::set_metrics(int64_t adapter_id, const Json& metrics) {

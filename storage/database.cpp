@@ -2,13 +2,43 @@
 
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <vector>
 
 #include "core/error.h"
+#include "storage/backup.h"
 #include "storage/migrations.h"
 
 namespace hearth::storage {
+
+namespace {
+
+// The file behind a connection ("" for a temporary database).
+std::filesystem::path file_of(sqlite3* db) {
+  const char* name = db ? sqlite3_db_filename(db, "main") : nullptr;
+  return name ? std::filesystem::path(name) : std::filesystem::path();
+}
+
+// Refuses, before SQLite is asked, a database or folder this process may not write: SQLite's
+// own message ("unable to open database file", "attempt to write a readonly database") says
+// neither which nor what to do. Even reading needs write access (the WAL index).
+void require_writable(const std::filesystem::path& path) {
+  const std::filesystem::path folder = path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
+  auto refuse = [&](const std::filesystem::path& what, const char* kind) {
+    fail(ErrorCode::kIo, std::string(kind) + " " + what.string() + " is read-only (" + std::strerror(errno) +
+                             "); Hearth needs to write there even to read (SQLite keeps its WAL index beside the "
+                             "database): make it writable (chmod u+w), or copy the Hearth home to a writable place "
+                             "and pass --home");
+  };
+  if (::access(folder.c_str(), W_OK) != 0 && (errno == EACCES || errno == EROFS || errno == EPERM)) refuse(folder, "folder");
+  if (::access(path.c_str(), F_OK) == 0 && ::access(path.c_str(), W_OK) != 0) refuse(path, "database");
+}
+
+}  // namespace
 
 void fail_sqlite(sqlite3* db, int rc, const std::string& what) {
   std::string msg = what + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -18,7 +48,8 @@ void fail_sqlite(sqlite3* db, int rc, const std::string& what) {
       fail(ErrorCode::kIo, msg + " (another process kept the database locked for more than 5 s; try again)");
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
-      fail(ErrorCode::kCorruptFile, msg);
+      fail(ErrorCode::kCorruptFile, msg + " (the database file is damaged; nothing more was written to it). " +
+                                        recovery_advice(file_of(db)));
     case SQLITE_CONSTRAINT:
     case SQLITE_TOOBIG:
     case SQLITE_MISMATCH:
@@ -107,9 +138,10 @@ std::string Statement::column_blob(int index) const {
 
 bool Statement::column_is_null(int index) const { return sqlite3_column_type(stmt_, index) == SQLITE_NULL; }
 
-Database::Database(const std::filesystem::path& path) : path_(path) {
-  int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+Database::Database(const std::filesystem::path& path, OpenMode mode) : path_(path) {
+  if (mode == OpenMode::kReadWrite) require_writable(path);
+  const int flags = mode == OpenMode::kInspect ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  int rc = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
     sqlite3_close(db_);
@@ -117,13 +149,21 @@ Database::Database(const std::filesystem::path& path) : path_(path) {
     fail(ErrorCode::kIo, "cannot open database " + path.string() + ": " + msg);
   }
   try {
-    ::chmod(path.c_str(), 0600);  // the -wal and -shm files copy this mode
     sqlite3_busy_timeout(db_, 5000);
     sqlite3_extended_result_codes(db_, 1);
+    if (mode == OpenMode::kInspect) return;
+    ::chmod(path.c_str(), 0600);  // the -wal and -shm files copy this mode
+    // Checked before the first write (even the switch to WAL writes the header): a damaged
+    // file is refused untouched. A file that is not SQLite at all fails here too.
+    const std::string problems = quick_check();
+    if (problems != "ok") {
+      fail(ErrorCode::kCorruptFile, "database " + path.string() + " is damaged (PRAGMA quick_check: " +
+                                        summarize_problems(problems) + "); Hearth did not write to it. " +
+                                        recovery_advice(path));
+    }
     exec("PRAGMA busy_timeout = 5000");
-    // A file that is not SQLite fails here, on the first read.
-    Statement mode(db_, "PRAGMA journal_mode = WAL");
-    require(mode.step() && mode.column_text(0) == "wal", ErrorCode::kIo,
+    Statement journal(db_, "PRAGMA journal_mode = WAL");
+    require(journal.step() && journal.column_text(0) == "wal", ErrorCode::kIo,
             "cannot switch " + path.string() + " to WAL mode");
     exec("PRAGMA synchronous = FULL");
     exec("PRAGMA foreign_keys = ON");
@@ -159,12 +199,51 @@ int Database::schema_version() {
   return static_cast<int>(s.column_int(0));
 }
 
-std::string Database::integrity_check() {
-  Statement s(db_, "PRAGMA integrity_check");
+namespace {
+
+// Runs a check pragma; its rows (and an error that stops it: a file too damaged to walk) as
+// one "; "-separated line.
+std::string run_check(sqlite3* db, const char* sql) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr);
   std::string out;
-  while (s.step()) out += (out.empty() ? "" : "; ") + s.column_text(0);
+  auto add = [&](std::string problem) {
+    for (char& c : problem)
+      if (c == '\n') c = ';';
+    out += (out.empty() ? "" : "; ") + problem;
+  };
+  if (rc == SQLITE_OK) {
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+      const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+      add(text ? text : "");
+    }
+  }
+  if (rc != SQLITE_DONE) add(std::string("cannot be read: ") + sqlite3_errmsg(db));
+  sqlite3_finalize(stmt);
   return out;
 }
+
+}  // namespace
+
+std::string summarize_problems(const std::string& problems, size_t keep) {
+  std::vector<std::string> items;
+  for (size_t start = 0; start < problems.size();) {
+    size_t end = problems.find(';', start);
+    if (end == std::string::npos) end = problems.size();
+    std::string item = problems.substr(start, end - start);
+    item.erase(0, item.find_first_not_of(' '));
+    if (!item.empty() && item.rfind("***", 0) != 0) items.push_back(item);  // not "*** in database main ***"
+    start = end + 1;
+  }
+  std::string out;
+  for (size_t i = 0; i < std::min(keep, items.size()); ++i) out += (i ? "; " : "") + items[i];
+  if (items.size() > keep) out += "; and " + std::to_string(items.size() - keep) + " more";
+  return out;
+}
+
+std::string Database::integrity_check() { return run_check(db_, "PRAGMA integrity_check(100)"); }
+
+std::string Database::quick_check() { return run_check(db_, "PRAGMA quick_check(10)"); }
 
 void Database::checkpoint_and_vacuum() {
   exec("PRAGMA wal_checkpoint(TRUNCATE)");

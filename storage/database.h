@@ -45,11 +45,22 @@ class Statement {
   sqlite3_stmt* stmt_ = nullptr;
 };
 
+enum class OpenMode {
+  // Create if missing, refuse a read-only or damaged file (PRAGMA quick_check), migrate: what
+  // every command that uses the data opens.
+  kReadWrite,
+  // Read only, no check, no pragma that writes, no migration: for `hearth doctor` to look at a
+  // file that may be damaged without changing a byte of it.
+  kInspect,
+};
+
 class Database {
  public:
-  // Opens (creating if needed) `path` with WAL, busy_timeout 5000 ms, foreign_keys, secure_delete
-  // and in-memory temporary storage, then applies pending migrations.
-  explicit Database(const std::filesystem::path& path);
+  // kReadWrite: opens (creating if needed) `path`, checks it with PRAGMA quick_check before
+  // anything is written (kCorruptFile naming the damage and how to recover from the backup),
+  // then sets WAL, busy_timeout 5000 ms, foreign_keys, secure_delete and in-memory temporary
+  // storage, and applies pending migrations. A read-only file or folder is a kIo error saying so.
+  explicit Database(const std::filesystem::path& path, OpenMode mode = OpenMode::kReadWrite);
   ~Database();
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
@@ -64,8 +75,12 @@ class Database {
 
   // The schema version after migrations.
   int schema_version();
-  // "ok", or SQLite's list of problems.
+  // "ok", or SQLite's list of problems (the first 100, joined by "; "); a file too damaged to be
+  // walked reports that as its problem instead of throwing.
   std::string integrity_check();
+  // The same from PRAGMA quick_check (the first 10): every page and record is read, but index
+  // contents are not cross-checked against their tables, so it costs a fraction of the time.
+  std::string quick_check();
   // Moves the WAL into the main file and truncates it, then rebuilds the file so freed pages
   // (already zeroed by secure_delete) are gone too.
   void checkpoint_and_vacuum();
@@ -96,6 +111,9 @@ class Transaction {
 // Throws the hearth::Error that fits SQLite result `rc` (busy → kIo, corrupt → kCorruptFile,
 // constraint → kInvalidArgument), with `what` and SQLite's message.
 [[noreturn]] void fail_sqlite(sqlite3* db, int rc, const std::string& what);
+
+// The first `keep` problems of an integrity_check / quick_check result, and how many more.
+std::string summarize_problems(const std::string& problems, size_t keep = 3);
 
 // Seconds since the epoch, for created/updated columns.
 int64_t unix_now();

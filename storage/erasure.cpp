@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "storage/audit_log.h"
+#include "storage/backup.h"
 #include "storage/database.h"
 #include "storage/user_store.h"
 
@@ -66,6 +67,8 @@ ForgetReport forget_user(Database& db, const fs::path& home, const std::string& 
     if (fs::remove(home / rel, ec)) ++report.files_removed;
   fs::remove_all(home / "users" / std::to_string(report.user_id), ec);
   db.checkpoint_and_vacuum();
+  // A backup made before would still hold the user: replace it (its old bytes are overwritten).
+  back_up_after_job(db);
   return report;
 }
 

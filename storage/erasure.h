@@ -1,5 +1,6 @@
 // Erasure of a user: rows, adapter and checkpoint files and the wrapped data key go, then the
-// database is checkpointed and vacuumed so no page or WAL frame keeps them.
+// database is checkpointed and vacuumed so no page or WAL frame keeps them, and the backup is
+// replaced by one without them.
 #pragma once
 #include <cstdint>
 #include <filesystem>

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -56,6 +59,28 @@ bool redact_example(TrainingExample& ex, privacy::RedactionMode mode, privacy::R
   return !drop;
 }
 
+// Whether the file holds any byte other than ASCII whitespace (read until the first one).
+bool has_content(const fs::path& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) fail(ErrorCode::kIo, "cannot read " + path.string() + ": " + std::strerror(errno));
+  int c;
+  while ((c = std::getc(f)) != EOF && std::isspace(c)) {
+  }
+  std::fclose(f);
+  return c != EOF;
+}
+
+bool is_blank(const std::string& text) {
+  return std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isspace(c); });
+}
+
+// An ingest that found nothing to store is refused, so its transaction (a new user included)
+// is rolled back.
+void require_something_stored(const IngestReport& report) {
+  require(report.documents_added + report.examples_added + report.duplicates + report.dropped > 0,
+          ErrorCode::kInvalidArgument, "the input holds no text or examples to store (empty or blank); nothing was stored");
+}
+
 class Ingester {
  public:
   Ingester(Database& db, Keyring& keyring, const IngestOptions& options, IngestReport& report)
@@ -71,7 +96,7 @@ class Ingester {
     size_t bad = first_invalid_utf8(text);
     require(bad == std::string::npos, ErrorCode::kInvalidArgument,
             where_in(where, text, bad == std::string::npos ? 0 : bad) + ": invalid UTF-8");
-    if (text.empty()) {
+    if (is_blank(text)) {
       ++report_.empty;
       return;
     }
@@ -111,7 +136,7 @@ class Ingester {
 
  private:
   void example_line(const std::string& where, const std::string& line) {
-    if (std::all_of(line.begin(), line.end(), [](unsigned char c) { return std::isspace(c); })) return;
+    if (is_blank(line)) return;
     require_utf8(line, where);
     TrainingExample ex = parse_example_line(line, where);
     if (!redact_example(ex, report_.redaction, report_.redactions)) {
@@ -158,10 +183,24 @@ void audit_ingest(Database& db, const IngestOptions& options, const IngestReport
 
 }  // namespace
 
+void check_ingest_files(const std::vector<fs::path>& files) {
+  require(!files.empty(), ErrorCode::kInvalidArgument, "no files to ingest");
+  bool any_content = false;
+  for (const fs::path& f : files) {
+    kind_of(f);
+    std::error_code ec;
+    require(fs::exists(f, ec), ErrorCode::kNotFound, "file not found: " + f.string());
+    require(fs::is_regular_file(f, ec), ErrorCode::kInvalidArgument, f.string() + " is not a regular file");
+    any_content = any_content || has_content(f);
+  }
+  require(any_content, ErrorCode::kInvalidArgument,
+          std::string(files.size() == 1 ? files[0].string() + " is" : "the files are all") +
+              " empty or blank: nothing to ingest, nothing was stored");
+}
+
 IngestReport ingest_files(Database& db, Keyring& keyring, const std::vector<fs::path>& files,
                           const IngestOptions& options) {
-  require(!files.empty(), ErrorCode::kInvalidArgument, "no files to ingest");
-  for (const fs::path& f : files) kind_of(f);  // refuse unknown types before any work
+  check_ingest_files(files);  // refuse before any work
   IngestReport report;
   Transaction tx(db);
   prepare_user(db, keyring, options, report);
@@ -171,6 +210,7 @@ IngestReport ingest_files(Database& db, Keyring& keyring, const std::vector<fs::
     else ingester.jsonl(f);
     ++report.files;
   }
+  require_something_stored(report);
   audit_ingest(db, options, report);
   tx.commit();
   return report;
@@ -188,6 +228,7 @@ IngestReport ingest_items(Database& db, Keyring& keyring, const std::vector<Inge
     else ingester.jsonl_text(item.name, item.content);
     ++report.files;
   }
+  require_something_stored(report);
   audit_ingest(db, options, report);
   tx.commit();
   return report;

@@ -34,10 +34,18 @@ struct IngestReport {
   size_t examples_added = 0;
   size_t duplicates = 0;  // already stored for this user, or repeated within the call
   size_t dropped = 0;     // records held back by redaction mode "drop"
-  size_t empty = 0;       // empty documents skipped
+  size_t empty = 0;       // empty or blank documents skipped
   privacy::RedactionCounts redactions;
 };
 
+// What can be refused before the database is opened: no files, a missing file or folder, an
+// unsupported type, or files that are all empty or blank (nothing to store). kNotFound /
+// kInvalidArgument naming the file.
+void check_ingest_files(const std::vector<std::filesystem::path>& files);
+
+// Runs check_ingest_files, then stores everything in one transaction. Files that turn out to
+// hold nothing to store (blank lines only) are refused too, and nothing is kept: no rows, no
+// new user.
 IngestReport ingest_files(Database& db, Keyring& keyring, const std::vector<std::filesystem::path>& files,
                           const IngestOptions& options);
 

@@ -1,6 +1,7 @@
 #include "storage/job_store.h"
 
 #include "core/error.h"
+#include "storage/damaged_record.h"
 #include "storage/database.h"
 #include "storage/hearth_home.h"
 #include "storage/keyring.h"
@@ -153,8 +154,10 @@ std::optional<CheckpointRecord> JobStore::latest_checkpoint(int64_t job_id) {
 
 std::string JobStore::open_checkpoint(const CheckpointRecord& c) {
   JobRecord job = get(c.job_id);
-  return read_sealed_blob(home_ / c.file_path, c.sha256, keyring_.user_keys(job.user_id).seal,
-                          {job.user_id, "checkpoint_file", c.id});
+  const privacy::RecordRef where{job.user_id, "checkpoint_file", c.id};
+  const privacy::SecretKey& key = keyring_.user_keys(job.user_id).seal;
+  return open_record_or_report_damage(where, db_.path(),
+                                      [&] { return read_sealed_blob(home_ / c.file_path, c.sha256, key, where); });
 }
 
 void JobStore::add_metric(int64_t job_id, int64_t step, const std::string& name, double value) {

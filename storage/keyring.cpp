@@ -1,6 +1,7 @@
 #include "storage/keyring.h"
 
 #include "core/error.h"
+#include "storage/damaged_record.h"
 #include "storage/database.h"
 
 namespace hearth::storage {
@@ -67,7 +68,9 @@ const privacy::UserKeys& Keyring::user_keys(int64_t user_id) {
   s.bind(1, user_id);
   require(s.step() && !s.column_is_null(0), ErrorCode::kNotFound,
           "user " + std::to_string(user_id) + " has no data key (the user was forgotten or never existed)");
-  SecretKey data_key = privacy::unwrap_data_key(master_, s.column_blob(0), user_id);
+  const std::string wrapped = s.column_blob(0);
+  SecretKey data_key = open_record_or_report_damage({user_id, "users.wrapped_key", user_id}, db_.path(),
+                                                    [&] { return privacy::unwrap_data_key(master_, wrapped, user_id); });
   auto keys = std::make_unique<privacy::UserKeys>(privacy::UserKeys::derive(data_key));
   return *cache_.emplace(user_id, std::move(keys)).first->second;
 }

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "privacy/aead.h"
 #include "privacy/data_key.h"
+#include "storage/damaged_record.h"
 #include "storage/database.h"
 #include "storage/keyring.h"
 
@@ -116,7 +117,9 @@ std::string RecordStore::open_column(int64_t user_id, RecordKind kind, int64_t i
               " does not exist");
   if (s.column_is_null(0)) return {};
   std::string kind_name = std::string(sql.table) + (source ? ".source" : "");
-  return privacy::open(keyring_.user_keys(user_id).seal, s.column_blob(0), {user_id, kind_name, id});
+  const privacy::RecordRef where{user_id, kind_name, id};
+  const privacy::SecretKey& key = keyring_.user_keys(user_id).seal;
+  return open_record_or_report_damage(where, db_.path(), [&] { return privacy::open(key, s.column_blob(0), where); });
 }
 
 std::string RecordStore::open_document(int64_t user_id, int64_t id) {

@@ -37,8 +37,8 @@ class RecordStore {
 
   std::vector<RecordInfo> list(int64_t user_id);
   int64_t count(int64_t user_id, RecordKind kind);
-  // Decrypts one record. kNotFound when it is not the user's; kAuthentication naming the
-  // record when its ciphertext was altered or moved.
+  // Decrypts one record. kNotFound when it is not the user's; kCorruptFile naming the record
+  // (and only it) when its ciphertext was altered or moved (storage/damaged_record.h).
   std::string open_document(int64_t user_id, int64_t id);
   std::string open_document_source(int64_t user_id, int64_t id);
   TrainingExample open_example(int64_t user_id, int64_t id);

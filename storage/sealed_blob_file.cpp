@@ -1,5 +1,6 @@
 #include "storage/sealed_blob_file.h"
 
+#include <openssl/evp.h>
 #include <sodium.h>
 
 #include "core/atomic_file.h"
@@ -10,10 +11,15 @@ namespace hearth::storage {
 
 std::string sha256_hex(std::string_view bytes) {
   privacy::ensure_sodium();
-  unsigned char digest[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+  // OpenSSL's SHA-256 uses the CPU's SHA extensions (or AVX2): ~5x libsodium's portable one,
+  // which took 170 ms of the ~260 ms of opening a 35 MB sealed adapter.
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  require(EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) == 1 &&
+              length == crypto_hash_sha256_BYTES,
+          ErrorCode::kInternal, "SHA-256 failed (OpenSSL)");
   char hex[2 * crypto_hash_sha256_BYTES + 1];
-  sodium_bin2hex(hex, sizeof hex, digest, sizeof digest);
+  sodium_bin2hex(hex, sizeof hex, digest, length);
   return hex;
 }
 

@@ -17,7 +17,7 @@ struct UserData {
   std::vector<TrainingExample> examples;   // chat or prompt/completion
 };
 
-// kNotFound for an unknown user; kAuthentication naming the first record that fails to open.
+// kNotFound for an unknown user; kCorruptFile naming the first record that fails to open.
 UserData load_user_data(Database& db, Keyring& keyring, const std::string& user_name);
 
 }  // namespace hearth::storage

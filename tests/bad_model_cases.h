@@ -99,6 +99,40 @@ inline std::vector<BadModelCase> bad_model_cases() {
       {"config_field_of_wrong_type",
        [edit_config](P good, P work) { return edit_config(good, work, [](Json& c) { c["num_hidden_layers"] = "two"; }); },
        "num_hidden_layers"},
+      // Found by fuzzing: a number past a double's range escaped as nlohmann's own exception, and
+      // a float in an integer field was cast (1e300: undefined behaviour, 5.5: silently 5).
+      {"config_number_too_large",
+       [](P good, P work) {
+         fs::path m = copy_folder(good, work);
+         std::string text = read_file(m / "config.json");
+         const size_t at = text.find("\"vocab_size\"");
+         text.replace(at, text.find_first_of(",}", at) - at, "\"vocab_size\": 1e999");
+         write_file_atomic(m / "config.json", text);
+         return m;
+       },
+       "number too large"},
+      {"config_float_for_an_integer",
+       [edit_config](P good, P work) { return edit_config(good, work, [](Json& c) { c["hidden_size"] = 1e300; }); },
+       "\"hidden_size\" must be a whole number"},
+      // Numbers of the right kind but outside their range: refused naming the field, the
+      // value and the range.
+      {"config_absurd_layers",
+       [edit_config](P good, P work) { return edit_config(good, work, [](Json& c) { c["num_hidden_layers"] = 5000; }); },
+       "\"num_hidden_layers\" must be an integer in 1..1024, got 5000"},
+      {"config_fractional_layers",
+       [edit_config](P good, P work) { return edit_config(good, work, [](Json& c) { c["num_hidden_layers"] = 5.5; }); },
+       "\"num_hidden_layers\" must be a whole number, got 5.5"},
+      {"config_absurd_context",
+       [edit_config](P good, P work) {
+         return edit_config(good, work, [](Json& c) { c["max_position_embeddings"] = int64_t(1) << 40; });
+       },
+       "\"max_position_embeddings\" must be an integer in 1..16777216, got 1099511627776"},
+      {"config_norm_eps_out_of_range",
+       [edit_config](P good, P work) { return edit_config(good, work, [](Json& c) { c["rms_norm_eps"] = 5; }); },
+       "\"rms_norm_eps\" must be a finite number in [1e-12, 0.1], got 5"},
+      {"config_fractional_eos",
+       [edit_config](P good, P work) { return edit_config(good, work, [](Json& c) { c["eos_token_id"] = {2.5}; }); },
+       "\"eos_token_id\" must be a whole number"},
       {"config_disagrees_with_tensors",
        [edit_config](P good, P work) { return edit_config(good, work, [](Json& c) { c["intermediate_size"] = 200; }); },
        "shape"},

@@ -1,6 +1,7 @@
 // Test entry point: one thread setting for the whole suite, as the product applies it.
 #include <gtest/gtest.h>
 
+#include "core/openmp_wait_policy.h"
 #include "core/runtime.h"
 
 int main(int argc, char** argv) {

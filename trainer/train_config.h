@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/json.h"
+#include "inference/model_config.h"
 #include "optim/make_optimizer.h"
 
 namespace hearth::trainer {
@@ -14,6 +15,15 @@ namespace hearth::trainer {
 class ProcessGroup;  // trainer/process_group.h
 
 enum class GradCheckpoint { kAuto, kOn, kOff };
+
+// Bounds of a run's settings: far beyond what an on-device run needs, near enough that a typo
+// (an extra zero or ten) is refused instead of training for years or allocating terabytes.
+constexpr int64_t kMaxSteps = 1000000;
+constexpr int64_t kMaxSeqLen = int64_t(1) << 20;
+constexpr int64_t kMaxBatch = 65536;
+constexpr int64_t kMaxGradAccum = 65536;
+constexpr int64_t kMaxMicroBatchPositions = int64_t(1) << 20;
+constexpr double kMaxLr = 1.0;
 
 // DP-SGD for one run (off unless noise or a target ε is given): Poisson-sampled rows, each
 // row's gradient clipped to `clip`, Gaussian noise σ·clip on the sum (trainer/private_step.h).
@@ -71,7 +81,11 @@ struct TrainConfig {
   // checkpoints and the result. Null or a group of one: a single process.
   std::shared_ptr<ProcessGroup> group;
 
+  // Refuses any setting outside its range (kInvalidArgument naming the option, the value and
+  // the range), before any work starts.
   void validate() const;
+  // What depends on the model: --seq-len within its context.
+  void validate_for_model(const ModelConfig& model) const;
   // The settings a checkpoint must share with the run resuming it.
   Json identity() const;
 };
@@ -83,7 +97,8 @@ struct TrainResult {
   int64_t steps_done = 0;
   double train_loss = 0;           // mean loss of the last logged steps (last 10% of the run, at least 1)
   double eval_loss_before = 0, eval_loss_after = 0;
-  double eval_ppl_before = 0, eval_ppl_after = 0;
+  double eval_ppl_before = 0, eval_ppl_after = 0;  // meaningful only when eval_rows > 0
+  int64_t eval_rows = 0;           // held-out rows evaluated on; 0: no held-out perplexity
   double tokens_per_s = 0;         // positions processed per second of training steps
   int64_t trained_tokens = 0;      // positions with loss weight, over the run
   bool grad_checkpoint = false;
@@ -91,7 +106,13 @@ struct TrainResult {
   Json optimizer_state_by_group = Json::object();  // bytes per parameter group ("lora", ...)
   double peak_rss_mb = 0;
   Json privacy;                    // DP-SGD runs: epsilon, delta, sigma, clip, sampling_rate, steps; else null
+  // eval_* are null when there were no held-out rows.
   Json to_json() const;
+  // "trained N steps: train loss L, held-out perplexity A -> B, ..." for people.
+  std::string summary_line() const;
+  // The figures summary_line() shows, read back from to_json() (e.g. a registered adapter's
+  // metrics); absent or null fields stay at their defaults.
+  static TrainResult from_json(const Json& j);
 };
 
 }  // namespace hearth::trainer

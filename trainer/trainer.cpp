@@ -1,5 +1,6 @@
 #include "trainer/trainer.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -260,13 +261,18 @@ double evaluate_loss(const Decoder& decoder, Trainable& trainable, const PackedR
 TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& train_rows, const PackedRows& eval_rows,
                   const TrainConfig& cfg, const BaseModelInfo& base) {
   cfg.validate();
+  cfg.validate_for_model(decoder.config());
   // Freed activations go back to the kernel, so the peak RSS follows the live tensors.
   ScopedMemoryPolicy memory_policy(MemoryPolicy::kBounded);
   require(train_rows.rows() > 0, ErrorCode::kInvalidArgument, "no training rows (the data is shorter than one sequence)");
   ProcessGroup* group = cfg.group && cfg.group->size() > 1 ? cfg.group.get() : nullptr;
   const int64_t world = group ? group->size() : 1, rank = group ? group->rank() : 0;
   const bool writer = rank == 0;  // the one process that writes metrics, checkpoints and the result
-  if (!cfg.in_memory && writer) fs::create_directories(cfg.out);
+  if (eval_rows.rows() == 0 && writer) {
+    spdlog::warn("no held-out rows (the held-out data is shorter than one --seq-len row of {} positions): held-out "
+                 "perplexity will not be measured; give --eval-data, a larger --eval-fraction or a shorter --seq-len",
+                 cfg.seq_len);
+  }
   const fs::path checkpoint_dir = cfg.out / "checkpoint";
   const bool checkpoint = cfg.grad_checkpoint == GradCheckpoint::kOn ||
                           (cfg.grad_checkpoint == GradCheckpoint::kAuto &&
@@ -313,6 +319,11 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
       group->broadcast(t, 0, "the initial parameters");
     }
   }
+  // The run folder exists from here on (not before: a refused run leaves none behind). Until
+  // the run has a checkpoint or a result in it, a failure removes it again if it was new.
+  // Only rank 0 writes into it.
+  std::unique_ptr<NewDirectory> run_folder =
+      cfg.in_memory || !writer ? nullptr : std::make_unique<NewDirectory>(cfg.out);
   MetricsLog metrics(cfg.in_memory || !writer ? fs::path() : cfg.out / "metrics.jsonl", cfg.resume, st.step);
   // Every line goes to the log and to the caller's progress callback.
   const auto log_line = [&](const Json& line) {
@@ -330,6 +341,7 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
       return;
     }
     save_training_checkpoint(checkpoint_dir, trainable, *optimizer, generators, st, identity);
+    run_folder->keep();  // resumable from here on
   };
   ProgressBar bar(cfg.steps, cfg.progress && writer, cfg.log_every);
   if (cfg.resume) {
@@ -486,10 +498,11 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
   result.completed = stop_reason == "finished" || stop_reason == "early_stopping";
   result.eval_loss_before = st.eval_loss_before;
   result.eval_ppl_before = std::exp(st.eval_loss_before);
+  result.eval_rows = eval_rows.rows();
   result.tokens_per_s = double(st.step * rows_per_step * cfg.seq_len) / std::max(1e-9, st.train_seconds);
   result.trained_tokens = st.trained_tokens;
   result.optimizer_state_bytes = optimizer->state_bytes();
-  for (const auto& [group, bytes] : optimizer->state_bytes_by_group()) result.optimizer_state_by_group[group] = bytes;
+  for (const auto& [name, bytes] : optimizer->state_bytes_by_group()) result.optimizer_state_by_group[name] = bytes;
   if (dp) result.privacy = dp->report();
   // Train loss: mean of the last tenth of the logged steps.
   std::vector<double> losses;
@@ -511,6 +524,7 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
   }
   result.eval_loss_after = eval_rows.rows() > 0 ? eval_loss : 0;
   result.eval_ppl_after = std::exp(result.eval_loss_after);
+  result.eval_rows = eval_rows.rows();
   result.peak_rss_mb = peak_rss_mb();
   Json summary = result.to_json();
   summary["method"] = trainable.method();
@@ -525,6 +539,7 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
   // The result replaces the run folder as a whole; the run's records are written back beside it.
   const std::vector<Json> lines = metrics.lines();
   trainable.save(cfg.out, decoder, base.name, base.fingerprint, summary);
+  run_folder->keep();
   std::string all;
   for (const Json& j : lines) all += j.dump() + "\n";
   write_file_atomic(cfg.out / "metrics.jsonl", all);

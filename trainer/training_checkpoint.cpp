@@ -6,6 +6,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/safetensors.h"
+#include "trainer/train_config.h"
 
 namespace hearth::trainer {
 namespace fs = std::filesystem;
@@ -39,13 +40,16 @@ void check_identity(const Json& j, const std::string& what, const std::string& w
 
 LoopState loop_state_from_json(const Json& j, const std::string& what) {
   LoopState s;
-  s.step = json_get<int64_t>(j, "step", what);
-  s.rows_consumed = json_get<int64_t>(j, "rows_consumed", what);
-  s.best_eval = json_get_or<double>(j, "best_eval", std::numeric_limits<double>::infinity(), what);
-  s.evals_since_best = json_get<int64_t>(j, "evals_since_best", what);
-  s.eval_loss_before = json_get<double>(j, "eval_loss_before", what);
-  s.trained_tokens = json_get<int64_t>(j, "trained_tokens", what);
-  s.train_seconds = json_get<double>(j, "train_seconds", what);
+  constexpr int64_t kMaxCount = int64_t(1) << 62;
+  s.step = json_get_integer_in_range(j, "step", 0, kMaxSteps, what);
+  s.rows_consumed = json_get_integer_in_range(j, "rows_consumed", 0, kMaxCount, what);
+  // Infinity (no evaluation yet) is written as null.
+  s.best_eval = j.contains("best_eval") && !j["best_eval"].is_null() ? json_get_number_in_range(j, "best_eval", 0, 1e6, what)
+                                                                      : std::numeric_limits<double>::infinity();
+  s.evals_since_best = json_get_integer_in_range(j, "evals_since_best", 0, kMaxSteps, what);
+  s.eval_loss_before = json_get_number_in_range(j, "eval_loss_before", 0, 1e6, what);
+  s.trained_tokens = json_get_integer_in_range(j, "trained_tokens", 0, kMaxCount, what);
+  s.train_seconds = json_get_number_in_range(j, "train_seconds", 0, 1e12, what);
   return s;
 }
 

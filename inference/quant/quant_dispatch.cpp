@@ -1,5 +1,7 @@
 // The one dispatch point: picks the best kernel set the CPU supports (and HEARTH_ISA allows),
 // unless a test forced one.
+#include <cpuid.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -21,16 +23,23 @@ const QuantKernelSet& kernels_for(KernelIsa isa) {
   }
 }
 
+// F16C is CPUID leaf 1, ECX bit 29, read directly: clang's __builtin_cpu_supports does not know
+// "f16c" (GCC's does), and the sanitizer build is compiled with clang.
+bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
+}
+
 bool hardware_supports(KernelIsa isa) {
   switch (isa) {
     case KernelIsa::kAvx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-             __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+             __builtin_cpu_supports("fma") && cpu_has_f16c();
     case KernelIsa::kAvx512Vnni:
       return hardware_supports(KernelIsa::kAvx512) && __builtin_cpu_supports("avx512vnni");
     case KernelIsa::kAvx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
     default: return true;
   }
 }

@@ -77,6 +77,38 @@ void quant_matvec(const QuantizedMatrix& m, const float* x, float* y, Activation
   for_row_chunks(m, [&](int64_t r0, int64_t r1) { k.matvec_rows(v, xp.data(), y, r0, r1); });
 }
 
+namespace {
+thread_local bool decode_rows = false;  // a DecodeRowsScope is open on this thread
+}  // namespace
+
+DecodeRowsScope::DecodeRowsScope() : previous_(decode_rows) { decode_rows = true; }
+DecodeRowsScope::~DecodeRowsScope() { decode_rows = previous_; }
+
+void quant_matvec_batch(const QuantizedMatrix& m, const float* x, int64_t n, float* y, ActivationRounding rounding) {
+  if (n <= 0) return;
+  const PackedView v = m.view();
+  const int64_t pc = m.padded_cols();
+  // Every row of x padded to whole blocks, as quant_matvec does; per-thread buffers.
+  thread_local std::vector<float> padded_buffer;
+  std::vector<float>& xp = padded_buffer;
+  xp.assign(n * pc, 0.0f);
+  for (int64_t j = 0; j < n; ++j) std::copy(x + j * m.cols, x + (j + 1) * m.cols, xp.begin() + j * pc);
+  const auto& k = active_kernels();
+  if (k.matvec_q8_rows != nullptr && rounding == ActivationRounding::kInt8WhereFaster) {
+    thread_local std::vector<Q8Activation> q8_buffer;
+    std::vector<Q8Activation>& xq = q8_buffer;
+    if (static_cast<int64_t>(xq.size()) < n) xq.resize(n);
+    for (int64_t j = 0; j < n; ++j) k.quantize_activation(v, xp.data() + j * pc, xq[j]);
+    for_row_chunks(m, [&](int64_t r0, int64_t r1) {
+      for (int64_t j = 0; j < n; ++j) k.matvec_q8_rows(v, xq[j], y + j * m.rows, r0, r1);
+    });
+    return;
+  }
+  for_row_chunks(m, [&](int64_t r0, int64_t r1) {
+    for (int64_t j = 0; j < n; ++j) k.matvec_rows(v, xp.data() + j * pc, y + j * m.rows, r0, r1);
+  });
+}
+
 // The GEMMs split W over the threads once, and each thread dequantizes its share a tile at a time
 // into its own cache-sized buffer and multiplies it with a single-threaded BLAS call (OpenBLAS
 // and oneDNN run on one thread inside a parallel region). One fork-join per product instead of
@@ -93,6 +125,10 @@ at::Tensor quant_matmul(const QuantizedMatrix& m, const at::Tensor& x_in, Activa
     return out;
   }
   if (n == 0) return out;
+  if (n <= kMatvecBatchMaxRows && decode_rows && rounding == ActivationRounding::kInt8WhereFaster) {
+    quant_matvec_batch(m, x.data_ptr<float>(), n, out.data_ptr<float>(), rounding);
+    return out;
+  }
   const PackedView v = m.view();
   const int64_t T = std::min(m.rows, quant_tile_rows(m.padded_cols()));
   // Threads take whole tiles: rows [t * T, ...) for tile t.

@@ -16,8 +16,34 @@ enum class ActivationRounding { kExact, kInt8WhereFaster };
 void quant_matvec(const QuantizedMatrix& m, const float* x, float* y,
                   ActivationRounding rounding = ActivationRounding::kInt8WhereFaster);
 
-// x [n, cols] -> [n, rows] = x W^T (float). n == 1 runs quant_matvec; larger n dequantize W a
-// tile of rows at a time into a cache-sized buffer and multiply it with the BLAS (exact).
+// y [n, rows] = x [n, cols] W^T as n decode GEMVs (one per row of x, each exactly what
+// quant_matvec gives for it) that share every chunk of W while it is in cache: a batch of decode
+// steps of different requests reads the weights from memory once.
+void quant_matvec_batch(const QuantizedMatrix& m, const float* x, int64_t n, float* y,
+                        ActivationRounding rounding = ActivationRounding::kInt8WhereFaster);
+
+// Up to this many rows, quant_matmul inside a DecodeRowsScope runs quant_matvec_batch.
+constexpr int64_t kMatvecBatchMaxRows = 16;
+
+// While one lives on this thread, quant_matmul treats a product of up to kMatvecBatchMaxRows rows
+// as that many decode steps (quant_matvec_batch with kInt8WhereFaster): each row then rounds
+// exactly as a single request's decode GEMV, whatever else is in the batch. A batched decode step
+// of several requests opens one; prompts never do (their rows take the exact GEMM whatever their
+// number, so a prompt's result does not depend on how it is cut or batched).
+class DecodeRowsScope {
+ public:
+  DecodeRowsScope();
+  ~DecodeRowsScope();
+  DecodeRowsScope(const DecodeRowsScope&) = delete;
+  DecodeRowsScope& operator=(const DecodeRowsScope&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// x [n, cols] -> [n, rows] = x W^T (float). n == 1 runs quant_matvec, a few rows inside a
+// DecodeRowsScope quant_matvec_batch; otherwise W is dequantized a tile of rows at a time into a
+// cache-sized buffer and multiplied with the BLAS (exact).
 at::Tensor quant_matmul(const QuantizedMatrix& m, const at::Tensor& x,
                         ActivationRounding rounding = ActivationRounding::kInt8WhereFaster);
 

@@ -62,7 +62,8 @@ BpeTokenizer::BpeTokenizer(const Json& tokenizer_json, const Json& config, const
   read_normalizer(tokenizer_json.value("normalizer", Json()), what);
   read_pre_tokenizer(tokenizer_json.value("pre_tokenizer", Json()), what);
   if (!tokenizer_json.contains("model")) fail(ErrorCode::kCorruptFile, what + ": missing field \"model\"");
-  read_model(tokenizer_json.at("model"), what);
+  const Json& added = tokenizer_json.contains("added_tokens") ? tokenizer_json.at("added_tokens") : Json::array();
+  read_model(tokenizer_json.at("model"), added.is_array() ? added.size() : 0, what);
   read_added_tokens(tokenizer_json.value("added_tokens", Json::array()), what);
   read_config(config, what);
 }
@@ -113,7 +114,7 @@ void BpeTokenizer::read_pre_tokenizer(const Json& pre_tokenizer, const std::stri
   require(byte_level, ErrorCode::kUnsupported, where + ": only byte-level BPE tokenizers are supported");
 }
 
-void BpeTokenizer::read_model(const Json& model, const std::string& what) {
+void BpeTokenizer::read_model(const Json& model, size_t added_tokens, const std::string& what) {
   const std::string where = what + " model";
   reject_unknown_fields(model,
                         {"type", "dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix", "fuse_unk",
@@ -132,12 +133,19 @@ void BpeTokenizer::read_model(const Json& model, const std::string& what) {
   }
   const Json& vocab = model.at("vocab");
   if (!vocab.is_object()) fail(ErrorCode::kCorruptFile, where + ": \"vocab\" must be an object of token -> id");
+  // Ids are dense, with added tokens filling any gaps: a larger id would size the token table
+  // (one string per id) by the id, not by the file, so a few bytes could claim gigabytes.
+  const size_t id_limit = std::min<size_t>(vocab.size() + added_tokens, size_t(1) << 24);
   std::vector<std::string> tokens;
   for (const auto& item : vocab.items()) {
-    if (!item.value().is_number_integer() || item.value().get<int64_t>() < 0 || item.value().get<int64_t>() >= (1 << 24)) {
+    if (!item.value().is_number_integer() || item.value().get<int64_t>() < 0) {
       fail(ErrorCode::kCorruptFile, where + ": vocab entry \"" + item.key() + "\" has no valid id");
     }
     const auto id = item.value().get<size_t>();
+    if (id >= id_limit) {
+      fail(ErrorCode::kCorruptFile, where + ": vocab entry \"" + item.key() + "\" has id " + std::to_string(id) +
+                                        ", but the file holds only " + std::to_string(id_limit) + " tokens");
+    }
     auto bytes = tokenizer::byte_level_to_bytes(item.key());
     if (!bytes) fail(ErrorCode::kCorruptFile, where + ": vocab entry \"" + item.key() + "\" is not byte-level text");
     if (tokens.size() <= id) tokens.resize(id + 1);

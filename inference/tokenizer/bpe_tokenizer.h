@@ -41,7 +41,7 @@ class BpeTokenizer : public Tokenizer {
  private:
   void read_normalizer(const Json& normalizer, const std::string& what);
   void read_pre_tokenizer(const Json& pre_tokenizer, const std::string& what);
-  void read_model(const Json& model, const std::string& what);
+  void read_model(const Json& model, size_t added_tokens, const std::string& what);
   void read_added_tokens(const Json& added_tokens, const std::string& what);
   void read_config(const Json& config, const std::string& what);
   // Normalizes, splits and merges one stretch of text that holds no added token.

@@ -1,7 +1,5 @@
 #include "inference/tokenizer/chat_template.h"
 
-#include <regex>
-
 #include "core/error.h"
 #include "inference/tokenizer/utf8.h"
 
@@ -11,12 +9,26 @@ namespace {
 bool contains(const std::string& haystack, const char* needle) { return haystack.find(needle) != std::string::npos; }
 
 // The default system prompt of a ChatML template: the literal text of a system turn written
-// into the template itself (e.g. SmolLM2's "You are a helpful AI assistant named SmolLM...").
-// Jinja string literals write the newline as "\n"; some templates hold a real newline.
+// into the template itself (e.g. SmolLM2's "You are a helpful AI assistant named SmolLM..."),
+// i.e. "<|im_start|>system", a newline, text free of template syntax ('"{}<+) and "<|im_end|>".
+// Jinja string literals write the newline as "\n"; some templates hold a real newline. A plain
+// scan, not std::regex: libstdc++'s matcher recurses once per character and a long prompt
+// (~50 KB) overflowed the stack.
 std::string default_system_prompt(const std::string& jinja) {
-  static const std::regex literal_system(R"(<\|im_start\|>system(?:\\n|\n)([^'"{}<+]*)<\|im_end\|>)");
-  std::smatch m;
-  return std::regex_search(jinja, m, literal_system) ? m[1].str() : "";
+  const std::string open = "<|im_start|>system";
+  for (size_t at = jinja.find(open); at != std::string::npos; at = jinja.find(open, at + 1)) {
+    size_t begin = at + open.size();
+    if (jinja.compare(begin, 2, "\\n") == 0) {
+      begin += 2;
+    } else if (jinja.compare(begin, 1, "\n") == 0) {
+      begin += 1;
+    } else {
+      continue;
+    }
+    const size_t end = jinja.find_first_of("'\"{}<+", begin);
+    if (end != std::string::npos && jinja.compare(end, 10, "<|im_end|>") == 0) return jinja.substr(begin, end - begin);
+  }
+  return "";
 }
 
 void require_known_role(const ChatMessage& message) {

@@ -30,11 +30,22 @@ Llama2cTokenizer::Llama2cTokenizer(std::vector<std::string> pieces, std::vector<
       fail(ErrorCode::kCorruptFile, what + ": token " + std::to_string(id) + " repeats an earlier piece");
     }
   }
+  // Encoding starts every text with this piece (SentencePiece's dummy prefix): without it no
+  // text could be encoded, so the file is refused now rather than at the first prompt.
+  require(find(" ") >= 0, ErrorCode::kCorruptFile, what + ": has no \" \" piece (the dummy prefix every text starts with)");
 }
 
 std::unique_ptr<Llama2cTokenizer> Llama2cTokenizer::load(const std::filesystem::path& path) {
-  const std::string what = path.string();
-  const std::string data = read_file(path);
+  // The format does not store the count; a name like tok512.bin says what it must be.
+  std::optional<size_t> expected_count;
+  std::smatch m;
+  const std::string name = path.filename().string();
+  if (std::regex_match(name, m, std::regex(R"(tok(\d{1,9})\.bin)"))) expected_count = std::stoul(m[1].str());
+  return from_bytes(read_file(path), path.string(), expected_count);
+}
+
+std::unique_ptr<Llama2cTokenizer> Llama2cTokenizer::from_bytes(std::string_view data, const std::string& what,
+                                                               std::optional<size_t> expected_count) {
   size_t pos = 0;
   const auto read_bytes = [&](void* dst, size_t n, const char* field) {
     if (data.size() - pos < n) {
@@ -64,12 +75,9 @@ std::unique_ptr<Llama2cTokenizer> Llama2cTokenizer::load(const std::filesystem::
     pieces.push_back(std::move(piece));
     scores.push_back(score);
   }
-  // The format does not store the count; a name like tok512.bin says what it must be.
-  std::smatch m;
-  const std::string name = path.filename().string();
-  if (std::regex_match(name, m, std::regex(R"(tok(\d+)\.bin)"))) {
-    require(std::to_string(pieces.size()) == m[1].str(), ErrorCode::kCorruptFile,
-            what + ": holds " + std::to_string(pieces.size()) + " tokens but its name says " + m[1].str());
+  if (expected_count) {
+    require(pieces.size() == *expected_count, ErrorCode::kCorruptFile,
+            what + ": holds " + std::to_string(pieces.size()) + " tokens but its name says " + std::to_string(*expected_count));
   }
   return std::make_unique<Llama2cTokenizer>(std::move(pieces), std::move(scores), what);
 }
@@ -82,11 +90,7 @@ int32_t Llama2cTokenizer::find(std::string_view piece) const {
 std::vector<int32_t> Llama2cTokenizer::initial_tokens(std::string_view text) const {
   std::vector<int32_t> tokens;
   // SentencePiece's dummy prefix: text starts as if after a space (run.c: only when non-empty).
-  if (!text.empty()) {
-    const int32_t space = find(" ");
-    require(space >= 0, ErrorCode::kCorruptFile, "llama2.c tokenizer has no \" \" piece for the dummy prefix");
-    tokens.push_back(space);
-  }
+  if (!text.empty()) tokens.push_back(find(" "));  // present: the constructor checks it
   for (size_t pos = 0; pos < text.size();) {
     const size_t n = tokenizer::utf8_sequence_length(static_cast<unsigned char>(text[pos]));
     const int32_t id = find(text.substr(pos, n));

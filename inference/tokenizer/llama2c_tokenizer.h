@@ -25,6 +25,10 @@ class Llama2cTokenizer : public Tokenizer {
   // Reads the file format: int32 max_token_length, then per token float score, int32 length,
   // bytes. The count is read to the end of the file; a name tok<N>.bin must hold N tokens.
   static std::unique_ptr<Llama2cTokenizer> load(const std::filesystem::path& path);
+  // The same format from bytes in memory; `what` names them in errors, and `expected_count`
+  // (from a tok<N>.bin name) is the number of tokens they must hold.
+  static std::unique_ptr<Llama2cTokenizer> from_bytes(std::string_view data, const std::string& what,
+                                                      std::optional<size_t> expected_count = std::nullopt);
 
   std::vector<int32_t> encode(std::string_view text, bool add_bos) const override;
   // The leading space of the piece after BOS is dropped; BOS and EOS decode to nothing.

@@ -228,6 +228,23 @@ TEST_F(PeftFiles, RefusesMalformedConfig) {
   expect_refused(ErrorCode::kUnsupported, "lm_head");
 }
 
+// Found by feeding fuzz_peft_adapter hostile numbers: a float rank or layer index was cast to an
+// integer (1e300: undefined behaviour), and the largest index overflowed the consecutive check.
+TEST_F(PeftFiles, RefusesNumbersNoIntegerFieldCanHold) {
+  saved(AdapterConfig{});
+  rewrite_config([](Json& j) { j["r"] = 8.5; });
+  expect_refused(ErrorCode::kCorruptFile, "\"r\" must be a whole number, got 8.5");
+  saved(AdapterConfig{});
+  rewrite_config([](Json& j) { j["r"] = 1e300; });
+  expect_refused(ErrorCode::kCorruptFile, "\"r\" must be a whole number");
+  saved(AdapterConfig{});
+  rewrite_config([](Json& j) { j["layers_to_transform"] = {0, 1e300}; });
+  expect_refused(ErrorCode::kCorruptFile, "layers_to_transform\" holds a value that must be a whole number");
+  saved(AdapterConfig{});
+  rewrite_config([](Json& j) { j["layers_to_transform"] = {INT64_MAX, INT64_MAX}; });
+  expect_refused(ErrorCode::kUnsupported, "consecutive range");
+}
+
 TEST_F(PeftFiles, MissingFilesAreNotFound) {
   expect_refused(ErrorCode::kNotFound, dir_.string());
   saved(AdapterConfig{});
@@ -250,6 +267,59 @@ TEST_F(PeftFiles, AdapterSetLoadsFolders) {
   set.load("user1", dir_, model_.fingerprint);
   set.activate("user1");
   EXPECT_NE(model_.decoder->layers()[0].q.adapter(), nullptr);
+}
+
+}  // namespace
+}  // namespace hearth
+
+namespace hearth {
+namespace {
+
+// Fields of adapter_config.json of the right JSON type but an absurd or wrong-typed value: an
+// alpha of 1e38 used to load and turn the logits into NaN; 1e300 overflowed in LibTorch.
+TEST_F(PeftFiles, RefusesOutOfRangeAndWronglyTypedConfigFields) {
+  const std::vector<std::pair<std::function<void(Json&)>, std::string>> cases = {
+      {[](Json& j) { j["lora_alpha"] = 1e38; }, "\"lora_alpha\" must be a finite number in (0, 10000], got 1e+38"},
+      {[](Json& j) { j["lora_alpha"] = 1e300; }, "got 1e+300"},
+      {[](Json& j) { j["lora_alpha"] = -2; }, "\"lora_alpha\""},
+      {[](Json& j) { j["r"] = 100000; }, "\"r\" must be an integer in 1..4096, got 100000"},
+      {[](Json& j) { j["lora_dropout"] = 2; }, "\"lora_dropout\" must be a finite number in [0, 1), got 2"},
+      {[](Json& j) { j["layers_to_transform"] = Json::array({4999, 5000}); },
+       "adapter first layer must be an integer in 0..1023, got 4999"},
+  };
+  for (const auto& [edit, mentions] : cases) {
+    saved(AdapterConfig{});
+    rewrite_config(edit);
+    expect_refused(ErrorCode::kCorruptFile, mentions);
+  }
+}
+
+TEST(AdapterConfigRanges, OptionsOutsideTheirRangeAreNamed) {
+  auto message = [](AdapterConfig c) {
+    try {
+      c.validate();
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  AdapterConfig c;
+  EXPECT_EQ(message(c), "accepted");
+  c.alpha = 1e300;
+  EXPECT_EQ(message(c), "adapter alpha (--alpha) must be a finite number in (0, 10000], got 1e+300");
+  c = AdapterConfig{};
+  c.alpha = std::nan("");
+  EXPECT_NE(message(c).find("got nan"), std::string::npos);
+  c = AdapterConfig{};
+  c.rank = 0;
+  EXPECT_EQ(message(c), "adapter rank (--rank) must be an integer in 1..4096, got 0");
+  c = AdapterConfig{};
+  c.dropout = 1;
+  EXPECT_NE(message(c).find("[0, 1), got 1"), std::string::npos);
+  c = AdapterConfig{};
+  c.first_layer = 5000;
+  EXPECT_NE(message(c).find("got 5000"), std::string::npos);
 }
 
 }  // namespace

@@ -177,6 +177,25 @@ static int64_t job_calls(hearth_engine* e) {
   return job;
 }
 
+static void test_time_training_calls(hearth_engine* e, const hearth_generate_options* o) {
+  const char* context = "Emma Woodhouse, handsome, clever, and rich, with a comfortable home and happy disposition, "
+                        "seemed to unite some of the best blessings of existence.";
+  char* text = NULL;
+  char* report = NULL;
+  CHECK_STATUS(hearth_generate_with_context(e, "ann", "default", "Emma", context, "{\"steps\": 3, \"rank\": 4}", o, NULL,
+                                            NULL, NULL, &text, &report),
+               HEARTH_OK);
+  CHECK(text != NULL && report != NULL && strstr(report, "\"steps\":3") != NULL);
+  hearth_free_string(text);
+  hearth_free_string(report);
+  CHECK_STATUS(hearth_generate_with_context(e, NULL, NULL, "Emma", context, "{\"steps\": 0}", o, NULL, NULL, NULL, NULL, NULL),
+               HEARTH_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(hearth_generate_with_context(e, NULL, NULL, "Emma", context, "{\"stpes\": 2}", o, NULL, NULL, NULL, NULL, NULL),
+               HEARTH_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(hearth_generate_with_context(e, NULL, NULL, "Emma", NULL, "{\"steps\": 2}", o, NULL, NULL, NULL, NULL, NULL),
+               HEARTH_ERR_INVALID_ARGUMENT);
+}
+
 static void generation_calls(hearth_engine* e) {
   CHECK_STATUS(hearth_adapter_load(e, "ann", "default", 0), HEARTH_OK);
   CHECK_STATUS(hearth_adapter_load(e, "ann", "default", 7), HEARTH_ERR_NOT_FOUND);
@@ -204,6 +223,7 @@ static void generation_calls(hearth_engine* e) {
   CHECK_STATUS(hearth_generate(e, "ann", NULL, "Emma", &o, NULL, NULL, NULL, NULL), HEARTH_ERR_INVALID_ARGUMENT);
   CHECK_STATUS(hearth_generate(e, NULL, NULL, "\xc3\x28", &o, NULL, NULL, NULL, NULL), HEARTH_ERR_INVALID_ARGUMENT);
   CHECK_STATUS(hearth_generate(e, "nobody", "default", "Emma", &o, NULL, NULL, NULL, NULL), HEARTH_ERR_NOT_FOUND);
+  test_time_training_calls(e, &o);
   o.top_p = 7;
   CHECK_STATUS(hearth_generate(e, NULL, NULL, "Emma", &o, NULL, NULL, NULL, NULL), HEARTH_ERR_INVALID_ARGUMENT);
 }

@@ -134,9 +134,10 @@ TEST_F(UserPipeline, CanaryIsInNoFileAtAnyPointAndEveryStepRunsSandboxed) {
   const std::string sealed = t["adapter_file"].get<std::string>();
   ASSERT_TRUE(fs::is_regular_file(home_ / sealed)) << sealed;
   EXPECT_EQ(read_file(home_ / sealed).substr(0, 8), "HRTHSEAL");
-  // Only the database and sealed files: no adapter folder, metrics or checkpoint in plaintext.
+  // No adapter folder, metrics or checkpoint in plaintext.
   for (const std::string& f : files_under(home_)) {
-    const bool expected = f.rfind("hearth.db", 0) == 0 || f == ".write-lock" ||  // an empty lock file
+    // The database (records sealed), its backup after the job, an empty lock file, sealed files.
+    const bool expected = f.rfind("hearth.db", 0) == 0 || f == "backup/hearth.db" || f == ".write-lock" ||
                           (f.rfind("users/", 0) == 0 && f.size() > 7 &&
                                                            f.compare(f.size() - 7, 7, ".sealed") == 0);
     EXPECT_TRUE(expected) << "unexpected file in the home: " << f;

@@ -48,6 +48,54 @@ TEST(AtomicFile, StagedDirectoryIsAllOrNothing) {
   EXPECT_EQ(read_file(dir / "out" / "a.txt"), "a");
 }
 
+TEST(AtomicFile, StagedDirectoryMadeForNothingLeavesNoParentFolders) {
+  auto dir = fresh_dir("staged_parents");
+  try {
+    StagedDirectory staged(dir / "a" / "b" / "out");
+    write_file_atomic(staged.path() / "x.txt", "x");
+    throw Error(ErrorCode::kInternal, "boom");
+  } catch (const Error&) {
+  }
+  EXPECT_TRUE(fs::is_empty(dir));  // neither a/b/out's staging folder nor a/ and a/b/
+  {
+    StagedDirectory staged(dir / "a" / "b" / "out");
+    write_file_atomic(staged.path() / "x.txt", "x");
+    staged.commit();
+  }
+  EXPECT_EQ(read_file(dir / "a" / "b" / "out" / "x.txt"), "x");
+}
+
+TEST(AtomicFile, CommitOverAnExistingFolderReplacesItWholeAndLeavesNoTemporaries) {
+  auto dir = fresh_dir("staged_replace");
+  for (const std::string& content : {"first", "second"}) {
+    StagedDirectory staged(dir / "out");
+    write_file_atomic(staged.path() / (content + ".txt"), content);
+    staged.commit();
+  }
+  EXPECT_FALSE(fs::exists(dir / "out" / "first.txt"));
+  EXPECT_EQ(read_file(dir / "out" / "second.txt"), "second");
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 1);  // no out.tmp-* beside it
+}
+
+TEST(AtomicFile, NewDirectoryIsRemovedUnlessKeptAndNeverRemovesWhatExisted) {
+  auto dir = fresh_dir("new_dir");
+  { NewDirectory d(dir / "p" / "q"); EXPECT_TRUE(d.created()); EXPECT_TRUE(fs::is_directory(dir / "p" / "q")); }
+  EXPECT_TRUE(fs::is_empty(dir));
+  {
+    NewDirectory d(dir / "p" / "q");
+    d.keep();
+  }
+  EXPECT_TRUE(fs::is_directory(dir / "p" / "q"));
+  write_file_atomic(dir / "p" / "q" / "mine.txt", "keep me");
+  { NewDirectory d(dir / "p" / "q"); EXPECT_FALSE(d.created()); }
+  EXPECT_EQ(read_file(dir / "p" / "q" / "mine.txt"), "keep me");
+  { NewDirectory d(dir / "p" / "r"); }  // only r was new: p stays
+  EXPECT_TRUE(fs::is_directory(dir / "p" / "q"));
+  EXPECT_FALSE(fs::exists(dir / "p" / "r"));
+  write_file_atomic(dir / "file", "x");
+  EXPECT_THROW(NewDirectory(dir / "file"), Error);
+}
+
 TEST(AtomicFile, ReadFileRefusesOversizeAndMissing) {
   auto dir = fresh_dir("read");
   write_file_atomic(dir / "big.txt", std::string(100, 'x'));

@@ -103,6 +103,14 @@ TEST(Safetensors, RejectsGarbageHeader) {
   expect_corrupt(path, "not valid JSON");
 }
 
+// Found by fuzz_safetensors: a number past a double's range escaped as nlohmann's own exception.
+TEST(Safetensors, RejectsNumberTooLargeForJson) {
+  auto path = temp_path("huge_number.safetensors");
+  std::string h = R"({"a":{"dtype":"F32","shape":[1e999],"data_offsets":[0,0]}})";
+  write_raw(path, h, "", h.size());
+  expect_corrupt(path, "number too large");
+}
+
 TEST(Safetensors, RejectsOverlappingRanges) {
   auto path = temp_path("overlap.safetensors");
   std::string h = R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})";

@@ -264,10 +264,10 @@ TEST(MakeOptimizer, RejectsUnknownNamesAndBadSettings) {
   expect_error([&] { make_optimizer(cfg, {}); }, ErrorCode::kInvalidArgument, "unknown optimizer \"sgd\"");
   cfg.name = "apollo";
   cfg.apollo_rank = -1;
-  expect_error([&] { make_optimizer(cfg, {}); }, ErrorCode::kInvalidArgument, "rank");
+  expect_error([&] { make_optimizer(cfg, {}); }, ErrorCode::kInvalidArgument, "--apollo-rank must be an integer in 1..65536, got -1");
   cfg.apollo_rank.reset();
   cfg.apollo_update_gap = 0;
-  expect_error([&] { make_optimizer(cfg, {}); }, ErrorCode::kInvalidArgument, "update gap");
+  expect_error([&] { make_optimizer(cfg, {}); }, ErrorCode::kInvalidArgument, "--apollo-update-gap must be an integer in 1..1000000, got 0");
 }
 
 }  // namespace

@@ -43,18 +43,19 @@ TEST(AdapterRegistry, VersionsSealedFilesAndTamperDetection) {
   EXPECT_EQ(got.metrics["eval_loss"], 2.5);
   EXPECT_EQ(reg.open_file(got), "ADAPTER ONE");
   EXPECT_TRUE(files_containing(home.path(), "ADAPTER").empty());
-  // One flipped byte in the file: authentication error naming the record.
+  // One flipped byte in the file: damage to that record, named.
   fs::path file = home.path() / got.file_path;
   std::string bytes = read_file(file);
   std::string flipped = bytes;
   flipped[bytes.size() / 2] ^= 1;
   write_file_atomic(file, flipped);
   Error e = error_of([&] { reg.open_file(got); });
-  EXPECT_EQ(e.code(), ErrorCode::kAuthentication);
-  EXPECT_TRUE(contains(e.what(), "adapter_file record " + std::to_string(a1.id))) << e.what();
-  // Another record's file put in its place: also an authentication error.
+  EXPECT_EQ(e.code(), ErrorCode::kCorruptFile);
+  EXPECT_TRUE(contains(e.what(), "adapter_file record " + std::to_string(a1.id) + " of user")) << e.what();
+  EXPECT_TRUE(contains(e.what(), "is damaged")) << e.what();
+  // Another record's file put in its place: also damage to this record.
   write_file_atomic(file, read_file(home.path() / a2.file_path));
-  EXPECT_EQ(error_of([&] { reg.open_file(got); }).code(), ErrorCode::kAuthentication);
+  EXPECT_EQ(error_of([&] { reg.open_file(got); }).code(), ErrorCode::kCorruptFile);
   write_file_atomic(file, bytes);
   EXPECT_EQ(reg.open_file(got), "ADAPTER ONE");
   reg.set_metrics(a1.id, Json{{"eval_loss", 1.0}});

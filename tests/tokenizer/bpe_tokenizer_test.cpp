@@ -173,6 +173,14 @@ TEST_F(BpeBadFiles, MissingByteTokensAndBadMergesAreCorrupt) {
   EXPECT_EQ(bad_regex.code(), ErrorCode::kCorruptFile) << bad_regex.what();
 }
 
+// Found writing fuzz_tokenizer_json: one vocab id of 16777215 in a 4 KB file made the loader
+// allocate a token table of 16.7 M entries (~0.5 GB). Ids past the file's token count are refused.
+TEST_F(BpeBadFiles, IdBeyondTheTokenCountIsRefused) {
+  const Error e = load_error(R"({"pre_tokenizer": {"type": "ByteLevel"}, "model": {"type": "BPE", "vocab": {"a": 16777215}, "merges": []}})");
+  EXPECT_EQ(e.code(), ErrorCode::kCorruptFile);
+  EXPECT_NE(std::string(e.what()).find("has id 16777215, but the file holds only 1 tokens"), std::string::npos) << e.what();
+}
+
 TEST_F(BpeBadFiles, OtherModelKindsAreUnsupported) {
   const Error e = load_error(R"({"pre_tokenizer": {"type": "ByteLevel"}, "model": {"type": "Unigram", "vocab": {}, "merges": []}})");
   EXPECT_EQ(e.code(), ErrorCode::kUnsupported) << e.what();

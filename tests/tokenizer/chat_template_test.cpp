@@ -87,6 +87,20 @@ TEST(ChatTemplate, SmolLM2StyleTemplateAddsDefaultSystemPrompt) {
             "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n");
 }
 
+// Found by fuzzing tokenizer_config.json: std::regex recursed once per character of a literal
+// system prompt and overflowed the stack at ~50 KB. A 1 MB prompt is read back exactly.
+TEST(ChatTemplate, LongDefaultSystemPromptIsReadWithoutExhaustingTheStack) {
+  const std::string prompt(1 << 20, 'a');
+  EXPECT_EQ(ChatTemplate::from_jinja(chatml_jinja_template(prompt), "").style().default_system, prompt);
+  // A real newline in place of "\n", and a first system turn that is template code, not text.
+  EXPECT_EQ(ChatTemplate::from_jinja("<|im_start|>system\nBe kind.<|im_end|>", "").style().default_system, "Be kind.");
+  EXPECT_EQ(ChatTemplate::from_jinja("<|im_start|>system\n{{ x }}<|im_end|> <|im_start|>system\\nB<|im_end|>", "")
+                .style()
+                .default_system,
+            "B");
+  EXPECT_EQ(ChatTemplate::from_jinja("<|im_start|>system{{ x }}<|im_end|>", "").style().default_system, "");
+}
+
 TEST(ChatTemplate, RejectsUnknownTemplatesAndRoles) {
   try {
     ChatTemplate::from_jinja("{% for m in messages %}[INST] {{ m.content }} [/INST]{% endfor %}", "<s>");

@@ -157,5 +157,16 @@ TEST_F(Llama2cBadFiles, MissingByteTokensAreReported) {
   EXPECT_NE(load_error("tokenizer.bin", bytes).find("byte piece"), std::string::npos);
 }
 
+// Found by fuzz_llama2c_tokenizer: a vocabulary without the " " piece loaded, then failed on the
+// first text encoded (every text starts with that dummy-prefix piece).
+TEST_F(Llama2cBadFiles, MissingSpacePieceIsReportedAtLoad) {
+  std::string bytes = real_;
+  const std::string space_entry = std::string("\x01\x00\x00\x00", 4) + " ";  // length 1, then " "
+  const size_t pos = bytes.find(space_entry);
+  ASSERT_NE(pos, std::string::npos);
+  bytes[pos + 4] = '\x7f';  // a piece no other token has, so only the space goes missing
+  EXPECT_NE(load_error("tokenizer.bin", bytes).find("no \" \" piece"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace hearth

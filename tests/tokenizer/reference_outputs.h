@@ -13,9 +13,13 @@
 
 namespace hearth::test {
 
-// $HEARTH_TOKENIZER_REFERENCE, else <repo>/build/tokenizer_reference (the script's default).
+// $HEARTH_TOKENIZER_REFERENCE, else <repo>/build/tokenizer_reference (the script's default), the
+// repository from $HEARTH_SOURCE_DIR (set by ctest) or else from this file's path (which a
+// compiler cache may have made relative).
 inline std::filesystem::path reference_dir() {
   if (const char* env = std::getenv("HEARTH_TOKENIZER_REFERENCE"); env && *env) return env;
+  if (const char* src = std::getenv("HEARTH_SOURCE_DIR"); src && *src)
+    return std::filesystem::path(src) / "build" / "tokenizer_reference";
   return std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / "build" / "tokenizer_reference";
 }
 
