@@ -21,7 +21,7 @@ for trial in 1 2 3; do
   "$H" "${COMMON[@]}" --batch 8 --threads 2 --out "$W/one_$trial" > "$W/one_$trial.log" 2> "$W/one_$trial.err"
   port=$((31000 + RANDOM % 2000))
   for r in 0 1; do
-    "$H" "${COMMON[@]}" --batch 4 --threads 1 --world-size 2 --rank $r --master "127.0.0.1:$port" --out "$W/two_$trial" \
+    "$H" "${COMMON[@]}" --batch 4 --threads 1 --world-size 2 --process-rank $r --master "127.0.0.1:$port" --out "$W/two_$trial" \
       > "$W/two_${trial}_$r.log" 2> "$W/two_${trial}_$r.err" &
   done
   wait

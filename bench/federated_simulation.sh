@@ -43,7 +43,7 @@ federate() {  # federate NAME [serve options...]
   local name=$1; shift
   local port=$((29700 + RANDOM % 2000))
   "$H" federate serve "${MODEL[@]}" --listen "127.0.0.1:$port" --rounds 5 --cohort 5 --min-clients 6 "${LOCAL[@]}" \
-    --seed 3 --round-timeout 90 --out "$W/$name" --threads 1 "$@" --json > "$W/$name.serve.log" 2> "$W/$name.serve.err" &
+    --seed 3 --round-timeout 90 --straggler-timeout 5 --out "$W/$name" --threads 1 "$@" --json > "$W/$name.serve.log" 2> "$W/$name.serve.err" &
   local server=$!
   sleep 2
   local pids=()

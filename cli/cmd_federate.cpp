@@ -83,6 +83,9 @@ const CommandRegistration registration("federate", [](CLI::App& app) {
   s->add_option("--min-clients", o.min_clients, "clients that must join before round 1 (0: --cohort)")->capture_default_str();
   s->add_option("--round-timeout", o.settings.round_timeout_seconds, "seconds a cohort has to train and report")
       ->capture_default_str();
+  s->add_option("--straggler-timeout", o.straggler_seconds,
+                "once enough clients have reported to remove the masks, seconds to wait for the others")
+      ->capture_default_str();
   s->add_option("--join-timeout", o.join_timeout_seconds, "seconds to wait for enough clients")->capture_default_str();
   s->add_option("--server-lr", o.server_lr, "population update = server lr x mean client update")->capture_default_str();
   s->add_option("--clip", o.settings.clip, "L2 bound on each client's update (0: none; required with --noise)")

@@ -64,7 +64,7 @@ struct TrainCommand {
   bool no_sandbox = false;
   std::string init_adapter;
   // Data parallelism; unset flags fall back to torchrun's variables (WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT).
-  int world_size = 0, rank = -1;
+  int world_size = 0, process_rank = -1;  // --rank is the adapter's rank
   std::string master;
   double dist_timeout = 60;
 
@@ -212,7 +212,7 @@ struct TrainCommand {
   trainer::DistributedOptions distributed_options() const {
     trainer::DistributedOptions d = trainer::distributed_options_from_environment({});
     if (world_size > 0) d.world_size = world_size;
-    if (rank >= 0) d.rank = rank;
+    if (process_rank >= 0) d.rank = process_rank;
     if (!master.empty()) std::tie(d.master_addr, d.master_port) = trainer::parse_host_port(master, "--master");
     d.timeout_seconds = dist_timeout;
     d.validate();
@@ -305,7 +305,8 @@ CommandRegistration registration("train", [](CLI::App& app) {
   sub->add_option("--init-adapter", cmd->init_adapter,
                   "with --data: start from this adapter folder (e.g. a federation's population adapter) instead of a fresh one");
   sub->add_option("--world-size", cmd->world_size, "data-parallel processes (default: $WORLD_SIZE or 1)");
-  sub->add_option("--rank", cmd->rank, "this process's rank, 0 .. world size - 1 (default: $RANK or 0)");
+  sub->add_option("--process-rank", cmd->process_rank,
+                  "this process's place in a data-parallel run, 0 .. world size - 1 (default: $RANK or 0; --rank is the adapter's)");
   sub->add_option("--master", cmd->master, "rank 0's rendezvous ADDR:PORT (default: $MASTER_ADDR:$MASTER_PORT or 127.0.0.1:29500)");
   sub->add_option("--dist-timeout", cmd->dist_timeout, "seconds a rank waits for its peers before failing")->capture_default_str();
   sub->add_flag("--resume", c.resume, "continue from --out/checkpoint (with --user: the user's stopped job)");

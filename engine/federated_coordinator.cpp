@@ -46,6 +46,8 @@ class Coordinator {
             "a federation needs --rounds >= 1 and --cohort >= 2 (one client's sum would be its own update)");
     require(o.server_lr > 0 && o.noise >= 0 && o.delta > 0 && o.delta < 1, ErrorCode::kInvalidArgument,
             "--server-lr must be positive, --noise not negative and --delta in (0, 1)");
+    require(o.straggler_seconds > 0 && settings_.round_timeout_seconds > 0, ErrorCode::kInvalidArgument,
+            "--straggler-timeout and --round-timeout must be positive");
     settings_.local.validate();
     require(settings_.local.method == "lora", ErrorCode::kInvalidArgument, "federated rounds average LoRA adapters; use --method lora");
     settings_.dp = o.noise > 0;
@@ -170,15 +172,24 @@ class Coordinator {
     return cohort;
   }
 
-  // Waits until the round's deadline for every cohort member's "trained" report.
-  std::vector<int64_t> wait_for_survivors(int64_t n, const std::vector<int64_t>& cohort) {
+  // Waits for every cohort member's "trained" report, until the round's deadline or, once
+  // enough have reported to remove the masks, for the stragglers' grace period: a device that
+  // went away never reports, and the others should not wait the whole deadline for it.
+  std::vector<int64_t> wait_for_survivors(int64_t n, const std::vector<int64_t>& cohort, int threshold) {
     const auto t0 = Clock::now();
+    Clock::time_point enough_since{};
+    bool enough = false;
     std::vector<int64_t> survivors;
     while (true) {
       survivors.clear();
       for (int64_t id : cohort)
         if (rdv_->has(round_key(n, "trained/" + std::to_string(id)))) survivors.push_back(id);
+      if (!enough && int(survivors.size()) >= threshold) {
+        enough = true;
+        enough_since = Clock::now();
+      }
       if (survivors.size() == cohort.size() || since(t0) >= settings_.round_timeout_seconds) return survivors;
+      if (enough && since(enough_since) >= o_.straggler_seconds) return survivors;
       pause_briefly();
     }
   }
@@ -198,7 +209,7 @@ class Coordinator {
     } catch (const Error& e) {
       throw RoundAborted{std::string("the cohort did not assemble: ") + e.what()};
     }
-    const std::vector<int64_t> survivors = wait_for_survivors(n, cohort);
+    const std::vector<int64_t> survivors = wait_for_survivors(n, cohort, t);
     r.survivors = int(survivors.size());
     r.dropped = k - r.survivors;
     if (int(survivors.size()) < t)

@@ -29,6 +29,9 @@ struct FederatedServerOptions {
   double delta = 1e-5;
   double join_timeout_seconds = 120;  // for enough clients to join / check in
   double checkin_seconds = 1;      // once enough are available, how long to wait for more
+  // Once enough of a cohort have reported to remove the masks, how long to wait for the rest
+  // (a device that went away never reports; the round then completes with the survivors).
+  double straggler_seconds = 20;
   int max_attempts = 3;            // a round whose cohort falls apart is re-formed this often
   uint64_t seed = 0;               // cohort sampling and re-factorization (0: from the OS's random source)
   std::filesystem::path out;       // population adapter (PEFT) and rounds.jsonl; empty: keep in memory

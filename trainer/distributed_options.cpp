@@ -31,7 +31,7 @@ void DistributedOptions::validate() const {
   require(world_size >= 1 && world_size <= 1024, ErrorCode::kInvalidArgument,
           "--world-size must be between 1 and 1024, not " + std::to_string(world_size));
   require(rank >= 0 && rank < world_size, ErrorCode::kInvalidArgument,
-          "--rank must be between 0 and world size - 1 (" + std::to_string(world_size - 1) + "), not " + std::to_string(rank));
+          "the process rank (--process-rank or $RANK) must be between 0 and world size - 1 (" + std::to_string(world_size - 1) + "), not " + std::to_string(rank));
   require(master_port > 0 && master_port < 65536, ErrorCode::kInvalidArgument,
           "the master port must be between 1 and 65535, not " + std::to_string(master_port));
   require(!master_addr.empty(), ErrorCode::kInvalidArgument, "the master address is empty; give --master ADDR:PORT");

@@ -1,12 +1,14 @@
 // Data-parallel training through the real binary and LibTorch's c10d (TCPStore + Gloo over
 // loopback): two processes of one thread each give the adapter one process gives with the
-// combined batch; a resumed two-process run equals an uninterrupted one; a killed rank makes its
+// combined batch, and a stopped and resumed two-process run gives the same bits; a killed rank makes its
 // peer fail promptly with a clear error; ranks started with different settings both refuse.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <thread>
@@ -48,13 +50,16 @@ class DataParallel : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   // `hearth train` with the settings every run here shares (APOLLO: seeded projections must
-  // stay identical on every rank), plus `extra`.
+  // stay identical on every rank), plus `extra`, which may replace the optimizer, lr and steps.
   std::vector<std::string> train_args(const std::string& out, std::vector<std::string> extra) const {
     std::vector<std::string> args = {"train", "--model", testing::stories260k_dir().string(), "--quant", "nf4",
-                                     "--data", (dir_ / "stories.txt").string(), "--rank", "4", "--optim", "apollo",
-                                     "--steps", "6", "--warmup", "1", "--lr", "5e-3", "--seq-len", "64",
-                                     "--eval-every", "0", "--eval-max-rows", "8", "--seed", "5", "--threads", "1",
-                                     "--out", (dir_ / out).string()};
+                                     "--data", (dir_ / "stories.txt").string(), "--rank", "4", "--warmup", "1",
+                                     "--seq-len", "64", "--eval-every", "0", "--eval-max-rows", "8", "--seed", "5",
+                                     "--threads", "1", "--out", (dir_ / out).string()};
+    for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+             {"--optim", "apollo"}, {"--lr", "5e-3"}, {"--steps", "6"}}) {
+      if (std::find(extra.begin(), extra.end(), name) == extra.end()) args.insert(args.end(), {name, value});
+    }
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
   }
@@ -65,7 +70,7 @@ class DataParallel : public ::testing::Test {
     std::vector<pid_t> pids;
     for (int r = 0; r < world_size; ++r) {
       std::vector<std::string> e = extra;
-      e.insert(e.end(), {"--world-size", std::to_string(world_size), "--rank", std::to_string(r), "--master", master,
+      e.insert(e.end(), {"--world-size", std::to_string(world_size), "--process-rank", std::to_string(r), "--master", master,
                          "--dist-timeout", "30"});
       pids.push_back(spawn_hearth(train_args(out, e), dir_ / (out + "_rank" + std::to_string(r) + ".log")));
     }
@@ -95,43 +100,52 @@ class DataParallel : public ::testing::Test {
   fs::path dir_;
 };
 
-TEST_F(DataParallel, TwoProcessesMatchOneWithTheCombinedBatch) {
-  auto one = run_hearth(train_args("one", {"--batch", "4", "--grad-checkpoint", "off"}));
-  ASSERT_EQ(one.exit_code, 0) << one.err;
-  // Overlapped buckets (no checkpointing) and buckets after backward (checkpointing, 2 micro-batches).
-  for (const auto& [name, extra] : std::vector<std::pair<std::string, std::vector<std::string>>>{
-           {"two", {"--batch", "2", "--grad-checkpoint", "off"}},
-           {"two_ckpt", {"--batch", "1", "--grad-accum", "2", "--grad-checkpoint", "on"}}}) {
-    const std::vector<int> codes = run_ranks(2, name, extra);
-    ASSERT_EQ(codes, (std::vector<int>{0, 0})) << log(name + "_rank0.log") << log(name + "_rank1.log");
-    EXPECT_NE(log(name + "_rank1.log").find("rank 1 of 2 finished"), std::string::npos) << log(name + "_rank1.log");
-    ASSERT_TRUE(fs::exists(dir_ / name / "adapter_model.safetensors"));
-    // Same rows, same normalization, same seeded APOLLO projections: the only difference is
-    // the float summation order of the gradients (two partial sums added by Gloo instead of one
-    // sum), ~1e-7 relative per step; Adam-style normalization can magnify it for coordinates
-    // whose second moment is tiny, but after 6 steps it stays far below the update itself.
-    const double diff = max_difference("one", name), moved = max_abs_b("one");
-    EXPECT_GT(moved, 1e-3);
-    EXPECT_LT(diff, 1e-3 * moved) << name << ": max |difference| " << diff << " vs max |B| " << moved;
-  }
-}
+TEST_F(DataParallel, TwoProcessesMatchOneWithTheCombinedBatchAndResume) {
+  // Overlapped buckets (gradient hooks during backward), APOLLO: 2 ranks x batch 2 against one
+  // process with batch 4. The same rows, the same normalization by the step's trained targets
+  // and the same seeded projections; only the float summation order of the gradients may differ
+  // (two partial sums added by Gloo), ~1e-7 relative. (In practice the two are bitwise equal.)
+  ASSERT_EQ(run_hearth(train_args("one", {"--batch", "4", "--grad-checkpoint", "off"})).exit_code, 0);
+  std::vector<int> codes = run_ranks(2, "two", {"--batch", "2", "--grad-checkpoint", "off"});
+  ASSERT_EQ(codes, (std::vector<int>{0, 0})) << log("two_rank0.log") << log("two_rank1.log");
+  EXPECT_NE(log("two_rank1.log").find("rank 1 of 2 finished"), std::string::npos) << log("two_rank1.log");
+  const double moved = max_abs_b("one");
+  EXPECT_GT(moved, 1e-3);
+  EXPECT_LT(max_difference("one", "two"), 1e-4 * moved);
 
-TEST_F(DataParallel, ResumedTwoProcessRunEqualsAnUninterruptedOne) {
-  ASSERT_EQ(run_ranks(2, "whole", {"--batch", "2"}), (std::vector<int>{0, 0}));
-  const std::vector<int> stopped = run_ranks(2, "parts", {"--batch", "2", "--stop-after", "3"});
-  // A stopped run exits non-zero (kCancelled) with rank 0's checkpoint on disk.
+  // Stopped after 3 steps (non-zero exit, rank 0's checkpoint on disk) and resumed with the same
+  // world size: the same operations in the same order on the same values, so bitwise "two".
+  const std::vector<int> stopped = run_ranks(2, "parts", {"--batch", "2", "--grad-checkpoint", "off", "--stop-after", "3"});
   EXPECT_NE(stopped[0], 0);
   ASSERT_TRUE(fs::exists(dir_ / "parts" / "checkpoint")) << log("parts_rank0.log");
-  ASSERT_EQ(run_ranks(2, "parts", {"--batch", "2", "--resume"}), (std::vector<int>{0, 0}))
-      << log("parts_rank0.log") << log("parts_rank1.log");
-  // The same operations in the same order on the same values: bitwise equal.
-  EXPECT_EQ(max_difference("whole", "parts"), 0.0);
+  codes = run_ranks(2, "parts", {"--batch", "2", "--grad-checkpoint", "off", "--resume"});
+  ASSERT_EQ(codes, (std::vector<int>{0, 0})) << log("parts_rank0.log") << log("parts_rank1.log");
+  EXPECT_EQ(max_difference("two", "parts"), 0.0);
+
+  // Buckets sent after backward (gradient checkpointing), 2 micro-batches per rank, AdamW,
+  // against one process with the same micro-batches (batch 1 x 4). Adam divides each coordinate
+  // by its own gradient scale, so a coordinate whose summed gradient is mostly cancellation can
+  // turn a 1e-7 summation difference into a visible one; but a flipped sign costs about lr per
+  // step, so the adapters must agree to well within one step: max |difference| < lr / 20.
+  // (APOLLO is not used here: its channel-wise ratios of norms make 6 steps of it amplify such
+  // differences by orders of magnitude even between single-process runs that differ only in
+  // gradient checkpointing.)
+  const std::vector<std::string> adamw{"--optim", "adamw", "--lr", "1e-3", "--grad-checkpoint", "on", "--batch", "1"};
+  std::vector<std::string> one_args = adamw;
+  one_args.insert(one_args.end(), {"--grad-accum", "4"});
+  ASSERT_EQ(run_hearth(train_args("one_acc", one_args)).exit_code, 0);
+  std::vector<std::string> two_args = adamw;
+  two_args.insert(two_args.end(), {"--grad-accum", "2"});
+  codes = run_ranks(2, "two_acc", two_args);
+  ASSERT_EQ(codes, (std::vector<int>{0, 0})) << log("two_acc_rank0.log") << log("two_acc_rank1.log");
+  EXPECT_GT(max_abs_b("one_acc"), 2e-3);  // several lr-sized steps
+  EXPECT_LT(max_difference("one_acc", "two_acc"), 1e-3 / 20);
 }
 
 TEST_F(DataParallel, AKilledRankMakesItsPeerFailWithAClearError) {
   const std::string master = "127.0.0.1:" + std::to_string(free_loopback_port());
   auto rank_args = [&](int r) {
-    return train_args("killed", {"--batch", "2", "--steps", "100000", "--warmup", "0", "--world-size", "2", "--rank",
+    return train_args("killed", {"--batch", "2", "--steps", "100000", "--world-size", "2", "--process-rank",
                                  std::to_string(r), "--master", master, "--dist-timeout", "20"});
   };
   const pid_t r0 = spawn_hearth(rank_args(0), dir_ / "k0.log");
@@ -139,7 +153,8 @@ TEST_F(DataParallel, AKilledRankMakesItsPeerFailWithAClearError) {
   // Wait until rank 0 has logged training steps, then kill rank 1 outright.
   const auto t0 = std::chrono::steady_clock::now();
   while (!fs::exists(dir_ / "killed" / "metrics.jsonl") || testing::count_lines(testing::slurp(dir_ / "killed" / "metrics.jsonl")) < 3) {
-    ASSERT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(120)) << log("k0.log");
+    ASSERT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(120)) << log("k0.log") << log("k1.log");
+    ASSERT_EQ(::waitpid(r0, nullptr, WNOHANG), 0) << "rank 0 stopped early: " << log("k0.log");
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   ::kill(r1, SIGKILL);
@@ -158,7 +173,7 @@ TEST_F(DataParallel, AKilledRankMakesItsPeerFailWithAClearError) {
 TEST_F(DataParallel, RanksWithDifferentSettingsRefuse) {
   const std::string master = "127.0.0.1:" + std::to_string(free_loopback_port());
   auto rank_args = [&](int r, const std::string& batch) {
-    return train_args("mismatch", {"--batch", batch, "--world-size", "2", "--rank", std::to_string(r), "--master", master,
+    return train_args("mismatch", {"--batch", batch, "--world-size", "2", "--process-rank", std::to_string(r), "--master", master,
                                    "--dist-timeout", "20"});
   };
   const pid_t r0 = spawn_hearth(rank_args(0, "2"), dir_ / "m0.log");
@@ -170,10 +185,10 @@ TEST_F(DataParallel, RanksWithDifferentSettingsRefuse) {
   }
   EXPECT_FALSE(fs::exists(dir_ / "mismatch" / "adapter_model.safetensors"));
   // Bad options fail before any rendezvous.
-  auto bad = run_hearth(train_args("bad", {"--world-size", "2", "--rank", "2"}));
+  auto bad = run_hearth(train_args("bad", {"--world-size", "2", "--process-rank", "2"}));
   EXPECT_NE(bad.exit_code, 0);
-  EXPECT_NE(bad.err.find("--rank must be between 0 and world size - 1"), std::string::npos) << bad.err;
-  auto bad_master = run_hearth(train_args("bad", {"--world-size", "2", "--rank", "1", "--master", "nowhere"}));
+  EXPECT_NE(bad.err.find("the process rank (--process-rank or $RANK) must be between 0 and world size - 1"), std::string::npos) << bad.err;
+  auto bad_master = run_hearth(train_args("bad", {"--world-size", "2", "--process-rank", "1", "--master", "nowhere"}));
   EXPECT_NE(bad_master.err.find("--master must be ADDR:PORT"), std::string::npos) << bad_master.err;
 }
 

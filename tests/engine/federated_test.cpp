@@ -98,6 +98,7 @@ class Federation : public ::testing::Test {
     o.rounds = 2;
     o.cohort = 4;
     o.checkin_seconds = 0.5;
+    o.straggler_seconds = 5;  // client 3 never reports in its dropped round
     o.join_timeout_seconds = 60;
     o.seed = 17;
     o.out = root_ / "server";
