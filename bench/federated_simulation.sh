@@ -24,9 +24,13 @@ OUTSIDERS=(persuasion devil)
 DROPPERS=(northanger shakespeare)  # drop out of round 3 (both are sampled in it with --seed below; the log confirms)
 
 # Each user's own text: 24 kB to train on, the next 6 kB held out (whole lines).
+slice() {  # slice FILE OFFSET BYTES: those bytes, cut back to the last whole line
+  python3 -c 'import sys; b = open(sys.argv[1], "rb").read()[int(sys.argv[2]):int(sys.argv[2]) + int(sys.argv[3])]
+sys.stdout.buffer.write(b[:b.rfind(b"\n") + 1])' "$@"
+}
 for u in "${!SOURCE[@]}"; do
-  tail -c +50001 "$S/data/${SOURCE[$u]}" | head -c 24000 | head -n -1 > "$W/data/$u.train.txt"
-  tail -c +74001 "$S/data/${SOURCE[$u]}" | head -c 6000 | head -n -1 > "$W/data/$u.heldout.txt"
+  slice "$S/data/${SOURCE[$u]}" 50000 24000 > "$W/data/$u.train.txt"
+  slice "$S/data/${SOURCE[$u]}" 74000 6000 > "$W/data/$u.heldout.txt"
 done
 
 key="$W/key"; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$key"; chmod 600 "$key"
