@@ -10,8 +10,10 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/runtime.h"
+#include "engine/federated_client.h"
 #include "engine/test_time_training.h"
 #include "engine/version.h"
+#include "trainer/distributed_options.h"
 
 using hearth::ErrorCode;
 using hearth::require;
@@ -292,6 +294,21 @@ hearth_status hearth_job_status(hearth_engine* handle, int64_t job_id, char** js
 
 hearth_status hearth_job_cancel(hearth_engine* handle, int64_t job_id) {
   return guarded([&] { engine_of(handle)->cancel_job(job_id); });
+}
+
+hearth_status hearth_federate_join(hearth_engine* handle, const char* coordinator, const char* user,
+                                   double timeout_seconds, char** report_json) {
+  return guarded([&] {
+    if (report_json != nullptr) *report_json = nullptr;
+    require(timeout_seconds >= 0 && timeout_seconds <= 86400, ErrorCode::kInvalidArgument,
+            "timeout_seconds must be between 0 and 86400");
+    engine::FederatedClientOptions o;
+    std::tie(o.addr, o.port) = hearth::trainer::parse_host_port(text_arg(coordinator, "coordinator"), "coordinator");
+    o.user = text_arg(user, "user");
+    if (timeout_seconds > 0) o.timeout_seconds = timeout_seconds;
+    const engine::FederatedClientReport r = engine::run_federated_client(*engine_of(handle), o);
+    if (report_json != nullptr) *report_json = copy_string(r.to_json().dump());
+  });
 }
 
 hearth_status hearth_adapter_load(hearth_engine* handle, const char* user, const char* name, int64_t version) {

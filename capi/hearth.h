@@ -148,6 +148,18 @@ hearth_status hearth_request_stop(hearth_engine* engine);
 hearth_status hearth_job_status(hearth_engine* engine, int64_t job_id, char** json);
 hearth_status hearth_job_cancel(hearth_engine* engine, int64_t job_id);
 
+/* ---- Federated personalization ------------------------------------------------------------- */
+
+/* Takes part in a federation as one device until the coordinator ends it (hearth federate serve
+ * on coordinator, "ADDR:PORT"): in each round this device is sampled for, the population adapter
+ * is trained locally on `user`'s data (decrypted in memory, never sent) and only a masked update
+ * is sent back. Blocks; run it from a background worker. timeout_seconds bounds every wait for
+ * the coordinator (0: 300). *report_json (may be NULL) receives {"client_id", "rounds_sampled",
+ * "rounds_uploaded", "rounds": [...]}; free it with hearth_free_string. The engine must have its
+ * base model loaded, the same one the coordinator runs. */
+hearth_status hearth_federate_join(hearth_engine* engine, const char* coordinator, const char* user,
+                                   double timeout_seconds, char** report_json);
+
 /* ---- Adapters and generation --------------------------------------------------------------- */
 
 /* Loads the user's adapter `name` (version 0: the newest, or the pinned one) for generation. */

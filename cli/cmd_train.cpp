@@ -12,6 +12,7 @@
 #include "engine/engine.h"
 #include "engine/file_training.h"
 #include "privacy/sandbox.h"
+#include "trainer/distributed_options.h"
 #include "trainer/stop_signal.h"
 
 namespace hearth::cli {
@@ -61,6 +62,11 @@ struct TrainCommand {
   std::string user, key_file, adapter_name = "default";
   int64_t max_memory_mb = 0;
   bool no_sandbox = false;
+  std::string init_adapter;
+  // Data parallelism; unset flags fall back to torchrun's variables (WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT).
+  int world_size = 0, process_rank = -1;  // --rank is the adapter's rank
+  std::string master;
+  double dist_timeout = 60;
 
   void run() {
     require(data.empty() != user.empty(), ErrorCode::kInvalidArgument,
@@ -72,6 +78,9 @@ struct TrainCommand {
     require(out.empty(), ErrorCode::kInvalidArgument,
             "--user keeps the adapter sealed in the user's vault; --out does not apply (export is not supported)");
     require(eval_data.empty(), ErrorCode::kInvalidArgument, "--eval-data applies to --data runs, not --user");
+    require(!distributed_options().enabled(), ErrorCode::kUnsupported,
+            "data-parallel training (--world-size) applies to --data runs; a --user job trains on one device");
+    require(init_adapter.empty(), ErrorCode::kInvalidArgument, "--init-adapter applies to --data runs, not --user");
     require(method != "full", ErrorCode::kInvalidArgument, "--user trains adapters (lora, dora), not --method full");
     require(layers.empty(), ErrorCode::kInvalidArgument, "--layers applies to --data runs; a --user job adapts every layer");
     run_user();
@@ -94,6 +103,8 @@ struct TrainCommand {
     r.config.grad_checkpoint = trainer::parse_grad_checkpoint(grad_checkpoint);
     r.config.optimizer = optimizer_config();
     r.sandbox = !no_sandbox;
+    r.init_adapter = init_adapter;
+    r.distributed = distributed_options();
     trainer::install_stop_signal_handlers();
     const engine::FileTrainingReport report = engine::train_on_files(r);
     Json j = report.to_json();
@@ -112,7 +123,11 @@ struct TrainCommand {
     }
     std::printf("%s\n", t.summary_line().c_str());
     print_privacy(t.privacy);
-    std::printf("saved to %s\n", out.c_str());
+    if (report.rank > 0) {
+      std::printf("rank %d of %d finished; rank 0 saved the result to %s\n", report.rank, report.world_size, out.c_str());
+    } else {
+      std::printf("saved to %s\n", out.c_str());
+    }
     print_json_result(j.dump());
   }
 
@@ -192,6 +207,16 @@ struct TrainCommand {
     s.policy.require_screen_off = false;
     s.policy.max_temperature_c = 150;
     return s;
+  }
+
+  trainer::DistributedOptions distributed_options() const {
+    trainer::DistributedOptions d = trainer::distributed_options_from_environment({});
+    if (world_size > 0) d.world_size = world_size;
+    if (process_rank >= 0) d.rank = process_rank;
+    if (!master.empty()) std::tie(d.master_addr, d.master_port) = trainer::parse_host_port(master, "--master");
+    d.timeout_seconds = dist_timeout;
+    d.validate();
+    return d;
   }
 
   optim::OptimizerConfig optimizer_config() const {
@@ -277,6 +302,13 @@ CommandRegistration registration("train", [](CLI::App& app) {
   sub->add_option("--checkpoint-every", c.checkpoint_every, "also checkpoint every N steps (0: only when stopped)")
       ->capture_default_str();
   sub->add_option("--stop-after", c.stop_after_steps, "stop with a checkpoint after N steps (a time slice)");
+  sub->add_option("--init-adapter", cmd->init_adapter,
+                  "with --data: start from this adapter folder (e.g. a federation's population adapter) instead of a fresh one");
+  sub->add_option("--world-size", cmd->world_size, "data-parallel processes (default: $WORLD_SIZE or 1)");
+  sub->add_option("--process-rank", cmd->process_rank,
+                  "this process's place in a data-parallel run, 0 .. world size - 1 (default: $RANK or 0; --rank is the adapter's)");
+  sub->add_option("--master", cmd->master, "rank 0's rendezvous ADDR:PORT (default: $MASTER_ADDR:$MASTER_PORT or 127.0.0.1:29500)");
+  sub->add_option("--dist-timeout", cmd->dist_timeout, "seconds a rank waits for its peers before failing")->capture_default_str();
   sub->add_flag("--resume", c.resume, "continue from --out/checkpoint (with --user: the user's stopped job)");
   sub->callback([cmd] { cmd->run(); });
 });

@@ -333,6 +333,14 @@ std::optional<SliceResult> Engine::run_next(const SliceBudget& budget) {
   return std::nullopt;
 }
 
+LocalUpdate Engine::train_local_update(const std::string& user, const Adapter& start, const TrainingSpec& spec) {
+  std::lock_guard<std::recursive_mutex> lock(impl_->mu_);
+  impl_->require_key();
+  impl_->base();
+  return engine::train_local_update(*impl_->vault_, impl_->base_, impl_->base_spec_->path, impl_->options_.actor, user,
+                                    start, spec);
+}
+
 void Engine::request_stop() { impl_->stop_.store(true); }
 
 void Engine::cancel_job(int64_t job_id) {

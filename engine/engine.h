@@ -19,6 +19,7 @@
 
 #include "engine/device_policy.h"
 #include "engine/job_spec.h"
+#include "engine/local_update.h"
 #include "engine/test_time_training.h"
 #include "inference/generator.h"
 #include "inference/model_loader.h"
@@ -157,6 +158,12 @@ class Engine {
   // A loaded adapter's layers and tensors (kNotFound for a key that is not loaded).
   std::shared_ptr<Adapter> loaded_adapter(const std::string& key) const;
   std::vector<std::string> loaded_adapters() const;
+
+  // ---- Federated personalization: one client's local round (engine/federated_client.h runs
+  // the rounds). Trains a copy of `start` (a LoRA adapter over the loaded base, e.g. the
+  // population adapter) on the user's stored data, decrypted in memory, for spec.steps, and
+  // returns how its update s·B·A changed. Nothing is written: no data, adapter or checkpoint.
+  LocalUpdate train_local_update(const std::string& user, const Adapter& start, const TrainingSpec& spec);
 
   // ---- Generation: streams text through on_text; `cancel` stops it between tokens
   // (stop_reason "cancelled"). Loads the request's adapter if needed.

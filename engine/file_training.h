@@ -8,6 +8,7 @@
 
 #include "adapters/adapter_config.h"
 #include "engine/job_spec.h"
+#include "trainer/distributed_options.h"
 #include "trainer/train_config.h"
 #include "trainer/training_data.h"
 
@@ -21,7 +22,13 @@ struct FileTrainingRequest {
   bool full = false;                             // every weight instead of an adapter
   AdapterConfig adapter;
   trainer::TrainConfig config;                   // config.out is the output folder
-  bool sandbox = true;                           // no sockets once the files are open
+  bool sandbox = true;                           // no sockets once the files are open (and the process group is formed)
+  // Start the adapter from this PEFT folder (e.g. a federation's population adapter) instead of
+  // PEFT's initialization; its rank, targets and layers must be those of `adapter`.
+  std::filesystem::path init_adapter;
+  // Data-parallel training over torch.distributed (trainer/process_group.h): every rank runs the
+  // same request; rank 0 writes config.out.
+  trainer::DistributedOptions distributed;
 };
 
 struct FileTrainingReport {
@@ -29,6 +36,7 @@ struct FileTrainingReport {
   std::string method;  // lora | dora | full
   int64_t trainable_parameters = 0;
   int64_t train_rows = 0, eval_rows = 0;
+  int world_size = 1, rank = 0;
   bool sandbox = false, sockets_blocked = false;
   Json to_json() const;
 };

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/process_identity.h"
 #include "engine/training_plan.h"
+#include "engine/user_rows.h"
 #include "privacy/secret_key.h"
 #include "storage/adapter_registry.h"
 #include "storage/audit_log.h"
@@ -19,11 +20,9 @@
 #include "storage/database.h"
 #include "storage/job_store.h"
 #include "storage/orphan_files.h"
-#include "storage/user_data.h"
 #include "trainer/packing.h"
 #include "trainer/stop_signal.h"
 #include "trainer/trainer.h"
-#include "trainer/user_training_data.h"
 
 namespace hearth::engine {
 namespace {
@@ -31,29 +30,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double seconds_between(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
-
-// The user's rows, decrypted in memory, tokenized and packed; the plaintext is wiped after.
-struct JobData {
-  trainer::PackedRows train, eval;
-};
-
-JobData load_job_data(storage::Vault& vault, const JobSpec& spec, const Tokenizer& tokenizer) {
-  storage::UserData stored = storage::load_user_data(vault.db(), vault.keyring(), spec.user);
-  trainer::DataOptions options;
-  options.eval_fraction = spec.training.eval_fraction;
-  trainer::TrainingData docs = trainer::user_training_data(stored, tokenizer, options);
-  for (std::string& d : stored.documents) privacy::wipe(d);
-  for (storage::TrainingExample& e : stored.examples) {
-    for (storage::ChatMessage& m : e.messages) privacy::wipe(m.content);
-    privacy::wipe(e.prompt);
-    privacy::wipe(e.completion);
-  }
-  JobData data{trainer::pack_documents(docs.train, spec.training.seq_len), trainer::pack_documents(docs.eval, spec.training.seq_len)};
-  require(data.train.rows() > 0, ErrorCode::kInvalidArgument,
-          "user \"" + spec.user + "\" has too little data for one training row of " + std::to_string(spec.training.seq_len) +
-              " positions; ingest more or lower seq_len");
-  return data;
-}
 
 // Everything one slice keeps while it runs, and the steps it takes, in order.
 class Slice {
@@ -100,7 +76,7 @@ class Slice {
 
   void train() {
     Decoder& decoder = *ctx_.base.decoder;
-    const JobData data = load_job_data(ctx_.vault, spec_, *ctx_.base.tokenizer);
+    const UserRows data = load_user_rows(ctx_.vault, spec_.user, spec_.training, *ctx_.base.tokenizer);
     const AdapterConfig adapter = adapter_config_of(spec_.training);
     const MemoryPlan plan = plan_memory(decoder.config(), decoder.weight_bytes(), spec_.training,
                                         adapter_parameter_count(decoder.config(), adapter));

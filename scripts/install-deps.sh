@@ -8,6 +8,8 @@ packages=(
   libtorch-dev libopenblas0-pthread libopenblas0-openmp
   libsqlite3-dev sqlite3 libgtest-dev libgmock-dev libspdlog-dev libfmt-dev libcereal-dev
   nlohmann-json3-dev libcli11-dev libsodium-dev libssl-dev libseccomp-dev libpcre2-dev python3-numpy
+  # ProcessGroupGloo's header includes Gloo's own headers (data-parallel and federated runs).
+  libgloo-dev
   # The sanitizer and fuzzing build: clang, its sanitizer and libFuzzer runtimes, and
   # llvm-symbolizer (in llvm-14) for readable stack traces in sanitizer reports.
   clang libclang-rt-14-dev llvm-14

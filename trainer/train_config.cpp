@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/range_check.h"
+#include "trainer/process_group.h"
 
 namespace hearth::trainer {
 
@@ -41,6 +42,11 @@ void TrainConfig::validate() const {
           "an in-memory run needs somewhere to put its checkpoints (save_checkpoint)");
   require(!in_memory || !resume || load_checkpoint, ErrorCode::kInvalidArgument,
           "an in-memory run resumes from load_checkpoint, which is not set");
+  if (group && group->size() > 1) {
+    require(!dp.enabled(), ErrorCode::kUnsupported,
+            "DP-SGD is not supported with data parallelism (--world-size > 1); train in one process for DP-SGD");
+    require(!in_memory, ErrorCode::kUnsupported, "a data-parallel run writes its results to --out; it cannot run in memory");
+  }
   if (dp.enabled()) {
     require_number_in_range("--dp-clip", dp.clip, 0, 1e6, Bound::kOpen);
     require_number_in_range("--dp-noise", dp.noise, 0, 1e6);
@@ -68,6 +74,7 @@ Json TrainConfig::identity() const {
          {"grad_accum", grad_accum}, {"lr", lr},        {"warmup", warmup},
          {"min_lr_ratio", min_lr_ratio}, {"max_grad_norm", max_grad_norm}, {"seed", seed},
          {"optimizer", o.describe()}};
+  if (group && group->size() > 1) j["world_size"] = group->size();  // each rank's share of a step depends on it
   if (dp.enabled()) j["dp"] = Json{{"clip", dp.clip}, {"noise", dp.noise}, {"epsilon", dp.epsilon}, {"delta", dp.delta}};
   return j;
 }

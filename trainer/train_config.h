@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "core/json.h"
@@ -10,6 +11,8 @@
 #include "optim/make_optimizer.h"
 
 namespace hearth::trainer {
+
+class ProcessGroup;  // trainer/process_group.h
 
 enum class GradCheckpoint { kAuto, kOn, kOff };
 
@@ -71,6 +74,12 @@ struct TrainConfig {
   std::function<bool()> should_stop;
   // Called after every completed step with its metrics line (step, loss, tokens_per_s, ...).
   std::function<void(const Json& line)> on_step;
+  // Data parallelism: with a group of several processes (trainer/process_group.h), every
+  // member runs this same configuration over the same data, each on its share of every step's
+  // global batch of batch * grad_accum * group size rows; gradients are summed over the group
+  // each step, so every member applies the same update; rank 0 alone writes metrics,
+  // checkpoints and the result. Null or a group of one: a single process.
+  std::shared_ptr<ProcessGroup> group;
 
   // Refuses any setting outside its range (kInvalidArgument naming the option, the value and
   // the range), before any work starts.

@@ -19,11 +19,13 @@
 #include "optim/make_optimizer.h"
 #include "privacy/secret_key.h"
 #include "trainer/checkpointed_forward.h"
+#include "trainer/gradient_sync.h"
 #include "trainer/chunked_loss.h"
 #include "trainer/interruption.h"
 #include "trainer/loss_curve_svg.h"
 #include "trainer/lr_schedule.h"
 #include "trainer/private_step.h"
+#include "trainer/process_group.h"
 #include "trainer/progress_bar.h"
 #include "trainer/stop_signal.h"
 #include "trainer/training_checkpoint.h"
@@ -161,6 +163,61 @@ void write_loss_curve(const fs::path& path, const std::vector<Json>& lines, cons
   write_file_atomic(path, loss_curve_svg(train, eval, title));
 }
 
+// Every rank must train the same thing on the same data: rank 0's shapes are broadcast and
+// compared, and a mismatch anywhere fails every rank with the same clear error.
+void check_same_run(ProcessGroup& group, const PackedRows& train_rows, const PackedRows& eval_rows,
+                    const Trainable& trainable, const TrainConfig& cfg) {
+  const std::vector<int64_t> mine{train_rows.rows(), eval_rows.rows(),    trainable.parameter_count(), cfg.steps,
+                                  cfg.batch,         cfg.grad_accum,      cfg.seq_len,                 int64_t(cfg.seed)};
+  at::Tensor first = at::tensor(mine, at::kLong);
+  group.broadcast(first, 0, "the start-up check");
+  const bool same = at::equal(first, at::tensor(mine, at::kLong));
+  std::vector<at::Tensor> mismatch{at::tensor({same ? int64_t(0) : int64_t(1)}, at::kLong)};
+  group.allreduce_sum(mismatch, "the start-up check");
+  require(mismatch[0].item<int64_t>() == 0, ErrorCode::kInvalidArgument,
+          "the ranks of this data-parallel run disagree on the data or settings (training rows, held-out rows, "
+          "parameters, steps, batch, grad-accum, seq-len, seed; rank " + std::to_string(group.rank()) + " has " +
+              std::to_string(mine[0]) + " training rows, rank 0 " + std::to_string(first[0].item<int64_t>()) +
+              "); start every rank with the same command and data");
+}
+
+// Whether any rank wants to stop: all stop together, between steps.
+bool any_rank(ProcessGroup& group, bool mine) {
+  std::vector<at::Tensor> flag{at::tensor({mine ? int64_t(1) : int64_t(0)}, at::kLong)};
+  group.allreduce_sum(flag, "the stop check");
+  return flag[0].item<int64_t>() > 0;
+}
+
+double sum_over_ranks(ProcessGroup* group, double value, const std::string& what) {
+  if (!group) return value;
+  std::vector<at::Tensor> v{at::tensor({value}, at::kDouble)};
+  group->allreduce_sum(v, what);
+  return v[0].item<double>();
+}
+
+// Rank 0 reads the checkpoint from disk and hands its bytes to every other rank through the
+// rendezvous, so ranks on other machines resume without a shared folder.
+LoopState resume_across_ranks(ProcessGroup& group, const fs::path& dir, Trainable& trainable, optim::Optimizer& optimizer,
+                              std::vector<at::Generator>& generators, const Json& identity) {
+  Rendezvous& r = group.rendezvous();
+  if (group.rank() == 0) {
+    LoopState st;
+    try {
+      st = load_training_checkpoint(dir, trainable, optimizer, generators, identity);
+    } catch (const std::exception& e) {
+      r.set("resume/status", std::string("error: ") + e.what());
+      throw;
+    }
+    r.set("resume/checkpoint", training_checkpoint_bytes(trainable, optimizer, generators, st, identity));
+    r.set("resume/status", "ok");
+    return st;
+  }
+  const std::string status = r.get("resume/status", "rank 0's checkpoint");
+  require(status == "ok", ErrorCode::kNotFound, "rank 0 could not resume: " + status.substr(std::min<size_t>(7, status.size())));
+  return load_training_checkpoint_bytes(r.get("resume/checkpoint", "rank 0's checkpoint"), "rank 0's checkpoint", trainable,
+                                        optimizer, generators, identity);
+}
+
 }  // namespace
 
 double peak_rss_mb() {
@@ -177,16 +234,25 @@ bool auto_grad_checkpoint(const ModelConfig& m, int64_t batch, int64_t seq_len) 
   return per_block * m.num_layers > 256.0 * (1 << 20);
 }
 
-double evaluate_loss(const Decoder& decoder, Trainable& trainable, const PackedRows& rows, int64_t batch, int64_t max_rows) {
+double evaluate_loss(const Decoder& decoder, Trainable& trainable, const PackedRows& rows, int64_t batch, int64_t max_rows,
+                     ProcessGroup* group) {
   const int64_t n = max_rows > 0 ? std::min(max_rows, rows.rows()) : rows.rows();
   if (n == 0) return 0;
   trainable.set_training(false);
   at::NoGradGuard no_grad;
+  // In a group each rank takes every size()-th micro-batch and the sums are added up.
+  const int64_t first = group ? group->rank() * batch : 0, stride = group ? group->size() * batch : batch;
   double nll = 0, tokens = 0;
-  for (int64_t r = 0; r < n; r += batch) {
+  for (int64_t r = first; r < n; r += stride) {
     MicroBatch b = gather_rows(rows, at::arange(r, std::min(n, r + batch), at::kLong));
     nll += micro_batch_loss(decoder, b, /*checkpoint=*/false, {}).item<double>();
     tokens += b.weights.sum().item<double>();
+  }
+  if (group) {
+    std::vector<at::Tensor> sums{at::tensor({nll, tokens}, at::kDouble)};
+    group->allreduce_sum(sums, "the held-out evaluation");
+    nll = sums[0][0].item<double>();
+    tokens = sums[0][1].item<double>();
   }
   trainable.set_training(true);
   return tokens > 0 ? nll / tokens : 0;
@@ -199,7 +265,10 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
   // Freed activations go back to the kernel, so the peak RSS follows the live tensors.
   ScopedMemoryPolicy memory_policy(MemoryPolicy::kBounded);
   require(train_rows.rows() > 0, ErrorCode::kInvalidArgument, "no training rows (the data is shorter than one sequence)");
-  if (eval_rows.rows() == 0) {
+  ProcessGroup* group = cfg.group && cfg.group->size() > 1 ? cfg.group.get() : nullptr;
+  const int64_t world = group ? group->size() : 1, rank = group ? group->rank() : 0;
+  const bool writer = rank == 0;  // the one process that writes metrics, checkpoints and the result
+  if (eval_rows.rows() == 0 && writer) {
     spdlog::warn("no held-out rows (the held-out data is shorter than one --seq-len row of {} positions): held-out "
                  "perplexity will not be measured; give --eval-data, a larger --eval-fraction or a shorter --seq-len",
                  cfg.seq_len);
@@ -232,17 +301,30 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
   const LrSchedule schedule{cfg.lr, cfg.warmup, cfg.steps, cfg.min_lr_ratio};
   const Json identity = cfg.identity();
 
+  if (group) check_same_run(*group, train_rows, eval_rows, trainable, cfg);
   LoopState st;
-  if (cfg.resume) {
+  if (cfg.resume && group) {
+    st = resume_across_ranks(*group, checkpoint_dir, trainable, *optimizer, generators, identity);
+  } else if (cfg.resume) {
     st = cfg.in_memory ? load_training_checkpoint_bytes(cfg.load_checkpoint(), "the stored checkpoint", trainable, *optimizer,
                                                         generators, identity)
                        : load_training_checkpoint(checkpoint_dir, trainable, *optimizer, generators, identity);
     if (dp) dp->count_previous_steps(st.step);
   }
+  if (group) {
+    // Every rank starts from rank 0's parameters, whatever its own initialization drew.
+    at::NoGradGuard no_grad;
+    for (const auto& [name, p] : trainable.named_parameters()) {
+      at::Tensor t = p.detach();
+      group->broadcast(t, 0, "the initial parameters");
+    }
+  }
   // The run folder exists from here on (not before: a refused run leaves none behind). Until
   // the run has a checkpoint or a result in it, a failure removes it again if it was new.
-  std::unique_ptr<NewDirectory> run_folder = cfg.in_memory ? nullptr : std::make_unique<NewDirectory>(cfg.out);
-  MetricsLog metrics(cfg.in_memory ? fs::path() : cfg.out / "metrics.jsonl", cfg.resume, st.step);
+  // Only rank 0 writes into it.
+  std::unique_ptr<NewDirectory> run_folder =
+      cfg.in_memory || !writer ? nullptr : std::make_unique<NewDirectory>(cfg.out);
+  MetricsLog metrics(cfg.in_memory || !writer ? fs::path() : cfg.out / "metrics.jsonl", cfg.resume, st.step);
   // Every line goes to the log and to the caller's progress callback.
   const auto log_line = [&](const Json& line) {
     metrics.add(line);
@@ -250,6 +332,7 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
   };
   // In-memory runs hand their checkpoints to the caller (who seals them) instead of out/checkpoint.
   auto checkpoint_now = [&] {
+    if (!writer) return;
     if (cfg.in_memory) {
       if (!cfg.save_checkpoint) return;
       std::string bytes = training_checkpoint_bytes(trainable, *optimizer, generators, st, identity);
@@ -260,17 +343,19 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
     save_training_checkpoint(checkpoint_dir, trainable, *optimizer, generators, st, identity);
     run_folder->keep();  // resumable from here on
   };
-  ProgressBar bar(cfg.steps, cfg.progress, cfg.log_every);
+  ProgressBar bar(cfg.steps, cfg.progress && writer, cfg.log_every);
   if (cfg.resume) {
     bar.message("resumed from " + (cfg.in_memory ? std::string("the stored checkpoint") : checkpoint_dir.string()) +
                 " at step " + std::to_string(st.step));
   }
   const auto stop_now = [&] { return stop_requested() || (cfg.should_stop && cfg.should_stop()); };
-  ScopedStopCondition stop_condition(stop_now);
+  // A data-parallel rank never abandons a step halfway (its peers would wait for it in the
+  // all-reduce): the ranks agree to stop between steps instead.
+  ScopedStopCondition stop_condition(group ? std::function<bool()>([] { return false; }) : std::function<bool()>(stop_now));
   TrainResult result;
   if (st.step == 0) {
     try {
-      st.eval_loss_before = evaluate_loss(decoder, trainable, eval_rows, cfg.batch, cfg.eval_max_rows);
+      st.eval_loss_before = evaluate_loss(decoder, trainable, eval_rows, cfg.batch, cfg.eval_max_rows, group);
     } catch (const StepInterrupted&) {
       // Nothing trained yet and nothing worth keeping: the next run starts afresh.
       bar.finish();
@@ -284,7 +369,10 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
   RowOrder order(train_rows.rows(), mix_seed(cfg.seed, 2));
   trainable.set_training(true);
   const auto& params = trainable.named_parameters();
-  const int64_t rows_per_step = cfg.batch * cfg.grad_accum;
+  const int64_t rows_per_rank = cfg.batch * cfg.grad_accum;
+  const int64_t rows_per_step = rows_per_rank * world;
+  std::unique_ptr<GradientSync> sync;
+  if (group) sync = std::make_unique<GradientSync>(*group, params, /*overlap=*/!checkpoint);
   result.grad_checkpoint = checkpoint;
   std::string stop_reason = "finished";
   double eval_loss = st.eval_loss_before;
@@ -299,14 +387,24 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
     std::vector<MicroBatch> micro;
     for (int64_t m = 0; m < cfg.grad_accum && !dp; ++m) {
       std::vector<int64_t> idx;
-      for (int64_t r = 0; r < cfg.batch; ++r) idx.push_back(order.row(st.rows_consumed + m * cfg.batch + r));
+      // This rank's share of the step's global batch: its own slice of the same seeded order.
+      const int64_t first = st.rows_consumed + rank * rows_per_rank + m * cfg.batch;
+      for (int64_t r = 0; r < cfg.batch; ++r) idx.push_back(order.row(first + r));
       micro.push_back(gather_rows(train_rows, at::tensor(idx, at::kLong)));
       out.tokens += micro.back().weights.sum().item<double>();
     }
-    for (const MicroBatch& b : micro) {
-      at::Tensor loss = micro_batch_loss(decoder, b, checkpoint, generators, recompute_rows);
+    // Each loss is divided by the trained targets of the whole step (all ranks), so the summed
+    // gradients are those of one large batch.
+    out.tokens = sum_over_ranks(group, out.tokens, "the step's token count");
+    for (size_t m = 0; m < micro.size(); ++m) {
+      at::Tensor loss = micro_batch_loss(decoder, micro[m], checkpoint, generators, recompute_rows);
       out.loss_sum += loss.item<double>();
+      if (sync && m + 1 == micro.size()) sync->arm();
       if (out.tokens > 0) (loss / out.tokens).backward();
+    }
+    if (sync) {
+      sync->finish();
+      out.loss_sum = sum_over_ranks(group, out.loss_sum, "the step's loss");
     }
     if (dp) {
       // DP-SGD replaces batching and global clipping: per-row gradients, clipped, noised.
@@ -326,8 +424,9 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
   };
 
   while (st.step < cfg.steps) {
-    if (stop_now() || (cfg.stop_after_steps > 0 && st.step >= cfg.stop_after_steps)) {
-      stop_reason = stop_now() ? "interrupted" : "step_limit";
+    const bool stop = group ? any_rank(*group, stop_now()) : stop_now();
+    if (stop || (cfg.stop_after_steps > 0 && st.step >= cfg.stop_after_steps)) {
+      stop_reason = stop ? "interrupted" : "step_limit";
       break;
     }
     const auto t0 = Clock::now();
@@ -362,7 +461,7 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
     const bool last = st.step == cfg.steps;
     if (eval_rows.rows() > 0 && ((cfg.eval_every > 0 && st.step % cfg.eval_every == 0) || last)) {
       try {
-        eval_loss = evaluate_loss(decoder, trainable, eval_rows, cfg.batch, cfg.eval_max_rows);
+        eval_loss = evaluate_loss(decoder, trainable, eval_rows, cfg.batch, cfg.eval_max_rows, group);
       } catch (const StepInterrupted&) {
         stop_reason = "interrupted";  // the step itself is whole: it is checkpointed below
         break;
@@ -386,7 +485,7 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
   // A run resumed after its last step (stopped during the final evaluation) evaluates now.
   if (stop_reason == "finished" && eval_rows.rows() > 0 && evaluated_at != st.step) {
     try {
-      eval_loss = evaluate_loss(decoder, trainable, eval_rows, cfg.batch, cfg.eval_max_rows);
+      eval_loss = evaluate_loss(decoder, trainable, eval_rows, cfg.batch, cfg.eval_max_rows, group);
       log_line(Json{{"step", st.step}, {"eval_loss", eval_loss}, {"eval_ppl", std::exp(eval_loss)}});
     } catch (const StepInterrupted&) {
       stop_reason = "interrupted";
@@ -403,7 +502,7 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
   result.tokens_per_s = double(st.step * rows_per_step * cfg.seq_len) / std::max(1e-9, st.train_seconds);
   result.trained_tokens = st.trained_tokens;
   result.optimizer_state_bytes = optimizer->state_bytes();
-  for (const auto& [group, bytes] : optimizer->state_bytes_by_group()) result.optimizer_state_by_group[group] = bytes;
+  for (const auto& [name, bytes] : optimizer->state_bytes_by_group()) result.optimizer_state_by_group[name] = bytes;
   if (dp) result.privacy = dp->report();
   // Train loss: mean of the last tenth of the logged steps.
   std::vector<double> losses;
@@ -433,6 +532,10 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
   summary["optimizer"] = optimizer->describe();
   summary["config"] = identity;
   if (cfg.in_memory) return result;  // the caller seals the trainable's tensors itself
+  if (!writer) {
+    group->barrier("the end of the run");  // rank 0 has written the result when this returns
+    return result;
+  }
   // The result replaces the run folder as a whole; the run's records are written back beside it.
   const std::vector<Json> lines = metrics.lines();
   trainable.save(cfg.out, decoder, base.name, base.fingerprint, summary);
@@ -442,6 +545,7 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
   write_file_atomic(cfg.out / "metrics.jsonl", all);
   write_file_atomic(cfg.out / "training_summary.json", summary.dump(2));
   write_loss_curve(cfg.out / "loss_curve.svg", lines, trainable.method() + " on " + fs::path(base.name).filename().string());
+  if (group) group->barrier("the end of the run");
   return result;
 }
 

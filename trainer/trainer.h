@@ -28,9 +28,10 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
 // micro-batch without it above 256 MiB.
 bool auto_grad_checkpoint(const ModelConfig& model, int64_t batch, int64_t seq_len);
 
-// Mean loss per trained target over `rows` (no gradients, dropout off).
+// Mean loss per trained target over `rows` (no gradients, dropout off). With a group, each
+// member evaluates its share of the rows and all get the mean over all of them.
 double evaluate_loss(const Decoder& decoder, Trainable& trainable, const PackedRows& rows, int64_t batch,
-                     int64_t max_rows = 0);
+                     int64_t max_rows = 0, ProcessGroup* group = nullptr);
 
 // Peak resident memory of this process so far, in MB.
 double peak_rss_mb();

@@ -65,6 +65,15 @@ TEST(CliBadInput, MissingModel) {
   expect_one_error({"generate", "--model", (work_dir() / "nowhere").string(), "--max-tokens", "2"}, "not found");
 }
 
+TEST(CliBadInput, FederateRefusesBadSettingsBeforeAnyNetwork) {
+  const std::string model = (work_dir() / "good").string();
+  expect_one_error({"federate", "serve", "--model", model, "--cohort", "1"}, "--cohort >= 2");
+  expect_one_error({"federate", "serve", "--model", model, "--noise", "1"}, "needs a clipping bound");
+  expect_one_error({"federate", "serve", "--model", model, "--listen", "nowhere"}, "--listen must be ADDR:PORT");
+  expect_one_error({"federate", "join", "--model", model, "--user", "u", "--coordinator", "127.0.0.1"},
+                   "--coordinator must be ADDR:PORT");
+}
+
 TEST(CliBadInput, BadSamplingOption) {
   expect_one_error({"generate", "--model", (work_dir() / "good").string(), "--top-p", "0", "--max-tokens", "2"}, "top-p");
 }
