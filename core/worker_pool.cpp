@@ -28,12 +28,6 @@ uint64_t pack(uint64_t phase, int64_t count) { return (phase << (2 * kIndexBits)
 // ~0.1 ms. Longer spinning would only burn a core that a phone's other processes want.
 constexpr auto kSpinBeforeSleep = std::chrono::microseconds(150);
 
-// A phase's chunks take ~5-50 us; waiting longer than this for a worker's last chunk means the
-// worker lost its core mid-chunk (another process runs there: a phone's other apps). A few such
-// phases in a row and the caller runs the next phases alone, then tries the workers again: one
-// core at full speed beats two that wait a scheduler slice (milliseconds) for each other.
-constexpr auto kLongWait = std::chrono::microseconds(300);
-constexpr int kWindowPhases = 64, kLatePhasesToGoSolo = 3, kSoloPhases = 2048;
 
 }  // namespace
 
@@ -55,8 +49,8 @@ WorkerPool::~WorkerPool() {
 void WorkerPool::run(int64_t tasks, TaskFn task, void* context) {
   if (tasks <= 0) return;
   require(tasks <= kMaxTasks, ErrorCode::kInternal, "a worker pool phase has too many tasks");
-  if (workers_.empty() || tasks == 1 || solo_phases_left_ > 0) {
-    if (solo_phases_left_ > 0) --solo_phases_left_;
+  std::lock_guard<std::mutex> one_phase(run_mutex_);
+  if (workers_.empty() || tasks == 1) {
     for (int64_t i = 0; i < tasks; ++i) task(context, i);
     return;
   }
@@ -71,28 +65,13 @@ void WorkerPool::run(int64_t tasks, TaskFn task, void* context) {
   }
   int64_t done = drain();
   // Tasks a worker claimed may still run; a worker that never woke claimed none.
-  std::chrono::steady_clock::time_point wait_start;
-  bool long_wait = false;
   for (int spins = 0; finished_.load(std::memory_order_acquire) + done < tasks; ++spins) {
     if (spins < 4096) {
       HEARTH_CPU_RELAX();
-      continue;
+    } else {
+      std::this_thread::yield();  // the worker may share this core with another process
     }
-    if (spins == 4096) wait_start = std::chrono::steady_clock::now();
-    std::this_thread::yield();  // the worker may share this core with another process
-    if (!long_wait && (spins & 63) == 0) long_wait = std::chrono::steady_clock::now() - wait_start > kLongWait;
   }
-  note_wait(long_wait);
-}
-
-void WorkerPool::note_wait(bool long_wait) {
-  late_phases_ += long_wait ? 1 : 0;
-  if (late_phases_ >= kLatePhasesToGoSolo) {
-    solo_phases_left_ = kSoloPhases;
-    late_phases_ = recent_phases_ = 0;
-    return;
-  }
-  if (++recent_phases_ >= kWindowPhases) late_phases_ = recent_phases_ = 0;
 }
 
 int64_t WorkerPool::drain() {

@@ -26,8 +26,8 @@ class WorkerPool {
 
   int threads() const { return static_cast<int>(workers_.size()) + 1; }
   // Runs task(context, i) once for every i in [0, tasks) and returns when all have finished.
-  // The calling thread takes tasks too. One phase at a time: run() is not reentrant and must be
-  // called from one thread at a time. Tasks must not throw.
+  // The calling thread takes tasks too. Phases of several callers (two generations on two app
+  // threads) take turns; a task must not start a phase itself (that would deadlock), nor throw.
   void run(int64_t tasks, TaskFn task, void* context);
   // Convenience for a callable f(index): the callable lives on the caller's stack for the call.
   template <typename F>
@@ -40,8 +40,6 @@ class WorkerPool {
 
  private:
   void worker_loop();
-  // After a phase: notes whether the caller had to wait long for a worker's claimed tasks.
-  void note_wait(bool long_wait);
   // Claims and runs tasks of the current phase until none is left; returns how many it ran.
   int64_t drain();
   bool wait_for_phase(uint64_t seen_phase);
@@ -54,12 +52,8 @@ class WorkerPool {
   std::atomic<void*> context_{nullptr};
   std::atomic<int> sleepers_{0};
   std::atomic<bool> stopping_{false};
-  // Straggler handling (caller's thread only): recent phases that waited long for a descheduled
-  // worker, and how many phases still run on the caller alone because of them.
-  int recent_phases_ = 0;
-  int late_phases_ = 0;
-  int solo_phases_left_ = 0;
-  std::mutex mutex_;
+  std::mutex run_mutex_;  // one phase at a time
+  std::mutex mutex_;      // the sleepers' condition variable
   std::condition_variable wake_;
   std::vector<std::thread> workers_;
 };

@@ -101,26 +101,35 @@ class DataParallel : public ::testing::Test {
 };
 
 TEST_F(DataParallel, TwoProcessesMatchOneWithTheCombinedBatchAndResume) {
-  // Overlapped buckets (gradient hooks during backward), APOLLO: 2 ranks x batch 2 against one
-  // process with batch 4. The same rows, the same normalization by the step's trained targets
-  // and the same seeded projections; only the float summation order of the gradients may differ
-  // (two partial sums added by Gloo), ~1e-7 relative. (In practice the two are bitwise equal.)
-  ASSERT_EQ(run_hearth(train_args("one", {"--batch", "4", "--grad-checkpoint", "off"})).exit_code, 0);
-  std::vector<int> codes = run_ranks(2, "two", {"--batch", "2", "--grad-checkpoint", "off"});
+  // Overlapped buckets (gradient hooks during backward), AdamW: 2 ranks x batch 2 against one
+  // process with batch 4. The same rows, the same normalization by the step's trained targets;
+  // only the float summation order of the gradients differs (the BLAS blocks a batch of 4 and of
+  // 2 differently, and Gloo adds two partial sums), ~1e-7 relative. Adam can turn that into a
+  // flipped sign on a coordinate whose gradient is mostly cancellation, which costs about lr per
+  // step, so: max |difference| < lr / 20. (APOLLO amplifies such differences by orders of
+  // magnitude over 6 steps even between single-process runs; see the AdamW case below.)
+  const std::vector<std::string> adamw_batch{"--optim", "adamw", "--lr", "1e-3", "--grad-checkpoint", "off"};
+  std::vector<std::string> one_args = adamw_batch, two_args = adamw_batch;
+  one_args.insert(one_args.end(), {"--batch", "4"});
+  two_args.insert(two_args.end(), {"--batch", "2"});
+  ASSERT_EQ(run_hearth(train_args("one", one_args)).exit_code, 0);
+  std::vector<int> codes = run_ranks(2, "two", two_args);
   ASSERT_EQ(codes, (std::vector<int>{0, 0})) << log("two_rank0.log") << log("two_rank1.log");
   EXPECT_NE(log("two_rank1.log").find("rank 1 of 2 finished"), std::string::npos) << log("two_rank1.log");
-  const double moved = max_abs_b("one");
-  EXPECT_GT(moved, 1e-3);
-  EXPECT_LT(max_difference("one", "two"), 1e-4 * moved);
+  EXPECT_GT(max_abs_b("one"), 2e-3);  // several lr-sized steps
+  EXPECT_LT(max_difference("one", "two"), 1e-3 / 20);
 
-  // Stopped after 3 steps (non-zero exit, rank 0's checkpoint on disk) and resumed with the same
-  // world size: the same operations in the same order on the same values, so bitwise "two".
+  // APOLLO (seeded projections on every rank), stopped after 3 steps (non-zero exit, rank 0's
+  // checkpoint on disk) and resumed with the same world size: the same operations in the same
+  // order on the same values as an uninterrupted 2-rank run, so bitwise equal to it.
+  ASSERT_EQ(run_ranks(2, "apollo", {"--batch", "2", "--grad-checkpoint", "off"}), (std::vector<int>{0, 0}))
+      << log("apollo_rank0.log");
   const std::vector<int> stopped = run_ranks(2, "parts", {"--batch", "2", "--grad-checkpoint", "off", "--stop-after", "3"});
   EXPECT_NE(stopped[0], 0);
   ASSERT_TRUE(fs::exists(dir_ / "parts" / "checkpoint")) << log("parts_rank0.log");
   codes = run_ranks(2, "parts", {"--batch", "2", "--grad-checkpoint", "off", "--resume"});
   ASSERT_EQ(codes, (std::vector<int>{0, 0})) << log("parts_rank0.log") << log("parts_rank1.log");
-  EXPECT_EQ(max_difference("two", "parts"), 0.0);
+  EXPECT_EQ(max_difference("apollo", "parts"), 0.0);
 
   // Buckets sent after backward (gradient checkpointing), 2 micro-batches per rank, AdamW,
   // against one process with the same micro-batches (batch 1 x 4). Adam divides each coordinate
@@ -131,10 +140,10 @@ TEST_F(DataParallel, TwoProcessesMatchOneWithTheCombinedBatchAndResume) {
   // differences by orders of magnitude even between single-process runs that differ only in
   // gradient checkpointing.)
   const std::vector<std::string> adamw{"--optim", "adamw", "--lr", "1e-3", "--grad-checkpoint", "on", "--batch", "1"};
-  std::vector<std::string> one_args = adamw;
+  one_args = adamw;
   one_args.insert(one_args.end(), {"--grad-accum", "4"});
   ASSERT_EQ(run_hearth(train_args("one_acc", one_args)).exit_code, 0);
-  std::vector<std::string> two_args = adamw;
+  two_args = adamw;
   two_args.insert(two_args.end(), {"--grad-accum", "2"});
   codes = run_ranks(2, "two_acc", two_args);
   ASSERT_EQ(codes, (std::vector<int>{0, 0})) << log("two_acc_rank0.log") << log("two_acc_rank1.log");
