@@ -183,9 +183,7 @@ bool DecodePlan::can_step(const KVCache& cache) const {
   return adapter_runs_in_plan(decoder_.lm_head());
 }
 
-void DecodePlan::run(const Product& product_in) {
-  // The inputs' buffers are scratch that belongs to the plan; the product's layout is fixed.
-  Product& p = const_cast<Product&>(product_in);
+void DecodePlan::run(Product& p) {
   const QuantKernelSet& k = active_kernels();
   for (Product::Input& in : p.inputs) {
     // Zeros past cols, so the kernels need no tail handling.
@@ -257,7 +255,7 @@ void DecodePlan::step(int32_t token, KVCache& cache, float* logits) {
     sin_[i] = std::sin(angle);
   }
   for (size_t l = 0; l < layers_.size(); ++l) {
-    const Layer& layer = layers_[l];
+    Layer& layer = layers_[l];
     rms_norm_row(h_.data(), layer.source->attn_norm.data_ptr<float>(), n, c.rms_norm_eps, x_.data());
     run(layer.qkv);
     attention(static_cast<int64_t>(l), cache, position);

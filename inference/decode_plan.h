@@ -37,7 +37,7 @@ class DecodePlan {
  private:
   DecodePlan(const Decoder& decoder, WorkerPool& pool);
   void attention(int64_t layer, KVCache& cache, int64_t position);
-  void run(const Product& product);
+  void run(Product& product);
 
   const Decoder& decoder_;
   WorkerPool& pool_;
