@@ -2,6 +2,7 @@
  * real Austen text, plus the bad calls (NULL and closed handles, unknown users, invalid UTF-8,
  * malformed job specs) and two threads at once. Exits non-zero naming the first failed check.
  * Usage: capi_test [ASSETS_DIR]   (HEARTH_ASSETS wins when set) */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp, under -std=c99 */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
