@@ -47,14 +47,6 @@ bool is_mapped(const std::string& format) {
 }
 std::string base_format(const std::string& format) { return is_mapped(format) ? format.substr(0, format.size() - kMapped.size()) : format; }
 
-// External baseline, measured once by hand on this machine (2 threads): llama.cpp with Q4_0
-// weights of the real checkpoints. Hard-coded; this bench does not run llama.cpp.
-struct LlamaCppQ40 {
-  double decode, prefill128;
-};
-const std::map<std::string, LlamaCppQ40> kLlamaCppQ40 = {
-    {"smollm2-135m", {207, 991}}, {"qwen2.5-0.5b", {73, 323}}, {"llama3.2-1b", {38, 136}}};
-
 struct Options {
   std::vector<std::string> archs = kAllArchs;
   std::vector<std::string> formats = kAllFormats;
@@ -322,8 +314,8 @@ void print_table(const std::vector<Row>& rows, const Options& o) {
   std::printf("\n%d threads, decode %d tokens after an 8-token prompt, prefill %d tokens; medians of %d passes in each of "
               "%d rounds\n",
               o.threads, o.decode_tokens, o.prefill_tokens, o.passes, o.rounds);
-  std::printf("%-13s %-10s %10s %10s %10s %10s %8s %9s %9s %8s %8s %9s %9s %9s\n", "shape", "format", "weights MB", "peak RSS MB",
-              "loaded MB", "decode t/s", "cpu ms/t", "ATen t/s", "prefill", "dec/fp32", "RSS/fp32", "dec/llcpp", "pre/llcpp",
+  std::printf("%-13s %-10s %10s %10s %10s %10s %8s %9s %9s %8s %8s %9s\n", "shape", "format", "weights MB", "peak RSS MB",
+              "loaded MB", "decode t/s", "cpu ms/t", "ATen t/s", "prefill", "dec/fp32", "RSS/fp32",
               "load s");
   std::map<std::string, const Row*> fp32;
   for (const auto& r : rows) {
@@ -336,25 +328,18 @@ void print_table(const std::vector<Row>& rows, const Options& o) {
     }
     const double dec = r.result["decode_tok_s"].get<double>(), pre = r.result["prefill_tok_s"].get<double>();
     const auto base = fp32.find(r.arch);
-    const auto ext = kLlamaCppQ40.find(r.arch);
-    char vs_dec[16] = "-", vs_rss[16] = "-", vs_ext_dec[16] = "-", vs_ext_pre[16] = "-";
+    char vs_dec[16] = "-", vs_rss[16] = "-";
     if (base != fp32.end()) {
       std::snprintf(vs_dec, sizeof vs_dec, "%.2fx", dec / base->second->result["decode_tok_s"].get<double>());
       std::snprintf(vs_rss, sizeof vs_rss, "%.0f%%", 100.0 * r.max_rss_kb / base->second->max_rss_kb);
     }
-    if (ext != kLlamaCppQ40.end()) {
-      std::snprintf(vs_ext_dec, sizeof vs_ext_dec, "%.2fx", dec / ext->second.decode);
-      std::snprintf(vs_ext_pre, sizeof vs_ext_pre, "%.2fx", pre / ext->second.prefill128);
-    }
-    std::printf("%-13s %-10s %10.1f %10.1f %10.1f %10.1f %8.2f %9.1f %9.1f %8s %8s %9s %9s %9.1f\n", r.arch.c_str(),
+    std::printf("%-13s %-10s %10.1f %10.1f %10.1f %10.1f %8.2f %9.1f %9.1f %8s %8s %9.1f\n", r.arch.c_str(),
                 r.format.c_str(), r.result["weight_bytes"].get<double>() / 1e6, r.max_rss_kb / 1024.0,
                 r.result["rss_loaded_kb"].get<double>() / 1024.0, dec, r.result["decode_cpu_ms_per_token"].get<double>(),
-                r.result["aten_decode_tok_s"].get<double>(), pre, vs_dec, vs_rss, vs_ext_dec, vs_ext_pre,
+                r.result["aten_decode_tok_s"].get<double>(), pre, vs_dec, vs_rss,
                 r.result["load_seconds"].get<double>());
   }
-  std::printf("\nllcpp = llama.cpp Q4_0 on the real checkpoints, measured separately on this machine with 2 threads "
-              "(hard-coded baseline):\n");
-  for (const auto& [arch, b] : kLlamaCppQ40) std::printf("  %-13s decode %.0f tok/s, prefill-128 %.0f tok/s\n", arch.c_str(), b.decode, b.prefill128);
+  std::printf("\nAgainst llama.cpp on the same weights in the same minute: bench/vs_llama_cpp.sh\n");
 }
 
 }  // namespace
