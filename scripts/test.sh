@@ -21,13 +21,9 @@ bash scripts/peer/llama_cpp.sh npm
 (cd build && ctest -j "$(nproc)" --output-on-failure --timeout 900)
 
 # Every CPU: the kernel and model suites again with the portable fallbacks forced, and as an
-# AVX2-only machine (scripts/as_cpu.sh caps Hearth's, LibTorch's, oneDNN's and OpenBLAS's kernels).
-for profile in portable avx2; do
-  bash scripts/as_cpu.sh "$profile" build/tests/test_quant --gtest_brief=1 > "build/as_cpu_${profile}_quant.log" 2>&1 &
-  bash scripts/as_cpu.sh "$profile" build/tests/test_inference --gtest_brief=1 > "build/as_cpu_${profile}_inference.log" 2>&1 &
-  for job in $(jobs -p); do wait "$job" || { tail -n 40 build/as_cpu_"$profile"_*.log; echo "as_cpu $profile: failed" >&2; exit 1; }; done
-  echo "kernel and model suites passed as a $profile machine"
-done
+# AVX2-only machine (scripts/as_cpu.sh caps Hearth's, LibTorch's and OpenBLAS's kernels).
+bash scripts/as_cpu_suites.sh build
+echo "kernel and model suites passed as a portable and as an AVX2 machine"
 
 # The C API from C under AddressSanitizer and UndefinedBehaviorSanitizer (the library itself is
 # not instrumented; malloc and free are, so misuse of what it returns is caught).
@@ -47,6 +43,6 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 bash scripts/sanitizer_suites.sh build-san
 echo "sanitizer suites passed"
-# Every fuzz target for 15 s, two at a time: a smoke test that the parsers still refuse mutated
+# Every fuzz target for 10 s, two at a time: a smoke test that the parsers still refuse mutated
 # real files cleanly (the long runs and their figures are in docs/reliability.md).
-bash scripts/fuzz.sh build-san 15
+bash scripts/fuzz.sh build-san 10

@@ -48,8 +48,11 @@ TEST_P(ModelInitShapes, LoadsGeneratesAndBf16AgreesWithFp32) {
   std::filesystem::remove_all(dir);
 }
 
+// One real shape is enough to build, load and run: qwen2.5-0.5b and llama3.2-1b go through the same
+// code with other numbers (their counts are checked above), but write 2 and 5 GB and took a minute
+// of CI each; bench_decode builds them.
 INSTANTIATE_TEST_SUITE_P(Shapes, ModelInitShapes,
-                         ::testing::Values("tiny", "smollm2-135m", "qwen2.5-0.5b", "llama3.2-1b", "tiny-qwen3", "tiny-gemma3"));
+                         ::testing::Values("tiny", "smollm2-135m", "tiny-qwen3", "tiny-gemma3"));
 
 TEST(ModelInit, SameSeedSameWeightsOtherSeedOther) {
   auto dir = testing::fresh_temp_dir("init_seed");
