@@ -15,11 +15,6 @@ bool is_attention(const std::string& name) {
   return name == "q_proj" || name == "k_proj" || name == "v_proj" || name == "o_proj";
 }
 
-int64_t projection_index(const std::string& name) {
-  const auto& all = all_projection_names();
-  return std::find(all.begin(), all.end(), name) - all.begin();
-}
-
 // A trainable fp32 leaf owning its memory (never a view of a mapped file).
 at::Tensor leaf(const at::Tensor& t) {
   return t.detach().to(at::kFloat).contiguous().clone().requires_grad_(true);

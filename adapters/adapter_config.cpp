@@ -15,6 +15,13 @@ const std::vector<std::string>& all_projection_names() {
   return names;
 }
 
+int64_t projection_index(const std::string& name) {
+  const std::vector<std::string>& names = all_projection_names();
+  for (size_t i = 0; i < names.size(); ++i)
+    if (names[i] == name) return static_cast<int64_t>(i);
+  fail(ErrorCode::kInvalidArgument, "unknown projection \"" + name + "\"");
+}
+
 const char* adapter_method_name(AdapterMethod method) { return method == AdapterMethod::kDoRA ? "dora" : "lora"; }
 
 AdapterMethod parse_adapter_method(const std::string& name) {

@@ -42,6 +42,8 @@ struct AdapterConfig {
 
 // The seven projection names in the decoder's order (DecoderLayer::projections()).
 const std::vector<std::string>& all_projection_names();
+// The index of `name` in all_projection_names(); kInvalidArgument for an unknown name.
+int64_t projection_index(const std::string& name);
 
 const char* adapter_method_name(AdapterMethod method);  // "lora" | "dora"
 AdapterMethod parse_adapter_method(const std::string& name);

@@ -7,13 +7,6 @@ namespace {
 
 constexpr int64_t kProjections = 7;  // DecoderLayer::projections()
 
-int64_t projection_index(const std::string& name) {
-  const std::vector<std::string>& names = all_projection_names();
-  for (size_t i = 0; i < names.size(); ++i)
-    if (names[i] == name) return static_cast<int64_t>(i);
-  fail(ErrorCode::kInvalidArgument, "unknown projection \"" + name + "\"");
-}
-
 // out_rows += strength * (layer(x_rows) - out_rows), in place.
 void apply_to_rows(const LowRankLayer& layer, const at::Tensor& x_rows, at::Tensor out_rows, double strength,
                    const Linear& base) {

@@ -129,7 +129,7 @@ struct AdaptersCommands {
   }
 };
 
-CommandRegistration registration("adapters", [](CLI::App& app) {
+CommandRegistration adapters_command("adapters", [](CLI::App& app) {
   auto cmd = std::make_shared<AdaptersCommands>();
   CLI::App* adapters = app.add_subcommand("adapters", "merge and inspect PEFT-layout adapters");
   adapters->require_subcommand(1);

@@ -96,7 +96,7 @@ CLI::App* add_common(CLI::App* cmd, DataArgs& args, bool user_required) {
   return cmd;
 }
 
-const CommandRegistration registration("data", [](CLI::App& app) {
+const CommandRegistration data_command("data", [](CLI::App& app) {
   auto args = std::make_shared<DataArgs>();
   CLI::App* data = app.add_subcommand("data", "list, show or delete a user's stored documents and examples");
   data->require_subcommand(1);

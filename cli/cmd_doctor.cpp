@@ -93,7 +93,7 @@ void run_restore(const DoctorArgs& args) {
                         .dump());
 }
 
-const CommandRegistration registration("doctor", [](CLI::App& app) {
+const CommandRegistration doctor_command("doctor", [](CLI::App& app) {
   auto args = std::make_shared<DoctorArgs>();
   CLI::App* cmd = app.add_subcommand("doctor", "check a Hearth home for damage (without writing to it), or restore its backup");
   cmd->add_flag("--verify-records", args->verify_records, "also open every sealed record with the key (passphrase or --key-file)");

@@ -67,7 +67,7 @@ void join(FederateArgs& a) {
   print_json_result(r.to_json().dump());
 }
 
-const CommandRegistration registration("federate", [](CLI::App& app) {
+const CommandRegistration federate_command("federate", [](CLI::App& app) {
   auto a = std::make_shared<FederateArgs>();
   CLI::App* fed = app.add_subcommand("federate", "federated personalization: a coordinator and device clients");
   fed->require_subcommand(1);

@@ -38,7 +38,7 @@ void run_forget(const ForgetArgs& args) {
                         .dump());
 }
 
-const CommandRegistration registration("forget", [](CLI::App& app) {
+const CommandRegistration forget_command("forget", [](CLI::App& app) {
   auto args = std::make_shared<ForgetArgs>();
   CLI::App* cmd = app.add_subcommand("forget", "erase a user's data, adapters, checkpoints and key (asks first; --yes)");
   cmd->add_option("--user", args->user, "the user to erase")->required();

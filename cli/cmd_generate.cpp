@@ -127,7 +127,7 @@ struct GenerateCommand {
   }
 };
 
-CommandRegistration registration("generate", [](CLI::App& app) {
+CommandRegistration generate_command("generate", [](CLI::App& app) {
   auto cmd = std::make_shared<GenerateCommand>();
   CLI::App* sub = app.add_subcommand("generate", "stream a model's continuation of a prompt");
   cmd->model.add_to(*sub);

@@ -55,7 +55,7 @@ void run_ingest(const IngestArgs& args) {
   print_json_result(result.dump());
 }
 
-const CommandRegistration registration("ingest", [](CLI::App& app) {
+const CommandRegistration ingest_command("ingest", [](CLI::App& app) {
   auto args = std::make_shared<IngestArgs>();
   CLI::App* cmd = app.add_subcommand("ingest", "store text, Markdown and JSONL files for a user, redacted and encrypted");
   cmd->add_option("--user", args->user, "whose data this is")->required();

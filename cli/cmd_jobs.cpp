@@ -210,7 +210,7 @@ void add_run_options(CLI::App* cmd, JobsArgs& a) {
   cmd->add_flag("!--no-sandbox", a.sandbox, "allow sockets (by default jobs run with socket creation forbidden)");
 }
 
-const CommandRegistration registration("jobs", [](CLI::App& app) {
+const CommandRegistration jobs_command("jobs", [](CLI::App& app) {
   auto a = std::make_shared<JobsArgs>();
   CLI::App* jobs = app.add_subcommand("jobs", "background personalization jobs: submit, list, status, cancel, run");
   jobs->require_subcommand(1);

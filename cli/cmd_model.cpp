@@ -28,7 +28,7 @@ Json describe(const LoadedModel& m) {
           {"fingerprint", m.fingerprint}};
 }
 
-CommandRegistration registration("model", [](CLI::App& app) {
+CommandRegistration model_command("model", [](CLI::App& app) {
   auto cmd = std::make_shared<ModelCommands>();
   CLI::App* model = app.add_subcommand("model", "convert, create and inspect model folders");
   model->require_subcommand(1);

@@ -26,7 +26,7 @@ struct PplCommand {
   }
 };
 
-CommandRegistration registration("ppl", [](CLI::App& app) {
+CommandRegistration ppl_command("ppl", [](CLI::App& app) {
   auto cmd = std::make_shared<PplCommand>();
   CLI::App* sub = app.add_subcommand("ppl", "perplexity of a model on a text file");
   cmd->model.add_to(*sub);

@@ -71,7 +71,7 @@ struct QuantizeCommand {
   }
 };
 
-CommandRegistration registration("quantize", [](CLI::App& app) {
+CommandRegistration quantize_command("quantize", [](CLI::App& app) {
   auto cmd = std::make_shared<QuantizeCommand>();
   CLI::App* sub = app.add_subcommand("quantize", "write a quantized model folder (nf4, int4 or int8; rtn, hqq, awq, gptq)");
   sub->add_option("--model", cmd->model, "Hugging Face folder or llama2.c model")->required();

@@ -65,7 +65,7 @@ struct ServeCommand {
   }
 };
 
-CommandRegistration registration("serve", [](CLI::App& app) {
+CommandRegistration serve_command("serve", [](CLI::App& app) {
   auto cmd = std::make_shared<ServeCommand>();
   CLI::App* sub = app.add_subcommand("serve", "serve many users' adapters over one base: JSON lines on stdin and a Unix socket");
   cmd->model.add_to(*sub, /*with_adapter=*/false);

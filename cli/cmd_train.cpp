@@ -245,7 +245,7 @@ struct TrainCommand {
   }
 };
 
-CommandRegistration registration("train", [](CLI::App& app) {
+CommandRegistration train_command("train", [](CLI::App& app) {
   auto cmd = std::make_shared<TrainCommand>();
   auto& c = cmd->cfg;
   CLI::App* sub = app.add_subcommand("train", "fine-tune an adapter (LoRA / DoRA) or the whole model on text or chat data");

@@ -6,15 +6,12 @@
 #include <vector>
 
 #include "core/error.h"
+#include "privacy/secret_key.h"
 
 namespace hearth::privacy {
 namespace {
 
 constexpr int64_t kLowBits = kMaskModulus - 1;
-
-void ensure_sodium() {
-  require(sodium_init() >= 0, ErrorCode::kInternal, "libsodium failed to initialize");
-}
 
 }  // namespace
 

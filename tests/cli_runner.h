@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/json.h"
 #include "test_helpers.h"
 
 namespace hearth::testing {
@@ -85,6 +86,22 @@ inline int count_error_lines(const std::string& s) {
   std::string line;
   while (std::getline(in, line)) n += line.rfind("error", 0) == 0;
   return n;
+}
+
+// The JSON object a --json command prints as its last line (it nests objects: the line, not the
+// last brace).
+inline Json last_json_line(const std::string& out) {
+  const std::string trimmed = out.substr(0, out.find_last_not_of('\n') + 1);
+  return parse_json(trimmed.substr(trimmed.rfind('\n') + 1), "command output");
+}
+
+// The first `lines` non-empty lines of tinystories' valid_a.txt, written to `path`.
+inline void write_text_slice(const std::filesystem::path& path, int lines) {
+  std::ifstream in(asset_path("data/tinystories/valid_a.txt"));
+  std::ofstream out(path);
+  std::string line;
+  for (int n = 0; n < lines && std::getline(in, line);)
+    if (!line.empty()) out << line << "\n", ++n;
 }
 
 }  // namespace hearth::testing

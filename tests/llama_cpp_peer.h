@@ -28,7 +28,7 @@ inline std::string run_command(const std::string& cmd) {
   return text;
 }
 
-inline Json last_json_line(const std::string& out) {
+inline Json last_peer_json(const std::string& out) {
   const size_t start = out.rfind("\n{");
   return parse_json(out.substr(start == std::string::npos ? 0 : start + 1), "peer output");
 }
@@ -43,7 +43,7 @@ inline Json llama_cpp(const std::filesystem::path& model, const std::vector<int3
   std::string cmd = "node " + shell_quote((peer_dir() / "llama_logits.mjs").string()) + " --model " + shell_quote(model.string()) +
                     " --tokens " + ids + " --all-positions --greedy " + std::to_string(steps);
   if (!lora.empty()) cmd += " --lora " + shell_quote(lora.string());
-  return last_json_line(run_command(cmd));
+  return last_peer_json(run_command(cmd));
 }
 
 // Rows of logits llama.cpp printed (prompt_logits or greedy_logits) as a [rows, vocab] tensor.

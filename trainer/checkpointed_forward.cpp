@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "trainer/decoder_handle.h"
 #include "trainer/interruption.h"
 
 namespace hearth::trainer {
@@ -14,10 +15,6 @@ namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-// Autograd contexts hold IValues only; the decoder outlives every graph built over it.
-int64_t as_handle(const Decoder& d) { return reinterpret_cast<int64_t>(&d); }
-const Decoder& from_handle(int64_t h) { return *reinterpret_cast<const Decoder*>(h); }
 
 // Autograd functions take defined tensors only: a context tensor the model lacks (the local_*
 // ones without sliding-window layers) travels as an empty one.

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "trainer/decoder_handle.h"
 #include "trainer/interruption.h"
 
 namespace hearth::trainer {
@@ -17,11 +18,6 @@ using torch::autograd::variable_list;
 int64_t default_tile(int64_t rows, int64_t vocab) {
   return std::clamp<int64_t>((int64_t(1) << 20) / std::max<int64_t>(rows, 1), 16, vocab);
 }
-
-// The decoder outlives every graph built over it; autograd contexts hold IValues only, so
-// the pointer travels as an integer.
-int64_t as_handle(const Decoder& d) { return reinterpret_cast<int64_t>(&d); }
-const Decoder& from_handle(int64_t h) { return *reinterpret_cast<const Decoder*>(h); }
 
 // Logits of every position for vocabulary rows [v0, v0 + n): hidden [M, H] -> [M, n], with the
 // head's weight rows w [n, H] (fp32) given by the caller.

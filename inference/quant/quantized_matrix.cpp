@@ -33,7 +33,7 @@ void check_part(const at::Tensor& t, const std::string& name, at::ScalarType dty
 
 // Rows converted to float at a time: quantizing a 150k-row embedding must not hold a float copy
 // of it (545 MB for Qwen2.5-0.5B) beside the mapped source.
-constexpr int64_t kChunkRows = 1024;
+constexpr int64_t kQuantizeChunkRows = 1024;
 
 // Rows [r0, r0 + n) of the weight padded with zeros to whole blocks, as float; checked finite.
 at::Tensor padded_rows(const at::Tensor& weight, int64_t r0, int64_t n, int64_t padded_cols) {
@@ -46,8 +46,8 @@ at::Tensor padded_rows(const at::Tensor& weight, int64_t r0, int64_t n, int64_t 
 // Calls fn(first_block, float blocks of rows [r0, r0 + n)) chunk by chunk.
 template <typename Fn>
 void for_each_row_chunk(const QuantizedMatrix& m, const at::Tensor& weight, Fn&& fn) {
-  for (int64_t r0 = 0; r0 < m.rows; r0 += kChunkRows) {
-    const int64_t n = std::min(kChunkRows, m.rows - r0);
+  for (int64_t r0 = 0; r0 < m.rows; r0 += kQuantizeChunkRows) {
+    const int64_t n = std::min(kQuantizeChunkRows, m.rows - r0);
     at::Tensor w = padded_rows(weight, r0, n, m.padded_cols());
     fn(r0 * m.blocks_per_row(), n * m.blocks_per_row(), w.data_ptr<float>());
   }

@@ -7,7 +7,7 @@ namespace hearth {
 namespace {
 
 // Rows solved at a time: bounds the [rows, cols] temporaries for a 150k-row table.
-constexpr int64_t kChunkRows = 4096;
+constexpr int64_t kRefitChunkRows = 4096;
 
 at::Tensor grid_values(QuantFormat format, const at::Tensor& levels) {
   at::Tensor table = at::empty({quant_grid_levels(format)}, at::kDouble);
@@ -61,8 +61,8 @@ at::Tensor refit_block_scales(QuantFormat format, const at::Tensor& w, const at:
   const at::Tensor h = hessian.defined() ? hessian.to(at::kDouble) : at::Tensor();
   const int64_t rows = w.size(0);
   at::Tensor out = at::empty(fallback.sizes(), at::kFloat);
-  for (int64_t r0 = 0; r0 < rows; r0 += kChunkRows) {
-    const int64_t n = std::min(kChunkRows, rows - r0);
+  for (int64_t r0 = 0; r0 < rows; r0 += kRefitChunkRows) {
+    const int64_t n = std::min(kRefitChunkRows, rows - r0);
     out.narrow(0, r0, n).copy_(refit_rows(format, w.narrow(0, r0, n), levels.narrow(0, r0, n), h, fallback.narrow(0, r0, n)));
   }
   return out;

@@ -14,16 +14,8 @@ namespace {
 namespace fs = std::filesystem;
 using testing::run_hearth;
 
-// The first `lines` non-empty lines of valid_a.txt.
-void write_text_slice(const fs::path& path, int lines) {
-  std::ifstream in(asset_path("data/tinystories/valid_a.txt"));
-  std::ofstream out(path);
-  std::string line;
-  for (int n = 0; n < lines && std::getline(in, line);)
-    if (!line.empty()) out << line << "\n", ++n;
-}
-
-Json last_json_line(const std::string& out) { return parse_json(out.substr(out.rfind('{')), "command output"); }
+using testing::last_json_line;
+using testing::write_text_slice;
 
 double ppl_of(const fs::path& model, const fs::path& data) {
   auto r = run_hearth({"ppl", "--model", model.string(), "--data", data.string(), "--ctx", "64", "--json"});

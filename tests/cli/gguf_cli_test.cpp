@@ -14,15 +14,8 @@ namespace {
 namespace fs = std::filesystem;
 using testing::run_hearth;
 
-Json last_json_line(const std::string& out) { return parse_json(out.substr(out.rfind('{')), "command output"); }
-
-void write_text_slice(const fs::path& path, int lines) {
-  std::ifstream in(asset_path("data/tinystories/valid_a.txt"));
-  std::ofstream out(path);
-  std::string line;
-  for (int n = 0; n < lines && std::getline(in, line);)
-    if (!line.empty()) out << line << "\n", ++n;
-}
+using testing::last_json_line;
+using testing::write_text_slice;
 
 // One line on stderr that starts with "error:" and contains `needle`, and a non-zero exit.
 void expect_one_error(const testing::CliResult& r, const std::string& needle) {

@@ -19,7 +19,7 @@ namespace hearth {
 namespace {
 
 namespace fs = std::filesystem;
-using testing::last_json_line;
+using testing::last_peer_json;
 using testing::llama_cpp;
 using testing::relative_logit_gap;
 using testing::run_hearth;
@@ -74,7 +74,7 @@ fs::path* GgufInterop::dir_ = nullptr;
 TEST_F(GgufInterop, HuggingfaceGgufParsesHearthsModel) {
   require_peer();
   const fs::path file = *dir_ / "q8_0.gguf";
-  const Json theirs = last_json_line(run("node " + shell_quote((kPeer / "gguf_inspect.mjs").string()) + " " + shell_quote(file.string())));
+  const Json theirs = last_peer_json(run("node " + shell_quote((kPeer / "gguf_inspect.mjs").string()) + " " + shell_quote(file.string())));
   auto ours = GgufFile::open(file);
   EXPECT_EQ(theirs.at("metadata").at("general.architecture"), "llama");
   EXPECT_EQ(theirs.at("metadata").at("tokenizer.ggml.tokens").at("array_length"), 512);

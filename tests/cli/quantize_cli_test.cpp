@@ -25,11 +25,7 @@ fs::path calibration_file(const fs::path& dir) {
   return path;
 }
 
-// --json prints the result as the last line (nested objects inside: find the line, not a brace).
-Json last_json_line(const std::string& out) {
-  const std::string trimmed = out.substr(0, out.find_last_not_of('\n') + 1);
-  return parse_json(trimmed.substr(trimmed.rfind('\n') + 1), "command output");
-}
+using testing::last_json_line;
 
 TEST(CliQuantize, CalibratedMixedPrecisionFolderIsWhatItReports) {
   const fs::path dir = testing::fresh_temp_dir("cli_quantize");

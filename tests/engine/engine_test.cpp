@@ -11,6 +11,7 @@
 #include "storage/database.h"
 #include "storage/hearth_home.h"
 #include "storage/job_store.h"
+#include "serving_fixtures.h"
 #include "test_helpers.h"
 
 namespace hearth {
@@ -26,12 +27,6 @@ engine::EngineOptions options_for(const fs::path& home) {
   return o;
 }
 
-engine::BaseModelSpec stories_nf4() {
-  engine::BaseModelSpec b;
-  b.path = testing::stories260k_dir().string();
-  b.quant = "nf4";
-  return b;
-}
 
 // A short job: 8 steps of 4 rows of 64 positions over ~25 kB of Emma.
 engine::JobSpec small_job(const std::string& user) {
@@ -62,7 +57,7 @@ class EngineTest : public ::testing::Test {
   // A fresh engine over the same home with stories260K nf4 and the Emma slice for `user`.
   std::unique_ptr<engine::Engine> open(const std::string& user = "ann") {
     auto e = std::make_unique<engine::Engine>(options_for(home_));
-    e->load_base(stories_nf4());
+    e->load_base(testing::stories_nf4_spec());
     if (!user.empty() && e->users().empty()) e->ingest_texts(user, {emma_slice()});
     return e;
   }

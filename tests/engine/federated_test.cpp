@@ -21,13 +21,14 @@
 #include "engine/federated_client.h"
 #include "engine/federated_coordinator.h"
 #include "privacy/rdp_accountant.h"
+#include "serving_fixtures.h"
 #include "test_helpers.h"
 
 namespace hearth {
 namespace {
 namespace fs = std::filesystem;
 
-const std::string kKey(32, '\x42');
+const std::string kFederationKey(32, '\x42');
 
 int free_loopback_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -41,12 +42,6 @@ int free_loopback_port() {
   return ntohs(a.sin_port);
 }
 
-engine::BaseModelSpec stories_nf4() {
-  engine::BaseModelSpec b;
-  b.path = testing::stories260k_dir().string();
-  b.quant = "nf4";
-  return b;
-}
 
 // 12 kB of one novel per user.
 std::string novel_slice(const std::string& file) {
@@ -76,14 +71,14 @@ class Federation : public ::testing::Test {
   engine::EngineOptions options_for(int i) const {
     engine::EngineOptions o;
     o.home = root_ / ("home" + std::to_string(i));
-    o.key = privacy::MasterKeySource::from_raw_key(kKey);
+    o.key = privacy::MasterKeySource::from_raw_key(kFederationKey);
     return o;
   }
 
   engine::FederatedServerOptions server_options(int port) const {
     engine::FederatedServerOptions o;
     o.port = port;
-    o.base = stories_nf4();
+    o.base = testing::stories_nf4_spec();
     engine::TrainingSpec& t = o.settings.local;
     t.rank = 4;
     t.steps = 3;
@@ -127,7 +122,7 @@ class Federation : public ::testing::Test {
       clients.emplace_back([&, i] {
         try {
           engine::Engine e(options_for(i));
-          e.load_base(stories_nf4());
+          e.load_base(testing::stories_nf4_spec());
           engine::FederatedClientOptions c;
           c.port = o.port;
           c.user = "user" + std::to_string(i);

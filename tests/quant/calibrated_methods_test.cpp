@@ -21,7 +21,7 @@
 namespace hearth {
 namespace {
 
-constexpr QuantFormat kFormats[] = {QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8};
+constexpr QuantFormat kCalibratedFormats[] = {QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8};
 
 // Calibration-like inputs: n samples of `cols` channels, correlated through a random mixing
 // matrix, a few channels 10x larger than the rest (as activations have), one channel dead.
@@ -42,7 +42,7 @@ TEST(QuantGrid, PackedLevelsDecodeToGridValueTimesScale) {
   const uint64_t seed = test::fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   auto gen = make_generator(seed);
-  for (QuantFormat format : kFormats) {
+  for (QuantFormat format : kCalibratedFormats) {
     for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{3, 70}, {17, 64}, {5, 200}}) {
       const int64_t nb = (cols + quant_block_size(format) - 1) / quant_block_size(format);
       const at::Tensor levels = at::randint(0, quant_grid_levels(format), {rows, cols}, gen, at::kLong).to(at::kByte);
@@ -86,7 +86,7 @@ TEST(Gptq, BlockedFormEqualsObqReference) {
   const uint64_t seed = test::fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   auto gen = make_generator(seed);
-  for (QuantFormat format : kFormats) {
+  for (QuantFormat format : kCalibratedFormats) {
     for (bool act_order : {false, true}) {
       const int64_t rows = 6, cols = 70;  // 70 columns: blocks of 16 with a short last one, a partial quant block
       const at::Tensor w = test::random_weight(rows, cols, gen);
@@ -136,7 +136,7 @@ TEST(Hqq, TensorFormEqualsPerBlockReference) {
   const uint64_t seed = test::fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   auto gen = make_generator(seed);
-  for (QuantFormat format : kFormats) {
+  for (QuantFormat format : kCalibratedFormats) {
     const at::Tensor w = test::random_weight(40, 100, gen);
     const at::Tensor initial = absmax_block_scales(format, w);
     const at::Tensor fast = hqq_block_scales(format, w, initial);
@@ -181,7 +181,7 @@ TEST(ScaleSearch, PicksTheBestCandidatePerBlock) {
   const uint64_t seed = test::fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   auto gen = make_generator(seed);
-  for (QuantFormat format : kFormats) {
+  for (QuantFormat format : kCalibratedFormats) {
     for (bool weighted : {false, true}) {
       const int64_t rows = 9, cols = 100, bs = quant_block_size(format);
       const at::Tensor w = test::random_weight(rows, cols, gen);
@@ -231,7 +231,7 @@ TEST(ScaleRefit, EqualsPerRowDenseSolve) {
   const uint64_t seed = test::fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   auto gen = make_generator(seed);
-  for (QuantFormat format : kFormats) {
+  for (QuantFormat format : kCalibratedFormats) {
     for (bool weighted : {false, true}) {
       const int64_t rows = 11, cols = 150;  // a partial last block
       const at::Tensor w = test::random_weight(rows, cols, gen);
@@ -255,7 +255,7 @@ TEST(ScaleRefit, LowersTheOutputErrorOfTheSameCodes) {
   const uint64_t seed = test::fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   auto gen = make_generator(seed);
-  for (QuantFormat format : kFormats) {
+  for (QuantFormat format : kCalibratedFormats) {
     const at::Tensor w = test::random_weight(48, 192, gen);
     const at::Tensor h = gram(calibration_inputs(1000, 192, gen));
     const at::Tensor start = absmax_block_scales(format, w);

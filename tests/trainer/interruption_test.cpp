@@ -19,7 +19,7 @@ struct TrainedRun {
   trainer::TrainResult result;
 };
 
-TrainedRun run(const trainer::TrainConfig& cfg) {
+TrainedRun run_interrupted(const trainer::TrainConfig& cfg) {
   LoadedModel m = testing::load_stories(/*nf4=*/true);
   trainer::TrainingData data;
   trainer::add_file_documents("emma.txt", testing::text_slice("data/jane_austen/emma.txt", 20000), *m.tokenizer,
@@ -48,7 +48,7 @@ trainer::TrainConfig in_memory_config(std::map<int64_t, std::string>& store) {
 TEST(Interruption, StopsInsideStepsAndResumesBitwiseEqual) {
   std::map<int64_t, std::string> store;
   const trainer::TrainConfig cfg = in_memory_config(store);
-  const TrainedRun straight = run(cfg);
+  const TrainedRun straight = run_interrupted(cfg);
   ASSERT_TRUE(straight.result.completed);
 
   // Each run trains `after` more steps, then stops at the point-th time the condition is asked:
@@ -64,7 +64,7 @@ TEST(Interruption, StopsInsideStepsAndResumesBitwiseEqual) {
       if (line.contains("loss")) ++steps_seen, since_step = 0;
     };
     c.should_stop = [&, after = after, point = point] { return steps_seen >= after && ++since_step >= point; };
-    const TrainedRun stopped = run(c);
+    const TrainedRun stopped = run_interrupted(c);
     ASSERT_FALSE(stopped.result.completed);
     EXPECT_EQ(stopped.result.stop_reason, "interrupted");
     ASSERT_TRUE(stopped.result.checkpoint_saved);
@@ -75,7 +75,7 @@ TEST(Interruption, StopsInsideStepsAndResumesBitwiseEqual) {
   }
   trainer::TrainConfig c = cfg;
   c.resume = true;
-  const TrainedRun last = run(c);
+  const TrainedRun last = run_interrupted(c);
   ASSERT_TRUE(last.result.completed);
   ASSERT_EQ(last.params.size(), straight.params.size());
   for (size_t i = 0; i < last.params.size(); ++i) EXPECT_TRUE(at::equal(last.params[i], straight.params[i])) << i;
@@ -85,7 +85,7 @@ TEST(Interruption, StopDuringTheFirstEvaluationSavesNothing) {
   std::map<int64_t, std::string> store;
   trainer::TrainConfig cfg = in_memory_config(store);
   cfg.should_stop = [] { return true; };
-  const TrainedRun r = run(cfg);
+  const TrainedRun r = run_interrupted(cfg);
   EXPECT_FALSE(r.result.completed);
   EXPECT_FALSE(r.result.checkpoint_saved);
   EXPECT_EQ(r.result.steps_done, 0);
