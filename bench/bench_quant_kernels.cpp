@@ -70,7 +70,7 @@ void bench_gemv(const at::Tensor& w, const std::vector<QuantFormat>& formats) {
       // The default GEMV (int8 activations where the CPU has VNNI) and the exact float one.
       for (auto rounding : {hearth::ActivationRounding::kInt8WhereFaster, hearth::ActivationRounding::kExact}) {
         const bool exact = rounding == hearth::ActivationRounding::kExact;
-        if (exact && hearth::active_kernels().matvec_q8_rows == nullptr) continue;
+        if (exact && hearth::active_kernels().matmul_q8_rows == nullptr) continue;
         const double t = seconds_per_call(
             [&](int i) { hearth::quant_matvec(ms[i % ms.size()], x.data_ptr<float>(), y.data_ptr<float>(), rounding); });
         const std::string name = std::string(hearth::quant_format_name(f)) + (exact ? " exact" : "");

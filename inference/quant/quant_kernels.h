@@ -35,7 +35,13 @@ struct Q8Activation {
   std::vector<int32_t> lane_bias;   // the accumulators' starting values (undo the weights' offset)
 };
 using QuantizeActivationFn = void (*)(const PackedView& m, const float* x_padded, Q8Activation& out);
-using MatvecQ8RowsFn = void (*)(const PackedView& m, const Q8Activation& x, float* y, int64_t r0, int64_t r1);
+// The int8-activation GEMV for several activation vectors at once (the sequences of a batched
+// decode step): ys[s][r] = sum_c W[r, c] * x_s[c] for r in [r0, r1), s < seqs. Each packed weight
+// is unpacked once for all of them, and each sequence's result is bitwise what it gets in a call
+// of its own, whatever the other sequences and the row range (batched requests then decode
+// exactly as they would alone).
+using MatmulQ8RowsFn = void (*)(const PackedView& m, const Q8Activation* const* xs, int64_t seqs, float* const* ys,
+                                int64_t r0, int64_t r1);
 
 struct QuantKernelSet {
   const char* name;
@@ -44,13 +50,21 @@ struct QuantKernelSet {
   // Optional (nullptr when absent): the decode GEMV over int8 activations, used instead of
   // matvec_rows when present. Its result differs from the float one by the activation rounding.
   QuantizeActivationFn quantize_activation = nullptr;
-  MatvecQ8RowsFn matvec_q8_rows = nullptr;
+  MatmulQ8RowsFn matmul_q8_rows = nullptr;
 };
+
+// matmul_q8_rows for one activation vector.
+inline void matvec_q8_rows(const QuantKernelSet& k, const PackedView& m, const Q8Activation& x, float* y, int64_t r0,
+                           int64_t r1) {
+  const Q8Activation* xs[] = {&x};
+  float* ys[] = {y};
+  k.matmul_q8_rows(m, xs, 1, ys, r0, r1);
+}
 
 // Whether quant_matvec runs `format` through the set's int8-activation GEMV (Hearth's formats;
 // GGUF formats always take the float GEMV).
 inline bool uses_int8_activations(const QuantKernelSet& k, QuantFormat format) {
-  return k.matvec_q8_rows != nullptr && !is_gguf_format(format);
+  return k.matmul_q8_rows != nullptr && !is_gguf_format(format);
 }
 
 // kAvx512Vnni: the AVX-512 set plus the int8-activation decode GEMV (vpdpbusd). The AVX2 set
@@ -79,7 +93,8 @@ const QuantKernelSet& avx512_vnni_kernels();
 // The int8-activation decode GEMV of the AVX2 set (quant_matvec_q8_avx2.cpp): vpmaddubsw,
 // x in its natural order.
 void quantize_activation_avx2(const PackedView& m, const float* x_padded, Q8Activation& out);
-void matvec_q8_rows_avx2(const PackedView& m, const Q8Activation& x, float* y, int64_t r0, int64_t r1);
+void matmul_q8_rows_avx2(const PackedView& m, const Q8Activation* const* xs, int64_t seqs, float* const* ys, int64_t r0,
+                         int64_t r1);
 
 // The reconstructed block scales of row r, blocks [b0, b1), as floats (shared by all kernels).
 void row_block_scales(const PackedView& m, int64_t r, int64_t b0, int64_t b1, float* out);

@@ -138,7 +138,7 @@ void dequant_tile_avx2(const PackedView& m, int64_t r0, int64_t r1, int64_t b0, 
 
 const QuantKernelSet& avx2_kernels() {
   static const QuantKernelSet set{"avx2", matvec_rows_avx2, dequant_tile_avx2, quantize_activation_avx2,
-                                  matvec_q8_rows_avx2};
+                                  matmul_q8_rows_avx2};
   return set;
 }
 

@@ -71,7 +71,7 @@ void quant_matvec(const QuantizedMatrix& m, const float* x, float* y, Activation
     thread_local Q8Activation buffer;
     Q8Activation& xq = buffer;
     k.quantize_activation(v, xp.data(), xq);
-    for_row_chunks(m, [&](int64_t r0, int64_t r1) { k.matvec_q8_rows(v, xq, y, r0, r1); });
+    for_row_chunks(m, [&](int64_t r0, int64_t r1) { matvec_q8_rows(k, v, xq, y, r0, r1); });
     return;
   }
   for_row_chunks(m, [&](int64_t r0, int64_t r1) { k.matvec_rows(v, xp.data(), y, r0, r1); });
@@ -94,14 +94,18 @@ void quant_matvec_batch(const QuantizedMatrix& m, const float* x, int64_t n, flo
   xp.assign(n * pc, 0.0f);
   for (int64_t j = 0; j < n; ++j) std::copy(x + j * m.cols, x + (j + 1) * m.cols, xp.begin() + j * pc);
   const auto& k = active_kernels();
-  if (k.matvec_q8_rows != nullptr && rounding == ActivationRounding::kInt8WhereFaster) {
+  if (uses_int8_activations(k, m.format) && rounding == ActivationRounding::kInt8WhereFaster) {
     thread_local std::vector<Q8Activation> q8_buffer;
     std::vector<Q8Activation>& xq = q8_buffer;
     if (static_cast<int64_t>(xq.size()) < n) xq.resize(n);
-    for (int64_t j = 0; j < n; ++j) k.quantize_activation(v, xp.data() + j * pc, xq[j]);
-    for_row_chunks(m, [&](int64_t r0, int64_t r1) {
-      for (int64_t j = 0; j < n; ++j) k.matvec_q8_rows(v, xq[j], y + j * m.rows, r0, r1);
-    });
+    std::vector<const Q8Activation*> xs(n);
+    std::vector<float*> ys(n);
+    for (int64_t j = 0; j < n; ++j) {
+      k.quantize_activation(v, xp.data() + j * pc, xq[j]);
+      xs[j] = &xq[j];
+      ys[j] = y + j * m.rows;
+    }
+    for_row_chunks(m, [&](int64_t r0, int64_t r1) { k.matmul_q8_rows(v, xs.data(), n, ys.data(), r0, r1); });
     return;
   }
   for_row_chunks(m, [&](int64_t r0, int64_t r1) {

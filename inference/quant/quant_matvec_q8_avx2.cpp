@@ -66,30 +66,47 @@ void quantize_activation_avx2(const PackedView& m, const float* x, Q8Activation&
 
 namespace {
 
-// Sum over 32 byte pairs of w * x as eight int32 lanes (w, x signed, |w|, |x| <= 127).
-inline __m256i dot_i8(__m256i w, __m256i x) {
-  const __m256i products = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-  return _mm256_madd_epi16(products, _mm256_set1_epi16(1));
-}
+// A block's weights as signed bytes, ready for dot_i8: |w| and the sign that goes onto x.
+struct UnpackedBlock {
+  __m256i abs_lo, sign_lo, abs_hi, sign_hi;  // _hi only for nf4 (its second 32 weights)
+};
 
-// One block of row `q` against x block `xb`, as eight int32 partial sums.
 template <QuantFormat F>
-inline __m256i block_dot(const uint8_t* q, const int8_t* xb, __m256i table) {
+inline UnpackedBlock unpack_block(const uint8_t* q, __m256i table) {
   const __m256i low4 = _mm256_set1_epi8(0x0F);
+  UnpackedBlock u;
+  __m256i w;
   if constexpr (F == QuantFormat::kNF4) {
     const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
-    const __m256i lo = _mm256_shuffle_epi8(table, _mm256_and_si256(codes, low4));
+    w = _mm256_shuffle_epi8(table, _mm256_and_si256(codes, low4));
     const __m256i hi = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(codes, 4), low4));
-    return _mm256_add_epi32(dot_i8(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb))),
-                            dot_i8(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + 32))));
+    u.abs_hi = _mm256_sign_epi8(hi, hi);
+    u.sign_hi = hi;
   } else if constexpr (F == QuantFormat::kInt4) {
     const __m128i codes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
     const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(codes), _mm_srli_epi16(codes, 4), 1);
-    const __m256i w = _mm256_sub_epi8(_mm256_and_si256(both, low4), _mm256_set1_epi8(8));
-    return dot_i8(w, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb)));
+    w = _mm256_sub_epi8(_mm256_and_si256(both, low4), _mm256_set1_epi8(8));
   } else {
-    return dot_i8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb)));
+    w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
   }
+  u.abs_lo = _mm256_sign_epi8(w, w);
+  u.sign_lo = w;
+  return u;
+}
+
+// Sum over 32 byte pairs of w * x as eight int32 lanes (w, x signed, |w|, |x| <= 127).
+inline __m256i dot_i8(__m256i abs_w, __m256i w, const int8_t* x) {
+  const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+  const __m256i products = _mm256_maddubs_epi16(abs_w, _mm256_sign_epi8(xv, w));
+  return _mm256_madd_epi16(products, _mm256_set1_epi16(1));
+}
+
+// One unpacked block against x block `xb`, as eight int32 partial sums.
+template <QuantFormat F>
+inline __m256i block_dot(const UnpackedBlock& u, const int8_t* xb) {
+  const __m256i lo = dot_i8(u.abs_lo, u.sign_lo, xb);
+  if constexpr (F == QuantFormat::kNF4) return _mm256_add_epi32(lo, dot_i8(u.abs_hi, u.sign_hi, xb + 32));
+  return lo;
 }
 
 inline float hsum(__m256 v) {
@@ -105,64 +122,96 @@ __m256i nf4_int8_table() {
   return _mm256_load_si256(reinterpret_cast<const __m256i*>(t));
 }
 
-// kRows rows at once share each x block load. factors[i * nb + b]: weight scale x x scale.
-template <QuantFormat F, int kRows>
-void row_block(const PackedView& m, const Q8Activation& a, __m256i table, const float* factors, float* y, int64_t r) {
+// kRows rows against kSeqs sequences: each block of codes is unpacked once for all the
+// sequences, each x block is shared by the rows. factors[s][i * nb + b]: weight scale x x scale.
+// A (row, sequence) pair's arithmetic does not depend on kRows or kSeqs, so a sequence's result
+// is bitwise what it gets alone.
+template <QuantFormat F, int kRows, int kSeqs>
+void row_block(const PackedView& m, const Q8Activation* const* xs, __m256i table, float* const* factors,
+               float* const* ys, int64_t r) {
   const int64_t nb = m.blocks_per_row, block = quant_block_size(F), block_bytes = quant_block_bytes(F);
-  __m256 acc[kRows];
-  for (int i = 0; i < kRows; ++i) acc[i] = _mm256_setzero_ps();
+  __m256 acc[kSeqs][kRows];
+  for (int s = 0; s < kSeqs; ++s)
+    for (int i = 0; i < kRows; ++i) acc[s][i] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const int8_t* xb = a.values.data() + b * block;
+    UnpackedBlock w[kRows];
     for (int i = 0; i < kRows; ++i) {
       const uint8_t* q = m.codes + (r + i) * m.row_bytes + b * block_bytes;
       _mm_prefetch(reinterpret_cast<const char*>(q + 4 * kRows * m.row_bytes), _MM_HINT_T0);
-      const __m256 dot = _mm256_cvtepi32_ps(block_dot<F>(q, xb, table));
-      acc[i] = _mm256_fmadd_ps(dot, _mm256_set1_ps(factors[i * nb + b]), acc[i]);
+      w[i] = unpack_block<F>(q, table);
+    }
+    for (int s = 0; s < kSeqs; ++s) {
+      const int8_t* xb = xs[s]->values.data() + b * block;
+      for (int i = 0; i < kRows; ++i) {
+        const __m256 dot = _mm256_cvtepi32_ps(block_dot<F>(w[i], xb));
+        acc[s][i] = _mm256_fmadd_ps(dot, _mm256_set1_ps(factors[s][i * nb + b]), acc[s][i]);
+      }
     }
   }
-  for (int i = 0; i < kRows; ++i) y[r + i] = hsum(acc[i]);
+  for (int s = 0; s < kSeqs; ++s)
+    for (int i = 0; i < kRows; ++i) ys[s][r + i] = hsum(acc[s][i]);
 }
 
-template <QuantFormat F>
-void matvec_q8_rows_t(const PackedView& m, const Q8Activation& a, float* y, int64_t r0, int64_t r1) {
-  constexpr int kRows = 4;
+template <QuantFormat F, int kRows, int kSeqs>
+void q8_rows(const PackedView& m, const Q8Activation* const* xs, float* const* ys, int64_t r0, int64_t r1) {
   const int64_t nb = m.blocks_per_row;
   // nf4's int8 table is the code value times 127: undo it in the factor.
   const float unscale = F == QuantFormat::kNF4 ? 1.0f / 127.0f : 1.0f;
-  thread_local std::vector<float> factor_buffer;
+  thread_local std::vector<float> weight_buffer, factor_buffer;
+  std::vector<float>& w = weight_buffer;
   std::vector<float>& factors = factor_buffer;
-  factors.resize(kRows * nb);
+  w.resize(kRows * nb);
+  factors.resize(kSeqs * kRows * nb);
+  float* f[kSeqs];
+  for (int s = 0; s < kSeqs; ++s) f[s] = factors.data() + s * kRows * nb;
   const __m256i table = nf4_int8_table();
   auto fill_factors = [&](int64_t r, int rows) {
     for (int i = 0; i < rows; ++i) {
-      float* f = factors.data() + i * nb;
+      float* wi = w.data() + i * nb;
       if constexpr (F == QuantFormat::kNF4) {
-        row_block_scales(m, r + i, 0, nb, f);
+        row_block_scales(m, r + i, 0, nb, wi);
       } else {
         const uint16_t* h = m.scales + (r + i) * nb;
-        for (int64_t b = 0; b < nb; ++b) f[b] = _cvtsh_ss(h[b]);
+        for (int64_t b = 0; b < nb; ++b) wi[b] = _cvtsh_ss(h[b]);
       }
-      for (int64_t b = 0; b < nb; ++b) f[b] *= a.block_scales[b] * unscale;
+      for (int s = 0; s < kSeqs; ++s)
+        for (int64_t b = 0; b < nb; ++b) f[s][i * nb + b] = wi[b] * (xs[s]->block_scales[b] * unscale);
     }
   };
   int64_t r = r0;
   for (; r + kRows <= r1; r += kRows) {
     fill_factors(r, kRows);
-    row_block<F, kRows>(m, a, table, factors.data(), y, r);
+    row_block<F, kRows, kSeqs>(m, xs, table, f, ys, r);
   }
   for (; r < r1; ++r) {
     fill_factors(r, 1);
-    row_block<F, 1>(m, a, table, factors.data(), y, r);
+    row_block<F, 1, kSeqs>(m, xs, table, f, ys, r);
+  }
+}
+
+// Sequences up to four at a time: 4 rows x 1 sequence, or 1 row x 2-4 sequences, keep the
+// accumulators and the unpacked codes (four registers per nf4 block) in AVX2's sixteen.
+template <QuantFormat F>
+void matmul_q8_rows_t(const PackedView& m, const Q8Activation* const* xs, int64_t seqs, float* const* ys, int64_t r0,
+                      int64_t r1) {
+  for (int64_t s = 0; s < seqs; s += 4) {
+    switch (std::min<int64_t>(4, seqs - s)) {
+      case 1: q8_rows<F, 4, 1>(m, xs + s, ys + s, r0, r1); break;
+      case 2: q8_rows<F, 1, 2>(m, xs + s, ys + s, r0, r1); break;
+      case 3: q8_rows<F, 1, 3>(m, xs + s, ys + s, r0, r1); break;
+      default: q8_rows<F, 1, 4>(m, xs + s, ys + s, r0, r1); break;
+    }
   }
 }
 
 }  // namespace
 
-void matvec_q8_rows_avx2(const PackedView& m, const Q8Activation& a, float* y, int64_t r0, int64_t r1) {
+void matmul_q8_rows_avx2(const PackedView& m, const Q8Activation* const* xs, int64_t seqs, float* const* ys, int64_t r0,
+                         int64_t r1) {
   switch (m.format) {
-    case QuantFormat::kNF4: return matvec_q8_rows_t<QuantFormat::kNF4>(m, a, y, r0, r1);
-    case QuantFormat::kInt4: return matvec_q8_rows_t<QuantFormat::kInt4>(m, a, y, r0, r1);
-    case QuantFormat::kInt8: return matvec_q8_rows_t<QuantFormat::kInt8>(m, a, y, r0, r1);
+    case QuantFormat::kNF4: return matmul_q8_rows_t<QuantFormat::kNF4>(m, xs, seqs, ys, r0, r1);
+    case QuantFormat::kInt4: return matmul_q8_rows_t<QuantFormat::kInt4>(m, xs, seqs, ys, r0, r1);
+    case QuantFormat::kInt8: return matmul_q8_rows_t<QuantFormat::kInt8>(m, xs, seqs, ys, r0, r1);
     default: return;  // GGUF formats never take this kernel (uses_int8_activations)
   }
 }

@@ -77,19 +77,10 @@ void quantize_activation_avx512(const PackedView& m, const float* x, Q8Activatio
   }
 }
 
-// The activation scale of each block of kMaxRows consecutive rows, x_scales repeated (for nf4
-// also / 127, undoing the int8 table's scaling), so the factors of a row block are one
-// elementwise product over contiguous blocks.
-void tile_x_scales(const PackedView& m, const float* x_scales, int64_t rows, float* tiled) {
-  const float unscale = m.format == QuantFormat::kNF4 ? 1.0f / 127.0f : 1.0f;
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t b = 0; b < m.blocks_per_row; ++b) tiled[i * m.blocks_per_row + b] = x_scales[b] * unscale;
-}
-
-// factors[k] = weight scale of block first + k * tiled[k], for k < n: the blocks of whole rows,
-// which are contiguous in the scale arrays. Sixteen at a time; a run of sixteen nf4 blocks
-// crosses at most one double-quantization group boundary (groups hold 256 blocks).
-void block_factors(const PackedView& m, int64_t first, int64_t n, const float* tiled, float* factors) {
+// The weight scale of blocks [first, first + n) of the scale arrays (whole rows are contiguous),
+// sixteen at a time; a run of sixteen nf4 blocks crosses at most one double-quantization group
+// boundary (groups hold 256 blocks).
+void weight_block_scales(const PackedView& m, int64_t first, int64_t n, float* out) {
   for (int64_t k = 0; k < n; k += 16) {
     const int64_t len = std::min<int64_t>(16, n - k), b = first + k;
     const __mmask16 mask = static_cast<__mmask16>((1u << len) - 1);
@@ -108,7 +99,18 @@ void block_factors(const PackedView& m, int64_t first, int64_t n, const float* t
       const __m512 codes = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, m.absmax_codes + b)));
       w = _mm512_add_ps(_mm512_mul_ps(codes, scale), offset);  // as nf4_absmax: no fused multiply-add
     }
-    _mm512_mask_storeu_ps(factors + k, mask, _mm512_mul_ps(w, _mm512_maskz_loadu_ps(mask, tiled + k)));
+    _mm512_mask_storeu_ps(out + k, mask, w);
+  }
+}
+
+// factors[b] = w[b] * x_scale[b] * unscale for b < n (nf4's int8 table holds code values * 127;
+// unscale undoes it).
+void block_factors(const float* w, const float* x_scales, float unscale, int64_t n, float* factors) {
+  const __m512 u = _mm512_set1_ps(unscale);
+  for (int64_t k = 0; k < n; k += 16) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << std::min<int64_t>(16, n - k)) - 1);
+    const __m512 xs = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, x_scales + k), u);
+    _mm512_mask_storeu_ps(factors + k, mask, _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, w + k), xs));
   }
 }
 
@@ -125,7 +127,8 @@ __m512i nf4_u8_table() {
   return _mm512_load_si512(t);
 }
 
-// The four horizontal sums of a[0..3], as one __m128.
+// The four horizontal sums of a[0..3], as one __m128. Each sum depends on its own accumulator
+// only, always through the same tree, so a row's result does not depend on its neighbours.
 __m128 reduce4(const __m512* a) {
   // Halve each accumulator into one 256-bit half of a pair, then each 128-bit quarter, then
   // finish the four 4-float sums with two in-lane shuffles.
@@ -137,80 +140,135 @@ __m128 reduce4(const __m512* a) {
   return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), c));
 }
 
-// kRows rows at once: the activation loads and the lane biases are shared, and the horizontal
-// sums are done four at a time (on 896-wide rows they cost as much as the dot products).
-template <QuantFormat F, int kRows>
-void matvec_q8_row_block(const PackedView& m, const Q8Activation& a, __m512i table, __m512i lane_block,
-                         const float* tiled_x_scales, float* factors, float* y, int64_t r) {
+// Stores the sums of n <= 4 accumulators.
+void store_sums(const __m512* acc, int n, float* const* out) {
+  __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int i = 0; i < n; ++i) a[i] = acc[i];
+  alignas(16) float sums[4];
+  _mm_store_ps(sums, reduce4(a));
+  for (int i = 0; i < n; ++i) *out[i] = sums[i];
+}
+
+// What one call shares: the sequences' activations, their block factors for the current row
+// block (factors[s] holds kRows rows of nb, plus a group's worth of slack that the last group of
+// the last row reads: those lanes multiply zero codes against zero x, the padding), and outputs.
+struct SeqBatch {
+  const Q8Activation* const* xs;
+  float* const* ys;
+  float* const* factors;
+};
+
+// kRows rows against kSeqs sequences: each group of packed codes is unpacked once for all the
+// sequences, each sequence's activations are loaded once for all the rows. A (row, sequence)
+// pair's arithmetic is the same whatever kRows and kSeqs are, so a sequence's result is bitwise
+// what it gets alone.
+template <QuantFormat F, int kRows, int kSeqs>
+void q8_row_block(const PackedView& m, const SeqBatch& batch, __m512i table, __m512i lane_block, int64_t r) {
   constexpr GroupLayout g = layout_of(F);
-  const int64_t nb = m.blocks_per_row, groups = groups_per_row(m, g), factor_stride = nb;
+  const int64_t nb = m.blocks_per_row, groups = groups_per_row(m, g);
   const int64_t tail_bytes = (nb - (groups - 1) * g.blocks) * quant_block_bytes(F);
   const __mmask64 tail_mask = tail_bytes >= kGroupCodeBytes ? ~__mmask64(0) : (__mmask64(1) << tail_bytes) - 1;
   const __m512i nibble = _mm512_set1_epi8(0x0F), sign = _mm512_set1_epi8(static_cast<char>(0x80));
   const int64_t prefetch_distance = std::max<int64_t>(2048, kPrefetchBlocksAhead * kRows * m.row_bytes);
   const uint8_t* q[kRows];
-  // A row's last group may reach into the next row's factors: those lanes multiply zero codes
-  // against zero x (the padding), so any finite factor is harmless.
-  block_factors(m, r * nb, kRows * nb, tiled_x_scales, factors);
   for (int i = 0; i < kRows; ++i) q[i] = m.codes + (r + i) * m.row_bytes;
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  __m512 acc[kSeqs][kRows];
+  for (int s = 0; s < kSeqs; ++s)
+    for (int i = 0; i < kRows; ++i) acc[s][i] = _mm512_setzero_ps();
   for (int64_t gi = 0; gi < groups; ++gi) {
-    const int8_t* xg = a.values.data() + gi * g.x_bytes;
-    const __m512i x_lo = _mm512_loadu_si512(xg);
-    const __m512i x_hi = F == QuantFormat::kInt8 ? x_lo : _mm512_loadu_si512(xg + g.x_bytes / 2);
-    const __m512i bias = _mm512_loadu_si512(a.lane_bias.data() + gi * kLanes);
+    __m512i lo[kRows], hi[kRows];
     for (int i = 0; i < kRows; ++i) {
       const uint8_t* p = q[i] + gi * kGroupCodeBytes;
       // The hardware prefetcher alone leaves a single core at a third of its DRAM bandwidth.
       _mm_prefetch(reinterpret_cast<const char*>(p + prefetch_distance), _MM_HINT_T0);
       const __m512i codes = gi + 1 < groups ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(tail_mask, p);
-      __m512i dot;
       if constexpr (F == QuantFormat::kInt8) {
-        dot = _mm512_dpbusd_epi32(bias, _mm512_xor_si512(codes, sign), x_lo);
+        lo[i] = _mm512_xor_si512(codes, sign);
       } else {
-        __m512i lo = _mm512_and_si512(codes, nibble), hi = _mm512_and_si512(_mm512_srli_epi16(codes, 4), nibble);
+        lo[i] = _mm512_and_si512(codes, nibble);
+        hi[i] = _mm512_and_si512(_mm512_srli_epi16(codes, 4), nibble);
         if constexpr (F == QuantFormat::kNF4) {
-          lo = _mm512_shuffle_epi8(table, lo);
-          hi = _mm512_shuffle_epi8(table, hi);
+          lo[i] = _mm512_shuffle_epi8(table, lo[i]);
+          hi[i] = _mm512_shuffle_epi8(table, hi[i]);
         }
-        dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(bias, lo, x_lo), hi, x_hi);
       }
-      const float* f = factors + i * factor_stride + gi * g.blocks;
-      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(lane_block, _mm512_castps128_ps512(_mm_loadu_ps(f))),
-                               acc[i]);
+    }
+    for (int s = 0; s < kSeqs; ++s) {
+      const Q8Activation& a = *batch.xs[s];
+      const int8_t* xg = a.values.data() + gi * g.x_bytes;
+      const __m512i x_lo = _mm512_loadu_si512(xg);
+      const __m512i x_hi = F == QuantFormat::kInt8 ? x_lo : _mm512_loadu_si512(xg + g.x_bytes / 2);
+      const __m512i bias = _mm512_loadu_si512(a.lane_bias.data() + gi * kLanes);
+      for (int i = 0; i < kRows; ++i) {
+        __m512i dot;
+        if constexpr (F == QuantFormat::kInt8) {
+          dot = _mm512_dpbusd_epi32(bias, lo[i], x_lo);
+        } else {
+          dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(bias, lo[i], x_lo), hi[i], x_hi);
+        }
+        const float* f = batch.factors[s] + i * nb + gi * g.blocks;
+        acc[s][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot),
+                                    _mm512_permutexvar_ps(lane_block, _mm512_castps128_ps512(_mm_loadu_ps(f))), acc[s][i]);
+      }
     }
   }
-  if constexpr (kRows == 4) {
-    _mm_storeu_ps(y + r, reduce4(acc));
-  } else {
-    for (int i = 0; i < kRows; ++i) y[r + i] = _mm512_reduce_add_ps(acc[i]);
+  for (int s = 0; s < kSeqs; ++s) {
+    float* out[kRows];
+    for (int i = 0; i < kRows; ++i) out[i] = batch.ys[s] + r + i;
+    store_sums(acc[s], kRows, out);
   }
 }
 
-template <QuantFormat F>
-void matvec_q8_rows_t(const PackedView& m, const Q8Activation& a, float* y, int64_t r0, int64_t r1) {
+// Rows [r0, r1) for kSeqs sequences, kRows rows at a time and the rest one by one.
+template <QuantFormat F, int kRows, int kSeqs>
+void q8_rows(const PackedView& m, const Q8Activation* const* xs, float* const* ys, int64_t r0, int64_t r1) {
   constexpr GroupLayout g = layout_of(F);
-  // Built once per call, not per row block. The factor buffer has a group's worth of slack for
-  // the last row's last group.
-  // Per-thread buffers: a product is split into many chunks, each a call here.
   const int64_t nb = m.blocks_per_row;
-  thread_local std::vector<float> tiled_buffer, factor_buffer;
-  std::vector<float>& tiled = tiled_buffer;
+  const float unscale = F == QuantFormat::kNF4 ? 1.0f / 127.0f : 1.0f;
+  // Per-thread buffers: a product is split into many chunks, each a call here.
+  thread_local std::vector<float> weight_buffer, factor_buffer;
+  std::vector<float>& w = weight_buffer;
   std::vector<float>& factors = factor_buffer;
-  tiled.resize(4 * nb);
-  factors.assign(4 * nb + g.blocks * 4, 0.0f);
-  tile_x_scales(m, a.block_scales.data(), 4, tiled.data());
+  const int64_t per_seq = kRows * nb + 4 * g.blocks;
+  w.resize(kRows * nb);
+  factors.assign(kSeqs * per_seq, 0.0f);
+  float* f[kSeqs];
+  for (int s = 0; s < kSeqs; ++s) f[s] = factors.data() + s * per_seq;
+  const SeqBatch batch{xs, ys, f};
   const __m512i table = nf4_u8_table(), lane_block = lane_block_index(g.blocks);
+  auto run = [&](auto rows_tag, int64_t r) {
+    constexpr int kN = decltype(rows_tag)::value;
+    weight_block_scales(m, r * nb, kN * nb, w.data());
+    for (int s = 0; s < kSeqs; ++s)
+      for (int i = 0; i < kN; ++i) block_factors(w.data() + i * nb, xs[s]->block_scales.data(), unscale, nb, f[s] + i * nb);
+    q8_row_block<F, kN, kSeqs>(m, batch, table, lane_block, r);
+  };
   int64_t r = r0;
-  for (; r + 4 <= r1; r += 4) matvec_q8_row_block<F, 4>(m, a, table, lane_block, tiled.data(), factors.data(), y, r);
-  for (; r < r1; ++r) matvec_q8_row_block<F, 1>(m, a, table, lane_block, tiled.data(), factors.data(), y, r);
+  for (; r + kRows <= r1; r += kRows) run(std::integral_constant<int, kRows>{}, r);
+  for (; r < r1; ++r) run(std::integral_constant<int, 1>{}, r);
 }
 
-void matvec_q8_rows_avx512(const PackedView& m, const Q8Activation& a, float* y, int64_t r0, int64_t r1) {
+// Sequences four at a time (one zmm accumulator per row and sequence: 2 rows x 4 sequences, or
+// 4 rows for a single sequence, keep the accumulators, codes and activations in registers).
+template <QuantFormat F>
+void matmul_q8_rows_t(const PackedView& m, const Q8Activation* const* xs, int64_t seqs, float* const* ys, int64_t r0,
+                      int64_t r1) {
+  for (int64_t s = 0; s < seqs; s += 4) {
+    switch (std::min<int64_t>(4, seqs - s)) {
+      case 1: q8_rows<F, 4, 1>(m, xs + s, ys + s, r0, r1); break;
+      case 2: q8_rows<F, 2, 2>(m, xs + s, ys + s, r0, r1); break;
+      case 3: q8_rows<F, 2, 3>(m, xs + s, ys + s, r0, r1); break;
+      default: q8_rows<F, 2, 4>(m, xs + s, ys + s, r0, r1); break;
+    }
+  }
+}
+
+void matmul_q8_rows_avx512(const PackedView& m, const Q8Activation* const* xs, int64_t seqs, float* const* ys,
+                           int64_t r0, int64_t r1) {
   switch (m.format) {
-    case QuantFormat::kNF4: return matvec_q8_rows_t<QuantFormat::kNF4>(m, a, y, r0, r1);
-    case QuantFormat::kInt4: return matvec_q8_rows_t<QuantFormat::kInt4>(m, a, y, r0, r1);
-    case QuantFormat::kInt8: return matvec_q8_rows_t<QuantFormat::kInt8>(m, a, y, r0, r1);
+    case QuantFormat::kNF4: return matmul_q8_rows_t<QuantFormat::kNF4>(m, xs, seqs, ys, r0, r1);
+    case QuantFormat::kInt4: return matmul_q8_rows_t<QuantFormat::kInt4>(m, xs, seqs, ys, r0, r1);
+    case QuantFormat::kInt8: return matmul_q8_rows_t<QuantFormat::kInt8>(m, xs, seqs, ys, r0, r1);
     default: return;
   }
 }
@@ -219,7 +277,7 @@ void matvec_q8_rows_avx512(const PackedView& m, const Q8Activation& a, float* y,
 
 const QuantKernelSet& avx512_vnni_kernels() {
   static const QuantKernelSet set{"avx512-vnni", avx512_kernels().matvec_rows, avx512_kernels().dequant_tile,
-                                  quantize_activation_avx512, matvec_q8_rows_avx512};
+                                  quantize_activation_avx512, matmul_q8_rows_avx512};
   return set;
 }
 

@@ -80,7 +80,7 @@ TEST(QuantKernels, Int8ActivationErrorStaysWithinItsRoundingBound) {
   std::vector<KernelIsa> int8_isas;
   for (KernelIsa isa : test::supported_isas()) {
     force_kernel_isa(isa);
-    if (active_kernels().matvec_q8_rows != nullptr) int8_isas.push_back(isa);
+    if (active_kernels().matmul_q8_rows != nullptr) int8_isas.push_back(isa);
   }
   if (!cpu_supports_isa(KernelIsa::kAvx2)) GTEST_SKIP() << "no SIMD kernel set with int8 activations allowed here";
   ASSERT_FALSE(int8_isas.empty()) << "AVX2 is available, so its int8-activation GEMV must be";
@@ -119,6 +119,59 @@ TEST(QuantKernels, Int8ActivationErrorStaysWithinItsRoundingBound) {
       }
     }
   }
+}
+
+// A batched decode step hands the int8-activation GEMV several sequences at once: each must get
+// bitwise what it gets alone (so a request decodes the same in any batch), whatever row range
+// the call covers, and that must be the product (checked against the double reference of the
+// same int8 rounding).
+TEST(QuantKernels, BatchedInt8GemvGivesEverySequenceExactlyWhatItGetsAlone) {
+  test::KernelGuard guard;
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  auto gen = make_generator(seed);
+  bool ran = false;
+  for (KernelIsa isa : test::supported_isas()) {
+    force_kernel_isa(isa);
+    const QuantKernelSet& k = active_kernels();
+    if (k.matmul_q8_rows == nullptr) continue;
+    ran = true;
+    for (QuantFormat format : kInt8ActivationFormats) {
+      for (auto [rows, cols] : kShapes) {
+        QuantizedMatrix m = quantize_matrix(test::random_weight(rows, cols, gen), format);
+        const PackedView v = m.view();
+        constexpr int64_t kSeqs = 9;  // two full groups of four and one alone
+        std::vector<Q8Activation> q8(kSeqs);
+        std::vector<at::Tensor> alone, together;
+        std::vector<const Q8Activation*> xs;
+        std::vector<float*> ys;
+        for (int64_t s = 0; s < kSeqs; ++s) {
+          at::Tensor x = at::randn({cols}, gen) * (s + 1);  // differently scaled sequences
+          at::Tensor padded = at::zeros({m.padded_cols()});
+          padded.narrow(0, 0, cols).copy_(x);
+          k.quantize_activation(v, padded.data_ptr<float>(), q8[s]);
+          alone.push_back(at::full({rows}, std::nanf("")));
+          matvec_q8_rows(k, v, q8[s], alone.back().data_ptr<float>(), 0, rows);
+          at::Tensor ref = test::as_tensor(reference_matvec_q8(m, x.data_ptr<float>()));
+          at::Tensor abs_ref = at::mv(test::weight_magnitude(m, reference_dequantize(m), kTol), x.abs().to(at::kDouble));
+          expect_close_to_reference(alone.back(), ref, abs_ref, kTol,
+                                    std::string(kernel_isa_name(isa)) + " " + quant_format_name(format) + " alone");
+          together.push_back(at::full({rows}, std::nanf("")));
+          xs.push_back(&q8[s]);
+          ys.push_back(together.back().data_ptr<float>());
+        }
+        // Two calls split at an odd row, as a product's row chunks would be.
+        const int64_t split = rows / 2 | 1;
+        k.matmul_q8_rows(v, xs.data(), kSeqs, ys.data(), 0, std::min(split, rows));
+        k.matmul_q8_rows(v, xs.data(), kSeqs, ys.data(), std::min(split, rows), rows);
+        for (int64_t s = 0; s < kSeqs; ++s)
+          EXPECT_TRUE(at::equal(together[s], alone[s]))
+              << kernel_isa_name(isa) << " " << quant_format_name(format) << " " << rows << "x" << cols << " sequence " << s
+              << ": max difference " << (together[s] - alone[s]).abs().max().item<float>();
+      }
+    }
+  }
+  if (!ran && cpu_supports_isa(KernelIsa::kAvx2)) ADD_FAILURE() << "AVX2 is available, so its int8-activation GEMV must be";
 }
 
 TEST(QuantKernels, TileDequantizationMatchesReferenceOnEveryIsa) {
