@@ -29,6 +29,23 @@ class AdapterRouter::Slot : public LinearAdapter {
  public:
   Slot(const AdapterRouter* router, int64_t slot) : router_(router), slot_(slot) {}
 
+  bool row_low_rank_updates(int64_t rows, LowRankUpdate* out) const override {
+    const std::shared_ptr<const std::vector<RowGroup>> groups = router_->groups_;
+    std::fill_n(out, rows, LowRankUpdate{});
+    if (!groups) return true;
+    for (const RowGroup& g : *groups) {
+      if (!g.adapter || g.rows == 0) continue;
+      if (g.first_row < 0 || g.first_row + g.rows > rows) return false;
+      const std::shared_ptr<const LowRankLayer>& layer = g.adapter->by_slot[slot_];
+      if (!layer) continue;
+      LowRankUpdate u;
+      if (!layer->low_rank_update(u)) return false;  // DoRA keeps the ATen path
+      u.scale *= static_cast<float>(g.strength);
+      std::fill_n(out + g.first_row, g.rows, u);
+    }
+    return true;
+  }
+
   at::Tensor apply(const at::Tensor& x, const at::Tensor& base_out, const Linear& base) const override {
     const std::shared_ptr<const std::vector<RowGroup>> groups = router_->groups_;
     if (!groups || groups->empty()) return base_out;

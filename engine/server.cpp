@@ -15,6 +15,7 @@
 #include "adapters/adapter_routing.h"
 #include "core/error.h"
 #include "inference/batched_forward.h"
+#include "inference/decode_plan.h"
 #include "inference/sampler.h"
 
 namespace hearth::engine {
@@ -87,6 +88,7 @@ class Server::Impl {
     // whose adapter slots the router drives without disturbing the engine's.
     decoder_ = std::make_shared<Decoder>(*base.decoder);
     router_ = std::make_unique<AdapterRouter>(decoder_);
+    plan_ = DecodePlan::prepare(*decoder_);
     stops_ = tokenizer_->stop_ids();
   }
 
@@ -201,7 +203,6 @@ class Server::Impl {
     batch = prompts_now ? prefill : decode;
     last_step_was_prefill_ = prompts_now;
     std::vector<SequenceStep> steps;
-    std::vector<RowGroup> groups;
     for (const auto& r : batch) {
       SequenceStep s;
       s.cache = r->cache.get();
@@ -212,10 +213,8 @@ class Server::Impl {
       } else {
         s.tokens = {r->next_token};
       }
-      add_rows(groups, r->adapter_key, r->adapter, int64_t(s.tokens.size()));
       steps.push_back(std::move(s));
     }
-    router_->route(std::move(groups));
     {
       std::lock_guard<std::mutex> lock(mu_);
       stats_.steps++;
@@ -223,7 +222,7 @@ class Server::Impl {
     }
     at::Tensor logits;
     try {
-      logits = batched_step(*decoder_, steps);
+      logits = prompts_now ? routed_step(batch, steps) : decode_step(batch, steps);
     } catch (const std::exception& e) {
       router_->clear();
       for (const auto& r : batch) end_with_error(r, std::string("generation failed: ") + e.what());
@@ -240,6 +239,58 @@ class Server::Impl {
         end_with_error(r, std::string("generation failed: ") + e.what());
       }
     }
+    return true;
+  }
+
+  // `steps` (one per request of `batch`) through the decoder's forward, each request's rows
+  // routed through its own adapter.
+  at::Tensor routed_step(const std::vector<std::shared_ptr<Request>>& batch, const std::vector<SequenceStep>& steps) {
+    std::vector<RowGroup> groups;
+    for (size_t i = 0; i < batch.size(); ++i)
+      add_rows(groups, batch[i]->adapter_key, batch[i]->adapter, int64_t(steps[i].tokens.size()));
+    router_->route(std::move(groups));
+    return batched_step(*decoder_, steps);
+  }
+
+  // One token for each request. Those whose adapter the prepared plan runs (none, or LoRA) decode
+  // through it, one pass over the weights for all of them; the others (DoRA) through the
+  // decoder's forward. A request takes the same path alone or batched, so it gets the same logits.
+  at::Tensor decode_step(const std::vector<std::shared_ptr<Request>>& batch, const std::vector<SequenceStep>& steps) {
+    at::Tensor logits = at::empty({int64_t(batch.size()), decoder_->config().vocab_size}, at::kFloat);
+    std::vector<std::shared_ptr<Request>> planned, other;
+    std::vector<SequenceStep> planned_steps, other_steps;
+    std::vector<int64_t> planned_rows, other_rows;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const bool in_plan = plan_ && (!batch[i]->adapter || batch[i]->adapter->adapter->config().method == AdapterMethod::kLoRA);
+      (in_plan ? planned : other).push_back(batch[i]);
+      (in_plan ? planned_steps : other_steps).push_back(steps[i]);
+      (in_plan ? planned_rows : other_rows).push_back(int64_t(i));
+    }
+    if (!planned.empty() && !planned_step(planned, planned_steps, logits, planned_rows)) {
+      other.insert(other.end(), planned.begin(), planned.end());
+      other_steps.insert(other_steps.end(), planned_steps.begin(), planned_steps.end());
+      other_rows.insert(other_rows.end(), planned_rows.begin(), planned_rows.end());
+    }
+    if (!other.empty()) logits.index_copy_(0, at::tensor(other_rows, at::kLong), routed_step(other, other_steps));
+    return logits;
+  }
+
+  // The plan's step for these requests into rows `rows` of `logits`; false when it cannot run them.
+  bool planned_step(const std::vector<std::shared_ptr<Request>>& batch, const std::vector<SequenceStep>& steps,
+                    at::Tensor& logits, const std::vector<int64_t>& rows) {
+    std::vector<RowGroup> groups;
+    std::vector<KVCache*> caches;
+    std::vector<int32_t> tokens;
+    std::vector<float*> out;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      add_rows(groups, batch[i]->adapter_key, batch[i]->adapter, 1);
+      caches.push_back(steps[i].cache);
+      tokens.push_back(steps[i].tokens.front());
+      out.push_back(logits[rows[i]].data_ptr<float>());
+    }
+    router_->route(std::move(groups));
+    if (!plan_->can_step(caches)) return false;
+    plan_->step(tokens, caches, out);
     return true;
   }
 
@@ -628,6 +679,7 @@ class Server::Impl {
   std::shared_ptr<Tokenizer> tokenizer_;
   std::shared_ptr<Decoder> decoder_;
   std::unique_ptr<AdapterRouter> router_;
+  std::unique_ptr<DecodePlan> plan_;  // null when the base's weights do not allow one
   std::vector<int32_t> stops_;
 
   mutable std::mutex mu_;

@@ -15,36 +15,41 @@ struct DecodePlan::Matrix {
   const Linear* linear = nullptr;
   PackedView view;
   const float* bias = nullptr;
-  float* out = nullptr;
+  std::vector<float>* out = nullptr;  // row s: sequence s's output (view.rows floats); null: ys set by the caller
   size_t input = 0;
-  // The adapter's low-rank update for this step (rank 0: none) and its A x.
-  LowRankUpdate lora;
+  std::vector<float*> ys;             // this step's output row of each sequence
+  // This step's adapter of each sequence (rank 0: none) and its A x (u_stride floats per sequence).
+  std::vector<LowRankUpdate> lora;
   std::vector<float> lora_u;
+  int64_t u_stride = 0;
 };
 
-// Matrix-vector products that share one input vector (q, k and v; gate and up; ...), split into
-// row chunks that the pool's threads claim one at a time.
+// Matrix-vector products that share one input (q, k and v; gate and up; ...), split into row
+// chunks that the pool's threads claim one at a time; each chunk runs for every sequence.
 struct DecodePlan::Product {
   // The input once per weight format: padded to whole blocks, and as int8 when the kernels take it.
   struct Input {
     QuantFormat format;
     PackedView view;  // of the first matrix with this format: the activation layout's geometry
-    std::vector<float> padded;
-    Q8Activation q8;
+    std::vector<float> padded;  // seqs rows of padded_cols
+    std::vector<Q8Activation> q8;
+    std::vector<const Q8Activation*> q8_rows;
     bool int8 = false;
+    int64_t padded_cols() const { return view.blocks_per_row * quant_block_size(format); }
   };
   struct Chunk {
     size_t matrix;
     int64_t r0, r1;
+    int64_t seq = 0;  // adapter work only: whose
   };
-  const float* source = nullptr;
+  const std::vector<float>* source = nullptr;  // row s: sequence s's input (cols floats)
   int64_t cols = 0;
   std::vector<Input> inputs;
   std::vector<Matrix> matrices;
   std::vector<Chunk> chunks;
-  // This step's adapter work: A x per adapted matrix (with the base chunks), then B u in chunks.
-  std::vector<size_t> adapted;
-  std::vector<Chunk> lora_chunks;
+  // This step's adapter work: u = A x per adapted (matrix, sequence), run with the base chunks,
+  // then y += s B u in chunks of rows.
+  std::vector<Chunk> lora_a, lora_b;
 };
 
 struct DecodePlan::Layer {
@@ -63,7 +68,7 @@ int64_t chunk_rows(const QuantizedMatrix& m, int64_t product_bytes, int threads)
   return std::max<int64_t>(4, target / row_bytes / 4 * 4);
 }
 
-void add_matrix(DecodePlan::Product& p, const Linear& linear, float* out) {
+void add_matrix(DecodePlan::Product& p, const Linear& linear, std::vector<float>* out) {
   const QuantizedMatrix& w = *linear.quantized_weight();
   DecodePlan::Matrix m;
   m.linear = &linear;
@@ -73,12 +78,17 @@ void add_matrix(DecodePlan::Product& p, const Linear& linear, float* out) {
   auto same_format = [&](const DecodePlan::Product::Input& in) { return in.format == w.format; };
   auto it = std::find_if(p.inputs.begin(), p.inputs.end(), same_format);
   m.input = static_cast<size_t>(it - p.inputs.begin());
-  if (it == p.inputs.end()) p.inputs.push_back({w.format, m.view, {}, {}, false});
-  p.matrices.push_back(m);
+  if (it == p.inputs.end()) {
+    DecodePlan::Product::Input in;
+    in.format = w.format;
+    in.view = m.view;
+    p.inputs.push_back(std::move(in));
+  }
+  p.matrices.push_back(std::move(m));
 }
 
-DecodePlan::Product make_product(const float* source, const std::vector<std::pair<const Linear*, float*>>& parts,
-                                 int threads) {
+DecodePlan::Product make_product(const std::vector<float>* source,
+                                 const std::vector<std::pair<const Linear*, std::vector<float>*>>& parts, int threads) {
   DecodePlan::Product p;
   p.source = source;
   p.cols = parts.front().first->in_features();
@@ -95,26 +105,36 @@ DecodePlan::Product make_product(const float* source, const std::vector<std::pai
   return p;
 }
 
-// Whether the plan can run `linear`'s adapter (none, or a plain low-rank update).
-bool adapter_runs_in_plan(const Linear& linear) {
-  LowRankUpdate unused;
-  return !linear.adapter() || linear.adapter()->low_rank_update(unused);
+// Each sequence's plain low-rank update of `linear` for this step (rank 0: none); false when an
+// adapter on it is not one for some sequence.
+bool row_updates(const Linear& linear, int64_t seqs, LowRankUpdate* out) {
+  if (!linear.adapter()) {
+    std::fill_n(out, seqs, LowRankUpdate{});
+    return true;
+  }
+  return linear.adapter()->row_low_rank_updates(seqs, out);
 }
 
-// Reads each matrix's adapter for this step (adapters are switched per request) and lays out
+// Reads each matrix's adapters for this step (adapters are switched per request) and lays out
 // the step's adapter work.
-void refresh_adapters(DecodePlan::Product& p) {
-  p.adapted.clear();
-  p.lora_chunks.clear();
+void refresh_adapters(DecodePlan::Product& p, int64_t seqs) {
+  p.lora_a.clear();
+  p.lora_b.clear();
   constexpr int64_t kLoraRowsPerChunk = 256;
   for (size_t i = 0; i < p.matrices.size(); ++i) {
     DecodePlan::Matrix& m = p.matrices[i];
-    m.lora = {};
-    if (!m.linear->adapter() || !m.linear->adapter()->low_rank_update(m.lora)) continue;
-    m.lora_u.resize(m.lora.rank);
-    p.adapted.push_back(i);
-    for (int64_t r = 0; r < m.view.rows; r += kLoraRowsPerChunk)
-      p.lora_chunks.push_back({i, r, std::min(m.view.rows, r + kLoraRowsPerChunk)});
+    m.lora.resize(seqs);
+    require(row_updates(*m.linear, seqs, m.lora.data()), ErrorCode::kInternal,
+            "DecodePlan: an adapter stopped being a plain low-rank update during a step");
+    m.u_stride = 0;
+    for (const LowRankUpdate& u : m.lora) m.u_stride = std::max(m.u_stride, u.rank);
+    m.lora_u.resize(seqs * m.u_stride);
+    for (int64_t s = 0; s < seqs; ++s) {
+      if (m.lora[s].rank == 0) continue;
+      p.lora_a.push_back({i, 0, m.lora[s].rank, s});
+      for (int64_t r = 0; r < m.view.rows; r += kLoraRowsPerChunk)
+        p.lora_b.push_back({i, r, std::min(m.view.rows, r + kLoraRowsPerChunk), s});
+    }
   }
 }
 
@@ -146,137 +166,187 @@ std::unique_ptr<DecodePlan> DecodePlan::prepare(const Decoder& decoder, WorkerPo
 }
 
 DecodePlan::DecodePlan(const Decoder& decoder, WorkerPool& pool) : decoder_(decoder), pool_(pool) {
-  const ModelConfig& c = decoder.config();
-  const int64_t half = c.head_dim / 2;
-  h_.resize(c.hidden_size);
-  x_.resize(c.hidden_size);
-  q_.resize(c.num_heads * c.head_dim);
-  k_.resize(c.num_kv_heads * c.head_dim);
-  v_.resize(c.num_kv_heads * c.head_dim);
-  attn_.resize(c.num_heads * c.head_dim);
-  o_.resize(c.hidden_size);
-  gate_.resize(c.intermediate_size);
-  up_.resize(c.intermediate_size);
-  mlp_.resize(c.intermediate_size);
-  down_.resize(c.hidden_size);
-  cos_.resize(half);
-  sin_.resize(half);
   const int threads = pool.threads();
   for (const DecoderLayer& l : decoder.layers()) {
-    layers_.push_back({&l, make_product(x_.data(), {{&l.q, q_.data()}, {&l.k, k_.data()}, {&l.v, v_.data()}}, threads),
-                       make_product(attn_.data(), {{&l.o, o_.data()}}, threads),
-                       make_product(x_.data(), {{&l.gate, gate_.data()}, {&l.up, up_.data()}}, threads),
-                       make_product(mlp_.data(), {{&l.down, down_.data()}}, threads)});
+    layers_.push_back({&l, make_product(&x_, {{&l.q, &q_}, {&l.k, &k_}, {&l.v, &v_}}, threads),
+                       make_product(&attn_, {{&l.o, &o_}}, threads),
+                       make_product(&x_, {{&l.gate, &gate_}, {&l.up, &up_}}, threads),
+                       make_product(&mlp_, {{&l.down, &down_}}, threads)});
   }
-  // The head's output pointer is set per step (the caller's logits).
+  // The head writes straight into the caller's logits (set per step).
   if (decoder.lm_head().is_quantized())
-    head_ = std::make_unique<Product>(make_product(x_.data(), {{&decoder.lm_head(), nullptr}}, threads));
+    head_ = std::make_unique<Product>(make_product(&x_, {{&decoder.lm_head(), nullptr}}, threads));
+  resize_for(1);
 }
 
-bool DecodePlan::can_step(const KVCache& cache) const {
-  if (cache.dtype() != at::kFloat || cache.batch() != 1 || cache.length() >= cache.capacity()) return false;
+void DecodePlan::resize_for(int64_t seqs) {
+  if (seqs <= seqs_) return;
+  const ModelConfig& c = decoder_.config();
+  const int64_t n = c.hidden_size, q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
+  for (auto [buffer, width] : {std::pair{&h_, n}, {&x_, n}, {&q_, q}, {&k_, kv}, {&v_, kv}, {&attn_, q}, {&o_, n},
+                               {&gate_, c.intermediate_size}, {&up_, c.intermediate_size}, {&mlp_, c.intermediate_size},
+                               {&down_, n}, {&cos_, c.head_dim / 2}, {&sin_, c.head_dim / 2}})
+    buffer->resize(seqs * width);
+  seqs_ = seqs;
+}
+
+bool DecodePlan::can_step(const std::vector<KVCache*>& caches) const {
+  const int64_t seqs = static_cast<int64_t>(caches.size());
+  if (seqs == 0) return false;
+  for (const KVCache* cache : caches)
+    if (cache == nullptr || cache->dtype() != at::kFloat || cache->batch() != 1 || cache->length() >= cache->capacity())
+      return false;
+  std::vector<LowRankUpdate> updates(seqs);
   for (const Layer& l : layers_) {
     const DecoderLayer& s = *l.source;
     for (const Linear* p : {&s.q, &s.k, &s.v, &s.o, &s.gate, &s.up, &s.down})
-      if (!adapter_runs_in_plan(*p)) return false;
+      if (!row_updates(*p, seqs, updates.data())) return false;
   }
-  return adapter_runs_in_plan(decoder_.lm_head());
+  return row_updates(decoder_.lm_head(), seqs, updates.data());
 }
 
-void DecodePlan::run(Product& p) {
+void DecodePlan::run(Product& p, int64_t seqs) {
   const QuantKernelSet& k = active_kernels();
   for (Product::Input& in : p.inputs) {
     // Zeros past cols, so the kernels need no tail handling.
-    in.padded.assign(in.view.blocks_per_row * quant_block_size(in.format), 0.0f);
-    std::copy(p.source, p.source + p.cols, in.padded.begin());
+    const int64_t pc = in.padded_cols();
+    in.padded.assign(seqs * pc, 0.0f);
+    for (int64_t s = 0; s < seqs; ++s)
+      std::copy_n(p.source->data() + s * p.cols, p.cols, in.padded.begin() + s * pc);
     in.int8 = uses_int8_activations(k, in.format);
-    if (in.int8) k.quantize_activation(in.view, in.padded.data(), in.q8);
+    if (!in.int8) continue;
+    in.q8.resize(seqs);
+    in.q8_rows.resize(seqs);
+    for (int64_t s = 0; s < seqs; ++s) {
+      k.quantize_activation(in.view, in.padded.data() + s * pc, in.q8[s]);
+      in.q8_rows[s] = &in.q8[s];
+    }
   }
-  refresh_adapters(p);
+  for (Matrix& m : p.matrices) {
+    if (m.out == nullptr) continue;  // the head: the caller's logits
+    m.ys.resize(seqs);
+    for (int64_t s = 0; s < seqs; ++s) m.ys[s] = m.out->data() + s * m.view.rows;
+  }
+  refresh_adapters(p, seqs);
   const int64_t base_tasks = static_cast<int64_t>(p.chunks.size());
-  pool_.for_each(base_tasks + static_cast<int64_t>(p.adapted.size()), [&](int64_t i) {
+  pool_.for_each(base_tasks + static_cast<int64_t>(p.lora_a.size()), [&](int64_t i) {
     if (i >= base_tasks) {  // an adapter's u = A x, from the unpadded input
-      Matrix& m = p.matrices[p.adapted[i - base_tasks]];
-      dense_rows(m.lora.a, p.cols, p.source, 0, m.lora.rank, 1.0f, false, m.lora_u.data());
+      const Product::Chunk& c = p.lora_a[i - base_tasks];
+      Matrix& m = p.matrices[c.matrix];
+      dense_rows(m.lora[c.seq].a, p.cols, p.source->data() + c.seq * p.cols, 0, c.r1, 1.0f, false,
+                 m.lora_u.data() + c.seq * m.u_stride);
       return;
     }
     const Product::Chunk& c = p.chunks[i];
-    const Matrix& m = p.matrices[c.matrix];
+    Matrix& m = p.matrices[c.matrix];
     const Product::Input& in = p.inputs[m.input];
     if (in.int8) {
-      k.matvec_q8_rows(m.view, in.q8, m.out, c.r0, c.r1);
+      k.matmul_q8_rows(m.view, in.q8_rows.data(), seqs, m.ys.data(), c.r0, c.r1);
     } else {
-      k.matvec_rows(m.view, in.padded.data(), m.out, c.r0, c.r1);
+      for (int64_t s = 0; s < seqs; ++s) k.matvec_rows(m.view, in.padded.data() + s * in.padded_cols(), m.ys[s], c.r0, c.r1);
     }
   });
   for (const Matrix& m : p.matrices)
     if (m.bias != nullptr)
-      for (int64_t r = 0; r < m.view.rows; ++r) m.out[r] += m.bias[r];
+      for (int64_t s = 0; s < seqs; ++s)
+        for (int64_t r = 0; r < m.view.rows; ++r) m.ys[s][r] += m.bias[r];
   // y += s B u, after every u is ready.
-  pool_.for_each(static_cast<int64_t>(p.lora_chunks.size()), [&](int64_t i) {
-    const Product::Chunk& c = p.lora_chunks[i];
+  pool_.for_each(static_cast<int64_t>(p.lora_b.size()), [&](int64_t i) {
+    const Product::Chunk& c = p.lora_b[i];
     const Matrix& m = p.matrices[c.matrix];
-    dense_rows(m.lora.b, m.lora.rank, m.lora_u.data(), c.r0, c.r1, m.lora.scale, true, m.out);
+    const LowRankUpdate& u = m.lora[c.seq];
+    dense_rows(u.b, u.rank, m.lora_u.data() + c.seq * m.u_stride, c.r0, c.r1, u.scale, true, m.ys[c.seq]);
   });
 }
 
-void DecodePlan::attention(int64_t layer, KVCache& cache, int64_t position) {
+void DecodePlan::attention(int64_t layer, const std::vector<KVCache*>& caches) {
   const ModelConfig& c = decoder_.config();
-  const int64_t d = c.head_dim, kv_heads = c.num_kv_heads, group = c.num_heads / kv_heads;
-  rope_rows(q_.data(), c.num_heads, d, cos_.data(), sin_.data(), c.rope_interleaved);
-  rope_rows(k_.data(), kv_heads, d, cos_.data(), sin_.data(), c.rope_interleaved);
-  float* keys = cache.layer_keys(layer).data_ptr<float>();
-  float* values = cache.layer_values(layer).data_ptr<float>();
-  const int64_t head_stride = cache.capacity() * d;  // [1, kv_heads, capacity, d]
-  for (int64_t h = 0; h < kv_heads; ++h) {
-    std::copy_n(k_.data() + h * d, d, keys + h * head_stride + position * d);
-    std::copy_n(v_.data() + h * d, d, values + h * head_stride + position * d);
+  const int64_t d = c.head_dim, kv_heads = c.num_kv_heads, group = c.num_heads / kv_heads, half = d / 2;
+  const int64_t seqs = static_cast<int64_t>(caches.size()), q_width = c.num_heads * d, kv_width = kv_heads * d;
+  for (int64_t s = 0; s < seqs; ++s) {
+    float* q = q_.data() + s * q_width;
+    float* k = k_.data() + s * kv_width;
+    rope_rows(q, c.num_heads, d, cos_.data() + s * half, sin_.data() + s * half, c.rope_interleaved);
+    rope_rows(k, kv_heads, d, cos_.data() + s * half, sin_.data() + s * half, c.rope_interleaved);
+    KVCache& cache = *caches[s];
+    float* keys = cache.layer_keys(layer).data_ptr<float>();
+    float* values = cache.layer_values(layer).data_ptr<float>();
+    const int64_t head_stride = cache.capacity() * d, position = cache.length();  // [1, kv_heads, capacity, d]
+    for (int64_t h = 0; h < kv_heads; ++h) {
+      std::copy_n(k + h * d, d, keys + h * head_stride + position * d);
+      std::copy_n(v_.data() + s * kv_width + h * d, d, values + h * head_stride + position * d);
+    }
   }
-  const int64_t s = position + 1;
   const float scale = static_cast<float>(1.0 / std::sqrt(double(d)));
-  pool_.for_each(kv_heads, [&](int64_t h) {
+  pool_.for_each(seqs * kv_heads, [&](int64_t i) {
+    const int64_t s = i / kv_heads, h = i % kv_heads;
+    KVCache& cache = *caches[s];
+    const int64_t head_stride = cache.capacity() * d, length = cache.length() + 1;
+    const float* keys = cache.layer_keys(layer).data_ptr<float>() + h * head_stride;
+    const float* values = cache.layer_values(layer).data_ptr<float>() + h * head_stride;
     thread_local std::vector<float> scores;
-    scores.resize(group * s);
-    attend_kv_head({q_.data() + h * group * d, keys + h * head_stride, d, values + h * head_stride, d, s, d, group, scale,
-                    scores.data(), attn_.data() + h * group * d});
+    scores.resize(group * length);
+    attend_kv_head({q_.data() + s * q_width + h * group * d, keys, d, values, d, length, d, group, scale, scores.data(),
+                    attn_.data() + s * q_width + h * group * d});
   });
 }
 
-void DecodePlan::step(int32_t token, KVCache& cache, float* logits) {
-  require(can_step(cache), ErrorCode::kInternal, "DecodePlan::step: the plan cannot run this step");
+void DecodePlan::step(const std::vector<int32_t>& tokens, const std::vector<KVCache*>& caches,
+                      const std::vector<float*>& logits) {
+  const int64_t seqs = static_cast<int64_t>(tokens.size());
+  require(caches.size() == tokens.size() && logits.size() == tokens.size(), ErrorCode::kInternal,
+          "DecodePlan::step: one cache and one logits buffer per token");
+  require(can_step(caches), ErrorCode::kInternal, "DecodePlan::step: the plan cannot run this step");
+  resize_for(seqs);
   const ModelConfig& c = decoder_.config();
-  const int64_t n = c.hidden_size, position = cache.length();
-  const at::Tensor e = decoder_.embed(at::full({1}, int64_t(token), at::kLong));
-  std::copy_n(e.data_ptr<float>(), n, h_.data());
+  const int64_t n = c.hidden_size, half = c.head_dim / 2;
+  const at::Tensor e = decoder_.embed(at::tensor(std::vector<int64_t>(tokens.begin(), tokens.end()), at::kLong));
+  std::copy_n(e.contiguous().data_ptr<float>(), seqs * n, h_.data());
   const float* inv_freq = decoder_.rope().inverse_frequencies().data_ptr<float>();
-  for (size_t i = 0; i < cos_.size(); ++i) {
-    const float angle = static_cast<float>(position) * inv_freq[i];  // as Rope::angles: in float
-    cos_[i] = std::cos(angle);
-    sin_[i] = std::sin(angle);
+  for (int64_t s = 0; s < seqs; ++s) {
+    const int64_t position = caches[s]->length();
+    for (int64_t i = 0; i < half; ++i) {
+      const float angle = static_cast<float>(position) * inv_freq[i];  // as Rope::angles: in float
+      cos_[s * half + i] = std::cos(angle);
+      sin_[s * half + i] = std::sin(angle);
+    }
   }
+  auto norm_rows = [&](const at::Tensor& weight) {
+    for (int64_t s = 0; s < seqs; ++s)
+      rms_norm_row(h_.data() + s * n, weight.data_ptr<float>(), n, c.rms_norm_eps, x_.data() + s * n);
+  };
+  auto add_to_residual = [&](const std::vector<float>& delta) {
+    for (int64_t i = 0; i < seqs * n; ++i) h_[i] += delta[i];
+  };
   for (size_t l = 0; l < layers_.size(); ++l) {
     Layer& layer = layers_[l];
-    rms_norm_row(h_.data(), layer.source->attn_norm.data_ptr<float>(), n, c.rms_norm_eps, x_.data());
-    run(layer.qkv);
-    attention(static_cast<int64_t>(l), cache, position);
-    run(layer.o);
-    for (int64_t i = 0; i < n; ++i) h_[i] += o_[i];
-    rms_norm_row(h_.data(), layer.source->mlp_norm.data_ptr<float>(), n, c.rms_norm_eps, x_.data());
-    run(layer.gate_up);
-    silu_mul_row(gate_.data(), up_.data(), c.intermediate_size, mlp_.data());
-    run(layer.down);
-    for (int64_t i = 0; i < n; ++i) h_[i] += down_[i];
+    norm_rows(layer.source->attn_norm);
+    run(layer.qkv, seqs);
+    attention(static_cast<int64_t>(l), caches);
+    run(layer.o, seqs);
+    add_to_residual(o_);
+    norm_rows(layer.source->mlp_norm);
+    run(layer.gate_up, seqs);
+    for (int64_t s = 0; s < seqs; ++s) {
+      const int64_t off = s * c.intermediate_size;
+      silu_mul_row(gate_.data() + off, up_.data() + off, c.intermediate_size, mlp_.data() + off);
+    }
+    run(layer.down, seqs);
+    add_to_residual(down_);
   }
-  cache.advance(1);
-  rms_norm_row(h_.data(), decoder_.final_norm_weight().data_ptr<float>(), n, c.rms_norm_eps, x_.data());
+  for (KVCache* cache : caches) cache->advance(1);
+  norm_rows(decoder_.final_norm_weight());
   if (head_) {
-    head_->matrices.front().out = logits;
-    run(*head_);
+    head_->matrices.front().ys = logits;
+    run(*head_, seqs);
     return;
   }
-  // A dense head (fp32 / bf16): one ATen product into the caller's buffer.
-  at::Tensor out = at::from_blob(logits, {decoder_.lm_head().out_features()}, at::kFloat);
-  out.copy_(decoder_.lm_head().forward(at::from_blob(x_.data(), {1, n}, at::kFloat)).view({-1}));
+  // A dense head (fp32 / bf16): one ATen product per sequence (a product over several rows may
+  // round each row differently from one over a single row).
+  for (int64_t s = 0; s < seqs; ++s) {
+    at::Tensor out = at::from_blob(logits[s], {decoder_.lm_head().out_features()}, at::kFloat);
+    out.copy_(decoder_.lm_head().forward(at::from_blob(x_.data() + s * n, {1, n}, at::kFloat)).view({-1}));
+  }
 }
 
 }  // namespace hearth

@@ -23,6 +23,15 @@ class LinearAdapter {
   // Fills `out` and returns true when apply() is exactly a low-rank update (the prepared decode
   // step then runs it over raw buffers, decode_plan.h); false keeps apply().
   virtual bool low_rank_update(LowRankUpdate& /*out*/) const { return false; }
+  // The same for a step of `rows` rows, one per sequence of a batched decode step, when rows may
+  // take different adapters (adapters/adapter_routing.h): fills out[0, rows) (rank 0: the bare
+  // base) and returns true, or false when some row's update is not a plain low-rank one.
+  virtual bool row_low_rank_updates(int64_t rows, LowRankUpdate* out) const {
+    LowRankUpdate u;
+    if (!low_rank_update(u)) return false;
+    for (int64_t i = 0; i < rows; ++i) out[i] = u;
+    return true;
+  }
   // x: the layer input [..., in]; base_out: W x + b [..., out]. Returns the adapted output.
   virtual at::Tensor apply(const at::Tensor& x, const at::Tensor& base_out, const Linear& base) const = 0;
 };
