@@ -1,9 +1,11 @@
 #include "engine/test_time_training.h"
 
 #include <chrono>
+#include <optional>
 
 #include "adapters/adapter.h"
 #include "adapters/adapter_set.h"
+#include "adapters/stacked_delta.h"
 #include "core/error.h"
 #include "core/json_fields.h"
 #include "engine/training_plan.h"
@@ -35,17 +37,6 @@ AdapterConfig fresh_config(const TttSettings& s) {
   c.targets = s.targets;
   c.seed = s.seed;
   return c;
-}
-
-// A trainable copy of `init` (its tensors copied: training never changes the user's adapter).
-std::shared_ptr<Adapter> copy_of(const Decoder& decoder, const Adapter& init) {
-  std::map<std::string, at::Tensor> tensors;
-  for (const auto& [name, t] : init.named_parameters()) tensors[name] = t;
-  return Adapter::from_tensors(decoder, init.config(), [&](const std::string& key, const std::vector<int64_t>& shape) {
-    auto it = tensors.find(key);
-    require(it != tensors.end() && it->second.sizes().vec() == shape, ErrorCode::kInternal, "adapter copy: " + key);
-    return it->second.detach().clone();
-  });
 }
 
 // The chunk length and checkpointing that keep a step under the memory ceiling (the longest
@@ -125,7 +116,11 @@ std::shared_ptr<Adapter> train_on_context(const Decoder& base, const std::vector
   at::AutoGradMode grad(true);
   // A decoder of its own over the same weights (shallow copy), so the base's slots stay as they are.
   auto decoder = std::make_shared<Decoder>(base);
-  std::shared_ptr<Adapter> adapter = init ? copy_of(*decoder, *init) : Adapter::create(*decoder, fresh_config(settings));
+  // Over a user's adapter a fresh delta trains and the user's factors stay frozen: training them
+  // on the context undid what they had learned (docs/serving.md).
+  std::optional<StackedDelta> stacked;
+  if (init) stacked.emplace(*decoder, *init, fresh_config(settings));
+  std::shared_ptr<Adapter> adapter = stacked ? stacked->adapter() : Adapter::create(*decoder, fresh_config(settings));
   attach_adapter(*decoder, adapter);
   adapter->set_training(true);
 
@@ -137,7 +132,8 @@ std::shared_ptr<Adapter> train_on_context(const Decoder& base, const std::vector
   oc.name = "adamw";
   oc.lr = settings.lr;
   std::unique_ptr<optim::Optimizer> opt =
-      optim::make_optimizer(oc, {optim::ParamGroup{"ttt", adapter->parameters(), std::nullopt, std::nullopt, false, 0}});
+      // No weight decay: the frozen part's zero gradients must leave it exactly as it is.
+      optim::make_optimizer(oc, {optim::ParamGroup{"ttt", adapter->parameters(), std::nullopt, 0.0, false, 0}});
 
   TttReport r;
   r.context_tokens = static_cast<int64_t>(context.size());
@@ -158,6 +154,7 @@ std::shared_ptr<Adapter> train_on_context(const Decoder& base, const std::vector
     try {
       at::Tensor loss = chunk_loss(*decoder, context, chunks[step % chunks.size()], checkpoint);
       loss.backward();
+      if (stacked) stacked->keep_base_frozen();
       opt->step();
       opt->zero_grad();
       const double value = loss.item<double>();

@@ -21,7 +21,7 @@ namespace hearth::engine {
 struct TttSettings {
   int64_t steps = 0;             // optimizer steps, one chunk each; 0: test-time training off
   double lr = 3e-3;              // AdamW, constant
-  int64_t rank = 8;              // of a fresh adapter (one initialized from the user's keeps its own)
+  int64_t rank = 8;              // of the trained adapter (over a user's adapter: of the delta stacked on it)
   double alpha = 0;              // 0: 2 * rank
   int64_t chunk_tokens = 256;    // positions per step; capped by the model's window
   std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
@@ -80,8 +80,9 @@ class ContextTrainingHook : public TestTimeHook {
   TttReport report_;
 };
 
-// Trains a new adapter on `context`: fresh (settings' rank, targets, seed) or, given `init`, a
-// copy of it (its method, rank and targets; `init` itself is not changed). Step i trains on
+// Trains a new adapter on `context`: fresh (settings' rank, targets, seed) or, given `init` (the
+// user's adapter), a fresh delta of that rank stacked over a frozen copy of it
+// (adapters/stacked_delta.h: rank init + settings' rank; `init` itself is not changed). Step i trains on
 // chunk i mod chunks of the context, each chunk a sequence of its own from position 0. Stops
 // after settings.steps, at max_seconds (a step under way is abandoned) or when `cancel` is set.
 // kInvalidArgument when the context has fewer than 2 tokens or max_memory_mb cannot be met.

@@ -1,8 +1,10 @@
 // Test-time training on the real stories260K model (nf4) and real Austen text: the short-lived
 // adapter lowers the loss on its context, including the part beyond the model's window; the base
-// and a user adapter it starts from are left as they were; the step, time, memory and cancel
+// and a user adapter it trains over are left as they were; the step, time, memory and cancel
 // limits hold.
 #include <gtest/gtest.h>
+
+#include <map>
 
 #include "adapters/adapter.h"
 #include "adapters/adapter_set.h"
@@ -87,22 +89,50 @@ TEST_F(TttTest, LowersTheLossOnItsContextBeyondTheWindowAndLeavesTheBaseAlone) {
   EXPECT_LT(report.last_loss, report.first_loss);
 }
 
-TEST_F(TttTest, StartsFromACopyOfTheUserAdapter) {
+// Over a user's adapter a fresh delta trains and the user's factors stay frozen (training them
+// on the context undid their training: docs/serving.md). The user's own adapter never changes.
+TEST_F(TttTest, TrainsAFreshDeltaOverTheFrozenUserAdapter) {
   Decoder& base = *model_->decoder;
   auto user = testing::random_adapter(base, testing::adapter_kind(AdapterMethod::kDoRA, 4, 8, "q,v", 9), 0.05);
   std::vector<at::Tensor> snapshot;
   for (const at::Tensor& p : user->parameters()) snapshot.push_back(p.detach().clone());
-  auto trained = engine::train_on_context(base, context_, settings(4), user, nullptr);
+  auto trained = engine::train_on_context(base, context_, settings(8), user, nullptr);
   EXPECT_EQ(trained->config().method, AdapterMethod::kDoRA);
-  EXPECT_EQ(trained->config().rank, 4);
-  const auto params = user->parameters(), moved = trained->parameters();
-  ASSERT_EQ(params.size(), moved.size());
-  bool any_moved = false;
-  for (size_t i = 0; i < params.size(); ++i) {
-    EXPECT_TRUE(at::equal(params[i], snapshot[i])) << "the user's adapter must not change";
-    any_moved = any_moved || !at::equal(moved[i], snapshot[i]);
+  EXPECT_EQ(trained->config().rank, 4 + 8);
+  EXPECT_EQ(trained->config().targets.size(), 7u) << "the union of the user's q,v and the delta's seven";
+  const auto params = user->parameters();
+  for (size_t i = 0; i < params.size(); ++i) EXPECT_TRUE(at::equal(params[i], snapshot[i])) << "the user's adapter must not change";
+
+  // The user's part of every stacked module is exactly as stacked (frozen), the delta's moved.
+  std::map<std::string, at::Tensor> mine;
+  for (const auto& [name, t] : user->named_parameters()) mine[name] = t;
+  const double factor = user->config().scale() / trained->config().scale();
+  bool delta_moved = false;
+  for (const auto& [name, t] : trained->named_parameters()) {
+    auto it = mine.find(name);
+    if (name.find("magnitude") != std::string::npos) {
+      if (it != mine.end()) EXPECT_TRUE(at::equal(t, it->second)) << name;
+      continue;
+    }
+    const bool is_a = name.find("lora_A") != std::string::npos;
+    const at::Tensor user_part = t.narrow(is_a ? 0 : 1, 0, 4), delta_part = t.narrow(is_a ? 0 : 1, 4, 8);
+    if (it != mine.end()) {
+      EXPECT_TRUE(at::equal(user_part, is_a ? it->second : it->second * factor)) << name;
+    } else {
+      EXPECT_TRUE(at::equal(user_part, at::zeros_like(user_part))) << name << ": the user has no factor here";
+    }
+    if (!is_a) delta_moved = delta_moved || delta_part.abs().max().item<float>() > 0;
   }
-  EXPECT_TRUE(any_moved);
+  EXPECT_TRUE(delta_moved) << "B of the delta starts at zero and must have learned";
+
+  // And it learned the context on top of what the user's adapter computes.
+  Decoder with_user(base), with_trained(base);
+  attach_adapter(with_user, user);
+  attach_adapter(with_trained, trained);
+  const double before = loss_on(with_user, 0, 512), after = loss_on(with_trained, 0, 512);
+  // 8 AdamW steps at 3e-3 over these 512 tokens (measured: 4.02 -> 2.48 nats); half a nat is
+  // far beyond float noise and well inside what the delta learns.
+  EXPECT_LT(after, before - 0.5) << before << " -> " << after;
 }
 
 TEST_F(TttTest, LimitsStopIt) {
