@@ -32,9 +32,10 @@ std::string write_sealed_blob(const std::filesystem::path& path, std::string_vie
 std::string read_sealed_blob(const std::filesystem::path& path, const std::string& sha256,
                              const privacy::SecretKey& key, const privacy::RecordRef& where) {
   // Authenticity first, so a changed byte reports the record; then the digest, which catches
-  // a file swapped for an older, validly sealed version of the same record.
-  std::string plain = privacy::open_sealed_file(path, key, where);
-  require(sha256_hex(read_file(path)) == sha256, ErrorCode::kCorruptFile,
+  // a file swapped for an older, validly sealed version of the same record. One read serves both.
+  const std::string sealed = read_file(path);
+  std::string plain = privacy::open_sealed_bytes(sealed, key, where, path.string());
+  require(sha256_hex(sealed) == sha256, ErrorCode::kCorruptFile,
           path.string() + " is not the version recorded for " + where.describe() + " (SHA-256 differs)");
   return plain;
 }
