@@ -18,6 +18,7 @@
 
 #include "inference/quant/nf4_format.h"
 #include "inference/quant/quant_kernels.h"
+#include "inference/quant/seq_chunks.h"
 
 namespace hearth {
 namespace {
@@ -194,14 +195,10 @@ void q8_rows(const PackedView& m, const Q8Activation* const* xs, float* const* y
 template <QuantFormat F>
 void matmul_q8_rows_t(const PackedView& m, const Q8Activation* const* xs, int64_t seqs, float* const* ys, int64_t r0,
                       int64_t r1) {
-  for (int64_t s = 0; s < seqs; s += 4) {
-    switch (std::min<int64_t>(4, seqs - s)) {
-      case 1: q8_rows<F, 4, 1>(m, xs + s, ys + s, r0, r1); break;
-      case 2: q8_rows<F, 1, 2>(m, xs + s, ys + s, r0, r1); break;
-      case 3: q8_rows<F, 1, 3>(m, xs + s, ys + s, r0, r1); break;
-      default: q8_rows<F, 1, 4>(m, xs + s, ys + s, r0, r1); break;
-    }
-  }
+  for_seq_chunks(seqs, [&](auto chunk, int64_t s) {
+    constexpr int kSeqs = decltype(chunk)::value;
+    q8_rows<F, kSeqs == 1 ? 4 : 1, kSeqs>(m, xs + s, ys + s, r0, r1);
+  });
 }
 
 }  // namespace

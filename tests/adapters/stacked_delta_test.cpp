@@ -5,19 +5,12 @@
 #include "adapter_fixtures.h"
 #include "adapters/adapter_set.h"
 #include "adapters/stacked_delta.h"
+#include "serving_fixtures.h"
 
 namespace hearth {
 namespace {
 
-AdapterConfig config(AdapterMethod method, int64_t rank, double alpha, const std::string& targets, uint64_t seed) {
-  AdapterConfig c;
-  c.method = method;
-  c.rank = rank;
-  c.alpha = alpha;
-  c.targets = AdapterConfig::parse_targets(targets);
-  c.seed = seed;
-  return c;
-}
+using testing::adapter_kind;
 
 at::Tensor logits_with(const Decoder& base, const std::shared_ptr<Adapter>& adapter, const ForwardInput& in) {
   Decoder d(base);
@@ -30,9 +23,9 @@ TEST(StackedDelta, StartsOutComputingExactlyTheAdapterUnderIt) {
   LoadedModel m = testing::load_tiny(/*nf4=*/true);
   const ForwardInput in = testing::tokens_input(2, 9, m.decoder->config().vocab_size, 3);
   for (AdapterMethod method : {AdapterMethod::kLoRA, AdapterMethod::kDoRA}) {
-    auto user = Adapter::create(*m.decoder, config(method, 4, 16, "q,v", 1));  // scale 4
+    auto user = Adapter::create(*m.decoder, adapter_kind(method, 4, 16, "q,v", 1));  // scale 4
     testing::randomize_adapter(*user, 2, 0.2);
-    StackedDelta stacked(*m.decoder, *user, config(AdapterMethod::kLoRA, 8, 16, "q,o,down", 5));  // scale 2
+    StackedDelta stacked(*m.decoder, *user, adapter_kind(AdapterMethod::kLoRA, 8, 16, "q,o,down", 5));  // scale 2
     const AdapterConfig& c = stacked.adapter()->config();
     EXPECT_EQ(c.method, method);
     EXPECT_EQ(c.rank, 12);
@@ -49,9 +42,9 @@ TEST(StackedDelta, StartsOutComputingExactlyTheAdapterUnderIt) {
 
 TEST(StackedDelta, OnlyTheDeltasOwnFactorsKeepTheirGradients) {
   LoadedModel m = testing::load_tiny(/*nf4=*/true);
-  auto user = Adapter::create(*m.decoder, config(AdapterMethod::kDoRA, 4, 8, "q,v", 1));
+  auto user = Adapter::create(*m.decoder, adapter_kind(AdapterMethod::kDoRA, 4, 8, "q,v", 1));
   testing::randomize_adapter(*user, 2, 0.2);
-  StackedDelta stacked(*m.decoder, *user, config(AdapterMethod::kLoRA, 8, 16, "q,o", 5));
+  StackedDelta stacked(*m.decoder, *user, adapter_kind(AdapterMethod::kLoRA, 8, 16, "q,o", 5));
   Decoder d(*m.decoder);
   attach_adapter(d, stacked.adapter());
   stacked.adapter()->set_training(true);
