@@ -7,7 +7,7 @@
 // tails (the defaults are chosen there, never on the reported passages).
 //
 //   bench_ttt [--adapter runs/austen-qlora-r8/adapter] [--quant nf4] [--passages 20] [--tune]
-//             [--steps K] [--lr X] [--rank R] [--chunk N]
+//             [--steps K] [--lr X] [--user-lr-factor F] [--rank R] [--chunk N]
 #include <stdlib.h>
 #include <time.h>
 
@@ -132,11 +132,13 @@ Outcome run(const Decoder& base, const std::shared_ptr<Adapter>& init, const std
   return {std::exp(nll_without / n), std::exp(nll_with / n), change / n, seconds / per_1k, cpu / per_1k};
 }
 
-void print(const char* what, const engine::TttSettings& s, const Outcome& o) {
-  std::printf("%-16s steps %3lld lr %.0e rank %2lld chunk %3lld | ppl %7.3f -> %7.3f | mean change %+6.2f%% | per 1k "
-              "context tokens %.2f s wall, %.2f s CPU\n",
-              what, (long long)s.steps, s.lr, (long long)s.rank, (long long)s.chunk_tokens, o.ppl_without, o.ppl_with,
-              100 * o.mean_change, o.seconds_per_1k, o.cpu_seconds_per_1k);
+// over_user: the runs over the Austen adapter, whose delta trains at lr * user_lr_factor.
+void print(const char* what, const engine::TttSettings& s, bool over_user, const Outcome& o) {
+  std::printf("%-16s steps %3lld lr %.0e x %.2f rank %2lld chunk %3lld | ppl %7.3f -> %7.3f | mean change %+6.2f%% | per "
+              "1k context tokens %.2f s wall, %.2f s CPU\n",
+              what, (long long)s.steps, s.lr, over_user ? s.user_lr_factor : 1.0, (long long)s.rank,
+              (long long)s.chunk_tokens, o.ppl_without, o.ppl_with, 100 * o.mean_change, o.seconds_per_1k,
+              o.cpu_seconds_per_1k);
   std::fflush(stdout);
 }
 
@@ -145,7 +147,7 @@ void print(const char* what, const engine::TttSettings& s, const Outcome& o) {
 int main(int argc, char** argv) {
   Options o;
   o.model = asset_path("models/stories260K");
-  o.ttt.steps = 16;
+  o.ttt.steps = 8;
   o.ttt.max_seconds = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -157,6 +159,7 @@ int main(int argc, char** argv) {
     else if (a == "--tune") o.tune = true;
     else if (a == "--steps") o.ttt.steps = std::stoll(value());
     else if (a == "--lr") o.ttt.lr = std::stod(value());
+    else if (a == "--user-lr-factor") o.ttt.user_lr_factor = std::stod(value());
     else if (a == "--rank") o.ttt.rank = std::stoll(value());
     else if (a == "--chunk") o.ttt.chunk_tokens = std::stoll(value());
     else {
@@ -182,12 +185,20 @@ int main(int argc, char** argv) {
         engine::TttSettings s = o.ttt;
         s.steps = steps;
         s.lr = lr;
-        print("  base", s, run(*m.decoder, nullptr, tuning, s));
-        if (austen) print("  austen adapter", s, run(*m.decoder, austen, tuning, s));
+        print("  base", s, false, run(*m.decoder, nullptr, tuning, s));
+      }
+    }
+    // Over the adapter: the delta's learning rate as a fraction of the base's (--lr).
+    for (int64_t steps : {8, 16}) {
+      for (double factor : {0.03, 0.1, 0.3}) {
+        engine::TttSettings s = o.ttt;
+        s.steps = steps;
+        s.user_lr_factor = factor;
+        if (austen) print("  austen adapter", s, true, run(*m.decoder, austen, tuning, s));
       }
     }
   }
-  print("base", o.ttt, run(*m.decoder, nullptr, reported, o.ttt));
-  if (austen) print("austen adapter", o.ttt, run(*m.decoder, austen, reported, o.ttt));
+  print("base", o.ttt, false, run(*m.decoder, nullptr, reported, o.ttt));
+  if (austen) print("austen adapter", o.ttt, true, run(*m.decoder, austen, reported, o.ttt));
   return 0;
 }

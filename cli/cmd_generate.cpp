@@ -149,6 +149,9 @@ CommandRegistration generate_command("generate", [](CLI::App& app) {
   sub->add_option("--ttt-steps", t.steps, "test-time training: optimizer steps on --context (one chunk each); 0 = off")
       ->capture_default_str();
   sub->add_option("--ttt-lr", t.lr, "test-time training: learning rate (AdamW)")->capture_default_str();
+  sub->add_option("--ttt-user-lr-factor", t.user_lr_factor,
+                  "test-time training over --adapter: the delta's learning rate is --ttt-lr times this")
+      ->capture_default_str();
   sub->add_option("--ttt-rank", t.rank, "test-time training: rank of a fresh adapter")->capture_default_str();
   sub->add_option("--ttt-chunk", t.chunk_tokens, "test-time training: context tokens per step")->capture_default_str();
   sub->add_option("--ttt-targets", cmd->ttt_targets, "test-time training: projections to adapt (q,k,v,o,gate,up,down or all)");

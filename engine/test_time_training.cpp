@@ -72,6 +72,8 @@ void TttSettings::validate() const {
   require(steps >= 0 && steps <= 100000, ErrorCode::kInvalidArgument,
           "ttt steps must be in [0, 100000], got " + std::to_string(steps));
   require(lr > 0 && lr <= 1, ErrorCode::kInvalidArgument, "ttt lr must be in (0, 1], got " + std::to_string(lr));
+  require(user_lr_factor > 0 && user_lr_factor <= 1, ErrorCode::kInvalidArgument,
+          "ttt user_lr_factor must be in (0, 1], got " + std::to_string(user_lr_factor));
   require(chunk_tokens >= 2 && chunk_tokens <= 1 << 20, ErrorCode::kInvalidArgument,
           "ttt chunk must be in [2, 1048576] tokens, got " + std::to_string(chunk_tokens));
   require(max_seconds >= 0 && max_memory_mb >= 0, ErrorCode::kInvalidArgument,
@@ -84,6 +86,7 @@ TttSettings TttSettings::from_json(const Json& j, const std::string& what) {
   JsonFields f(j, what);
   f.read("steps", s.steps, 0, 100000);
   f.read("lr", s.lr, 1e-7, 1.0);
+  f.read("user_lr_factor", s.user_lr_factor, 1e-4, 1.0);
   f.read("rank", s.rank, 1, 1024);
   f.read("alpha", s.alpha, 0.0, 1e6);
   f.read("chunk", s.chunk_tokens, 2, 1 << 20);
@@ -130,7 +133,7 @@ std::shared_ptr<Adapter> train_on_context(const Decoder& base, const std::vector
   const std::vector<Chunk> chunks = chunks_of(int64_t(context.size()), chunk);
   optim::OptimizerConfig oc;
   oc.name = "adamw";
-  oc.lr = settings.lr;
+  oc.lr = stacked ? settings.lr * settings.user_lr_factor : settings.lr;
   std::unique_ptr<optim::Optimizer> opt =
       // No weight decay: the frozen part's zero gradients must leave it exactly as it is.
       optim::make_optimizer(oc, {optim::ParamGroup{"ttt", adapter->parameters(), std::nullopt, 0.0, false, 0}});

@@ -21,6 +21,9 @@ namespace hearth::engine {
 struct TttSettings {
   int64_t steps = 0;             // optimizer steps, one chunk each; 0: test-time training off
   double lr = 3e-3;              // AdamW, constant
+  // Over a user's adapter the delta trains at lr * user_lr_factor: that adapter already models
+  // its user's text, and steps as large as a bare base takes overfit the context (docs/serving.md).
+  double user_lr_factor = 0.1;
   int64_t rank = 8;              // of the trained adapter (over a user's adapter: of the delta stacked on it)
   double alpha = 0;              // 0: 2 * rank
   int64_t chunk_tokens = 256;    // positions per step; capped by the model's window
@@ -33,8 +36,8 @@ struct TttSettings {
   bool enabled() const { return steps > 0; }
   // kInvalidArgument naming the bad field.
   void validate() const;
-  // Reads {"steps", "lr", "rank", "alpha", "chunk", "targets", "max_seconds", "max_memory_mb",
-  // "seed", "keep"} over the defaults; unknown fields and bad values are errors naming them.
+  // Reads {"steps", "lr", "user_lr_factor", "rank", "alpha", "chunk", "targets", "max_seconds",
+  // "max_memory_mb", "seed", "keep"} over the defaults; unknown fields and bad values are errors naming them.
   static TttSettings from_json(const Json& j, const std::string& what);
 };
 

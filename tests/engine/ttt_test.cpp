@@ -96,7 +96,10 @@ TEST_F(TttTest, TrainsAFreshDeltaOverTheFrozenUserAdapter) {
   auto user = testing::random_adapter(base, testing::adapter_kind(AdapterMethod::kDoRA, 4, 8, "q,v", 9), 0.05);
   std::vector<at::Tensor> snapshot;
   for (const at::Tensor& p : user->parameters()) snapshot.push_back(p.detach().clone());
-  auto trained = engine::train_on_context(base, context_, settings(8), user, nullptr);
+  // The delta at the full learning rate (the default trains it 10x slower): a strong signal below.
+  engine::TttSettings s = settings(8);
+  s.user_lr_factor = 1.0;
+  auto trained = engine::train_on_context(base, context_, s, user, nullptr);
   EXPECT_EQ(trained->config().method, AdapterMethod::kDoRA);
   EXPECT_EQ(trained->config().rank, 4 + 8);
   EXPECT_EQ(trained->config().targets.size(), 7u) << "the union of the user's q,v and the delta's seven";
@@ -133,6 +136,28 @@ TEST_F(TttTest, TrainsAFreshDeltaOverTheFrozenUserAdapter) {
   // 8 AdamW steps at 3e-3 over these 512 tokens (measured: 4.02 -> 2.48 nats); half a nat is
   // far beyond float noise and well inside what the delta learns.
   EXPECT_LT(after, before - 0.5) << before << " -> " << after;
+}
+
+// The delta over a user's adapter trains at lr * user_lr_factor: read from a request's JSON,
+// refused out of range, and a smaller factor moves the delta less.
+TEST_F(TttTest, UserLrFactorIsReadCheckedAndSlowsTheDelta) {
+  EXPECT_DOUBLE_EQ(engine::TttSettings::from_json({{"steps", 2}, {"user_lr_factor", 0.25}}, "ttt").user_lr_factor, 0.25);
+  for (double bad : {0.0, -1.0, 2.0})
+    EXPECT_THROW(engine::TttSettings::from_json({{"steps", 2}, {"user_lr_factor", bad}}, "ttt"), Error) << bad;
+  Decoder& base = *model_->decoder;
+  auto user = testing::random_adapter(base, testing::adapter_kind(AdapterMethod::kLoRA, 4, 8, "q,v", 3), 0.05);
+  auto delta_norm = [&](double factor) {
+    engine::TttSettings s = settings(2);
+    s.user_lr_factor = factor;
+    auto trained = engine::train_on_context(base, context_, s, user, nullptr);
+    double sum = 0;
+    for (const AdapterModule& m : trained->modules()) sum += m.impl->lora_B().narrow(1, 4, 8).norm().item<double>();
+    return sum;
+  };
+  // Adam's first steps move each weight by about lr: a tenth of the rate, about a tenth of the move.
+  const double full = delta_norm(1.0), tenth = delta_norm(0.1);
+  EXPECT_GT(full, 0);
+  EXPECT_LT(tenth, 0.3 * full) << full << " vs " << tenth;
 }
 
 TEST_F(TttTest, LimitsStopIt) {
