@@ -1,7 +1,9 @@
 #include "inference/decode_plan.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <thread>
 
 #include "core/error.h"
 #include "inference/decode_kernels.h"
@@ -18,10 +20,12 @@ struct DecodePlan::Matrix {
   std::vector<float>* out = nullptr;  // row s: sequence s's output (view.rows floats); null: ys set by the caller
   size_t input = 0;
   std::vector<float*> ys;             // this step's output row of each sequence
-  // This step's adapter of each sequence (rank 0: none) and its A x (u_stride floats per sequence).
+  // This step's adapter of each sequence (rank 0: none), its A x (u_stride floats per sequence)
+  // and which of the product's A x tasks computes it (-1: none).
   std::vector<LowRankUpdate> lora;
   std::vector<float> lora_u;
   int64_t u_stride = 0;
+  std::vector<int64_t> u_task;
 };
 
 // Matrix-vector products that share one input (q, k and v; gate and up; ...), split into row
@@ -47,9 +51,11 @@ struct DecodePlan::Product {
   std::vector<Input> inputs;
   std::vector<Matrix> matrices;
   std::vector<Chunk> chunks;
-  // This step's adapter work: u = A x per adapted (matrix, sequence), run with the base chunks,
-  // then y += s B u in chunks of rows.
-  std::vector<Chunk> lora_a, lora_b;
+  // This step's u = A x per adapted (matrix, sequence): the first tasks of the product's phase,
+  // each raising its flag when done; a base chunk then adds s B u to its own rows.
+  std::vector<Chunk> lora_a;
+  std::unique_ptr<std::atomic<bool>[]> u_ready;
+  size_t u_ready_size = 0;
 };
 
 struct DecodePlan::Layer {
@@ -119,8 +125,6 @@ bool row_updates(const Linear& linear, int64_t seqs, LowRankUpdate* out) {
 // the step's adapter work.
 void refresh_adapters(DecodePlan::Product& p, int64_t seqs) {
   p.lora_a.clear();
-  p.lora_b.clear();
-  constexpr int64_t kLoraRowsPerChunk = 256;
   for (size_t i = 0; i < p.matrices.size(); ++i) {
     DecodePlan::Matrix& m = p.matrices[i];
     m.lora.resize(seqs);
@@ -129,13 +133,18 @@ void refresh_adapters(DecodePlan::Product& p, int64_t seqs) {
     m.u_stride = 0;
     for (const LowRankUpdate& u : m.lora) m.u_stride = std::max(m.u_stride, u.rank);
     m.lora_u.resize(seqs * m.u_stride);
+    m.u_task.assign(seqs, -1);
     for (int64_t s = 0; s < seqs; ++s) {
       if (m.lora[s].rank == 0) continue;
+      m.u_task[s] = static_cast<int64_t>(p.lora_a.size());
       p.lora_a.push_back({i, 0, m.lora[s].rank, s});
-      for (int64_t r = 0; r < m.view.rows; r += kLoraRowsPerChunk)
-        p.lora_b.push_back({i, r, std::min(m.view.rows, r + kLoraRowsPerChunk), s});
     }
   }
+  if (p.u_ready_size < p.lora_a.size()) {
+    p.u_ready_size = p.lora_a.size();
+    p.u_ready = std::make_unique<std::atomic<bool>[]>(p.u_ready_size);
+  }
+  for (size_t i = 0; i < p.lora_a.size(); ++i) p.u_ready[i].store(false, std::memory_order_relaxed);
 }
 
 bool fp32_vector(const at::Tensor& t) { return t.scalar_type() == at::kFloat && t.is_contiguous(); }
@@ -228,16 +237,20 @@ void DecodePlan::run(Product& p, int64_t seqs) {
     for (int64_t s = 0; s < seqs; ++s) m.ys[s] = m.out->data() + s * m.view.rows;
   }
   refresh_adapters(p, seqs);
-  const int64_t base_tasks = static_cast<int64_t>(p.chunks.size());
-  pool_.for_each(base_tasks + static_cast<int64_t>(p.lora_a.size()), [&](int64_t i) {
-    if (i >= base_tasks) {  // an adapter's u = A x, from the unpadded input
-      const Product::Chunk& c = p.lora_a[i - base_tasks];
+  // One phase: the adapters' u = A x first (the pool hands out tasks in index order, so each is
+  // under way before any chunk that waits for it), then the base chunks, each finishing its rows
+  // with the bias and s B u in that order.
+  const int64_t a_tasks = static_cast<int64_t>(p.lora_a.size());
+  pool_.for_each(a_tasks + static_cast<int64_t>(p.chunks.size()), [&](int64_t i) {
+    if (i < a_tasks) {  // from the unpadded input
+      const Product::Chunk& c = p.lora_a[i];
       Matrix& m = p.matrices[c.matrix];
       dense_rows(m.lora[c.seq].a, p.cols, p.source->data() + c.seq * p.cols, 0, c.r1, 1.0f, false,
                  m.lora_u.data() + c.seq * m.u_stride);
+      p.u_ready[i].store(true, std::memory_order_release);
       return;
     }
-    const Product::Chunk& c = p.chunks[i];
+    const Product::Chunk& c = p.chunks[i - a_tasks];
     Matrix& m = p.matrices[c.matrix];
     const Product::Input& in = p.inputs[m.input];
     if (in.int8) {
@@ -245,17 +258,14 @@ void DecodePlan::run(Product& p, int64_t seqs) {
     } else {
       for (int64_t s = 0; s < seqs; ++s) k.matvec_rows(m.view, in.padded.data() + s * in.padded_cols(), m.ys[s], c.r0, c.r1);
     }
-  });
-  for (const Matrix& m : p.matrices)
-    if (m.bias != nullptr)
-      for (int64_t s = 0; s < seqs; ++s)
-        for (int64_t r = 0; r < m.view.rows; ++r) m.ys[s][r] += m.bias[r];
-  // y += s B u, after every u is ready.
-  pool_.for_each(static_cast<int64_t>(p.lora_b.size()), [&](int64_t i) {
-    const Product::Chunk& c = p.lora_b[i];
-    const Matrix& m = p.matrices[c.matrix];
-    const LowRankUpdate& u = m.lora[c.seq];
-    dense_rows(u.b, u.rank, m.lora_u.data() + c.seq * m.u_stride, c.r0, c.r1, u.scale, true, m.ys[c.seq]);
+    for (int64_t s = 0; s < seqs; ++s) {
+      if (m.bias != nullptr)
+        for (int64_t r = c.r0; r < c.r1; ++r) m.ys[s][r] += m.bias[r];
+      if (m.u_task[s] < 0) continue;
+      while (!p.u_ready[m.u_task[s]].load(std::memory_order_acquire)) std::this_thread::yield();
+      const LowRankUpdate& u = m.lora[s];
+      dense_rows(u.b, u.rank, m.lora_u.data() + s * m.u_stride, c.r0, c.r1, u.scale, true, m.ys[s]);
+    }
   });
 }
 
