@@ -82,6 +82,13 @@ AdapterRouter::~AdapterRouter() {
     for (auto& [name, linear] : layer.projections()) linear->set_adapter(nullptr);
 }
 
+bool is_plain_low_rank(const RoutableAdapter& adapter) {
+  LowRankUpdate unused;
+  for (const auto& layer : adapter.by_slot)
+    if (layer && !layer->low_rank_update(unused)) return false;
+  return true;
+}
+
 std::shared_ptr<const RoutableAdapter> AdapterRouter::prepare(std::shared_ptr<Adapter> adapter) const {
   require(adapter != nullptr, ErrorCode::kInvalidArgument, "AdapterRouter::prepare: no adapter given");
   const int64_t layers = static_cast<int64_t>(decoder_->layers().size());

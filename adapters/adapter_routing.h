@@ -18,6 +18,10 @@ struct RoutableAdapter {
   size_t bytes = 0;                                           // parameter bytes held
 };
 
+// Whether every layer of `adapter` is now a plain low-rank update (LoRA, not training): what the
+// prepared decode step runs (inference/decode_plan.h).
+bool is_plain_low_rank(const RoutableAdapter& adapter);
+
 // Rows [first_row, first_row + rows) of the flattened batch (all positions of a forward, in
 // order) use `adapter` (null: the bare base), its update multiplied by `strength`:
 // LoRA y = W x + strength * s B A x; DoRA y = base + strength * (DoRA(x) - base).

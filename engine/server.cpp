@@ -261,7 +261,7 @@ class Server::Impl {
     std::vector<SequenceStep> planned_steps, other_steps;
     std::vector<int64_t> planned_rows, other_rows;
     for (size_t i = 0; i < batch.size(); ++i) {
-      const bool in_plan = plan_ && (!batch[i]->adapter || batch[i]->adapter->adapter->config().method == AdapterMethod::kLoRA);
+      const bool in_plan = plan_ && (!batch[i]->adapter || is_plain_low_rank(*batch[i]->adapter));
       (in_plan ? planned : other).push_back(batch[i]);
       (in_plan ? planned_steps : other_steps).push_back(steps[i]);
       (in_plan ? planned_rows : other_rows).push_back(int64_t(i));

@@ -54,8 +54,7 @@ struct DecodePlan::Product {
   // This step's u = A x per adapted (matrix, sequence): the first tasks of the product's phase,
   // each raising its flag when done; a base chunk then adds s B u to its own rows.
   std::vector<Chunk> lora_a;
-  std::unique_ptr<std::atomic<bool>[]> u_ready;
-  size_t u_ready_size = 0;
+  std::vector<std::atomic<bool>> u_ready;
 };
 
 struct DecodePlan::Layer {
@@ -140,10 +139,7 @@ void refresh_adapters(DecodePlan::Product& p, int64_t seqs) {
       p.lora_a.push_back({i, 0, m.lora[s].rank, s});
     }
   }
-  if (p.u_ready_size < p.lora_a.size()) {
-    p.u_ready_size = p.lora_a.size();
-    p.u_ready = std::make_unique<std::atomic<bool>[]>(p.u_ready_size);
-  }
+  if (p.u_ready.size() < p.lora_a.size()) p.u_ready = std::vector<std::atomic<bool>>(p.lora_a.size());
   for (size_t i = 0; i < p.lora_a.size(); ++i) p.u_ready[i].store(false, std::memory_order_relaxed);
 }
 
