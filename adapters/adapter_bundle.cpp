@@ -48,12 +48,14 @@ std::string adapter_to_bundle(const Adapter& adapter, const std::string& base_mo
 }
 
 AdapterFileInfo read_adapter_bundle_info(std::string_view bytes, const std::string& name) {
-  return info_of(*SafetensorsFile::from_bytes(bytes, name), name);
+  return info_of(*SafetensorsFile::borrow_bytes(bytes, name), name);
 }
 
 std::shared_ptr<Adapter> load_adapter_bundle(std::string_view bytes, const std::string& name, const Decoder& decoder,
                                              const std::string& base_fingerprint) {
-  auto file = SafetensorsFile::from_bytes(bytes, name);
+  // The adapter's layers copy their tensors out (Adapter::from_tensors), so the bytes are only
+  // read here: no copy of the whole bundle.
+  auto file = SafetensorsFile::borrow_bytes(bytes, name);
   return adapter_from_weights(info_of(*file, name), *file, decoder, base_fingerprint, name);
 }
 

@@ -5,7 +5,7 @@
 // figure is a ratio or a median measured in this process, so other load on the machine moves
 // both sides alike; the load average is printed.
 //
-//   bench_serve [--models DIR] [--arch qwen2.5-0.5b] [--tokens 32] [--rounds 3]
+//   bench_serve [--models DIR] [--arch qwen2.5-0.5b] [--tokens 32] [--rounds 3] [--only load|switch|decode|batch]
 #include <stdlib.h>
 #include <time.h>
 
@@ -45,6 +45,7 @@ struct Options {
   int tokens = 32;
   int rounds = 3;
   int threads = 2;
+  std::string only;  // one figure: load, switch, decode or batch
 };
 
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
@@ -154,6 +155,111 @@ Rates serve_together(engine::Server& server, const std::vector<engine::ServeRequ
   return out;
 }
 
+// Loading a sealed adapter: decrypt, parse, check against the base, build the layers.
+void bench_load(engine::Engine& e, const fs::path& home) {
+  for (const char* user : {"qv", "u0"}) {
+    std::vector<double> loads, cpu;
+    size_t bytes = 0;
+    for (int i = 0; i < 21; ++i) {
+      const auto t0 = Clock::now();
+      const double c0 = thread_cpu_ms();
+      const std::string key = e.load_adapter(user, "default");
+      loads.push_back(ms_since(t0));
+      cpu.push_back(thread_cpu_ms() - c0);
+      bytes = 0;
+      for (const at::Tensor& p : e.loaded_adapter(key)->parameters()) bytes += p.nbytes();
+      e.unload_adapter(key);
+    }
+    std::printf("load a sealed rank-16 adapter (%s, %.1f MB) from the vault (Engine::load_adapter): %.2f ms wall, "
+                "%.2f ms CPU of this thread (medians of %zu)\n",
+                std::string(user) == "qv" ? "q_proj + v_proj" : "all 7 projections", bytes / 1e6, median(loads), median(cpu),
+                loads.size());
+  }
+  for (const char* user : {"qv", "u0"}) {
+    // Of which: decrypting the sealed file.
+    storage::Vault vault(home, privacy::MasterKeySource::from_raw_key(kKey));
+    storage::AdapterRegistry registry(vault.db(), vault.keyring(), vault.home());
+    const auto rec = registry.latest(storage::UserStore(vault.db()).get(user).id, "default");
+    std::vector<double> opens, cpu;
+    for (int i = 0; i < 21; ++i) {
+      const auto t0 = Clock::now();
+      const double c0 = thread_cpu_ms();
+      const std::string bytes = registry.open_file(*rec);
+      opens.push_back(ms_since(t0));
+      cpu.push_back(thread_cpu_ms() - c0);
+    }
+    std::printf("  of which reading, decrypting and checking the version of the %s sealed file: %.2f ms wall, %.2f ms CPU\n",
+                user, median(opens), median(cpu));
+  }
+}
+
+// Switching: the adapter set's pointer swaps, and the server's routing of a batch.
+void bench_switch(engine::Engine& e) {
+  AdapterSet set(std::make_shared<Decoder>(*e.base().decoder));
+  set.add("a", e.loaded_adapter(e.load_adapter("u0", "default")));
+  set.add("b", e.loaded_adapter(e.load_adapter("u1", "default")));
+  std::vector<double> switches;
+  for (int i = 0; i < 1000; ++i) {
+    const auto t0 = Clock::now();
+    set.activate(i % 2 ? "b" : "a");
+    switches.push_back(ms_since(t0));
+  }
+  auto decoder = std::make_shared<Decoder>(*e.base().decoder);
+  AdapterRouter router(decoder);
+  auto a = router.prepare(set.get("a")), b = router.prepare(set.get("b"));
+  std::vector<double> routes;
+  for (int i = 0; i < 1000; ++i) {
+    const auto t0 = Clock::now();
+    router.route({{0, 1, i % 2 ? b : a, 1.0}});
+    routes.push_back(ms_since(t0));
+  }
+  std::printf("switch between two loaded rank-16 adapters: AdapterSet::activate %.4f ms, AdapterRouter::route %.4f ms "
+              "(medians of 1000)\n",
+              median(switches), median(routes));
+}
+
+// Decode with one adapter against the bare base, alternating, medians of the rounds.
+void bench_decode(engine::Server& server, const Options& o) {
+  std::vector<double> bare, adapted, bare_cpu, adapted_cpu;
+  for (int r = 0; r < o.rounds; ++r) {
+    Rates b = serve_together(server, {request_for(-1, o.tokens)});
+    Rates a = serve_together(server, {request_for(0, o.tokens)});
+    bare.push_back(b.decode);
+    adapted.push_back(a.decode);
+    bare_cpu.push_back(b.cpu_ms_per_token);
+    adapted_cpu.push_back(a.cpu_ms_per_token);
+  }
+  std::printf("decode, one request: bare base %.2f tok/s, with a rank-16 adapter %.2f tok/s: %.1f%%; CPU per token "
+              "%.1f / %.1f ms: %.1f%% (medians of %d)\n",
+              median(bare), median(adapted), 100.0 * median(adapted) / median(bare), median(bare_cpu), median(adapted_cpu),
+              100.0 * median(bare_cpu) / median(adapted_cpu), o.rounds);
+}
+
+// 8 requests with 8 adapters: one after another, then all in one batch.
+void bench_batch(engine::Server& server, const Options& o) {
+  std::vector<double> sequential, batched, sequential_cpu, batched_cpu;
+  for (int r = 0; r < o.rounds; ++r) {
+    int64_t tokens = 0;
+    const auto t0 = Clock::now();
+    const double c0 = thread_cpu_ms();
+    for (int u = 0; u < 8; ++u) {
+      serve_together(server, {request_for(u, o.tokens)});
+      tokens += o.tokens;
+    }
+    sequential.push_back(double(tokens) / (ms_since(t0) / 1000.0));
+    sequential_cpu.push_back((thread_cpu_ms() - c0) / double(tokens));
+    std::vector<engine::ServeRequest> all;
+    for (int u = 0; u < 8; ++u) all.push_back(request_for(u, o.tokens));
+    const Rates b = serve_together(server, all);
+    batched.push_back(b.aggregate);
+    batched_cpu.push_back(b.cpu_ms_per_token);
+  }
+  std::printf("8 requests, 8 different adapters, %d tokens each: one after another %.2f tok/s, one batch %.2f tok/s: "
+              "%.2fx; CPU per token %.1f / %.1f ms: %.2fx (medians of %d)\n",
+              o.tokens, median(sequential), median(batched), median(batched) / median(sequential), median(sequential_cpu),
+              median(batched_cpu), median(sequential_cpu) / median(batched_cpu), o.rounds);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -166,8 +272,9 @@ int main(int argc, char** argv) {
     else if (a == "--tokens") o.tokens = std::stoi(value());
     else if (a == "--rounds") o.rounds = std::stoi(value());
     else if (a == "--threads") o.threads = std::stoi(value());
+    else if (a == "--only") o.only = value();
     else {
-      std::fprintf(stderr, "usage: bench_serve [--models DIR] [--arch A] [--tokens N] [--rounds N] [--threads N]\n");
+      std::fprintf(stderr, "usage: bench_serve [--models DIR] [--arch A] [--tokens N] [--rounds N] [--threads N] [--only load|switch|decode|batch]\n");
       return 2;
     }
   }
@@ -191,110 +298,18 @@ int main(int argc, char** argv) {
   std::printf("%s nf4, kernels %s, %d threads, load average %.1f at start\n", o.arch.c_str(), active_kernels().name,
               at::get_num_threads(), load_average());
 
-  // Loading a sealed adapter: decrypt, parse, check against the base, build the layers.
-  for (const char* user : {"qv", "u0"}) {
-    std::vector<double> loads, cpu;
-    size_t bytes = 0;
-    for (int i = 0; i < 21; ++i) {
-      const auto t0 = Clock::now();
-      const double c0 = thread_cpu_ms();
-      const std::string key = e.load_adapter(user, "default");
-      loads.push_back(ms_since(t0));
-      cpu.push_back(thread_cpu_ms() - c0);
-      bytes = 0;
-      for (const at::Tensor& p : e.loaded_adapter(key)->parameters()) bytes += p.nbytes();
-      e.unload_adapter(key);
-    }
-    std::printf("load a sealed rank-16 adapter (%s, %.1f MB) from the vault (Engine::load_adapter): %.2f ms wall, "
-                "%.2f ms CPU of this thread (medians of %zu)\n",
-                std::string(user) == "qv" ? "q_proj + v_proj" : "all 7 projections", bytes / 1e6, median(loads), median(cpu),
-                loads.size());
-  }
-  {
-    // Of which: decrypting the sealed file.
-    storage::Vault vault(home, privacy::MasterKeySource::from_raw_key(kKey));
-    storage::AdapterRegistry registry(vault.db(), vault.keyring(), vault.home());
-    const auto rec = registry.latest(storage::UserStore(vault.db()).get("u0").id, "default");
-    std::vector<double> opens, cpu;
-    for (int i = 0; i < 21; ++i) {
-      const auto t0 = Clock::now();
-      const double c0 = thread_cpu_ms();
-      const std::string bytes = registry.open_file(*rec);
-      opens.push_back(ms_since(t0));
-      cpu.push_back(thread_cpu_ms() - c0);
-    }
-    std::printf("  of which reading, decrypting and checking the digest of its sealed file: %.2f ms wall, %.2f ms CPU\n",
-                median(opens), median(cpu));
-  }
-
-  // Switching: the adapter set's pointer swaps, and the server's routing of a batch.
-  {
-    AdapterSet set(std::make_shared<Decoder>(*e.base().decoder));
-    set.add("a", e.loaded_adapter(e.load_adapter("u0", "default")));
-    set.add("b", e.loaded_adapter(e.load_adapter("u1", "default")));
-    std::vector<double> switches;
-    for (int i = 0; i < 1000; ++i) {
-      const auto t0 = Clock::now();
-      set.activate(i % 2 ? "b" : "a");
-      switches.push_back(ms_since(t0));
-    }
-    auto decoder = std::make_shared<Decoder>(*e.base().decoder);
-    AdapterRouter router(decoder);
-    auto a = router.prepare(set.get("a")), b = router.prepare(set.get("b"));
-    std::vector<double> routes;
-    for (int i = 0; i < 1000; ++i) {
-      const auto t0 = Clock::now();
-      router.route({{0, 1, i % 2 ? b : a, 1.0}});
-      routes.push_back(ms_since(t0));
-    }
-    std::printf("switch between two loaded rank-16 adapters: AdapterSet::activate %.4f ms, AdapterRouter::route %.4f ms "
-                "(medians of 1000)\n",
-                median(switches), median(routes));
-  }
-
+  const auto wanted = [&](const char* part) { return o.only.empty() || o.only == part; };
+  if (wanted("load")) bench_load(e, home);
+  if (wanted("switch")) bench_switch(e);
+  if (!wanted("decode") && !wanted("batch")) return 0;
   engine::ServerOptions so;
   so.max_batch = 8;
   engine::Server server(e, so);
   for (int i = 0; i < 8; ++i) server.load_adapter("u" + std::to_string(i), "default");
   serve_together(server, {request_for(-1, 4), request_for(0, 4)});  // warm-up
 
-  // Decode with one adapter against the bare base, alternating, medians of the rounds.
-  std::vector<double> bare, adapted, bare_cpu, adapted_cpu;
-  for (int r = 0; r < o.rounds; ++r) {
-    Rates b = serve_together(server, {request_for(-1, o.tokens)});
-    Rates a = serve_together(server, {request_for(0, o.tokens)});
-    bare.push_back(b.decode);
-    adapted.push_back(a.decode);
-    bare_cpu.push_back(b.cpu_ms_per_token);
-    adapted_cpu.push_back(a.cpu_ms_per_token);
-  }
-  std::printf("decode, one request: bare base %.2f tok/s, with a rank-16 adapter %.2f tok/s: %.1f%%; CPU per token "
-              "%.1f / %.1f ms: %.1f%% (medians of %d)\n",
-              median(bare), median(adapted), 100.0 * median(adapted) / median(bare), median(bare_cpu), median(adapted_cpu),
-              100.0 * median(bare_cpu) / median(adapted_cpu), o.rounds);
-
-  // 8 requests with 8 adapters: one after another, then all in one batch.
-  std::vector<double> sequential, batched, sequential_cpu, batched_cpu;
-  for (int r = 0; r < o.rounds; ++r) {
-    int64_t tokens = 0;
-    const auto t0 = Clock::now();
-    const double c0 = thread_cpu_ms();
-    for (int u = 0; u < 8; ++u) {
-      serve_together(server, {request_for(u, o.tokens)});
-      tokens += o.tokens;
-    }
-    sequential.push_back(double(tokens) / (ms_since(t0) / 1000.0));
-    sequential_cpu.push_back((thread_cpu_ms() - c0) / double(tokens));
-    std::vector<engine::ServeRequest> all;
-    for (int u = 0; u < 8; ++u) all.push_back(request_for(u, o.tokens));
-    const Rates b = serve_together(server, all);
-    batched.push_back(b.aggregate);
-    batched_cpu.push_back(b.cpu_ms_per_token);
-  }
-  std::printf("8 requests, 8 different adapters, %d tokens each: one after another %.2f tok/s, one batch %.2f tok/s: "
-              "%.2fx; CPU per token %.1f / %.1f ms: %.2fx (medians of %d)\n",
-              o.tokens, median(sequential), median(batched), median(batched) / median(sequential), median(sequential_cpu),
-              median(batched_cpu), median(sequential_cpu) / median(batched_cpu), o.rounds);
+  if (wanted("decode")) bench_decode(server, o);
+  if (wanted("batch")) bench_batch(server, o);
   std::printf("load average %.1f at the end\n", load_average());
   return 0;
 }

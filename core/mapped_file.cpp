@@ -53,6 +53,15 @@ std::shared_ptr<MappedFile> MappedFile::from_bytes(std::string_view bytes, const
   return file;
 }
 
+std::shared_ptr<MappedFile> MappedFile::borrow(std::string_view bytes, const std::string& name) {
+  std::shared_ptr<MappedFile> file(new MappedFile());
+  file->path_ = name;
+  file->size_ = bytes.size();
+  file->data_ = reinterpret_cast<const uint8_t*>(bytes.data());
+  file->borrowed_ = true;
+  return file;
+}
+
 void MappedFile::drop_resident_pages(const uint8_t* begin, size_t bytes) const {
   if (!file_backed_ || begin < data_ || begin + bytes > data_ + size_) return;
   const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
@@ -63,7 +72,7 @@ void MappedFile::drop_resident_pages(const uint8_t* begin, size_t bytes) const {
 }
 
 MappedFile::~MappedFile() {
-  if (data_ != nullptr) munmap(const_cast<uint8_t*>(data_), size_);
+  if (data_ != nullptr && !borrowed_) munmap(const_cast<uint8_t*>(data_), size_);
 }
 
 }  // namespace hearth

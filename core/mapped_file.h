@@ -17,6 +17,9 @@ class MappedFile {
   // A read-only anonymous mapping holding a copy of `bytes` (e.g. a file decrypted in memory);
   // `name` stands in for the path in messages.
   static std::shared_ptr<MappedFile> from_bytes(std::string_view bytes, const std::string& name);
+  // A view of `bytes` without a copy, for reading once and copying out: the caller keeps them
+  // alive and unchanged while this or any tensor viewing it lives.
+  static std::shared_ptr<MappedFile> borrow(std::string_view bytes, const std::string& name);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -36,6 +39,7 @@ class MappedFile {
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   bool file_backed_ = false;
+  bool borrowed_ = false;  // not ours to unmap
   std::filesystem::path path_;
 };
 

@@ -83,6 +83,10 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::from_bytes(std::string_view by
   return parse(MappedFile::from_bytes(bytes, name));
 }
 
+std::shared_ptr<SafetensorsFile> SafetensorsFile::borrow_bytes(std::string_view bytes, const std::string& name) {
+  return parse(MappedFile::borrow(bytes, name));
+}
+
 std::shared_ptr<SafetensorsFile> SafetensorsFile::parse(std::shared_ptr<MappedFile> file) {
   auto st = std::shared_ptr<SafetensorsFile>(new SafetensorsFile());
   st->file_ = std::move(file);

@@ -31,6 +31,9 @@ class SafetensorsFile {
   // The same checks over bytes held in memory (a file decrypted without touching the disk);
   // `name` stands in for the path in messages.
   static std::shared_ptr<SafetensorsFile> from_bytes(std::string_view bytes, const std::string& name);
+  // The same over bytes it views without a copy (MappedFile::borrow): for reading tensors once
+  // and copying them out, while the caller keeps `bytes` alive and unchanged.
+  static std::shared_ptr<SafetensorsFile> borrow_bytes(std::string_view bytes, const std::string& name);
 
   bool contains(const std::string& name) const { return index_.count(name) != 0; }
   const SafetensorsEntry& entry(const std::string& name) const;

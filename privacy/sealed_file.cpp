@@ -23,6 +23,11 @@ void seal_file(const std::filesystem::path& path, std::string_view plaintext, co
   writer.commit();
 }
 
+std::string_view sealed_file_nonce(std::string_view bytes) {
+  constexpr size_t kNonceBytes = kSealOverhead - 16;
+  return bytes.size() < kHeaderBytes + kNonceBytes ? std::string_view() : bytes.substr(kHeaderBytes, kNonceBytes);
+}
+
 std::string open_sealed_file(const std::filesystem::path& path, const SecretKey& key, const RecordRef& where) {
   return open_sealed_bytes(read_file(path), key, where, path.string());
 }

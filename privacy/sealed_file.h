@@ -22,6 +22,8 @@ void seal_file(const std::filesystem::path& path, std::string_view plaintext, co
 // Reads and opens a sealed file into memory. kCorruptFile for a foreign file,
 // kAuthentication naming the record for a changed byte, a wrong key or a moved file.
 std::string open_sealed_file(const std::filesystem::path& path, const SecretKey& key, const RecordRef& where);
+// The seal's random nonce in a sealed file's bytes (empty when too short to hold one).
+std::string_view sealed_file_nonce(std::string_view bytes);
 // The same checks over a sealed file's bytes already in memory; `name` stands for the path.
 std::string open_sealed_bytes(std::string_view bytes, const SecretKey& key, const RecordRef& where,
                               const std::string& name);

@@ -16,8 +16,8 @@ namespace hearth::storage {
 namespace {
 
 constexpr const char* kColumns =
-    "SELECT id, user_id, name, version, method, rank, targets, base_fingerprint, metrics, file_path, sha256, created "
-    "FROM adapters ";
+    "SELECT id, user_id, name, version, method, rank, targets, base_fingerprint, metrics, file_path, sha256, created, "
+    "seal_nonce FROM adapters ";
 
 AdapterRecord read_adapter(const Statement& s) {
   AdapterRecord r;
@@ -33,6 +33,7 @@ AdapterRecord read_adapter(const Statement& s) {
   r.file_path = s.column_text(9);
   r.sha256 = s.column_text(10);
   r.created = s.column_int(11);
+  r.seal_nonce = s.column_text(12);
   return r;
 }
 
@@ -71,10 +72,13 @@ AdapterRecord AdapterRegistry::add(AdapterRecord meta, std::string_view file_byt
   fs::path rel = fs::path("users") / std::to_string(meta.user_id) / ("adapter-" + std::to_string(meta.id) + ".sealed");
   user_files_dir(home_, meta.user_id);
   meta.file_path = rel.string();
-  meta.sha256 = write_sealed_blob(home_ / rel, file_bytes, keys.seal, {meta.user_id, "adapter_file", meta.id});
+  const SealedBlobStamp stamp =
+      write_sealed_blob(home_ / rel, file_bytes, keys.seal, {meta.user_id, "adapter_file", meta.id});
+  meta.sha256 = stamp.sha256;
+  meta.seal_nonce = stamp.nonce;
   try {
-    db_.prepare("UPDATE adapters SET file_path = ?1, sha256 = ?2 WHERE id = ?3")
-        .bind_text(1, meta.file_path).bind_text(2, meta.sha256).bind(3, meta.id).run();
+    db_.prepare("UPDATE adapters SET file_path = ?1, sha256 = ?2, seal_nonce = ?3 WHERE id = ?4")
+        .bind_text(1, meta.file_path).bind_text(2, meta.sha256).bind_text(3, meta.seal_nonce).bind(4, meta.id).run();
     tx.commit();
   } catch (...) {
     std::error_code ec;
@@ -106,7 +110,7 @@ std::string AdapterRegistry::open_file(const AdapterRecord& r) {
   const privacy::RecordRef where{r.user_id, "adapter_file", r.id};
   const privacy::SecretKey& key = keyring_.user_keys(r.user_id).seal;
   return open_record_or_report_damage(where, db_.path(),
-                                      [&] { return read_sealed_blob(home_ / r.file_path, r.sha256, key, where); });
+                                      [&] { return read_sealed_blob(home_ / r.file_path, {r.sha256, r.seal_nonce}, key, where); });
 }
 
 void AdapterRegistry::set_metrics(int64_t adapter_id, const Json& metrics) {

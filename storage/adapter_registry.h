@@ -27,6 +27,7 @@ struct AdapterRecord {
   Json metrics = Json::object();
   std::string file_path;  // the sealed file, relative to the Hearth home
   std::string sha256;     // of the sealed file
+  std::string seal_nonce;  // its seal's nonce, hex ('' for files written before schema 3)
   int64_t created = 0;
 };
 

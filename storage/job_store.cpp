@@ -127,14 +127,16 @@ CheckpointRecord JobStore::add_checkpoint(int64_t job_id, int64_t step, std::str
   Transaction tx(db_);
   db_.prepare("INSERT INTO checkpoints (job_id, step, file_path, sha256, created) VALUES (?1, ?2, '', '', ?3)")
       .bind(1, job_id).bind(2, step).bind(3, unix_now()).run();
-  CheckpointRecord c{db_.last_insert_id(), job_id, step, "", ""};
+  CheckpointRecord c{db_.last_insert_id(), job_id, step, "", "", ""};
   user_files_dir(home_, job.user_id);
   fs::path rel = fs::path("users") / std::to_string(job.user_id) / ("checkpoint-" + std::to_string(c.id) + ".sealed");
   c.file_path = rel.string();
-  c.sha256 = write_sealed_blob(home_ / rel, bytes, keys.seal, {job.user_id, "checkpoint_file", c.id});
+  const SealedBlobStamp stamp = write_sealed_blob(home_ / rel, bytes, keys.seal, {job.user_id, "checkpoint_file", c.id});
+  c.sha256 = stamp.sha256;
+  c.seal_nonce = stamp.nonce;
   try {
-    db_.prepare("UPDATE checkpoints SET file_path = ?1, sha256 = ?2 WHERE id = ?3")
-        .bind_text(1, c.file_path).bind_text(2, c.sha256).bind(3, c.id).run();
+    db_.prepare("UPDATE checkpoints SET file_path = ?1, sha256 = ?2, seal_nonce = ?3 WHERE id = ?4")
+        .bind_text(1, c.file_path).bind_text(2, c.sha256).bind_text(3, c.seal_nonce).bind(4, c.id).run();
     tx.commit();
   } catch (...) {
     std::error_code ec;
@@ -146,10 +148,12 @@ CheckpointRecord JobStore::add_checkpoint(int64_t job_id, int64_t step, std::str
 
 std::optional<CheckpointRecord> JobStore::latest_checkpoint(int64_t job_id) {
   Statement s = db_.prepare(
-      "SELECT id, job_id, step, file_path, sha256 FROM checkpoints WHERE job_id = ?1 ORDER BY step DESC, id DESC LIMIT 1");
+      "SELECT id, job_id, step, file_path, sha256, seal_nonce FROM checkpoints WHERE job_id = ?1 "
+      "ORDER BY step DESC, id DESC LIMIT 1");
   s.bind(1, job_id);
   if (!s.step()) return std::nullopt;
-  return CheckpointRecord{s.column_int(0), s.column_int(1), s.column_int(2), s.column_text(3), s.column_text(4)};
+  return CheckpointRecord{s.column_int(0),  s.column_int(1),  s.column_int(2),
+                          s.column_text(3), s.column_text(4), s.column_text(5)};
 }
 
 std::string JobStore::open_checkpoint(const CheckpointRecord& c) {
@@ -157,7 +161,7 @@ std::string JobStore::open_checkpoint(const CheckpointRecord& c) {
   const privacy::RecordRef where{job.user_id, "checkpoint_file", c.id};
   const privacy::SecretKey& key = keyring_.user_keys(job.user_id).seal;
   return open_record_or_report_damage(where, db_.path(),
-                                      [&] { return read_sealed_blob(home_ / c.file_path, c.sha256, key, where); });
+                                      [&] { return read_sealed_blob(home_ / c.file_path, {c.sha256, c.seal_nonce}, key, where); });
 }
 
 void JobStore::add_metric(int64_t job_id, int64_t step, const std::string& name, double value) {

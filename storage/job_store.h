@@ -35,6 +35,7 @@ struct CheckpointRecord {
   int64_t step = 0;
   std::string file_path;  // relative to the Hearth home
   std::string sha256;     // of the sealed file
+  std::string seal_nonce;  // its seal's nonce, hex ('' for files written before schema 3)
 };
 
 struct MetricPoint {

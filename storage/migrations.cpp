@@ -111,6 +111,14 @@ CREATE TABLE adapter_pins (
   version INTEGER NOT NULL,
   PRIMARY KEY (user_id, name));
 )sql"},
+    // The nonce of each sealed file, recorded when it is written: after the file authenticates,
+    // an equal nonce proves it is the version sealed for the row (an older seal of a reused row
+    // id has another random nonce), without hashing the whole file on every load as the SHA-256
+    // check did. Rows from before keep '' and are checked by their SHA-256.
+    {3, R"sql(
+ALTER TABLE adapters ADD COLUMN seal_nonce TEXT NOT NULL DEFAULT '';
+ALTER TABLE checkpoints ADD COLUMN seal_nonce TEXT NOT NULL DEFAULT '';
+)sql"},
 };
 
 int current_version(Database& db) {

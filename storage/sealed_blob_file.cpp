@@ -23,20 +23,38 @@ std::string sha256_hex(std::string_view bytes) {
   return hex;
 }
 
-std::string write_sealed_blob(const std::filesystem::path& path, std::string_view plaintext,
-                              const privacy::SecretKey& key, const privacy::RecordRef& where) {
-  privacy::seal_file(path, plaintext, key, where);
-  return sha256_hex(read_file(path));
+namespace {
+
+std::string hex(std::string_view bytes) {
+  std::string out(2 * bytes.size() + 1, '\0');
+  sodium_bin2hex(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+  out.pop_back();
+  return out;
 }
 
-std::string read_sealed_blob(const std::filesystem::path& path, const std::string& sha256,
+}  // namespace
+
+SealedBlobStamp write_sealed_blob(const std::filesystem::path& path, std::string_view plaintext,
+                                  const privacy::SecretKey& key, const privacy::RecordRef& where) {
+  privacy::seal_file(path, plaintext, key, where);
+  const std::string written = read_file(path);
+  return {sha256_hex(written), hex(privacy::sealed_file_nonce(written))};
+}
+
+std::string read_sealed_blob(const std::filesystem::path& path, const SealedBlobStamp& recorded,
                              const privacy::SecretKey& key, const privacy::RecordRef& where) {
-  // Authenticity first, so a changed byte reports the record; then the digest, which catches
-  // a file swapped for an older, validly sealed version of the same record. One read serves both.
+  // Authenticity first, so a changed byte reports the record; then the version, which catches a
+  // file swapped for an older, validly sealed one of the same record id. Once the file
+  // authenticates its nonce identifies it, so only rows without one pay for hashing the file.
   const std::string sealed = read_file(path);
   std::string plain = privacy::open_sealed_bytes(sealed, key, where, path.string());
-  require(sha256_hex(sealed) == sha256, ErrorCode::kCorruptFile,
-          path.string() + " is not the version recorded for " + where.describe() + " (SHA-256 differs)");
+  const bool recorded_version = recorded.nonce.empty() ? sha256_hex(sealed) == recorded.sha256
+                                                       : hex(privacy::sealed_file_nonce(sealed)) == recorded.nonce;
+  if (!recorded_version) {
+    privacy::wipe(plain);
+    fail(ErrorCode::kCorruptFile, path.string() + " is not the version recorded for " + where.describe() +
+                                      (recorded.nonce.empty() ? " (SHA-256 differs)" : " (its seal differs)"));
+  }
   return plain;
 }
 

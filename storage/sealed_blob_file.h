@@ -11,14 +11,21 @@
 
 namespace hearth::storage {
 
-// Seals `plaintext` to `path` and returns the hex SHA-256 of the file as written, so the file
-// can be checked for damage without its key.
-std::string write_sealed_blob(const std::filesystem::path& path, std::string_view plaintext,
-                              const privacy::SecretKey& key, const privacy::RecordRef& where);
+// What a row records of its sealed file: the SHA-256 of the file, so `doctor` can check it for
+// damage without its key, and the seal's nonce (hex), which names the version sealed.
+struct SealedBlobStamp {
+  std::string sha256;
+  std::string nonce;  // '' for files written before schema 3
+};
+
+// Seals `plaintext` to `path` and returns the stamp of the file as written.
+SealedBlobStamp write_sealed_blob(const std::filesystem::path& path, std::string_view plaintext,
+                                  const privacy::SecretKey& key, const privacy::RecordRef& where);
 
 // Opens the file (kAuthentication naming the record when a byte changed or the file was moved),
-// then checks the recorded SHA-256 (kCorruptFile when an older sealed version was put back).
-std::string read_sealed_blob(const std::filesystem::path& path, const std::string& sha256_hex,
+// then checks it is the version recorded (kCorruptFile when an older sealed version was put
+// back): by the nonce when the row has one, else by the SHA-256.
+std::string read_sealed_blob(const std::filesystem::path& path, const SealedBlobStamp& recorded,
                              const privacy::SecretKey& key, const privacy::RecordRef& where);
 
 std::string sha256_hex(std::string_view bytes);

@@ -186,6 +186,25 @@ TEST_F(PeftFiles, RefusesAnUnexpectedTensorAndNonFiniteValues) {
     return true;
   });
   expect_refused(ErrorCode::kCorruptFile, "layers.0.self_attn.k_proj.lora_A.weight holds NaN");
+  // An infinity, and +inf with -inf (whose sum is NaN): both refused.
+  for (const float second : {1.0f, -INFINITY}) {
+    saved(AdapterConfig{});
+    rewrite_weights([&](const std::string& name, at::Tensor& t) {
+      if (name.find("layers.1.self_attn.v_proj.lora_B") != std::string::npos) {
+        t[0][0] = INFINITY;
+        t[1][0] = second;
+      }
+      return true;
+    });
+    expect_refused(ErrorCode::kCorruptFile, "layers.1.self_attn.v_proj.lora_B.weight holds NaN or infinite");
+  }
+  // Finite values whose sum overflows float are not non-finite values: the file loads.
+  saved(AdapterConfig{});
+  rewrite_weights([&](const std::string& name, at::Tensor& t) {
+    if (name.find("layers.1.self_attn.v_proj.lora_B") != std::string::npos) t[0][0] = t[1][0] = 3e38f;
+    return true;
+  });
+  EXPECT_NO_THROW(load_peft_adapter(dir_, *model_.decoder, model_.fingerprint));
   saved(AdapterConfig{});
   {
     auto file = SafetensorsFile::open(dir_ / "adapter_model.safetensors");

@@ -2,8 +2,10 @@
 // ciphertext can be tampered with or misplaced fails with kAuthentication naming the record.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sodium.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -64,6 +66,42 @@ TEST(Aead, EveryFlippedByteFailsNamingTheRecord) {
     EXPECT_NE(std::string(e.what()).find("examples record 41 of user 7"), std::string::npos) << e.what();
   }
   EXPECT_EQ(error_of([&] { open(key, sealed.substr(0, 10), where); }).code(), ErrorCode::kAuthentication);
+}
+
+// seal() and open() run the AEAD through OpenSSL with a libsodium HChaCha20 subkey; the bytes
+// must be libsodium's XChaCha20-Poly1305-IETF exactly, so every sealed file stays readable.
+// Sizes around ChaCha's 64-byte blocks and Poly1305's 16-byte ones, and a few large ones.
+TEST(Aead, AgreesWithLibsodiumBothWays) {
+  SecretKey key = SecretKey::random();
+  const RecordRef where{4, "adapter_file", 9};
+  const std::string ad = where.associated_data();
+  for (size_t n : {size_t{0}, size_t{1}, size_t{15}, size_t{16}, size_t{17}, size_t{63}, size_t{64}, size_t{65},
+                   size_t{1000}, size_t{1} << 20, (size_t{3} << 20) + 7}) {
+    std::string plain(n, '\0');
+    randombytes_buf(plain.data(), n);
+    // Ours -> libsodium.
+    const std::string sealed = seal(key, plain, where);
+    ASSERT_EQ(sealed.size(), n + kSealOverhead);
+    const auto* c = reinterpret_cast<const unsigned char*>(sealed.data());
+    std::string theirs(n, '\0');
+    unsigned long long written = 0;
+    ASSERT_EQ(crypto_aead_xchacha20poly1305_ietf_decrypt(reinterpret_cast<unsigned char*>(theirs.data()), &written,
+                                                         nullptr, c + 24, sealed.size() - 24,
+                                                         reinterpret_cast<const unsigned char*>(ad.data()), ad.size(),
+                                                         c, key.data()),
+              0)
+        << n << " bytes";
+    EXPECT_EQ(theirs, plain) << n << " bytes";
+    // libsodium -> ours, and libsodium's bytes equal ours for the same nonce.
+    std::string by_sodium(n + kSealOverhead, '\0');
+    auto* out = reinterpret_cast<unsigned char*>(by_sodium.data());
+    std::memcpy(out, c, 24);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out + 24, &written, reinterpret_cast<const unsigned char*>(plain.data()),
+                                               n, reinterpret_cast<const unsigned char*>(ad.data()), ad.size(), nullptr,
+                                               out, key.data());
+    EXPECT_EQ(by_sodium, sealed) << n << " bytes";
+    EXPECT_EQ(open(key, by_sodium, where), plain) << n << " bytes";
+  }
 }
 
 TEST(Aead, MovedCiphertextFails) {

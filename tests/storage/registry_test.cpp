@@ -1,8 +1,10 @@
 // The adapter registry and job store: versions, sealed files that open only for their own
 // record, checkpoints, metrics and statuses.
+#include "privacy/sealed_file.h"
 #include "storage/adapter_registry.h"
 #include "storage/database.h"
 #include "storage/job_store.h"
+#include "storage/sealed_blob_file.h"
 #include "storage/user_store.h"
 #include "test_home.h"
 
@@ -83,6 +85,8 @@ TEST(JobStore, StatusCheckpointsAndMetrics) {
   EXPECT_EQ(latest->step, 20);
   EXPECT_EQ(jobs.open_checkpoint(*latest), "state at 20");
   EXPECT_EQ(latest->sha256, c20.sha256);
+  EXPECT_EQ(latest->seal_nonce, c20.seal_nonce);
+  EXPECT_EQ(latest->seal_nonce.size(), 48u);  // 24 bytes, hex
   jobs.add_metric(job.id, 1, "loss", 3.0);
   jobs.add_metric(job.id, 2, "loss", 2.0);
   auto m = jobs.metrics(job.id);
@@ -90,4 +94,29 @@ TEST(JobStore, StatusCheckpointsAndMetrics) {
   EXPECT_EQ(m[1].value, 2.0);
   EXPECT_EQ(jobs.list(ann).size(), 1u);
   EXPECT_TRUE(files_containing(home.path(), "state at").empty());
+}
+
+// An older, validly sealed version of the same record id put back in place of the file (what a
+// reused row id or a restored backup would leave) authenticates, but is not the recorded
+// version: the seal's nonce tells, and for rows from before schema 3 the SHA-256 does.
+TEST(AdapterRegistry, AnOlderSealOfTheSameRecordIsRefused) {
+  TempHome home("reseal");
+  auto v = home.open();
+  int64_t ann = UserStore(v->db()).create("ann", privacy::RedactionMode::kMask, v->keyring().master()).id;
+  AdapterRegistry reg(v->db(), v->keyring(), v->home());
+  const AdapterRecord a = reg.add(meta_for(ann), "CURRENT");
+  const fs::path file = home.path() / a.file_path;
+  const std::string current = read_file(file);
+  const privacy::RecordRef where{ann, "adapter_file", a.id};
+  write_sealed_blob(file, "OLDER", v->keyring().user_keys(ann).seal, where);
+  ASSERT_EQ(privacy::open_sealed_file(file, v->keyring().user_keys(ann).seal, where), "OLDER");
+  EXPECT_EQ(error_of([&] { reg.open_file(reg.get(ann, a.id)); }).code(), ErrorCode::kCorruptFile);
+  // A row without a nonce: checked by its SHA-256, both ways.
+  v->db().prepare("UPDATE adapters SET seal_nonce = '' WHERE id = ?1").bind(1, a.id).run();
+  const AdapterRecord legacy = reg.get(ann, a.id);
+  ASSERT_TRUE(legacy.seal_nonce.empty());
+  EXPECT_EQ(error_of([&] { reg.open_file(legacy); }).code(), ErrorCode::kCorruptFile);
+  write_file_atomic(file, current);
+  EXPECT_EQ(reg.open_file(legacy), "CURRENT");
+  EXPECT_EQ(reg.open_file(a), "CURRENT");
 }
