@@ -1,5 +1,7 @@
 #include "adapters/lora_layer.h"
 
+#include <cmath>
+
 namespace hearth {
 
 at::Tensor LoraLayer::apply(const at::Tensor& x, const at::Tensor& base_out, const Linear&) const {
@@ -13,10 +15,39 @@ at::Tensor LoraLayer::apply(const at::Tensor& x, const at::Tensor& base_out, con
   return base_out + scaled_update(dropped(x));
 }
 
+namespace {
+
+// Makes `copy` the fp16 image of `factor` again if `factor` changed since (its version counter).
+template <typename Copy>
+void refresh_fp16(const at::Tensor& factor, Copy& copy) {
+  const int64_t version = factor.is_inference() ? 0 : int64_t(factor._version());
+  if (copy.version == version && copy.scaled.defined()) return;
+  at::NoGradGuard no_grad;
+  const float largest = factor.detach().abs().max().item<float>();
+  // 2^k * largest lands in [2^14, 2^15): below fp16's 65504.
+  const int k = largest > 0 ? 14 - std::ilogb(largest) : 0;
+  copy.scaled = (factor.detach() * std::ldexp(1.0, k)).to(at::kHalf).contiguous();
+  copy.unscale = static_cast<float>(std::ldexp(1.0, -k));
+  copy.version = version;
+}
+
+}  // namespace
+
 bool LoraLayer::low_rank_update(LowRankUpdate& out) const {
   auto plain = [](const at::Tensor& t) { return t.scalar_type() == at::kFloat && t.is_contiguous() && t.device().is_cpu(); };
   if (dropout_active() || !plain(a_) || !plain(b_)) return false;
   out = {a_.data_ptr<float>(), b_.data_ptr<float>(), a_.size(0), static_cast<float>(scale_)};
+  // Decoding reads every factor once per token: in fp16 that is half the bytes, which is most of
+  // an adapter's cost there (rank 16 on all 7 projections of qwen2.5-0.5b: 35 MB a token in
+  // fp32). Each factor is scaled by a power of two (exact) so its largest value sits near fp16's
+  // top: no overflow, and values down to 2^-28 of the largest keep 11 bits.
+  std::lock_guard<std::mutex> lock(fp16_mu_);
+  refresh_fp16(a_, a16_);
+  refresh_fp16(b_, b16_);
+  out.a_fp16 = reinterpret_cast<const uint16_t*>(a16_.scaled.data_ptr<at::Half>());
+  out.b_fp16 = reinterpret_cast<const uint16_t*>(b16_.scaled.data_ptr<at::Half>());
+  out.a_fp16_scale = a16_.unscale;
+  out.b_fp16_scale = b16_.unscale;
   return true;
 }
 

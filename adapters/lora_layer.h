@@ -1,6 +1,8 @@
 // LoRA: y = W x + b + s B A dropout(x), with the frozen base output passed in.
 // The base is never touched; only A and B receive gradients.
 #pragma once
+#include <mutex>
+
 #include "adapters/low_rank_layer.h"
 
 namespace hearth {
@@ -12,8 +14,18 @@ class LoraLayer : public LowRankLayer {
   at::Tensor apply(const at::Tensor& x, const at::Tensor& base_out, const Linear& base) const override;
   // W + s B A
   at::Tensor merged_weight(const Linear& base) const override;
-  // True unless training with dropout or the factors are not fp32 and contiguous.
+  // True unless training with dropout or the factors are not fp32 and contiguous. Also hands
+  // out fp16 copies of the factors for the decode step, made again after any change to them.
   bool low_rank_update(LowRankUpdate& out) const override;
+
+ private:
+  struct Fp16Factor {
+    at::Tensor scaled;  // fp16 of the factor * 2^k
+    float unscale = 1;  // 2^-k
+    int64_t version = -1;
+  };
+  mutable std::mutex fp16_mu_;
+  mutable Fp16Factor a16_, b16_;
 };
 
 }  // namespace hearth

@@ -1,6 +1,8 @@
 #include "inference/decode_kernels.h"
 
 #include <ATen/Parallel.h>
+#include <c10/util/Half.h>
+#include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
@@ -169,6 +171,68 @@ DenseRowsFn dense_rows_for_cpu() {
   return dense_rows_portable;
 }
 
+// The same over fp16 rows, widened in registers (F16C on both fast paths).
+struct DenseRowsFp16 {
+  const uint16_t* m;
+  int64_t cols;
+  const float* x;
+  int64_t r0, r1;
+  float alpha;
+  bool accumulate;
+  float* y;
+};
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c"))) void dense_rows_fp16_avx512(const DenseRowsFp16& a) {
+  for (int64_t r = a.r0; r < a.r1; ++r) {
+    const uint16_t* row = a.m + r * a.cols;
+    __m512 acc = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= a.cols; i += 16) {
+      const __m512 w = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + i)));
+      acc = _mm512_fmadd_ps(w, _mm512_loadu_ps(a.x + i), acc);
+    }
+    float total = _mm512_reduce_add_ps(acc);
+    for (; i < a.cols; ++i) total += _cvtsh_ss(row[i]) * a.x[i];
+    a.y[r] = a.alpha * total + (a.accumulate ? a.y[r] : 0.0f);
+  }
+}
+
+__attribute__((target("avx2,fma,f16c"))) void dense_rows_fp16_avx2(const DenseRowsFp16& a) {
+  for (int64_t r = a.r0; r < a.r1; ++r) {
+    const uint16_t* row = a.m + r * a.cols;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= a.cols; i += 16) {
+      const __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + i)));
+      const __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + i + 8)));
+      acc0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(a.x + i), acc0);
+      acc1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(a.x + i + 8), acc1);
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, _mm256_add_ps(acc0, acc1));
+    float total = 0;
+    for (float l : lanes) total += l;
+    for (; i < a.cols; ++i) total += _cvtsh_ss(row[i]) * a.x[i];
+    a.y[r] = a.alpha * total + (a.accumulate ? a.y[r] : 0.0f);
+  }
+}
+
+void dense_rows_fp16_portable(const DenseRowsFp16& a) {
+  for (int64_t r = a.r0; r < a.r1; ++r) {
+    const uint16_t* row = a.m + r * a.cols;
+    float total = 0;
+    for (int64_t i = 0; i < a.cols; ++i) total += c10::detail::fp16_ieee_to_fp32_value(row[i]) * a.x[i];
+    a.y[r] = a.alpha * total + (a.accumulate ? a.y[r] : 0.0f);
+  }
+}
+
+using DenseRowsFp16Fn = void (*)(const DenseRowsFp16&);
+DenseRowsFp16Fn dense_rows_fp16_for_cpu() {
+  if (cpu_supports_isa(KernelIsa::kAvx512)) return dense_rows_fp16_avx512;
+  if (cpu_supports_isa(KernelIsa::kAvx2)) return dense_rows_fp16_avx2;
+  return dense_rows_fp16_portable;
+}
+
 using AttendFn = void (*)(const KvHeadAttention&);
 AttendFn attend_kv_head_for_cpu() {
   if (cpu_supports_isa(KernelIsa::kAvx512)) return attend_kv_head_avx512;
@@ -185,6 +249,12 @@ void attend_kv_head(const KvHeadAttention& a) {
 
 void dense_rows(const float* m, int64_t cols, const float* x, int64_t r0, int64_t r1, float alpha, bool accumulate, float* y) {
   static const DenseRowsFn rows = dense_rows_for_cpu();
+  rows({m, cols, x, r0, r1, alpha, accumulate, y});
+}
+
+void dense_rows_fp16(const uint16_t* m, int64_t cols, const float* x, int64_t r0, int64_t r1, float alpha, bool accumulate,
+                     float* y) {
+  static const DenseRowsFp16Fn rows = dense_rows_fp16_for_cpu();
   rows({m, cols, x, r0, r1, alpha, accumulate, y});
 }
 

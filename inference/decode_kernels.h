@@ -53,5 +53,9 @@ void attend_kv_head(const KvHeadAttention& a);
 // y[r] = alpha * dot(m[r, :], x) (+ y[r] when accumulate) for rows [r0, r1) of the fp32 row-major
 // m [rows, cols]: an adapter's A x and B u in the decode step. Vector width as attend_kv_head.
 void dense_rows(const float* m, int64_t cols, const float* x, int64_t r0, int64_t r1, float alpha, bool accumulate, float* y);
+// The same with m in IEEE fp16, widened to fp32 in registers: half the bytes of an adapter's
+// factors for the decode step to read.
+void dense_rows_fp16(const uint16_t* m, int64_t cols, const float* x, int64_t r0, int64_t r1, float alpha, bool accumulate,
+                     float* y);
 
 }  // namespace hearth

@@ -241,8 +241,13 @@ void DecodePlan::run(Product& p, int64_t seqs) {
     if (i < a_tasks) {  // from the unpadded input
       const Product::Chunk& c = p.lora_a[i];
       Matrix& m = p.matrices[c.matrix];
-      dense_rows(m.lora[c.seq].a, p.cols, p.source->data() + c.seq * p.cols, 0, c.r1, 1.0f, false,
-                 m.lora_u.data() + c.seq * m.u_stride);
+      const LowRankUpdate& u = m.lora[c.seq];
+      float* out = m.lora_u.data() + c.seq * m.u_stride;
+      if (u.a_fp16 != nullptr) {
+        dense_rows_fp16(u.a_fp16, p.cols, p.source->data() + c.seq * p.cols, 0, c.r1, u.a_fp16_scale, false, out);
+      } else {
+        dense_rows(u.a, p.cols, p.source->data() + c.seq * p.cols, 0, c.r1, 1.0f, false, out);
+      }
       p.u_ready[i].store(true, std::memory_order_release);
       return;
     }
@@ -260,7 +265,12 @@ void DecodePlan::run(Product& p, int64_t seqs) {
       if (m.u_task[s] < 0) continue;
       while (!p.u_ready[m.u_task[s]].load(std::memory_order_acquire)) std::this_thread::yield();
       const LowRankUpdate& u = m.lora[s];
-      dense_rows(u.b, u.rank, m.lora_u.data() + s * m.u_stride, c.r0, c.r1, u.scale, true, m.ys[s]);
+      const float* us = m.lora_u.data() + s * m.u_stride;
+      if (u.b_fp16 != nullptr) {
+        dense_rows_fp16(u.b_fp16, u.rank, us, c.r0, c.r1, u.scale * u.b_fp16_scale, true, m.ys[s]);
+      } else {
+        dense_rows(u.b, u.rank, us, c.r0, c.r1, u.scale, true, m.ys[s]);
+      }
     }
   });
 }

@@ -44,6 +44,15 @@ inline void randomize_adapter(const Adapter& adapter, uint64_t seed, double std 
   }
 }
 
+// Rounds the LoRA factors to fp16 values, so the fp16 copies the decode step reads are exact
+// (LoraLayer::low_rank_update) and the plan differs from the decoder only in summation order.
+// Without it, rounding shifts the int8 activations of later layers by a quantum here and there.
+inline void round_factors_to_fp16(const Adapter& adapter) {
+  at::NoGradGuard no_grad;
+  for (auto& [name, t] : adapter.named_parameters())
+    if (name.find("lora_") != std::string::npos) t.copy_(t.to(at::kHalf).to(at::kFloat));
+}
+
 // ||a - b|| / ||b|| in double.
 inline double relative_error(const at::Tensor& a, const at::Tensor& b) {
   at::Tensor a64 = a.to(at::kDouble), b64 = b.to(at::kDouble);

@@ -20,6 +20,7 @@ std::shared_ptr<Adapter> lora(const Decoder& d, int64_t rank, const std::string&
   c.targets = AdapterConfig::parse_targets(targets);
   auto a = Adapter::create(d, c);
   testing::randomize_adapter(*a, seed + 100, 0.2);
+  testing::round_factors_to_fp16(*a);
   return a;
 }
 

@@ -109,6 +109,38 @@ TEST(FusedSiluMul, MatchesDoubleReference) {
   EXPECT_LT(max_abs_diff(fused_silu_mul(gate, up), ref), 1e-5);
 }
 
+// The adapters' fp16 factors in the decode step: against a double-precision product of the
+// same fp16 values (only fp32 accumulation differs: 1e-5 of the sum of |terms| covers 896-term
+// fp32 sums with margin), and against the fp32 factors they were rounded from (rounding to
+// nearest moves a normal value by at most 2^-11 of itself, a subnormal one by at most 2^-25).
+TEST(DenseRowsFp16, MatchesDoubleReferenceAndTheFp32FactorsWithinRounding) {
+  for (int64_t cols : {16, 37, 896}) {
+    const int64_t rows = 23;
+    const at::Tensor m = at::randn({rows, cols}) * 0.05;
+    const at::Tensor m16 = m.to(at::kHalf);
+    const at::Tensor x = at::randn({cols});
+    at::Tensor y = at::randn({rows});
+    const at::Tensor y0 = y.clone();
+    const float alpha = 0.75f;
+    dense_rows_fp16(reinterpret_cast<const uint16_t*>(m16.data_ptr<at::Half>()), cols, x.data_ptr<float>(), 2, rows,
+                    alpha, /*accumulate=*/true, y.data_ptr<float>());
+    const at::Tensor xd = x.to(at::kDouble);
+    const at::Tensor exact = at::mv(m16.to(at::kDouble), xd) * alpha + y0.to(at::kDouble);
+    const at::Tensor from_fp32 = at::mv(m.to(at::kDouble), xd) * alpha + y0.to(at::kDouble);
+    const at::Tensor magnitude = at::mv(m.to(at::kDouble).abs(), xd.abs()) * alpha;
+    const double x_sum = xd.abs().sum().item<double>() * alpha;
+    EXPECT_EQ(y[0].item<float>(), y0[0].item<float>()) << "rows before r0 are left alone";
+    EXPECT_EQ(y[1].item<float>(), y0[1].item<float>());
+    for (int64_t r = 2; r < rows; ++r) {
+      const double got = y[r].item<double>(), bound = magnitude[r].item<double>();
+      EXPECT_NEAR(got, exact[r].item<double>(), 1e-5 * bound + 1e-6) << cols << " cols, row " << r;
+      EXPECT_NEAR(got, from_fp32[r].item<double>(),
+                  std::ldexp(1.0, -11) * bound + std::ldexp(x_sum, -25) + 1e-5 * bound + 1e-6)
+          << cols << " cols, row " << r;
+    }
+  }
+}
+
 TEST(CanFuseForInference, OnlyWithoutGradientsAndInFp32) {
   at::Tensor x = at::randn({2, 8}), w = at::ones({8});
   EXPECT_TRUE(can_fuse_for_inference(x, w));
