@@ -1,11 +1,10 @@
 // Data-parallel training through the real binary and LibTorch's c10d (TCPStore + Gloo over
 // loopback): two processes of one thread each give the adapter one process gives with the
-// combined batch, and a stopped and resumed two-process run gives the same bits; a killed rank makes its
-// peer fail promptly with a clear error; ranks started with different settings both refuse.
+// combined batch, and a stopped and resumed two-process run gives the same bits; torchrun's
+// environment variables alone form the group; a killed rank makes its peer fail promptly with a
+// clear error; ranks started with different settings both refuse.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -17,6 +16,7 @@
 #include "core/assets.h"
 #include "core/atomic_file.h"
 #include "core/safetensors.h"
+#include "loopback_port.h"
 
 namespace hearth {
 namespace {
@@ -25,19 +25,6 @@ namespace fs = std::filesystem;
 using testing::run_hearth;
 using testing::spawn_hearth;
 using testing::wait_for;
-
-// A port the kernel just handed out on loopback (closed again, so a rank can bind it).
-int free_loopback_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 class DataParallel : public ::testing::Test {
  protected:
@@ -66,7 +53,7 @@ class DataParallel : public ::testing::Test {
 
   // Starts world_size ranks of the same command and waits for all; their exit codes.
   std::vector<int> run_ranks(int world_size, const std::string& out, const std::vector<std::string>& extra) {
-    const std::string master = "127.0.0.1:" + std::to_string(free_loopback_port());
+    const std::string master = "127.0.0.1:" + std::to_string(testing::free_loopback_port());
     std::vector<pid_t> pids;
     for (int r = 0; r < world_size; ++r) {
       std::vector<std::string> e = extra;
@@ -152,7 +139,7 @@ TEST_F(DataParallel, TwoProcessesMatchOneWithTheCombinedBatchAndResume) {
 }
 
 TEST_F(DataParallel, AKilledRankMakesItsPeerFailWithAClearError) {
-  const std::string master = "127.0.0.1:" + std::to_string(free_loopback_port());
+  const std::string master = "127.0.0.1:" + std::to_string(testing::free_loopback_port());
   auto rank_args = [&](int r) {
     return train_args("killed", {"--batch", "2", "--steps", "100000", "--world-size", "2", "--process-rank",
                                  std::to_string(r), "--master", master, "--dist-timeout", "20"});
@@ -179,8 +166,31 @@ TEST_F(DataParallel, AKilledRankMakesItsPeerFailWithAClearError) {
   EXPECT_EQ(testing::count_error_lines(err), 1) << err;
 }
 
+// torchrun starts each rank with WORLD_SIZE, RANK, MASTER_ADDR and MASTER_PORT set and no flags:
+// those alone form the group, which trains bitwise what the same ranks train with the flags.
+TEST_F(DataParallel, TorchrunsEnvironmentAloneFormsTheGroup) {
+  std::vector<std::string> settings{"--batch", "2", "--grad-checkpoint", "off", "--steps", "3"};
+  ASSERT_EQ(run_ranks(2, "flags", settings), (std::vector<int>{0, 0})) << log("flags_rank0.log");
+  const std::string port = std::to_string(testing::free_loopback_port());
+  settings.insert(settings.end(), {"--dist-timeout", "30"});
+  std::vector<pid_t> ranks;
+  for (int r = 0; r < 2; ++r) {
+    ranks.push_back(spawn_hearth(train_args("env", settings), dir_ / ("env_rank" + std::to_string(r) + ".log"),
+                                 {"WORLD_SIZE=2", "RANK=" + std::to_string(r), "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port}));
+  }
+  EXPECT_EQ(wait_for(ranks[0]), 0) << log("env_rank0.log");
+  EXPECT_EQ(wait_for(ranks[1]), 0) << log("env_rank1.log");
+  EXPECT_NE(log("env_rank1.log").find("rank 1 of 2 finished"), std::string::npos) << log("env_rank1.log");
+  EXPECT_EQ(max_difference("flags", "env"), 0.0);
+  // A variable torchrun would never set names itself.
+  const auto bad = run_hearth(train_args("bad_env", {}), {"WORLD_SIZE=two"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("WORLD_SIZE"), std::string::npos) << bad.err;
+  EXPECT_EQ(testing::count_error_lines(bad.err), 1) << bad.err;
+}
+
 TEST_F(DataParallel, RanksWithDifferentSettingsRefuse) {
-  const std::string master = "127.0.0.1:" + std::to_string(free_loopback_port());
+  const std::string master = "127.0.0.1:" + std::to_string(testing::free_loopback_port());
   auto rank_args = [&](int r, const std::string& batch) {
     return train_args("mismatch", {"--batch", batch, "--world-size", "2", "--process-rank", std::to_string(r), "--master", master,
                                    "--dist-timeout", "20"});

@@ -5,8 +5,6 @@
 // an update is checked: the masked sum is noise to it, never one client's update, and once
 // unmasked it is bitwise the sum of the survivors' encodings. Its round log holds aggregates only.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <mutex>
@@ -20,6 +18,7 @@
 #include "engine/engine.h"
 #include "engine/federated_client.h"
 #include "engine/federated_coordinator.h"
+#include "loopback_port.h"
 #include "privacy/rdp_accountant.h"
 #include "serving_fixtures.h"
 #include "test_helpers.h"
@@ -29,18 +28,6 @@ namespace {
 namespace fs = std::filesystem;
 
 const std::string kFederationKey(32, '\x42');
-
-int free_loopback_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 
 // 12 kB of one novel per user.
@@ -160,7 +147,7 @@ at::Tensor sum_mod(const std::vector<at::Tensor>& ts) {
 }
 
 TEST_F(Federation, RoundsCompleteWithADropoutAndTheCoordinatorSeesOnlySums) {
-  const engine::FederatedServerReport report = run(server_options(free_loopback_port()), /*drop_round=*/1);
+  const engine::FederatedServerReport report = run(server_options(testing::free_loopback_port()), /*drop_round=*/1);
   ASSERT_EQ(report.clients, 4);
   ASSERT_EQ(report.rounds.size(), 2u);
   EXPECT_EQ(report.rounds[0].outcome, "done");
@@ -223,7 +210,7 @@ TEST_F(Federation, RoundsCompleteWithADropoutAndTheCoordinatorSeesOnlySums) {
 }
 
 TEST_F(Federation, UserLevelDpReportsEpsilonFromTheAccountant) {
-  engine::FederatedServerOptions o = server_options(free_loopback_port());
+  engine::FederatedServerOptions o = server_options(testing::free_loopback_port());
   o.rounds = 1;
   o.noise = 1.0;
   o.settings.clip = 0.5;

@@ -114,7 +114,9 @@ TEST_F(TttTest, TrainsAFreshDeltaOverTheFrozenUserAdapter) {
   for (const auto& [name, t] : trained->named_parameters()) {
     auto it = mine.find(name);
     if (name.find("magnitude") != std::string::npos) {
-      if (it != mine.end()) EXPECT_TRUE(at::equal(t, it->second)) << name;
+      if (it != mine.end()) {
+        EXPECT_TRUE(at::equal(t, it->second)) << name;
+      }
       continue;
     }
     const bool is_a = name.find("lora_A") != std::string::npos;
