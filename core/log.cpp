@@ -1,5 +1,7 @@
 #include "core/log.h"
 
+#include <glog/logging.h>
+
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 namespace hearth {
@@ -9,6 +11,7 @@ void init_logging(bool verbose) {
   logger->set_pattern("%^[%l]%$ %v");
   logger->set_level(verbose ? spdlog::level::debug : spdlog::level::info);
   spdlog::set_default_logger(logger);
+  FLAGS_minloglevel = verbose ? google::GLOG_INFO : google::GLOG_FATAL;
 }
 
 }  // namespace hearth
