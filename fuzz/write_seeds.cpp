@@ -16,6 +16,7 @@
 #include "fuzz/seed_models.h"
 #include "fuzz/seed_tokenizers.h"
 #include "fuzz/test_records.h"
+#include "inference/gguf_export.h"
 #include "inference/llama2c_model.h"
 #include "inference/model_files.h"
 #include "inference/quantized_model_files.h"
@@ -58,6 +59,30 @@ std::string joined(std::initializer_list<std::string> parts) {
   return out;
 }
 
+// The small model as GGUF files in the types Hearth reads, with the smallest tokenizer GGUF can
+// carry for it: a synthetic byte-level BPE of 3 special tokens, 256 bytes and 5 merges (the
+// embedding table grows to those 264 rows, from stories260K's corner).
+void gguf_seeds(SeedWriter& w, const fuzz::SmallModel& small, const TensorSource& stories) {
+  constexpr int32_t kVocab = 264;
+  ModelConfig config = small.config;
+  config.vocab_size = kVocab;
+  TensorMap tensors;
+  for (const std::string& name : small.tensors.names()) tensors.add(name, small.tensors.get(name));
+  const int64_t hidden = config.hidden_size;
+  tensors.add("model.embed_tokens.weight",
+              stories.get("model.embed_tokens.weight").narrow(0, 0, kVocab).narrow(1, 0, hidden).contiguous());
+  const fs::path dir = w.scratch("gguf");
+  write_synthetic_bpe_tokenizer(dir / "tokenizer", kVocab, ChatFamily::kChatML);
+  for (const auto& [label, format] : std::vector<std::pair<std::string, std::optional<QuantFormat>>>{
+           {"f32", std::nullopt}, {"q8_0", QuantFormat::kQ8_0}, {"q4_0", QuantFormat::kQ4_0}}) {
+    GgufExportOptions options;
+    options.format = format;
+    const fs::path file = dir / (label + ".gguf");
+    write_gguf_model(file, config, tensors, nullptr, dir / "tokenizer" / "tokenizer.json", options);
+    w.add("gguf", config.architecture_name() + "_" + label, read_file(file));
+  }
+}
+
 void model_seeds(SeedWriter& w) {
   const Llama2cModel stories = read_llama2c_model(asset_path("models/stories260K/stories260K.bin"));
   const fuzz::SmallModel llama = fuzz::small_real_model(*stories.tensors, Architecture::kLlama);
@@ -97,6 +122,8 @@ void model_seeds(SeedWriter& w) {
   const fs::path sharded = w.scratch("sharded");
   fuzz::write_sharded_folder(llama, sharded);
   w.add("quantized_folder", "hf_llama_sharded", fuzz::folder_seed(sharded));
+  gguf_seeds(w, llama, *stories.tensors);
+  gguf_seeds(w, qwen, *stories.tensors);
 }
 
 std::vector<std::pair<std::string, AdapterConfig>> adapter_configs() {

@@ -21,12 +21,12 @@ max_len() {
     tokenizer_config | llama2c_model | quantized_folder | peft_adapter | adapter_bundle) echo 32768 ;;
     training_jsonl) echo 16384 ;;
     sealed_record) echo 4096 ;;
+    gguf) echo 32768 ;;
     *) echo "fuzz.sh: unknown target $1" >&2; return 1 ;;
   esac
 }
-# GGUF: add "gguf" here and to max_len once fuzz/fuzz_gguf.cpp exists (see fuzz/CMakeLists.txt).
 all_targets=(safetensors tokenizer_json tokenizer_config llama2c_model llama2c_tokenizer quantized_folder
-             peft_adapter adapter_bundle training_jsonl sealed_record)
+             peft_adapter adapter_bundle training_jsonl sealed_record gguf)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 
