@@ -122,6 +122,36 @@ TEST(DoraLayer, NormIsRecomputedAfterAnInPlaceUpdateOfB) {
   EXPECT_LT(relative_error(after, dora_row_norms_reference(c.weight64, c.a, c.b * 3.0, kScale)), 1e-6);
 }
 
+// The fp16 factors the decode step reads: A * 2^ka and B * 2^kb with the power of two that puts
+// the largest value in [2^14, 2^15), each within fp16's rounding (2^-11 of the value, 2^-25 for
+// a subnormal) of the fp32 factor; made again after an in-place change (an optimizer step).
+TEST(LoraLayer, Fp16FactorsForDecodeFollowTheFactors) {
+  Case c = make_case(8, true);
+  auto layer = std::make_shared<LoraLayer>(leaf(c.a), leaf(c.b), kScale, std::make_shared<AdapterRuntime>());
+  auto expect_image = [](const uint16_t* half, float unscale, const at::Tensor& factor, const char* what) {
+    at::Tensor f = factor.detach();
+    const at::Tensor image =
+        at::from_blob(const_cast<uint16_t*>(half), f.sizes(), at::kHalf).to(at::kDouble) * double(unscale);
+    const double largest = f.abs().max().item<double>();
+    EXPECT_GE(largest / unscale, 16384.0) << what;
+    EXPECT_LT(largest / unscale, 32768.0) << what;
+    const at::Tensor bound = f.to(at::kDouble).abs() * std::ldexp(1.0, -11) + double(unscale) * std::ldexp(1.0, -24);
+    EXPECT_TRUE((image - f.to(at::kDouble)).abs().le(bound).all().item<bool>()) << what;
+  };
+  LowRankUpdate u;
+  ASSERT_TRUE(layer->low_rank_update(u));
+  ASSERT_NE(u.a_fp16, nullptr);
+  ASSERT_NE(u.b_fp16, nullptr);
+  expect_image(u.a_fp16, u.a_fp16_scale, layer->lora_A(), "A");
+  expect_image(u.b_fp16, u.b_fp16_scale, layer->lora_B(), "B");
+  {
+    at::NoGradGuard no_grad;
+    layer->lora_B().mul_(1000.0);  // what an optimizer step does, by a lot
+  }
+  ASSERT_TRUE(layer->low_rank_update(u));
+  expect_image(u.b_fp16, u.b_fp16_scale, layer->lora_B(), "B after an update");
+}
+
 TEST(LoraLayer, DropoutOnlyWhileTrainingAndReplayableFromTheSeed) {
   Case c = make_case(7, true);
   auto runtime = std::make_shared<AdapterRuntime>();
