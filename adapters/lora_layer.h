@@ -25,7 +25,7 @@ class LoraLayer : public LowRankLayer {
     int64_t version = -1;
   };
   mutable std::mutex fp16_mu_;
-  mutable Fp16Factor a16_, b16_;
+  mutable Fp16Factor a16_, bt16_;  // A [rank, in]; B transposed [rank, out]
 };
 
 }  // namespace hearth

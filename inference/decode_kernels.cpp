@@ -226,6 +226,64 @@ void dense_rows_fp16_portable(const DenseRowsFp16& a) {
   }
 }
 
+struct DenseColsFp16 {
+  const uint16_t* mt;
+  int64_t rows, rank;
+  const float* u;
+  int64_t r0, r1;
+  float alpha;
+  float* y;
+};
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c"))) void dense_cols_fp16_avx512(const DenseColsFp16& a) {
+  int64_t r = a.r0;
+  for (; r + 16 <= a.r1; r += 16) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t j = 0; j < a.rank; ++j) {
+      const __m512 w = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.mt + j * a.rows + r)));
+      acc = _mm512_fmadd_ps(w, _mm512_set1_ps(a.u[j]), acc);
+    }
+    _mm512_storeu_ps(a.y + r, _mm512_fmadd_ps(acc, _mm512_set1_ps(a.alpha), _mm512_loadu_ps(a.y + r)));
+  }
+  for (; r < a.r1; ++r) {
+    float total = 0;
+    for (int64_t j = 0; j < a.rank; ++j) total += _cvtsh_ss(a.mt[j * a.rows + r]) * a.u[j];
+    a.y[r] += a.alpha * total;
+  }
+}
+
+__attribute__((target("avx2,fma,f16c"))) void dense_cols_fp16_avx2(const DenseColsFp16& a) {
+  int64_t r = a.r0;
+  for (; r + 8 <= a.r1; r += 8) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t j = 0; j < a.rank; ++j) {
+      const __m256 w = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.mt + j * a.rows + r)));
+      acc = _mm256_fmadd_ps(w, _mm256_set1_ps(a.u[j]), acc);
+    }
+    _mm256_storeu_ps(a.y + r, _mm256_fmadd_ps(acc, _mm256_set1_ps(a.alpha), _mm256_loadu_ps(a.y + r)));
+  }
+  for (; r < a.r1; ++r) {
+    float total = 0;
+    for (int64_t j = 0; j < a.rank; ++j) total += _cvtsh_ss(a.mt[j * a.rows + r]) * a.u[j];
+    a.y[r] += a.alpha * total;
+  }
+}
+
+void dense_cols_fp16_portable(const DenseColsFp16& a) {
+  for (int64_t r = a.r0; r < a.r1; ++r) {
+    float total = 0;
+    for (int64_t j = 0; j < a.rank; ++j) total += c10::detail::fp16_ieee_to_fp32_value(a.mt[j * a.rows + r]) * a.u[j];
+    a.y[r] += a.alpha * total;
+  }
+}
+
+using DenseColsFp16Fn = void (*)(const DenseColsFp16&);
+DenseColsFp16Fn dense_cols_fp16_for_cpu() {
+  if (cpu_supports_isa(KernelIsa::kAvx512)) return dense_cols_fp16_avx512;
+  if (cpu_supports_isa(KernelIsa::kAvx2)) return dense_cols_fp16_avx2;
+  return dense_cols_fp16_portable;
+}
+
 using DenseRowsFp16Fn = void (*)(const DenseRowsFp16&);
 DenseRowsFp16Fn dense_rows_fp16_for_cpu() {
   if (cpu_supports_isa(KernelIsa::kAvx512)) return dense_rows_fp16_avx512;
@@ -256,6 +314,12 @@ void dense_rows_fp16(const uint16_t* m, int64_t cols, const float* x, int64_t r0
                      float* y) {
   static const DenseRowsFp16Fn rows = dense_rows_fp16_for_cpu();
   rows({m, cols, x, r0, r1, alpha, accumulate, y});
+}
+
+void dense_cols_fp16(const uint16_t* mt, int64_t rows, int64_t rank, const float* u, int64_t r0, int64_t r1, float alpha,
+                     float* y) {
+  static const DenseColsFp16Fn cols = dense_cols_fp16_for_cpu();
+  cols({mt, rows, rank, u, r0, r1, alpha, y});
 }
 
 at::Tensor fused_decode_attention(const at::Tensor& q_in, const at::Tensor& keys, const at::Tensor& values) {

@@ -57,5 +57,9 @@ void dense_rows(const float* m, int64_t cols, const float* x, int64_t r0, int64_
 // factors for the decode step to read.
 void dense_rows_fp16(const uint16_t* m, int64_t cols, const float* x, int64_t r0, int64_t r1, float alpha, bool accumulate,
                      float* y);
+// y[r] += alpha * sum_j u[j] * mt[j, r] for r in [r0, r1), mt [rank, rows] fp16 row-major: an
+// adapter's s B u from B transposed, 16 (AVX-512) or 8 (AVX2) outputs per vector FMA chain.
+void dense_cols_fp16(const uint16_t* mt, int64_t rows, int64_t rank, const float* u, int64_t r0, int64_t r1, float alpha,
+                     float* y);
 
 }  // namespace hearth

@@ -266,8 +266,8 @@ void DecodePlan::run(Product& p, int64_t seqs) {
       while (!p.u_ready[m.u_task[s]].load(std::memory_order_acquire)) std::this_thread::yield();
       const LowRankUpdate& u = m.lora[s];
       const float* us = m.lora_u.data() + s * m.u_stride;
-      if (u.b_fp16 != nullptr) {
-        dense_rows_fp16(u.b_fp16, u.rank, us, c.r0, c.r1, u.scale * u.b_fp16_scale, true, m.ys[s]);
+      if (u.bt_fp16 != nullptr) {
+        dense_cols_fp16(u.bt_fp16, m.view.rows, u.rank, us, c.r0, c.r1, u.scale * u.bt_fp16_scale, m.ys[s]);
       } else {
         dense_rows(u.b, u.rank, us, c.r0, c.r1, u.scale, true, m.ys[s]);
       }

@@ -122,7 +122,7 @@ TEST(DoraLayer, NormIsRecomputedAfterAnInPlaceUpdateOfB) {
   EXPECT_LT(relative_error(after, dora_row_norms_reference(c.weight64, c.a, c.b * 3.0, kScale)), 1e-6);
 }
 
-// The fp16 factors the decode step reads: A * 2^ka and B * 2^kb with the power of two that puts
+// The fp16 factors the decode step reads: A * 2^ka and B^T * 2^kb with the power of two that puts
 // the largest value in [2^14, 2^15), each within fp16's rounding (2^-11 of the value, 2^-25 for
 // a subnormal) of the fp32 factor; made again after an in-place change (an optimizer step).
 TEST(LoraLayer, Fp16FactorsForDecodeFollowTheFactors) {
@@ -141,15 +141,15 @@ TEST(LoraLayer, Fp16FactorsForDecodeFollowTheFactors) {
   LowRankUpdate u;
   ASSERT_TRUE(layer->low_rank_update(u));
   ASSERT_NE(u.a_fp16, nullptr);
-  ASSERT_NE(u.b_fp16, nullptr);
+  ASSERT_NE(u.bt_fp16, nullptr);
   expect_image(u.a_fp16, u.a_fp16_scale, layer->lora_A(), "A");
-  expect_image(u.b_fp16, u.b_fp16_scale, layer->lora_B(), "B");
+  expect_image(u.bt_fp16, u.bt_fp16_scale, layer->lora_B().t().contiguous(), "B transposed");
   {
     at::NoGradGuard no_grad;
     layer->lora_B().mul_(1000.0);  // what an optimizer step does, by a lot
   }
   ASSERT_TRUE(layer->low_rank_update(u));
-  expect_image(u.b_fp16, u.b_fp16_scale, layer->lora_B(), "B after an update");
+  expect_image(u.bt_fp16, u.bt_fp16_scale, layer->lora_B().t().contiguous(), "B transposed after an update");
 }
 
 TEST(LoraLayer, DropoutOnlyWhileTrainingAndReplayableFromTheSeed) {

@@ -141,6 +141,33 @@ TEST(DenseRowsFp16, MatchesDoubleReferenceAndTheFp32FactorsWithinRounding) {
   }
 }
 
+// s B u from B transposed in fp16, over a row range that starts and ends off the vector width:
+// against the double product of the same fp16 values (fp32 sums of 16 terms in another order:
+// 1e-5 of the sum of |terms|), leaving the rows outside the range alone.
+TEST(DenseColsFp16, MatchesDoubleReferenceOverARowRange) {
+  for (int64_t rank : {1, 16, 7}) {
+    const int64_t rows = 77, r0 = 3, r1 = 70;
+    const at::Tensor mt16 = (at::randn({rank, rows}) * 0.05).to(at::kHalf);
+    const at::Tensor u = at::randn({rank});
+    at::Tensor y = at::randn({rows});
+    const at::Tensor y0 = y.clone();
+    const float alpha = 1.5f;
+    dense_cols_fp16(reinterpret_cast<const uint16_t*>(mt16.data_ptr<at::Half>()), rows, rank, u.data_ptr<float>(), r0, r1,
+                    alpha, y.data_ptr<float>());
+    const at::Tensor m = mt16.to(at::kDouble).t();  // [rows, rank]
+    const at::Tensor exact = at::mv(m, u.to(at::kDouble)) * alpha + y0.to(at::kDouble);
+    const at::Tensor magnitude = at::mv(m.abs(), u.to(at::kDouble).abs()) * alpha;
+    for (int64_t r = 0; r < rows; ++r) {
+      if (r < r0 || r >= r1) {
+        EXPECT_EQ(y[r].item<float>(), y0[r].item<float>()) << "row " << r << " is outside the range";
+        continue;
+      }
+      EXPECT_NEAR(y[r].item<double>(), exact[r].item<double>(), 1e-5 * magnitude[r].item<double>() + 1e-6)
+          << "rank " << rank << ", row " << r;
+    }
+  }
+}
+
 TEST(CanFuseForInference, OnlyWithoutGradientsAndInFp32) {
   at::Tensor x = at::randn({2, 8}), w = at::ones({8});
   EXPECT_TRUE(can_fuse_for_inference(x, w));
