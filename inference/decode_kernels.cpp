@@ -235,6 +235,15 @@ struct DenseColsFp16 {
   float* y;
 };
 
+// Rows [r, a.r1) one at a time: what is left after the last whole vector.
+__attribute__((target("f16c"), always_inline)) inline void dense_cols_fp16_tail(const DenseColsFp16& a, int64_t r) {
+  for (; r < a.r1; ++r) {
+    float total = 0;
+    for (int64_t j = 0; j < a.rank; ++j) total += _cvtsh_ss(a.mt[j * a.rows + r]) * a.u[j];
+    a.y[r] += a.alpha * total;
+  }
+}
+
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c"))) void dense_cols_fp16_avx512(const DenseColsFp16& a) {
   int64_t r = a.r0;
   for (; r + 16 <= a.r1; r += 16) {
@@ -245,11 +254,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c"))) void dens
     }
     _mm512_storeu_ps(a.y + r, _mm512_fmadd_ps(acc, _mm512_set1_ps(a.alpha), _mm512_loadu_ps(a.y + r)));
   }
-  for (; r < a.r1; ++r) {
-    float total = 0;
-    for (int64_t j = 0; j < a.rank; ++j) total += _cvtsh_ss(a.mt[j * a.rows + r]) * a.u[j];
-    a.y[r] += a.alpha * total;
-  }
+  dense_cols_fp16_tail(a, r);
 }
 
 __attribute__((target("avx2,fma,f16c"))) void dense_cols_fp16_avx2(const DenseColsFp16& a) {
@@ -262,11 +267,7 @@ __attribute__((target("avx2,fma,f16c"))) void dense_cols_fp16_avx2(const DenseCo
     }
     _mm256_storeu_ps(a.y + r, _mm256_fmadd_ps(acc, _mm256_set1_ps(a.alpha), _mm256_loadu_ps(a.y + r)));
   }
-  for (; r < a.r1; ++r) {
-    float total = 0;
-    for (int64_t j = 0; j < a.rank; ++j) total += _cvtsh_ss(a.mt[j * a.rows + r]) * a.u[j];
-    a.y[r] += a.alpha * total;
-  }
+  dense_cols_fp16_tail(a, r);
 }
 
 void dense_cols_fp16_portable(const DenseColsFp16& a) {
