@@ -104,6 +104,7 @@ std::shared_ptr<const RoutableAdapter> AdapterRouter::prepare(std::shared_ptr<Ad
     r->by_slot[m.layer * kProjections + projection_index(m.name)] = m.impl;
   }
   for (const at::Tensor& p : adapter->parameters()) r->bytes += p.nbytes();
+  for (const AdapterModule& m : adapter->modules()) r->bytes += m.impl->decode_copy_bytes();
   r->adapter = std::move(adapter);
   return r;
 }

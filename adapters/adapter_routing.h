@@ -15,7 +15,7 @@ namespace hearth {
 struct RoutableAdapter {
   std::shared_ptr<Adapter> adapter;
   std::vector<std::shared_ptr<const LowRankLayer>> by_slot;  // layer * 7 + projection index
-  size_t bytes = 0;                                           // parameter bytes held
+  size_t bytes = 0;  // parameter bytes held, and the decode step's copies (decode_copy_bytes)
 };
 
 // Whether every layer of `adapter` is now a plain low-rank update (LoRA, not training): what the

@@ -125,5 +125,20 @@ TEST(RoutedDecodePlan, StepsAsideWhenARowsAdapterIsDora) {
   t.router.clear();
 }
 
+// What a server's memory budget counts for an adapter: its fp32 parameters, and for LoRA the fp16
+// copies of A and B the decode step keeps (half as many bytes again); DoRA keeps none.
+TEST(RoutableAdapter, BytesCountTheDecodeStepsCopies) {
+  RoutedPlan t;
+  auto parameter_bytes = [](const Adapter& a) {
+    size_t n = 0;
+    for (const at::Tensor& p : a.parameters()) n += p.nbytes();
+    return n;
+  };
+  auto l = lora(*t.base.decoder, 4, "all", 4);
+  auto d = lora(*t.base.decoder, 4, "all", 5, AdapterMethod::kDoRA);
+  EXPECT_EQ(t.router.prepare(l)->bytes, parameter_bytes(*l) * 3 / 2);
+  EXPECT_EQ(t.router.prepare(d)->bytes, parameter_bytes(*d));
+}
+
 }  // namespace
 }  // namespace hearth
