@@ -38,7 +38,8 @@ void refresh_fp16(const at::Tensor& factor, bool transpose, Copy& copy) {
 bool LoraLayer::low_rank_update(LowRankUpdate& out) const {
   auto plain = [](const at::Tensor& t) { return t.scalar_type() == at::kFloat && t.is_contiguous() && t.device().is_cpu(); };
   if (dropout_active() || !plain(a_) || !plain(b_)) return false;
-  out = {a_.data_ptr<float>(), b_.data_ptr<float>(), a_.size(0), static_cast<float>(scale_)};
+  out.rank = a_.size(0);
+  out.scale = static_cast<float>(scale_);
   // Decoding reads every factor once per token: in fp16 that is half the bytes, which is most of
   // an adapter's cost there (rank 16 on all 7 projections of qwen2.5-0.5b: 35 MB a token in
   // fp32). Each factor is scaled by a power of two (exact) so its largest value sits near fp16's

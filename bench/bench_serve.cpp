@@ -278,6 +278,10 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (!o.only.empty() && o.only != "load" && o.only != "switch" && o.only != "decode" && o.only != "batch") {
+    std::fprintf(stderr, "error: --only must be load, switch, decode or batch, not \"%s\"\n", o.only.c_str());
+    return 2;
+  }
   init_runtime(o.threads);
   const fs::path model = o.models / o.arch;
   if (!fs::exists(model / "config.json")) {

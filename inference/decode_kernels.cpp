@@ -134,44 +134,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c"))) void atte
 __attribute__((target("avx2,fma,f16c"))) void attend_kv_head_avx2(const KvHeadAttention& a) { attend_kv_head_body(a); }
 void attend_kv_head_portable(const KvHeadAttention& a) { attend_kv_head_body(a); }
 
-struct DenseRows {
-  const float* m;
-  int64_t cols;
-  const float* x;
-  int64_t r0, r1;
-  float alpha;
-  bool accumulate;
-  float* y;
-};
-
-__attribute__((always_inline)) inline void dense_rows_body(const DenseRows& a) {
-  for (int64_t r = a.r0; r < a.r1; ++r) {
-    const float* row = a.m + r * a.cols;
-    float acc[16] = {};
-    int64_t i = 0;
-    for (; i + 16 <= a.cols; i += 16)
-      for (int l = 0; l < 16; ++l) acc[l] += row[i + l] * a.x[i + l];
-    float total = 0;
-    for (int l = 0; l < 16; ++l) total += acc[l];
-    for (; i < a.cols; ++i) total += row[i] * a.x[i];
-    a.y[r] = a.alpha * total + (a.accumulate ? a.y[r] : 0.0f);
-  }
-}
-
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c"))) void dense_rows_avx512(const DenseRows& a) {
-  dense_rows_body(a);
-}
-__attribute__((target("avx2,fma,f16c"))) void dense_rows_avx2(const DenseRows& a) { dense_rows_body(a); }
-void dense_rows_portable(const DenseRows& a) { dense_rows_body(a); }
-
-using DenseRowsFn = void (*)(const DenseRows&);
-DenseRowsFn dense_rows_for_cpu() {
-  if (cpu_supports_isa(KernelIsa::kAvx512)) return dense_rows_avx512;
-  if (cpu_supports_isa(KernelIsa::kAvx2)) return dense_rows_avx2;
-  return dense_rows_portable;
-}
-
-// The same over fp16 rows, widened in registers (F16C on both fast paths).
+// y[r] = alpha * dot(m[r, :], x) (+ y[r] when accumulate) over fp16 rows, widened in registers
+// (F16C on both fast paths).
 struct DenseRowsFp16 {
   const uint16_t* m;
   int64_t cols;
@@ -304,11 +268,6 @@ AttendFn attend_kv_head_for_cpu() {
 void attend_kv_head(const KvHeadAttention& a) {
   static const AttendFn attend = attend_kv_head_for_cpu();
   attend(a);
-}
-
-void dense_rows(const float* m, int64_t cols, const float* x, int64_t r0, int64_t r1, float alpha, bool accumulate, float* y) {
-  static const DenseRowsFn rows = dense_rows_for_cpu();
-  rows({m, cols, x, r0, r1, alpha, accumulate, y});
 }
 
 void dense_rows_fp16(const uint16_t* m, int64_t cols, const float* x, int64_t r0, int64_t r1, float alpha, bool accumulate,

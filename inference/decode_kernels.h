@@ -50,11 +50,8 @@ struct KvHeadAttention {
 };
 void attend_kv_head(const KvHeadAttention& a);
 
-// y[r] = alpha * dot(m[r, :], x) (+ y[r] when accumulate) for rows [r0, r1) of the fp32 row-major
-// m [rows, cols]: an adapter's A x and B u in the decode step. Vector width as attend_kv_head.
-void dense_rows(const float* m, int64_t cols, const float* x, int64_t r0, int64_t r1, float alpha, bool accumulate, float* y);
-// The same with m in IEEE fp16, widened to fp32 in registers: half the bytes of an adapter's
-// factors for the decode step to read.
+// y[r] = alpha * dot(m[r, :], x) (+ y[r] when accumulate) for rows [r0, r1) of the row-major
+// IEEE fp16 m [rows, cols], widened to fp32 in registers: an adapter's A x in the decode step.
 void dense_rows_fp16(const uint16_t* m, int64_t cols, const float* x, int64_t r0, int64_t r1, float alpha, bool accumulate,
                      float* y);
 // y[r] += alpha * sum_j u[j] * mt[j, r] for r in [r0, r1), mt [rank, rows] fp16 row-major: an

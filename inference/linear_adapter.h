@@ -8,14 +8,11 @@ namespace hearth {
 class Linear;
 
 // An adapter whose whole inference effect is y += scale * B (A x): plain LoRA, not training.
-// A [rank, in] and B [out, rank] are fp32 and contiguous; the pointers stay valid while the
-// adapter is alive. When a_fp16 and bt_fp16 are set, the decode step reads them instead (half the
-// bytes): fp16 copies of A * 2^ka [rank, in] and of B transposed, B^T * 2^kb [rank, out] (so
-// s B u is rank vector FMAs per 16 outputs, no horizontal sums), with a_fp16_scale = 2^-ka and
-// bt_fp16_scale = 2^-kb.
+// The decode step reads fp16 copies (half the bytes of fp32) of A * 2^ka [rank, in] and of B
+// transposed, B^T * 2^kb [rank, out] (so s B u is rank vector FMAs per 16 outputs, no horizontal
+// sums), with a_fp16_scale = 2^-ka and bt_fp16_scale = 2^-kb. The pointers stay valid while the
+// adapter is alive and its factors unchanged.
 struct LowRankUpdate {
-  const float* a = nullptr;
-  const float* b = nullptr;
   int64_t rank = 0;
   float scale = 0;
   const uint16_t* a_fp16 = nullptr;

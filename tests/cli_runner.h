@@ -44,10 +44,10 @@ inline CliResult run_hearth(const std::vector<std::string>& args, const std::vec
   return r;
 }
 
-// Starts `hearth args...` in the background with stdout and stderr to `log` (appended); returns
-// its pid, for tests that signal or kill it. Reap it with wait_for().
-inline pid_t spawn_hearth(const std::vector<std::string>& args, const std::filesystem::path& log,
-                          const std::vector<std::string>& env = {}) {
+// Starts `program args...` in the background with stdout and stderr to `log` (appended) and
+// stdin from /dev/null; returns its pid, for tests that signal or kill it. Reap it with wait_for().
+inline pid_t spawn_program(const char* program, const std::vector<std::string>& args, const std::filesystem::path& log,
+                           const std::vector<std::string>& env = {}) {
   const pid_t pid = ::fork();
   if (pid != 0) return pid;
   for (const std::string& e : env) ::putenv(const_cast<char*>(e.c_str()));
@@ -56,11 +56,17 @@ inline pid_t spawn_hearth(const std::vector<std::string>& args, const std::files
   ::dup2(fd, 2);
   const int null_in = ::open("/dev/null", O_RDONLY);
   ::dup2(null_in, 0);
-  std::vector<char*> argv{const_cast<char*>(HEARTH_CLI_PATH)};
+  std::vector<char*> argv{const_cast<char*>(program)};
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
-  ::execv(HEARTH_CLI_PATH, argv.data());
+  ::execv(program, argv.data());
   ::_exit(127);
+}
+
+// spawn_program for the hearth binary.
+inline pid_t spawn_hearth(const std::vector<std::string>& args, const std::filesystem::path& log,
+                          const std::vector<std::string>& env = {}) {
+  return spawn_program(HEARTH_CLI_PATH, args, log, env);
 }
 
 // Waits for a spawned process; its exit code, or -signal when a signal ended it.

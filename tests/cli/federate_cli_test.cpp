@@ -18,20 +18,6 @@ namespace hearth {
 namespace {
 namespace fs = std::filesystem;
 
-// Starts the C API client; its stdout (the report) and stderr go to `log`.
-pid_t spawn_capi_client(const std::vector<std::string>& args, const fs::path& log) {
-  const pid_t pid = ::fork();
-  if (pid != 0) return pid;
-  const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-  ::dup2(fd, 1);
-  ::dup2(fd, 2);
-  std::vector<char*> argv{const_cast<char*>(HEARTH_CAPI_FEDERATE_CLIENT_PATH)};
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  ::execv(HEARTH_CAPI_FEDERATE_CLIENT_PATH, argv.data());
-  ::_exit(127);
-}
-
 // The report JSON a client printed: the last line of its log that parses as an object with
 // "rounds_uploaded".
 Json client_report(const std::string& log) {
@@ -73,8 +59,9 @@ TEST(FederateCli, ACliDeviceAndACApiDeviceCompleteEveryRound) {
                                                   "--model", model, "--quant", "nf4", "--user", "ann", "--coordinator",
                                                   coordinator, "--timeout", "120", "--threads", "1", "--json"},
                                                  dir / "cli_device.log");
-  const pid_t capi_device = spawn_capi_client(
-      {(dir / "capi_home").string(), asset_path("").string(), coordinator, "bob"}, dir / "capi_device.log");
+  const pid_t capi_device =
+      testing::spawn_program(HEARTH_CAPI_FEDERATE_CLIENT_PATH,
+                             {(dir / "capi_home").string(), asset_path("").string(), coordinator, "bob"}, dir / "capi_device.log");
 
   const int serve_code = testing::wait_for(serve), cli_code = testing::wait_for(cli_device),
             capi_code = testing::wait_for(capi_device);
