@@ -5,14 +5,12 @@
 
 #include "core/error.h"
 #include "core/json.h"
+#include "inference/gguf_metaspace_tokenizer.h"
 #include "inference/tokenizer/bpe_tokenizer.h"
 #include "inference/tokenizer/llama2c_tokenizer.h"
 
 namespace hearth {
 namespace {
-
-// llama.cpp's token types.
-enum TokenType : int32_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
 
 // Split patterns of the pre-tokenizers Hearth implements, as their tokenizer.json files write them.
 const char* const kLlama3Pattern =
@@ -45,17 +43,6 @@ PreTokenizer pre_tokenizer(const std::string& pre, const std::string& what) {
   fail(ErrorCode::kUnsupported, what + ": pre-tokenizer \"" + pre + "\" is not supported (llama-bpe, qwen2, smollm, gpt-2)");
 }
 
-std::vector<int32_t> token_types(const GgufFile& f, size_t n) {
-  std::vector<int32_t> types(n, kNormal);
-  if (const GgufValue* v = f.find("tokenizer.ggml.token_type")) {
-    const GgufValue& arr = f.get_array("tokenizer.ggml.token_type", GgufValueType::kInt32);
-    require(arr.count == n, ErrorCode::kCorruptFile, f.name() + ": tokenizer.ggml.token_type has " + std::to_string(arr.count) +
-                                                         " entries for " + std::to_string(n) + " tokens");
-    std::memcpy(types.data(), v->data, n * sizeof(int32_t));
-  }
-  return types;
-}
-
 std::string token_text(const GgufValue& tokens, int64_t id, const std::string& what, const char* key) {
   require(id >= 0 && static_cast<uint64_t>(id) < tokens.count, ErrorCode::kCorruptFile,
           what + ": " + key + " " + std::to_string(id) + " is not a token id");
@@ -65,16 +52,16 @@ std::string token_text(const GgufValue& tokens, int64_t id, const std::string& w
 std::unique_ptr<Tokenizer> load_bpe(const GgufFile& f) {
   const std::string& what = f.name();
   const GgufValue& tokens = f.get_array("tokenizer.ggml.tokens", GgufValueType::kString);
-  const std::vector<int32_t> types = token_types(f, tokens.count);
+  const std::vector<int32_t> types = gguf_token_types(f, tokens.count);
   const PreTokenizer pre = pre_tokenizer(f.find_string("tokenizer.ggml.pre").value_or(""), what);
   Json vocab = Json::object(), added = Json::array();
   for (size_t id = 0; id < tokens.count; ++id) {
     const std::string text(tokens.strings[id]);
-    if (types[id] == kNormal || types[id] == kByte) {
+    if (types[id] == kGgufNormal || types[id] == kGgufByte) {
       require(!vocab.contains(text), ErrorCode::kCorruptFile, what + ": token \"" + text + "\" appears twice");
       vocab[text] = id;
-    } else if (types[id] == kControl || types[id] == kUserDefined) {
-      added.push_back({{"id", id}, {"content", text}, {"special", types[id] == kControl}});
+    } else if (types[id] == kGgufControl || types[id] == kGgufUserDefined) {
+      added.push_back({{"id", id}, {"content", text}, {"special", types[id] == kGgufControl}});
     }
   }
   Json merges = Json::array();
@@ -117,6 +104,8 @@ std::string escape_spaces(const std::string& piece) {
 
 std::unique_ptr<Tokenizer> load_spm(const GgufFile& f) {
   const std::string& what = f.name();
+  // Gemma's vocabulary: no dummy prefix, its own BOS / EOS ids and specials.
+  if (!f.find_bool("tokenizer.ggml.add_space_prefix").value_or(true)) return load_gguf_metaspace_tokenizer(f);
   const GgufValue& tokens = f.get_array("tokenizer.ggml.tokens", GgufValueType::kString);
   std::vector<float> scores(tokens.count, 0.0f);
   if (f.find("tokenizer.ggml.scores")) {
@@ -128,7 +117,8 @@ std::unique_ptr<Tokenizer> load_spm(const GgufFile& f) {
               f.find_int("tokenizer.ggml.eos_token_id").value_or(2) == Llama2cTokenizer::kEos &&
               f.find_bool("tokenizer.ggml.add_space_prefix").value_or(true),
           ErrorCode::kUnsupported,
-          what + ": Hearth reads SentencePiece vocabularies laid out as llama2.c's (BOS 1, EOS 2, bytes at 3..258, a dummy-prefix space)");
+          what + ": Hearth reads SentencePiece vocabularies laid out as llama2.c's (BOS 1, EOS 2, bytes at 3..258, a dummy-prefix "
+                 "space) or without a dummy-prefix space (Gemma's); pass the model's tokenizer.json with --tokenizer");
   std::vector<std::string> pieces;
   pieces.reserve(tokens.count);
   for (std::string_view t : tokens.strings) pieces.push_back(unescape_spaces(t));
@@ -136,25 +126,24 @@ std::unique_ptr<Tokenizer> load_spm(const GgufFile& f) {
 }
 
 // tokenizer.json -> tokenizer.ggml.* ("gpt2").
-void write_bpe(GgufWriter& out, const std::filesystem::path& file, int64_t vocab_size) {
+void write_bpe(GgufWriter& out, const std::filesystem::path& file, const Json& j, int64_t vocab_size) {
   const std::string what = file.string();
-  const Json j = read_json_file(file);
   const auto config_path = file.parent_path() / "tokenizer_config.json";
   const Json config = std::filesystem::exists(config_path) ? read_json_file(config_path) : Json::object();
   std::vector<std::string> tokens(vocab_size);
-  std::vector<int32_t> types(vocab_size, kUnused);
+  std::vector<int32_t> types(vocab_size, kGgufUnused);
   const auto put = [&](int64_t id, std::string text, int32_t type) {
     require(id >= 0 && id < vocab_size, ErrorCode::kInvalidArgument,
             what + ": token id " + std::to_string(id) + " is outside the model's " + std::to_string(vocab_size) + " embeddings");
     tokens[id] = std::move(text);
     types[id] = type;
   };
-  for (const auto& item : j.at("model").at("vocab").items()) put(item.value().get<int64_t>(), item.key(), kNormal);
+  for (const auto& item : j.at("model").at("vocab").items()) put(item.value().get<int64_t>(), item.key(), kGgufNormal);
   for (const Json& t : j.value("added_tokens", Json::array())) {
-    put(t.at("id").get<int64_t>(), t.at("content").get<std::string>(), t.value("special", false) ? kControl : kUserDefined);
+    put(t.at("id").get<int64_t>(), t.at("content").get<std::string>(), t.value("special", false) ? kGgufControl : kGgufUserDefined);
   }
   for (int64_t id = 0; id < vocab_size; ++id) {
-    if (types[id] == kUnused) tokens[id] = "[PAD" + std::to_string(id) + "]";
+    if (types[id] == kGgufUnused) tokens[id] = "[PAD" + std::to_string(id) + "]";
   }
   std::vector<std::string> merges;
   for (const Json& m : j.at("model").at("merges")) {
@@ -199,15 +188,15 @@ void write_spm(GgufWriter& out, const std::filesystem::path& file, int64_t vocab
     if (id >= tok->vocab_size()) {
       tokens.push_back("[PAD" + std::to_string(id) + "]");
       scores.push_back(0.0f);
-      types.push_back(kUnused);
+      types.push_back(kGgufUnused);
       continue;
     }
-    int32_t type = kNormal;
+    int32_t type = kGgufNormal;
     std::string text = escape_spaces(tok->piece(id));
-    if (id == 0) type = kUnknown, text = "<unk>";
-    else if (id == Llama2cTokenizer::kBos) type = kControl, text = "<s>";
-    else if (id == Llama2cTokenizer::kEos) type = kControl, text = "</s>";
-    else if (id >= Llama2cTokenizer::kFirstByteToken && id < Llama2cTokenizer::kFirstByteToken + 256) type = kByte;
+    if (id == 0) type = kGgufUnknown, text = "<unk>";
+    else if (id == Llama2cTokenizer::kBos) type = kGgufControl, text = "<s>";
+    else if (id == Llama2cTokenizer::kEos) type = kGgufControl, text = "</s>";
+    else if (id >= Llama2cTokenizer::kFirstByteToken && id < Llama2cTokenizer::kFirstByteToken + 256) type = kGgufByte;
     tokens.push_back(text);
     scores.push_back(tok->score(id));
     types.push_back(type);
@@ -224,6 +213,17 @@ void write_spm(GgufWriter& out, const std::filesystem::path& file, int64_t vocab
 }
 
 }  // namespace
+
+std::vector<int32_t> gguf_token_types(const GgufFile& f, size_t n) {
+  std::vector<int32_t> types(n, kGgufNormal);
+  if (const GgufValue* v = f.find("tokenizer.ggml.token_type")) {
+    const GgufValue& arr = f.get_array("tokenizer.ggml.token_type", GgufValueType::kInt32);
+    require(arr.count == n, ErrorCode::kCorruptFile, f.name() + ": tokenizer.ggml.token_type has " + std::to_string(arr.count) +
+                                                         " entries for " + std::to_string(n) + " tokens");
+    std::memcpy(types.data(), v->data, n * sizeof(int32_t));
+  }
+  return types;
+}
 
 std::unique_ptr<Tokenizer> load_gguf_tokenizer(const GgufFile& file) {
   const auto model = file.find_string("tokenizer.ggml.model");
@@ -243,7 +243,13 @@ void write_gguf_tokenizer(GgufWriter& out, const GgufFile* source, const std::fi
     return;
   }
   require(!tokenizer_file.empty(), ErrorCode::kInvalidArgument, "writing a GGUF model needs its tokenizer");
-  if (tokenizer_file.extension() == ".json") return write_bpe(out, tokenizer_file, vocab_size);
+  if (tokenizer_file.extension() == ".json") {
+    const Json j = read_json_file(tokenizer_file);
+    if (!is_metaspace_tokenizer_json(j)) return write_bpe(out, tokenizer_file, j, vocab_size);
+    const auto config_path = tokenizer_file.parent_path() / "tokenizer_config.json";
+    const Json config = std::filesystem::exists(config_path) ? read_json_file(config_path) : Json::object();
+    return write_gguf_metaspace_tokenizer(out, j, config, vocab_size, tokenizer_file.string());
+  }
   write_spm(out, tokenizer_file, vocab_size);
 }
 

@@ -68,8 +68,12 @@ ChatTemplate ChatTemplate::from_jinja(const std::string& jinja, const std::strin
     // Llama 3.1+ instruct templates add dates and tool text to the system turn: not handled here.
     require(!contains(jinja, "Cutting Knowledge Date"), ErrorCode::kUnsupported,
             "the Llama 3.1+ chat template (with dates and tools) is not supported");
+  } else if (contains(jinja, "<start_of_turn>")) {
+    style.family = ChatFamily::kGemma;
+    if (contains(jinja, "bos_token")) style.bos_token = bos_token;
   } else {
-    fail(ErrorCode::kUnsupported, "chat template is neither ChatML (<|im_start|>) nor Llama 3 (<|start_header_id|>)");
+    fail(ErrorCode::kUnsupported,
+         "chat template is not ChatML (<|im_start|>), Llama 3 (<|start_header_id|>) or Gemma (<start_of_turn>)");
   }
   return ChatTemplate(std::move(style));
 }
@@ -85,10 +89,10 @@ RenderedChat ChatTemplate::render_with_spans(const std::vector<ChatMessage>& mes
     tokenizer::require_valid_utf8(m.content, "chat message content");
   }
   RenderedChat out;
-  if (style_.family == ChatFamily::kChatML) {
-    render_chatml(messages, add_generation_prompt, out);
-  } else {
-    render_llama3(messages, add_generation_prompt, out);
+  switch (style_.family) {
+    case ChatFamily::kChatML: render_chatml(messages, add_generation_prompt, out); break;
+    case ChatFamily::kLlama3: render_llama3(messages, add_generation_prompt, out); break;
+    case ChatFamily::kGemma: render_gemma(messages, add_generation_prompt, out); break;
   }
   return out;
 }
@@ -153,6 +157,31 @@ void ChatTemplate::render_llama3(const std::vector<ChatMessage>& messages, bool 
   if (add_generation_prompt || style_.always_generation_prompt) {
     text += "<|start_header_id|>assistant<|end_header_id|>\n\n";
   }
+}
+
+// Gemma's template: a system prompt opens the first user turn (followed by a blank line, not
+// trimmed); the assistant is "model"; contents are trimmed; turns after the system one must
+// alternate user, assistant, ... (the template raises an exception otherwise).
+void ChatTemplate::render_gemma(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                                RenderedChat& out) const {
+  std::string& text = out.text;
+  text += style_.bos_token;
+  const bool has_system = !messages.empty() && messages[0].role == "system";
+  const std::string first_user_prefix = has_system ? messages[0].content + "\n\n" : "";
+  for (size_t i = has_system ? 1 : 0, turn = 0; i < messages.size(); ++i, ++turn) {
+    const ChatMessage& m = messages[i];
+    require((m.role == "user") == (turn % 2 == 0), ErrorCode::kInvalidArgument,
+            "a Gemma chat must alternate user and assistant turns after the system turn (turn " +
+                std::to_string(turn + 1) + " is \"" + m.role + "\")");
+    text += "<start_of_turn>" + std::string(m.role == "assistant" ? "model" : m.role) + "\n";
+    if (turn == 0) text += first_user_prefix;
+    const size_t begin = text.size();
+    text += tokenizer::trim_whitespace(m.content, true, true);
+    text += "<end_of_turn>";
+    if (m.role == "assistant") out.assistant_spans.emplace_back(begin, text.size());
+    text += "\n";
+  }
+  if (add_generation_prompt) text += "<start_of_turn>model\n";
 }
 
 std::string chatml_jinja_template(const std::string& default_system) {

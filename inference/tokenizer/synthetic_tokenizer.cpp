@@ -20,6 +20,7 @@ const char* const kSplitPattern =
 const char* const kAlphabet = "etaoinshrdlucmfwypvbgkjqxz";
 
 std::vector<std::string> special_tokens(ChatFamily family) {
+  require(family != ChatFamily::kGemma, ErrorCode::kInvalidArgument, "synthetic tokenizers are ChatML or Llama 3 only");
   if (family == ChatFamily::kChatML) return {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
   return {"<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"};
 }

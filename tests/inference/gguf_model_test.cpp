@@ -8,11 +8,14 @@
 #include "inference/gguf_export.h"
 #include "inference/gguf_model.h"
 #include "inference/gguf_tokenizer.h"
+#include "inference/model_files.h"
 #include "inference/model_loader.h"
 #include "inference/perplexity.h"
 #include "inference/quant/quantized_matrix.h"
 #include "inference/tokenizer/bpe_tokenizer.h"
+#include "llama_cpp_peer.h"
 #include "test_helpers.h"
+#include "tokenizer/reference_outputs.h"
 
 namespace hearth {
 namespace {
@@ -136,6 +139,86 @@ TEST(GgufTokenizer, ByteLevelBpeRoundTripsThroughGgufMetadata) {
     const std::vector<ChatMessage> chat = {{"user", "Hello"}};
     EXPECT_EQ(loaded->chat_template()->render(chat, true), original->chat_template()->render(chat, true)) << name;
   }
+  fs::remove_all(dir);
+}
+
+// Gemma 3's SentencePiece-style tokenizer written into GGUF metadata as llama.cpp lays it out
+// ("llama": pieces, scores, token types, no dummy-prefix space) and read back, with its merges
+// re-derived from the scores: the ids equal the reference tokenizer's (@lenml/tokenizers, the
+// same ids as Hugging Face's) on whole corpora, every persona conversation and the chat renders,
+// and the chat template, BOS, EOS and stop tokens come along.
+TEST(GgufTokenizer, GemmaSentencePieceThroughGgufMetadataMatchesTheReference) {
+  const fs::path dir = testing::fresh_temp_dir("gguf_gemma_tok");
+  const fs::path json = test::tokenizer_json("gemma3");
+  auto original = BpeTokenizer::load(json);
+  GgufWriter w;
+  write_gguf_tokenizer(w, nullptr, json, original->vocab_size());
+  w.write(dir / "tok.gguf");
+  auto f = GgufFile::open(dir / "tok.gguf");
+  EXPECT_EQ(f->find_string("tokenizer.ggml.model").value_or(""), "llama");
+  EXPECT_EQ(f->find_bool("tokenizer.ggml.add_space_prefix"), std::optional<bool>(false));
+  EXPECT_FALSE(f->find("tokenizer.ggml.merges")) << "a SentencePiece vocabulary in GGUF carries scores, not merges";
+  auto loaded = load_gguf_tokenizer(*f);
+  EXPECT_EQ(loaded->vocab_size(), original->vocab_size());
+  EXPECT_EQ(loaded->bos_id(), 2);
+  EXPECT_EQ(loaded->eos_id(), original->eos_id());
+  EXPECT_EQ(loaded->stop_ids(), original->stop_ids());
+  for (const char* corpus : {"wikitext2", "persuasion"}) {
+    const Json ref = test::read_reference(std::string("gemma3.") + corpus + ".json");
+    ASSERT_FALSE(ref.is_null());
+    const std::string text = read_file(asset_path(ref.at("source").get<std::string>()));
+    const std::vector<int32_t> ids = loaded->encode(text, false);
+    const auto expected = ref.at("ids").at(0).get<std::vector<int32_t>>();
+    ASSERT_EQ(ids.size(), expected.size()) << corpus;
+    for (size_t i = 0; i < ids.size(); ++i) ASSERT_EQ(ids[i], expected[i]) << corpus << ": first difference at token " << i;
+    EXPECT_EQ(loaded->decode(ids), text) << corpus;
+  }
+  const Json persona = test::read_reference("gemma3.persona_chat.json");
+  ASSERT_GE(persona.at("texts").size(), 900u);
+  for (size_t i = 0; i < persona.at("texts").size(); ++i) {
+    ASSERT_EQ(loaded->encode(persona["texts"][i].get<std::string>(), false), persona["ids"][i].get<std::vector<int32_t>>())
+        << "conversation " << i;
+  }
+  ASSERT_NE(loaded->chat_template(), nullptr);
+  for (const Json& c : test::read_reference("gemma3.chat.json").at("conversations")) {
+    std::vector<ChatMessage> messages;
+    for (const Json& m : c.at("messages")) messages.push_back({m.at("role").get<std::string>(), m.at("content").get<std::string>()});
+    const std::string text = c.at("text").get<std::string>();
+    EXPECT_EQ(loaded->chat_template()->render(messages, c.at("add_generation_prompt").get<bool>()), text);
+    EXPECT_EQ(loaded->encode(text, false), c.at("ids").get<std::vector<int32_t>>()) << text;
+  }
+  fs::remove_all(dir);
+}
+
+// llama.cpp reads the Gemma vocabulary Hearth writes into GGUF as Hearth reads it: a tiny Gemma 3
+// model carrying the real 262,144-token vocabulary, tokenized by llama.cpp (node-llama-cpp's
+// CPU build) and by Hearth's GGUF reader, on prose with runs of spaces, tabs and newlines (user-
+// defined pieces), digits, accents, CJK and emoji (byte fallback).
+TEST(GgufTokenizer, LlamaCppTokenizesHearthsGemmaGgufAsHearthDoes) {
+  ASSERT_TRUE(testing::peer_installed()) << "the llama.cpp peer is not installed: run bash scripts/peer/llama_cpp.sh npm";
+  const fs::path dir = testing::fresh_temp_dir("gguf_gemma_peer");
+  init_random_model("tiny-gemma3", 5, dir / "init");
+  ModelSource init = open_model_source(dir / "init");
+  ModelConfig config = init.config;
+  config.vocab_size = 262144;
+  config.bos_token_id = 2;
+  config.eos_token_id = 106;
+  TensorMap weights;
+  for (const std::string& name : init.tensors->names()) weights.add(name, init.tensors->get(name).to(at::kFloat));
+  weights.add("model.embed_tokens.weight", at::randn({config.vocab_size, config.hidden_size}) * 0.02);
+  GgufExportOptions options;
+  options.format = parse_any_quant_format("q8_0");  // 17 MB instead of 67
+  write_gguf_model(dir / "model.gguf", config, weights, nullptr, test::tokenizer_json("gemma3"), options);
+
+  const std::string prose = read_file(asset_path("data/jane_austen/persuasion.txt")).substr(20000, 3000);
+  const std::string text = prose + "\n\n\n  two  spaces,\ttab\t\tand 1234567 caf\u00e9 na\u00efve \u6570\u5b57 \U0001F642 end";
+  const Json peer = testing::last_peer_json(testing::run_command(
+      "node " + testing::shell_quote((testing::peer_dir() / "llama_logits.mjs").string()) + " --model " +
+      testing::shell_quote((dir / "model.gguf").string()) + " --tokenize " + testing::shell_quote(text)));
+  auto f = GgufFile::open(dir / "model.gguf");
+  const std::vector<int32_t> ours = load_gguf_tokenizer(*f)->encode(text, false);
+  EXPECT_GT(ours.size(), 500u);
+  EXPECT_EQ(peer.at("tokenized").get<std::vector<int32_t>>(), ours);
   fs::remove_all(dir);
 }
 

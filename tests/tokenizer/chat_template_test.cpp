@@ -33,7 +33,7 @@ TEST_P(ChatParity, RendersEqualReference) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(RealTokenizers, ChatParity, ::testing::Values("llama3", "qwen3"));
+INSTANTIATE_TEST_SUITE_P(RealTokenizers, ChatParity, ::testing::Values("llama3", "qwen3", "gemma3"));
 
 TEST(ChatTemplate, RealConfigsAreRecognised) {
   const ChatTemplate llama_template = shared_chat_template("llama3");
@@ -47,23 +47,43 @@ TEST(ChatTemplate, RealConfigsAreRecognised) {
   EXPECT_EQ(qwen->style().family, ChatFamily::kChatML);
   EXPECT_TRUE(qwen->style().qwen3_thinking);
   EXPECT_EQ(qwen->style().default_system, "");
+  const ChatTemplate gemma = shared_chat_template("gemma3");
+  EXPECT_EQ(gemma.style().family, ChatFamily::kGemma);
+  EXPECT_EQ(gemma.style().bos_token, "<bos>");
+}
+
+// Gemma's template raises an exception unless the turns after the system one alternate user,
+// assistant, ...: Hearth refuses the same conversations, naming the turn.
+TEST(ChatTemplate, GemmaRefusesTurnsThatDoNotAlternate) {
+  const ChatTemplate gemma = shared_chat_template("gemma3");
+  EXPECT_NO_THROW(gemma.render({{"system", "S"}, {"user", "a"}, {"assistant", "b"}, {"user", "c"}}, true));
+  for (const std::vector<ChatMessage>& chat : std::vector<std::vector<ChatMessage>>{
+           {{"assistant", "first"}}, {{"user", "a"}, {"user", "b"}}, {{"system", "S"}, {"system", "T"}}}) {
+    try {
+      gemma.render(chat, true);
+      ADD_FAILURE() << "accepted a chat whose turns do not alternate: " << chat.size() << " turns from " << chat[0].role;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+      EXPECT_NE(std::string(e.what()).find("alternate"), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(ChatTemplate, SpansCoverAssistantContentAndEndOfTurn) {
   const std::vector<ChatMessage> chat = {
       {"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello!"}, {"user", "Bye"}, {"assistant", "Bye now."}};
-  for (const std::string name : {"llama3", "qwen3"}) {
+  for (const std::string name : {"llama3", "qwen3", "gemma3"}) {
     const ChatTemplate chat_template = shared_chat_template(name);
     const ChatTemplate* t = &chat_template;
     const RenderedChat r = t->render_with_spans(chat, false);
     ASSERT_EQ(r.assistant_spans.size(), 2u) << name;
-    const std::string end = name == "llama3" ? "<|eot_id|>" : "<|im_end|>";
+    const std::string end = name == "llama3" ? "<|eot_id|>" : name == "qwen3" ? "<|im_end|>" : "<end_of_turn>";
     EXPECT_EQ(r.text.substr(r.assistant_spans[0].first, r.assistant_spans[0].second - r.assistant_spans[0].first),
               "Hello!" + end);
     const std::string last =
         r.text.substr(r.assistant_spans[1].first, r.assistant_spans[1].second - r.assistant_spans[1].first);
     // Qwen3 writes an empty think block into the final assistant turn; it is the assistant's text.
-    EXPECT_EQ(last, name == "llama3" ? "Bye now." + end : "<think>\n\n</think>\n\nBye now." + end);
+    EXPECT_EQ(last, name == "qwen3" ? "<think>\n\n</think>\n\nBye now." + end : "Bye now." + end);
     EXPECT_EQ(r.text, t->render(chat, false));
   }
 }

@@ -58,7 +58,7 @@ inline const Tokenizer& shared_tokenizer(const std::string& name) {
 // The chat template of a real tokenizer, read from its tokenizer_config.json alone (cheap: the
 // vocabulary is not loaded).
 inline ChatTemplate shared_chat_template(const std::string& name) {
-  const Json config = read_json_file(asset_path("tokenizers/" + name + "/tokenizer_config.json"));
+  const Json config = read_json_file(tokenizer_json(name).parent_path() / "tokenizer_config.json");
   const std::string bos = config.value("bos_token", Json()).is_string() ? config["bos_token"].get<std::string>() : "";
   return ChatTemplate::from_jinja(config.at("chat_template").get<std::string>(), bos);
 }
