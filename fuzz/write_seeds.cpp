@@ -59,6 +59,34 @@ std::string joined(std::initializer_list<std::string> parts) {
   return out;
 }
 
+// A SentencePiece-style (Gemma) tokenizer.json of exactly 264 tokens: 4 specials, the 256 byte
+// pieces, and "▁", "t", "h", "▁t" with one merge, so GGUF carries a "llama" vocabulary without
+// a dummy prefix whose merges the reader re-derives from scores.
+void write_small_metaspace_tokenizer(const fs::path& dir) {
+  Json vocab = Json::object(), added = Json::array();
+  int id = 0;
+  for (const char* special : {"<pad>", "<eos>", "<bos>", "<unk>"}) {
+    added.push_back({{"id", id}, {"content", special}, {"special", true}});
+    vocab[special] = id++;
+  }
+  for (int b = 0; b < 256; ++b) {
+    char piece[8];
+    std::snprintf(piece, sizeof(piece), "<0x%02X>", b);
+    vocab[piece] = id++;
+  }
+  for (const char* piece : {"\xE2\x96\x81", "t", "h", "\xE2\x96\x81t"}) vocab[piece] = id++;
+  const Json tokenizer = {
+      {"added_tokens", added},
+      {"normalizer", {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\xE2\x96\x81"}}},
+      {"pre_tokenizer", nullptr},
+      {"model",
+       {{"type", "BPE"}, {"vocab", vocab}, {"merges", Json::array({Json::array({"\xE2\x96\x81", "t"})})},
+        {"byte_fallback", true}, {"unk_token", "<unk>"}}}};
+  fs::create_directories(dir);
+  write_file_atomic(dir / "tokenizer.json", tokenizer.dump());
+  write_file_atomic(dir / "tokenizer_config.json", Json({{"bos_token", "<bos>"}, {"eos_token", "<eos>"}}).dump());
+}
+
 // The small model as GGUF files in the types Hearth reads, with the smallest tokenizer GGUF can
 // carry for it: a synthetic byte-level BPE of 3 special tokens, 256 bytes and 5 merges (the
 // embedding table grows to those 264 rows, from stories260K's corner).
@@ -81,6 +109,10 @@ void gguf_seeds(SeedWriter& w, const fuzz::SmallModel& small, const TensorSource
     write_gguf_model(file, config, tensors, nullptr, dir / "tokenizer" / "tokenizer.json", options);
     w.add("gguf", config.architecture_name() + "_" + label, read_file(file));
   }
+  write_small_metaspace_tokenizer(dir / "metaspace");
+  const fs::path file = dir / "metaspace.gguf";
+  write_gguf_model(file, config, tensors, nullptr, dir / "metaspace" / "tokenizer.json", GgufExportOptions{});
+  w.add("gguf", config.architecture_name() + "_metaspace_vocab", read_file(file));
 }
 
 void model_seeds(SeedWriter& w) {

@@ -59,10 +59,11 @@ at::Tensor additive(const at::Tensor& allowed) {
   return at::zeros(allowed.sizes(), at::kFloat).masked_fill(allowed.logical_not(), -INFINITY);
 }
 
-// Keys within `window` positions of each query: query i (absolute past + i) sees key j when
-// past + i - j < window. [t, s].
-at::Tensor within_window(int64_t t, int64_t s, int64_t past, int64_t window) {
-  const at::Tensor qpos = at::arange(past, past + t, at::kLong).unsqueeze(1), kpos = at::arange(s, at::kLong).unsqueeze(0);
+// Keys within `window` positions of each query, for keys of positions [first_key, s): query i
+// (absolute past + i) sees key j when past + i - j < window. [t, s - first_key].
+at::Tensor within_window(int64_t t, int64_t s, int64_t past, int64_t first_key, int64_t window) {
+  const at::Tensor qpos = at::arange(past, past + t, at::kLong).unsqueeze(1);
+  const at::Tensor kpos = at::arange(first_key, s, at::kLong).unsqueeze(0);
   return (qpos - kpos).lt(window);
 }
 
@@ -94,8 +95,10 @@ AttentionContext Decoder::attention_context(const ForwardInput& input) const {
   }
   if (config_.sliding_window > 0) {
     std::tie(ctx.local_cos, ctx.local_sin) = local_rope_.angles(positions);
-    at::Tensor local = within_window(t, s, past, config_.sliding_window);
-    if (allowed.defined()) local = local.logical_and(allowed);
+    // A cache keeps a local layer's last window - 1 positions only: its keys start there.
+    const int64_t first_key = input.cache ? input.cache->local_start() : 0;
+    at::Tensor local = within_window(t, s, past, first_key, config_.sliding_window);
+    if (allowed.defined()) local = local.logical_and(first_key > 0 ? allowed.narrow(-1, first_key, s - first_key) : allowed);
     ctx.local_mask = input.segments.defined() ? additive(local).view({batch, 1, 1, t, t}) : additive(local);
   }
   return ctx;

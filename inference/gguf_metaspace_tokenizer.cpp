@@ -34,9 +34,15 @@ std::vector<float> token_scores(const GgufFile& f, size_t n) {
 
 bool mergeable(int32_t type) { return type == kGgufNormal || type == kGgufUserDefined; }
 
+// Deriving merges looks up both halves at every cut of a piece: quadratic in its length, so a
+// hostile file of long pieces would take hours. SentencePiece trains pieces of at most 16
+// characters by default; Gemma's longest is 93 bytes.
+constexpr size_t kMaxPieceBytes = 512;
+
 // Every split of a mergeable piece into two mergeable pieces, best-scored piece first (then by
 // id and cut, so equal scores rank in a fixed order), as [left, right] merges.
-Json merges_from_scores(const GgufValue& tokens, const std::vector<float>& scores, const std::vector<int32_t>& types) {
+Json merges_from_scores(const GgufValue& tokens, const std::vector<float>& scores, const std::vector<int32_t>& types,
+                        const std::string& what) {
   std::unordered_map<std::string_view, int32_t> pieces;
   for (size_t id = 0; id < tokens.count; ++id) {
     if (mergeable(types[id])) pieces.emplace(tokens.strings[id], static_cast<int32_t>(id));
@@ -50,6 +56,9 @@ Json merges_from_scores(const GgufValue& tokens, const std::vector<float>& score
   for (size_t id = 0; id < tokens.count; ++id) {
     const std::string_view text = tokens.strings[id];
     if (!mergeable(types[id]) || text.empty()) continue;
+    require(text.size() <= kMaxPieceBytes, ErrorCode::kCorruptFile,
+            what + ": token " + std::to_string(id) + " is " + std::to_string(text.size()) + " bytes long; SentencePiece pieces are at most " +
+                std::to_string(kMaxPieceBytes));
     for (size_t cut = tokenizer::utf8_sequence_length(text[0]); cut < text.size();
          cut += tokenizer::utf8_sequence_length(text[cut])) {
       if (pieces.count(text.substr(0, cut)) && pieces.count(text.substr(cut))) {
@@ -113,7 +122,7 @@ std::unique_ptr<Tokenizer> load_gguf_metaspace_tokenizer(const GgufFile& f) {
       added.push_back({{"id", id}, {"content", text}, {"special", types[id] == kGgufControl}});
     }
   }
-  Json model = {{"type", "BPE"}, {"vocab", std::move(vocab)}, {"merges", merges_from_scores(tokens, scores, types)},
+  Json model = {{"type", "BPE"}, {"vocab", std::move(vocab)}, {"merges", merges_from_scores(tokens, scores, types, what)},
                 {"byte_fallback", true}, {"fuse_unk", true}};
   if (auto unk = f.find_int("tokenizer.ggml.unknown_token_id")) model["unk_token"] = token_at(tokens, *unk, what, "unknown_token_id");
   const Json tokenizer = {{"added_tokens", std::move(added)},
