@@ -1,6 +1,7 @@
 // Benchmarks the quantized kernels on Qwen2.5-0.5B shapes: the decode GEMV (GB/s of packed bytes
 // streamed, against dense fp32 and bf16 at::mv) and the prefill / backward tile GEMMs (GFLOP/s
-// against at::mm fp32), with 1 and 2 threads; --gguf: the GGUF block formats per kernel set.
+// against at::mm fp32, and a prompt's rows through the int8 kernels: PromptRowsScope, its speed-up
+// over the tiles in parentheses), with 1 and 2 threads; --gguf: the GGUF block formats per kernel set.
 // Prints figures; never fails.
 #include <ATen/ATen.h>
 
@@ -86,7 +87,7 @@ void bench_gemm(const at::Tensor& w, const std::vector<QuantFormat>& formats, in
   const double flops = 2.0 * n * rows * cols;
   std::printf("\nGEMM n=%lld x [%lld x %lld]^T (prefill) and its backward g W, GFLOP/s\n", static_cast<long long>(n),
               static_cast<long long>(rows), static_cast<long long>(cols));
-  std::printf("  %-10s %7s %12s %12s %12s\n", "format", "threads", "forward", "backward", "fwd vs fp32");
+  std::printf("  %-10s %7s %12s %12s %12s %14s\n", "format", "threads", "forward", "backward", "fwd vs fp32", "prompt rows");
   at::Tensor x = at::randn({n, cols}), g = at::randn({n, rows});
   for (int threads : {1, 2}) {
     hearth::set_num_threads(threads);
@@ -97,8 +98,13 @@ void bench_gemm(const at::Tensor& w, const std::vector<QuantFormat>& formats, in
       QuantizedMatrix m = hearth::quantize_matrix(w, f);
       const double t = seconds_per_call([&](int) { hearth::quant_matmul(m, x); }, 0.5);
       const double tb = seconds_per_call([&](int) { hearth::quant_matmul_transposed(m, g); }, 0.5);
-      std::printf("  %-10s %7d %12.1f %12.1f %11.2fx\n", hearth::quant_format_name(f), threads, flops / t / 1e9, flops / tb / 1e9,
-                  t_mm / t);
+      // A generation's prompt: int8 activations through the batched GEMV (PromptRowsScope).
+      const double tp = seconds_per_call([&](int) {
+        hearth::PromptRowsScope prompt;
+        hearth::quant_matmul(m, x);
+      }, 0.5);
+      std::printf("  %-10s %7d %12.1f %12.1f %11.2fx %8.1f (%.2fx)\n", hearth::quant_format_name(f), threads, flops / t / 1e9,
+                  flops / tb / 1e9, t_mm / t, flops / tp / 1e9, t / tp);
     }
   }
 }

@@ -59,9 +59,12 @@ at::Tensor batched_step(const Decoder& decoder, const std::vector<SequenceStep>&
   const std::vector<AttentionContext> ctx = contexts_of(decoder, steps);
   at::Tensor h = decoder.embed(at::tensor(tokens, at::kLong).unsqueeze(0));
   {
-    // A step of decode positions only: each row rounds as a single request's decode GEMV.
+    // A step of decode positions only: each row rounds as a single request's decode GEMV. Prompt
+    // rows compute as generate() computes a prompt's.
     std::optional<DecodeRowsScope> decode_rows;
+    std::optional<PromptRowsScope> prompt_rows;
     if (tokens.size() == steps.size()) decode_rows.emplace();
+    else prompt_rows.emplace();
     for (int64_t l = 0; l < decoder.config().num_layers; ++l) h = batched_block(decoder, l, h, steps, ctx);
   }
   for (const SequenceStep& s : steps) s.cache->advance(static_cast<int64_t>(s.tokens.size()));

@@ -21,8 +21,9 @@ struct SequenceStep {
 // sequences' tokens in order (what an AdapterRouter's row groups refer to). Returns the logits
 // of each sequence's last new position, fp32 [sequences, vocab]. Runs without autograd.
 // A step where every sequence has one new token computes each row of a quantized product as a
-// single decode step would (DecodeRowsScope); prompt rows take the exact GEMM. Mixing the two in
-// one step would round decode rows differently from a request decoded alone: the server does not.
+// single decode step would (DecodeRowsScope); prompt rows as generate() computes a prompt's
+// (PromptRowsScope). Mixing the two in one step would round decode rows differently from a
+// request decoded alone where the format has no int8 kernels: the server does not.
 at::Tensor batched_step(const Decoder& decoder, const std::vector<SequenceStep>& steps);
 
 }  // namespace hearth

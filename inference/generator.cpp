@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/range_check.h"
 #include "inference/decode_plan.h"
+#include "inference/quant/quant_matmul.h"
 
 namespace hearth {
 namespace {
@@ -76,7 +77,11 @@ GenerationResult generate(const Decoder& decoder, const Tokenizer& tokenizer, co
   std::string pending;  // bytes not yet emitted because they end mid-character
   auto t0 = std::chrono::steady_clock::now();
   at::Tensor input = at::tensor(std::vector<int64_t>(prompt.begin(), prompt.end()), at::kLong).unsqueeze(0);
-  at::Tensor hidden = decoder.hidden_states({input, {}, {}, &cache});
+  at::Tensor hidden;
+  {
+    PromptRowsScope prompt_rows;  // the prompt's rows through the int8 kernels, as its decode steps
+    hidden = decoder.hidden_states({input, {}, {}, &cache});
+  }
   at::Tensor logits = decoder.logits(hidden.select(1, hidden.size(1) - 1)).squeeze(0);
   result.prefill_seconds = seconds_since(t0);
   auto t1 = std::chrono::steady_clock::now();

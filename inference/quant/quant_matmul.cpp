@@ -79,10 +79,16 @@ void quant_matvec(const QuantizedMatrix& m, const float* x, float* y, Activation
 
 namespace {
 thread_local bool decode_rows = false;  // a DecodeRowsScope is open on this thread
+thread_local bool prompt_rows = false;  // a PromptRowsScope is open on this thread
+// Prompt rows per quant_matvec_batch call: bounds the padded float and int8 copies of a long
+// prompt's activations; each call still streams every weight once per 128 rows.
+constexpr int64_t kPromptRowsPerCall = 128;
 }  // namespace
 
 DecodeRowsScope::DecodeRowsScope() : previous_(decode_rows) { decode_rows = true; }
 DecodeRowsScope::~DecodeRowsScope() { decode_rows = previous_; }
+PromptRowsScope::PromptRowsScope() : previous_(prompt_rows) { prompt_rows = true; }
+PromptRowsScope::~PromptRowsScope() { prompt_rows = previous_; }
 
 void quant_matvec_batch(const QuantizedMatrix& m, const float* x, int64_t n, float* y, ActivationRounding rounding) {
   if (n <= 0) return;
@@ -131,6 +137,13 @@ at::Tensor quant_matmul(const QuantizedMatrix& m, const at::Tensor& x_in, Activa
   if (n == 0) return out;
   if (n <= kMatvecBatchMaxRows && decode_rows && rounding == ActivationRounding::kInt8WhereFaster) {
     quant_matvec_batch(m, x.data_ptr<float>(), n, out.data_ptr<float>(), rounding);
+    return out;
+  }
+  if (prompt_rows && rounding == ActivationRounding::kInt8WhereFaster && uses_int8_activations(active_kernels(), m.format)) {
+    for (int64_t r = 0; r < n; r += kPromptRowsPerCall) {
+      quant_matvec_batch(m, x.data_ptr<float>() + r * m.cols, std::min(kPromptRowsPerCall, n - r),
+                         out.data_ptr<float>() + r * m.rows, rounding);
+    }
     return out;
   }
   const PackedView v = m.view();

@@ -41,9 +41,28 @@ class DecodeRowsScope {
   bool previous_;
 };
 
+// While one lives on this thread, quant_matmul computes every row of a product whose format has
+// int8-activation kernels (nf4, int4, int8 where the CPU has them) the way a decode step computes
+// its one row: int8 activations through the batched GEMV kernel, which unpacks each run of
+// weights once for eight rows. That is about twice as fast as dequantized tiles and the BLAS for
+// a prompt, and a row's result still depends on that row alone, so a prompt computes the same
+// however it is cut or batched (and its rows round as its decode steps will). Generation opens
+// one for its prompt; perplexity and training keep the exact GEMM. Other formats keep it too.
+class PromptRowsScope {
+ public:
+  PromptRowsScope();
+  ~PromptRowsScope();
+  PromptRowsScope(const PromptRowsScope&) = delete;
+  PromptRowsScope& operator=(const PromptRowsScope&) = delete;
+
+ private:
+  bool previous_;
+};
+
 // x [n, cols] -> [n, rows] = x W^T (float). n == 1 runs quant_matvec, a few rows inside a
-// DecodeRowsScope quant_matvec_batch; otherwise W is dequantized a tile of rows at a time into a
-// cache-sized buffer and multiplied with the BLAS (exact).
+// DecodeRowsScope or any number inside a PromptRowsScope quant_matvec_batch; otherwise W is
+// dequantized a tile of rows at a time into a cache-sized buffer and multiplied with the BLAS
+// (exact).
 at::Tensor quant_matmul(const QuantizedMatrix& m, const at::Tensor& x,
                         ActivationRounding rounding = ActivationRounding::kInt8WhereFaster);
 

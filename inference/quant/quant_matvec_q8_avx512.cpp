@@ -249,14 +249,18 @@ void q8_rows(const PackedView& m, const Q8Activation* const* xs, float* const* y
   for (; r < r1; ++r) run(std::integral_constant<int, 1>{}, r);
 }
 
-// Sequences four at a time (one zmm accumulator per row and sequence: 2 rows x 4 sequences, or
-// 4 rows for a single sequence, keep the accumulators, codes and activations in registers).
+// Sequences eight at a time, then the rest four at a time (one zmm accumulator per row and
+// sequence: 2 rows x 8 sequences use 16 of the 32 registers, leaving room for the codes and
+// activations; a single sequence takes 4 rows). Eight sequences read the weights once, where
+// two chunks of four read them twice.
 template <QuantFormat F>
 void matmul_q8_rows_t(const PackedView& m, const Q8Activation* const* xs, int64_t seqs, float* const* ys, int64_t r0,
                       int64_t r1) {
-  for_seq_chunks(seqs, [&](auto chunk, int64_t s) {
+  int64_t s = 0;
+  for (; s + 8 <= seqs; s += 8) q8_rows<F, 2, 8>(m, xs + s, ys + s, r0, r1);
+  for_seq_chunks(seqs - s, [&](auto chunk, int64_t first) {
     constexpr int kSeqs = decltype(chunk)::value;
-    q8_rows<F, kSeqs == 1 ? 4 : 2, kSeqs>(m, xs + s, ys + s, r0, r1);
+    q8_rows<F, kSeqs == 1 ? 4 : 2, kSeqs>(m, xs + s + first, ys + s + first, r0, r1);
   });
 }
 

@@ -227,6 +227,44 @@ TEST(QuantKernels, MatmulAndTransposedMatchDoubleReference) {
   }
 }
 
+// A generation's prompt (PromptRowsScope): with int8-activation kernels every row is exactly
+// what a decode step computes for it alone (so a prompt computes the same however it is cut),
+// and that is the product with x rounded to int8 (the double reference); 300 rows span three
+// calls of 128 and a group of four past the groups of eight. Formats without those kernels (the
+// GGUF blocks, or every format on the portable path) keep the exact GEMM.
+TEST(QuantKernels, PromptRowsComputeEachRowAsItsDecodeStep) {
+  test::KernelGuard guard;
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  auto gen = make_generator(seed);
+  for (KernelIsa isa : test::supported_isas()) {
+    force_kernel_isa(isa);
+    for (QuantFormat format : {QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8, QuantFormat::kQ4_0}) {
+      const int64_t rows = 129, cols = 200, n = 300;
+      QuantizedMatrix m = quantize_matrix(test::random_weight(rows, cols, gen), format);
+      at::Tensor wd = reference_dequantize(m);
+      at::Tensor x = at::randn({n, cols}, gen);
+      at::Tensor y;
+      {
+        PromptRowsScope prompt;
+        y = quant_matmul(m, x);
+      }
+      const std::string what = std::string(kernel_isa_name(isa)) + " " + quant_format_name(format);
+      at::Tensor abs_ref = at::mm(x.abs().to(at::kDouble), test::weight_magnitude(m, wd, kTol).t());
+      if (!uses_int8_activations(active_kernels(), format)) {
+        expect_close_to_reference(y, at::mm(x.to(at::kDouble), wd.t()), abs_ref, kTol, what + " exact");
+        continue;
+      }
+      for (int64_t i : {int64_t(0), int64_t(7), int64_t(8), int64_t(131), n - 1}) {
+        at::Tensor alone = quant_matmul(m, x.narrow(0, i, 1));
+        EXPECT_TRUE(at::equal(y.narrow(0, i, 1), alone)) << what << " row " << i;
+        at::Tensor ref = test::as_tensor(reference_matvec_q8(m, x[i].contiguous().data_ptr<float>())).view({1, rows});
+        expect_close_to_reference(y.narrow(0, i, 1), ref, abs_ref.narrow(0, i, 1), kTol, what + " row " + std::to_string(i));
+      }
+    }
+  }
+}
+
 TEST(QuantKernels, MatmulSpansSeveralTiles) {
   // Enough rows for several dequantized tiles, with a partial last tile.
   const uint64_t seed = test::fresh_seed();
