@@ -150,6 +150,8 @@ bool plan_supports(const Decoder& d) {
   const Architecture arch = d.config().architecture;
   if (arch != Architecture::kLlama && arch != Architecture::kQwen2) return false;
   if (d.config().sliding_window > 0) return false;
+  // The step rotates whole heads with unscaled angles: no partial rotary, no longrope.
+  if (d.config().rotary_dim() != d.config().head_dim || d.config().long_rope.enabled) return false;
   auto quantized = [](const Linear& l) {
     return l.is_quantized() && (!l.bias().defined() || fp32_vector(l.bias()));
   };
