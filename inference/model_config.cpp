@@ -125,7 +125,9 @@ void read_longrope(const Json& j, const std::string& what, ModelConfig& c) {
 void read_phi3_fields(const Json& j, const std::string& what, ModelConfig& c) {
   const double partial = optional_number(j, "partial_rotary_factor", 1.0, 1e-6, 1.0, what);
   c.rotary_dims = static_cast<int64_t>(double(c.head_dim) * partial + 1e-9);
-  if (c.rotary_dims == c.head_dim) c.rotary_dims = 0;
+  require(c.rotary_dims >= 2, ErrorCode::kUnsupported,
+          what + ": partial_rotary_factor " + std::to_string(partial) + " rotates fewer than 2 of head_dim " + std::to_string(c.head_dim));
+  if (c.rotary_dims == c.head_dim) c.rotary_dims = 0;  // 0: whole heads
   const std::string act = json_get_or<std::string>(j, "hidden_act", "silu", what);
   require(act == "silu", ErrorCode::kUnsupported, what + ": hidden_act \"" + act + "\" is not supported for phi3 (silu)");
   require(!json_get_or<bool>(j, "attention_bias", false, what), ErrorCode::kUnsupported, what + ": \"attention_bias\" is not supported for phi3");

@@ -114,6 +114,7 @@ TEST(ModelFamilies, Phi3ConfigReadsPartialRotaryAndLongropeAndRefusesWhatHearthD
   refused(g, "hidden_act", "gelu", "hidden_act");
   refused(g, "attention_bias", true, "attention_bias");
   refused(g, "partial_rotary_factor", 0.7, "even");                  // 89.6 -> 89 dimensions
+  refused(g, "partial_rotary_factor", 0.001, "fewer than 2");
   refused(g, "original_max_position_embeddings", nullptr, "original_max_position_embeddings");
   refused(g, "original_max_position_embeddings", 262144, "original_max_position_embeddings");
   Json yarn = g;
