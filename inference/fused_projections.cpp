@@ -136,6 +136,24 @@ const ProjectionFusion* fusion_of_part(const std::string& name) {
   return nullptr;
 }
 
+// The parts as one tensor without a copy when they lie back to back in memory (the split views
+// of a fused tensor, as loading and model init leave them): their bytes then are the
+// concatenation, kept alive by the parts. Undefined otherwise.
+at::Tensor back_to_back(const std::vector<at::Tensor>& parts) {
+  const at::Tensor& first = parts.front();
+  if (first.dim() != 2) return {};
+  const int64_t cols = first.size(1);
+  int64_t rows = 0;
+  for (const at::Tensor& p : parts) {
+    const char* expected = static_cast<const char*>(first.data_ptr()) + rows * cols * first.element_size();
+    if (p.dim() != 2 || p.size(1) != cols || !p.is_contiguous() || p.scalar_type() != first.scalar_type() ||
+        static_cast<const char*>(p.data_ptr()) != expected)
+      return {};
+    rows += p.size(0);
+  }
+  return at::from_blob(first.data_ptr(), {rows, cols}, [keep = parts](void*) {}, first.options());
+}
+
 }  // namespace
 
 std::unique_ptr<TensorSource> split_fused_projections(std::unique_ptr<TensorSource> inner, const ModelConfig& config) {
@@ -170,7 +188,8 @@ at::Tensor FusedProjectionsView::get(const std::string& name) const {
   if (!f) return split_.get(name);
   std::vector<at::Tensor> parts;
   for (const char* part : f->parts) parts.push_back(split_.get(prefix + part + ".weight"));
-  return at::cat(parts, 0);
+  at::Tensor whole = back_to_back(parts);
+  return whole.defined() ? whole : at::cat(parts, 0);
 }
 
 void FusedProjectionsView::release(const std::string& name) const {

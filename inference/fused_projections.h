@@ -13,8 +13,9 @@ namespace hearth {
 // copies. Other tensors (and sources already split, as Hearth's quantized folders) pass through.
 std::unique_ptr<TensorSource> split_fused_projections(std::unique_ptr<TensorSource> inner, const ModelConfig& config);
 
-// `split` with the parts fused again (concatenated when read), for writers of files other
-// tools read (Hugging Face folders, GGUF). Without fused projections in `config`: `split` as is.
+// `split` with the parts fused again, for writers of files other tools read (Hugging Face
+// folders, GGUF): a view when the parts are consecutive rows of one buffer (as split_fused_projections
+// and model init leave them), else concatenated. Without fused projections in `config`: `split` as is.
 class FusedProjectionsView : public TensorSource {
  public:
   FusedProjectionsView(const TensorSource& split, const ModelConfig& config) : split_(split), fuse_(config.fused_projections()) {}

@@ -143,6 +143,25 @@ ModelConfig preset_config(const std::string& arch) {
 
 namespace {
 
+// Projections that share an input, each [rows, cols] under `prefix`. Fused (Phi-3): drawn as one
+// tensor whose parts are row views, so writing it fused again copies nothing; separate otherwise.
+template <typename Normal>
+void add_parts(TensorMap& tensors, const std::string& prefix, const std::vector<std::pair<const char*, int64_t>>& parts,
+               int64_t cols, bool fused, Normal& normal) {
+  if (!fused) {
+    for (const auto& [name, rows] : parts) tensors.add(prefix + name + ".weight", normal({rows, cols}));
+    return;
+  }
+  int64_t total = 0;
+  for (const auto& part : parts) total += part.second;
+  const at::Tensor whole = normal({total, cols});
+  int64_t offset = 0;
+  for (const auto& [name, rows] : parts) {
+    tensors.add(prefix + name + ".weight", whole.narrow(0, offset, rows));
+    offset += rows;
+  }
+}
+
 // Seeded N(0, 0.02) weights (norms 1) with `c`'s exact tensor shapes, in `dtype`.
 TensorMap random_weights(const ModelConfig& c, uint64_t seed, at::ScalarType dtype) {
   TensorMap tensors;
@@ -161,17 +180,14 @@ TensorMap random_weights(const ModelConfig& c, uint64_t seed, at::ScalarType dty
       const bool per_head = name.rfind("self_attn.", 0) == 0;
       tensors.add(p + name, at::full({per_head ? c.head_dim : h}, unit, dtype));
     }
-    tensors.add(p + "self_attn.q_proj.weight", normal({q, h}));
-    tensors.add(p + "self_attn.k_proj.weight", normal({kv, h}));
-    tensors.add(p + "self_attn.v_proj.weight", normal({kv, h}));
+    add_parts(tensors, p + "self_attn.", {{"q_proj", q}, {"k_proj", kv}, {"v_proj", kv}}, h, c.fused_projections(), normal);
     tensors.add(p + "self_attn.o_proj.weight", normal({h, q}));
     if (c.attention_bias) {
       tensors.add(p + "self_attn.q_proj.bias", normal({q}));
       tensors.add(p + "self_attn.k_proj.bias", normal({kv}));
       tensors.add(p + "self_attn.v_proj.bias", normal({kv}));
     }
-    tensors.add(p + "mlp.gate_proj.weight", normal({ff, h}));
-    tensors.add(p + "mlp.up_proj.weight", normal({ff, h}));
+    add_parts(tensors, p + "mlp.", {{"gate_proj", ff}, {"up_proj", ff}}, h, c.fused_projections(), normal);
     tensors.add(p + "mlp.down_proj.weight", normal({h, ff}));
   }
   tensors.add("model.norm.weight", at::full({h}, unit, dtype));

@@ -273,7 +273,16 @@ TEST_P(Phi3Files, FusedTensorsAreWrittenAndSplitByRowsWithoutCopies) {
   EXPECT_TRUE(up.equal(file->tensor("model.layers.1.mlp.gate_up_proj.weight").narrow(0, c.intermediate_size, c.intermediate_size)));
   // Fusing the split view again gives the file's tensors back.
   const FusedProjectionsView view(*hf.tensors, c);
-  EXPECT_TRUE(view.get("model.layers.0.self_attn.qkv_proj.weight").equal(fused));
+  const at::Tensor refused = view.get("model.layers.0.self_attn.qkv_proj.weight");
+  EXPECT_TRUE(refused.equal(fused));
+  EXPECT_EQ(refused.data_ptr(), q.data_ptr());  // the parts' own buffer: written back without a copy
+  // Parts from separate buffers are concatenated.
+  TensorMap separate;
+  for (const char* part : {"q_proj", "k_proj", "v_proj"}) {
+    const std::string name = std::string("model.layers.0.self_attn.") + part + ".weight";
+    separate.add(name, hf.tensors->get(name).clone());
+  }
+  EXPECT_TRUE(FusedProjectionsView(separate, c).get("model.layers.0.self_attn.qkv_proj.weight").equal(fused));
 
   GgufExportOptions q8;
   q8.format = QuantFormat::kQ8_0;
