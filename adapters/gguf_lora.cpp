@@ -13,6 +13,10 @@ GgufLoraReport export_gguf_lora(const Adapter& adapter, const ModelConfig& base_
   require(c.method == AdapterMethod::kLoRA, ErrorCode::kUnsupported,
           "a DoRA adapter cannot be written as a llama.cpp LoRA (its format has no magnitude vector); fold it into the "
           "base instead: hearth adapters merge --format gguf --requantize q8_0 ...");
+  // llama.cpp's phi3 adapts the fused attn_qkv and ffn_up; Hearth's adapter holds the split parts.
+  require(!base_config.fused_projections(), ErrorCode::kUnsupported,
+          "a phi3 adapter cannot be written as a llama.cpp LoRA yet (llama.cpp adapts the fused attn_qkv and ffn_up); merge it "
+          "into the base instead: hearth adapters merge --format gguf ...");
   const GgufArchitecture& arch = gguf_architecture_for(base_config);
   require(!base_config.rope_interleaved || arch.rope_interleaved, ErrorCode::kUnsupported,
           "the base's interleaved rotary layout has no GGUF " + std::string(arch.name) + " equivalent");

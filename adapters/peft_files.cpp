@@ -62,9 +62,14 @@ std::vector<std::string> read_targets(const Json& j, const std::string& what) {
   std::vector<std::string> out;
   for (const std::string& name : all_projection_names())
     if (std::find(names.begin(), names.end(), name) != names.end()) out.push_back(name);
-  for (const std::string& name : names)
+  for (const std::string& name : names) {
+    // PEFT names Phi-3's fused modules; Hearth adapts the split parts (inference/fused_projections.h).
+    require(name != "qkv_proj" && name != "gate_up_proj", ErrorCode::kUnsupported,
+            what + ": target module \"" + name + "\" is Phi-3's fused projection; Hearth adapts q_proj, k_proj, v_proj, "
+                   "gate_proj and up_proj separately and does not load adapters of the fused modules");
     require(std::find(out.begin(), out.end(), name) != out.end(), ErrorCode::kUnsupported,
             what + ": target module \"" + name + "\" is not one of the decoder projections Hearth adapts");
+  }
   require(!out.empty(), ErrorCode::kCorruptFile, what + ": target_modules is empty");
   return out;
 }

@@ -44,7 +44,7 @@ CommandRegistration model_command("model", [](CLI::App& app) {
   });
 
   CLI::App* init = model->add_subcommand("init", "write a seeded random model: a real checkpoint's shapes, or a custom Llama");
-  init->add_option("--arch", cmd->arch, "smollm2-135m | qwen2.5-0.5b | llama3.2-1b | qwen3-0.6b | gemma3-270m | gemma3-1b | tiny | tiny-qwen3 | tiny-gemma3 | custom")->required();
+  init->add_option("--arch", cmd->arch, "smollm2-135m | qwen2.5-0.5b | llama3.2-1b | qwen3-0.6b | gemma3-270m | gemma3-1b | phi-4-mini | tiny | tiny-qwen3 | tiny-gemma3 | tiny-phi3 | custom")->required();
   init->add_option("--seed", cmd->seed, "seed of the random weights")->capture_default_str();
   init->add_option("--out", cmd->out, "output folder")->required();
   init->add_option("--layers", cmd->shape.layers, "custom: decoder layers")->capture_default_str();

@@ -150,7 +150,7 @@ class Server::Impl {
             "test-time training needs a context: give the text to learn from (\"context\")");
     auto r = std::make_shared<Request>();
     r->prompt = prompt_tokens(spec);
-    const int64_t window = decoder_->config().max_position_embeddings;
+    const int64_t window = decoder_->config().context_length();
     require(int64_t(r->prompt.size()) < window, ErrorCode::kInvalidArgument,
             "the prompt has " + std::to_string(r->prompt.size()) + " tokens; the model's context is " + std::to_string(window));
     if (!spec.adapter.empty()) resolve_adapter(spec, *r);
@@ -466,7 +466,7 @@ class Server::Impl {
   void start_request(const std::shared_ptr<Request>& r) {
     const ModelConfig& c = decoder_->config();
     const int64_t prompt = static_cast<int64_t>(r->prompt.size());
-    const int64_t capacity = std::min<int64_t>(c.max_position_embeddings, prompt + r->spec.options.max_tokens);
+    const int64_t capacity = std::min<int64_t>(c.context_length(), prompt + r->spec.options.max_tokens);
     r->cache = std::make_unique<KVCache>(c, 1, std::max<int64_t>(capacity, prompt + 1));
     r->sampler = std::make_unique<Sampler>(r->spec.options.sampling);
     r->history = r->prompt;

@@ -127,7 +127,7 @@ std::shared_ptr<Adapter> train_on_context(const Decoder& base, const std::vector
   attach_adapter(*decoder, adapter);
   adapter->set_training(true);
 
-  const int64_t window = std::max<int64_t>(2, base.config().max_position_embeddings);
+  const int64_t window = std::max<int64_t>(2, base.config().context_length());
   const auto [chunk, checkpoint] =
       fit_memory(base, settings, std::min(settings.chunk_tokens, window), adapter->parameter_count());
   const std::vector<Chunk> chunks = chunks_of(int64_t(context.size()), chunk);

@@ -121,15 +121,15 @@ class Pipeline {
     require(r.bits == 0 || (std::isfinite(r.bits) && r.bits >= 2 && r.bits <= 16), ErrorCode::kInvalidArgument,
             "--bits must be between 2 and 16 (average bits per weight), or 0 for none");
     require(r.calibration_tokens > 0, ErrorCode::kInvalidArgument, "--calib-tokens must be positive");
-    require(r.window >= 0 && r.window <= config_.max_position_embeddings, ErrorCode::kInvalidArgument,
-            "the calibration window exceeds the model's context of " + std::to_string(config_.max_position_embeddings));
+    require(r.window >= 0 && r.window <= config_.context_length(), ErrorCode::kInvalidArgument,
+            "the calibration window exceeds the model's context of " + std::to_string(config_.context_length()));
     require(!r.embeddings_fixed || r.bits == 0 || embedding_quant_format(r.embeddings), ErrorCode::kInvalidArgument,
             "a bit budget counts quantized matrices only; use --embeddings int8, nf4 or int4 with --bits");
   }
 
   // Tokens, and the skeleton decoder whose blocks are filled in one layer at a time.
   void start_calibration() {
-    const int64_t window = request_.window > 0 ? request_.window : std::min<int64_t>(512, config_.max_position_embeddings);
+    const int64_t window = request_.window > 0 ? request_.window : std::min<int64_t>(512, config_.context_length());
     tokenizer_ = load_tokenizer(source_.tokenizer);
     calibration_ = read_calibration_text(*tokenizer_, request_.calibration, request_.calibration_tokens,
                                          std::min(window, request_.calibration_tokens));

@@ -41,8 +41,8 @@ void rms_norm_row(const float* x, const float* weight, int64_t n, double eps, fl
   for (int64_t i = 0; i < n; ++i) out[i] = x[i] * inv * weight[i];
 }
 
-void rope_rows(float* x, int64_t heads, int64_t head_dim, const float* cos, const float* sin, bool interleaved) {
-  const int64_t half = head_dim / 2;
+void rope_rows(float* x, int64_t heads, int64_t head_dim, int64_t rotary, const float* cos, const float* sin, bool interleaved) {
+  const int64_t half = rotary / 2;
   for (int64_t h = 0; h < heads; ++h) {
     float* row = x + h * head_dim;
     for (int64_t i = 0; i < half; ++i) {

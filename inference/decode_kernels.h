@@ -29,8 +29,9 @@ at::Tensor fused_silu_mul(const at::Tensor& gate, const at::Tensor& up);
 // The same loops over raw fp32 buffers, for the prepared decode step (decode_plan.h).
 // out[i] = x[i] * rsqrt(mean(x^2) + eps) * weight[i]; the mean in double. out may alias x.
 void rms_norm_row(const float* x, const float* weight, int64_t n, double eps, float* out);
-// Rotates `heads` rows of head_dim floats in place by cos/sin [head_dim / 2].
-void rope_rows(float* x, int64_t heads, int64_t head_dim, const float* cos, const float* sin, bool interleaved);
+// Rotates the first `rotary` floats of `heads` rows of head_dim floats in place by cos/sin
+// [rotary / 2] (rotary == head_dim: whole heads; less: Phi-3's partial rotary).
+void rope_rows(float* x, int64_t heads, int64_t head_dim, int64_t rotary, const float* cos, const float* sin, bool interleaved);
 // out[i] = silu(gate[i]) * up[i].
 void silu_mul_row(const float* gate, const float* up, int64_t n, float* out);
 

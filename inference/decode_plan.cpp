@@ -148,7 +148,9 @@ bool fp32_vector(const at::Tensor& t) { return t.scalar_type() == at::kFloat && 
 bool plan_supports(const Decoder& d) {
   // The step implements Llama's and Qwen2's blocks; other families keep the decoder's path.
   const Architecture arch = d.config().architecture;
-  if (arch != Architecture::kLlama && arch != Architecture::kQwen2) return false;
+  // Phi-3 is Llama's block once its fused projections are split (partial rotary and longrope's
+  // scaled angles are the step's too).
+  if (arch != Architecture::kLlama && arch != Architecture::kQwen2 && arch != Architecture::kPhi3) return false;
   if (d.config().sliding_window > 0) return false;
   auto quantized = [](const Linear& l) {
     return l.is_quantized() && (!l.bias().defined() || fp32_vector(l.bias()));
@@ -190,7 +192,7 @@ void DecodePlan::resize_for(int64_t seqs) {
   const int64_t n = c.hidden_size, q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
   for (auto [buffer, width] : {std::pair{&h_, n}, {&x_, n}, {&q_, q}, {&k_, kv}, {&v_, kv}, {&attn_, q}, {&o_, n},
                                {&gate_, c.intermediate_size}, {&up_, c.intermediate_size}, {&mlp_, c.intermediate_size},
-                               {&down_, n}, {&cos_, c.head_dim / 2}, {&sin_, c.head_dim / 2}})
+                               {&down_, n}, {&cos_, c.rotary_dim() / 2}, {&sin_, c.rotary_dim() / 2}})
     buffer->resize(seqs * width);
   seqs_ = seqs;
 }
@@ -201,6 +203,9 @@ bool DecodePlan::can_step(const std::vector<KVCache*>& caches) const {
   for (const KVCache* cache : caches)
     if (cache == nullptr || cache->dtype() != at::kFloat || cache->batch() != 1 || cache->length() >= cache->capacity())
       return false;
+  // Past the context (longrope's short factors end there) the decoder's path refuses the position.
+  for (const KVCache* cache : caches)
+    if (cache->length() >= decoder_.config().context_length()) return false;
   std::vector<LowRankUpdate> updates(seqs);
   for (const Layer& l : layers_) {
     const DecoderLayer& s = *l.source;
@@ -269,13 +274,13 @@ void DecodePlan::run(Product& p, int64_t seqs) {
 
 void DecodePlan::attention(int64_t layer, const std::vector<KVCache*>& caches) {
   const ModelConfig& c = decoder_.config();
-  const int64_t d = c.head_dim, kv_heads = c.num_kv_heads, group = c.num_heads / kv_heads, half = d / 2;
+  const int64_t d = c.head_dim, kv_heads = c.num_kv_heads, group = c.num_heads / kv_heads, rot = c.rotary_dim(), half = rot / 2;
   const int64_t seqs = static_cast<int64_t>(caches.size()), q_width = c.num_heads * d, kv_width = kv_heads * d;
   for (int64_t s = 0; s < seqs; ++s) {
     float* q = q_.data() + s * q_width;
     float* k = k_.data() + s * kv_width;
-    rope_rows(q, c.num_heads, d, cos_.data() + s * half, sin_.data() + s * half, c.rope_interleaved);
-    rope_rows(k, kv_heads, d, cos_.data() + s * half, sin_.data() + s * half, c.rope_interleaved);
+    rope_rows(q, c.num_heads, d, rot, cos_.data() + s * half, sin_.data() + s * half, c.rope_interleaved);
+    rope_rows(k, kv_heads, d, rot, cos_.data() + s * half, sin_.data() + s * half, c.rope_interleaved);
     KVCache& cache = *caches[s];
     float* keys = cache.layer_keys(layer).data_ptr<float>();
     float* values = cache.layer_values(layer).data_ptr<float>();
@@ -307,7 +312,8 @@ void DecodePlan::step(const std::vector<int32_t>& tokens, const std::vector<KVCa
   require(can_step(caches), ErrorCode::kInternal, "DecodePlan::step: the plan cannot run this step");
   resize_for(seqs);
   const ModelConfig& c = decoder_.config();
-  const int64_t n = c.hidden_size, half = c.head_dim / 2;
+  const int64_t n = c.hidden_size, half = c.rotary_dim() / 2;
+  const float scale = static_cast<float>(decoder_.rope().attention_factor());  // longrope's; 1 otherwise
   const at::Tensor e = decoder_.embed(at::tensor(std::vector<int64_t>(tokens.begin(), tokens.end()), at::kLong));
   std::copy_n(e.contiguous().data_ptr<float>(), seqs * n, h_.data());
   const float* inv_freq = decoder_.rope().inverse_frequencies().data_ptr<float>();
@@ -315,8 +321,8 @@ void DecodePlan::step(const std::vector<int32_t>& tokens, const std::vector<KVCa
     const int64_t position = caches[s]->length();
     for (int64_t i = 0; i < half; ++i) {
       const float angle = static_cast<float>(position) * inv_freq[i];  // as Rope::angles: in float
-      cos_[s * half + i] = std::cos(angle);
-      sin_[s * half + i] = std::sin(angle);
+      cos_[s * half + i] = std::cos(angle) * scale;
+      sin_[s * half + i] = std::sin(angle) * scale;
     }
   }
   auto norm_rows = [&](const at::Tensor& weight) {

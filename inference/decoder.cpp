@@ -67,6 +67,13 @@ at::Tensor within_window(int64_t t, int64_t s, int64_t past, int64_t first_key, 
   return (qpos - kpos).lt(window);
 }
 
+// fused_rope over the first `rotary` dimensions of x [B, T, heads, d], the rest passed through.
+at::Tensor fused_partial_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, bool interleaved, int64_t rotary) {
+  const int64_t d = x.size(-1);
+  if (rotary == d) return fused_rope(x, cos, sin, interleaved);
+  return at::cat({fused_rope(x.narrow(-1, 0, rotary), cos, sin, interleaved), x.narrow(-1, rotary, d - rotary)}, -1);
+}
+
 }  // namespace
 
 at::Tensor Decoder::final_norm(const at::Tensor& h) const { return rms_norm(h, final_norm_); }
@@ -79,6 +86,14 @@ AttentionContext Decoder::attention_context(const ForwardInput& input) const {
   ctx.cache = input.cache;
   at::Tensor positions = input.positions;
   if (!positions.defined()) positions = at::arange(past, past + t, at::kLong).unsqueeze(0).expand({batch, t});
+  if (config_.long_rope.enabled) {
+    // Past original_max_position_embeddings longrope switches to its long factors, which Hearth
+    // does not compute (model_config.h): refuse rather than rotate with the wrong ones.
+    const int64_t last = input.positions.defined() ? positions.max().item<int64_t>() : past + t - 1;
+    require(last < config_.context_length(), ErrorCode::kInvalidArgument,
+            "position " + std::to_string(last) + " is beyond this model's context of " + std::to_string(config_.context_length()) +
+                " (longrope's short factors; Hearth does not compute the long ones)");
+  }
   std::tie(ctx.cos, ctx.sin) = rope_.angles(positions);
   const int64_t s = past + t;
   at::Tensor allowed;  // [B, T, T] with segments, [T, S] without; undefined: all visible
@@ -131,8 +146,8 @@ at::Tensor Decoder::attend(int64_t index, at::Tensor q, at::Tensor k, at::Tensor
   if (fused && batch == 1 && t == 1 && ctx.cache && ctx.cache->dtype() == at::kFloat && can_fuse_for_inference(v, cos)) {
     // One decode step: the new position attends to the whole cache (a local layer to its
     // window's tail of it), no mask, one fused loop.
-    q = fused_rope(q, cos, sin, config_.rope_interleaved);
-    k = fused_rope(k, cos, sin, config_.rope_interleaved).transpose(1, 2);
+    q = fused_partial_rope(q, cos, sin, config_.rope_interleaved, rope.rotary_dims());
+    k = fused_partial_rope(k, cos, sin, config_.rope_interleaved, rope.rotary_dims()).transpose(1, 2);
     std::tie(k, v) = ctx.cache->append(index, k, v);
     if (local && k.size(2) > config_.sliding_window) {
       const int64_t start = k.size(2) - config_.sliding_window;
@@ -142,8 +157,8 @@ at::Tensor Decoder::attend(int64_t index, at::Tensor q, at::Tensor k, at::Tensor
     return fused_decode_attention(q, k, v);
   }
   if (fused) {
-    q = fused_rope(q, cos, sin, config_.rope_interleaved).transpose(1, 2);
-    k = fused_rope(k, cos, sin, config_.rope_interleaved).transpose(1, 2);
+    q = fused_partial_rope(q, cos, sin, config_.rope_interleaved, rope.rotary_dims()).transpose(1, 2);
+    k = fused_partial_rope(k, cos, sin, config_.rope_interleaved, rope.rotary_dims()).transpose(1, 2);
   } else {
     q = rope.apply(q.transpose(1, 2), cos, sin);
     k = rope.apply(k.transpose(1, 2), cos, sin);

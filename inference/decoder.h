@@ -1,5 +1,5 @@
-// The decoder-only transformer (Llama / Qwen2 / Qwen3 / Gemma 3 / llama2.c): RMSNorm, RoPE,
-// grouped-query attention with an optional KV cache, gated MLP; Qwen3's and Gemma's q/k norms,
+// The decoder-only transformer (Llama / Qwen2 / Qwen3 / Gemma 3 / Phi-3 / llama2.c): RMSNorm,
+// RoPE (over part of each head for Phi-3), grouped-query attention with an optional KV cache, gated MLP; Qwen3's and Gemma's q/k norms,
 // Gemma's sandwich norms, sliding-window layers and embedding scale where the config says so.
 // One code path serves generation and training.
 #pragma once
@@ -40,7 +40,7 @@ struct ForwardInput {
 
 // What every block of one forward pass shares: rotary angles and the attention mask.
 struct AttentionContext {
-  at::Tensor cos, sin;  // [B, T, head_dim / 2]
+  at::Tensor cos, sin;  // [B, T, rotary_dims / 2]
   at::Tensor mask;      // additive fp32, broadcastable to [B, 1, 1, T, S]; undefined = no mask
   // Sliding-window (local) layers: their own rotary base and a mask that also hides keys more
   // than the window behind (undefined when the model has none).

@@ -62,10 +62,10 @@ GenerationResult generate(const Decoder& decoder, const Tokenizer& tokenizer, co
   require_integer_in_range("--max-tokens", options.max_tokens, 0, std::numeric_limits<int>::max());
   at::InferenceMode inference;
   const auto& config = decoder.config();
-  const int64_t capacity = std::min<int64_t>(config.max_position_embeddings, int64_t(prompt.size()) + options.max_tokens);
-  require(int64_t(prompt.size()) < config.max_position_embeddings, ErrorCode::kInvalidArgument,
+  const int64_t capacity = std::min<int64_t>(config.context_length(), int64_t(prompt.size()) + options.max_tokens);
+  require(int64_t(prompt.size()) < config.context_length(), ErrorCode::kInvalidArgument,
           "the prompt has " + std::to_string(prompt.size()) + " tokens; the model's context is " +
-              std::to_string(config.max_position_embeddings));
+              std::to_string(config.context_length()));
   KVCache cache(config, 1, std::max<int64_t>(capacity, int64_t(prompt.size()) + 1));
   Sampler sampler(options.sampling);
   std::vector<int32_t> stops = tokenizer.stop_ids();

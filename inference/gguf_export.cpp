@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "inference/fused_projections.h"
 #include "inference/gguf_model.h"
 #include "inference/gguf_tokenizer.h"
 #include "inference/gguf_writer.h"
@@ -25,7 +26,7 @@ void write_hparams(GgufWriter& w, const ModelConfig& c, const GgufArchitecture& 
   w.set_uint32(a + "attention.head_count_kv", static_cast<uint32_t>(c.num_kv_heads));
   w.set_uint32(a + "attention.key_length", static_cast<uint32_t>(c.head_dim));
   w.set_uint32(a + "attention.value_length", static_cast<uint32_t>(c.head_dim));
-  w.set_uint32(a + "rope.dimension_count", static_cast<uint32_t>(c.head_dim));
+  w.set_uint32(a + "rope.dimension_count", static_cast<uint32_t>(c.rotary_dim()));
   w.set_float32(a + "attention.layer_norm_rms_epsilon", static_cast<float>(c.rms_norm_eps));
   w.set_float32(a + "rope.freq_base", static_cast<float>(c.rope_theta));
   w.set_uint32(a + "vocab_size", static_cast<uint32_t>(c.vocab_size));
@@ -34,6 +35,20 @@ void write_hparams(GgufWriter& w, const ModelConfig& c, const GgufArchitecture& 
     w.set_uint32(a + "attention.sliding_window_pattern", static_cast<uint32_t>(c.sliding_window_pattern));
     w.set_float32(a + "rope.freq_base_swa", static_cast<float>(c.rope_local_theta));
   }
+  if (c.long_rope.enabled) {
+    // As llama.cpp's Phi-3 converter: the factors go as tensors (add_rope_factor_tensors).
+    w.set_uint32(a + "rope.scaling.original_context_length", static_cast<uint32_t>(c.long_rope.original_max_position_embeddings));
+    w.set_float32(a + "rope.scaling.attn_factor", static_cast<float>(c.rope_attention_factor()));
+  }
+}
+
+// Phi-3's longrope factors, one tensor each (llama.cpp picks one by its context size).
+int add_rope_factor_tensors(GgufWriter& w, const ModelConfig& c) {
+  if (!c.long_rope.enabled) return 0;
+  const int64_t n = static_cast<int64_t>(c.long_rope.long_factor.size());
+  w.add_tensor("rope_factors_long.weight", {n}, ggml::kF32, at::tensor(c.long_rope.long_factor, at::kFloat));
+  w.add_tensor("rope_factors_short.weight", {n}, ggml::kF32, at::tensor(c.long_rope.short_factor, at::kFloat));
+  return 2;
 }
 
 // Llama 3 scaling as llama.cpp stores it: one divisor per rotary frequency.
@@ -80,7 +95,7 @@ at::Tensor interleave_rotary_rows(const at::Tensor& weight, int64_t heads, int64
   return weight.reshape({heads, 2, head_dim / 2, rest}).transpose(1, 2).reshape(shape).contiguous();
 }
 
-GgufExportReport write_gguf_model(const std::filesystem::path& out, const ModelConfig& config, const TensorSource& tensors,
+GgufExportReport write_gguf_model(const std::filesystem::path& out, const ModelConfig& config, const TensorSource& split,
                                   const GgufFile* tokenizer_source, const std::filesystem::path& tokenizer_file,
                                   const GgufExportOptions& options) {
   const GgufArchitecture& arch = gguf_architecture_for(config);
@@ -90,6 +105,7 @@ GgufExportReport write_gguf_model(const std::filesystem::path& out, const ModelC
   write_hparams(w, config, arch, options);
   write_gguf_tokenizer(w, tokenizer_source, tokenizer_file, config.vocab_size);
   GgufExportReport report;
+  const FusedProjectionsView tensors(split, config);  // Phi-3's attn_qkv and ffn_up are fused
   // llama.cpp's llama architecture rotates adjacent pairs: q/k rows of a half-split model move.
   const bool reorder = arch.rope_interleaved && !config.rope_interleaved;
   for (const std::string& name : tensors.names()) {
@@ -111,6 +127,7 @@ GgufExportReport write_gguf_model(const std::filesystem::path& out, const ModelC
     tensors.release(name);
     ++report.tensors;
   }
+  report.tensors += add_rope_factor_tensors(w, config);
   const std::vector<float> factors = rope_factors(config);
   if (!factors.empty()) {
     w.add_tensor("rope_freqs.weight", {static_cast<int64_t>(factors.size())}, ggml::kF32, at::tensor(factors, at::kFloat));

@@ -15,6 +15,7 @@ constexpr GgufArchitecture kArchitectures[] = {
     {"qwen2", Architecture::kQwen2, false, true},
     {"qwen3", Architecture::kQwen3, false, false},
     {"gemma3", Architecture::kGemma3, false, false},
+    {"phi3", Architecture::kPhi3, false, false},
 };
 
 using NamePair = std::pair<const char*, const char*>;
@@ -39,11 +40,19 @@ const NamePair kSandwichNormNames[] = {
 };
 const NamePair kQkNormNames[] = {{"attn_q_norm.weight", "self_attn.q_norm.weight"}, {"attn_k_norm.weight", "self_attn.k_norm.weight"}};
 
+// Phi-3's layers: q/k/v fused into attn_qkv, gate and up into ffn_up (gate rows first, 2 * ff).
+const NamePair kPhi3LayerNames[] = {
+    {"attn_norm.weight", "input_layernorm.weight"},         {"attn_qkv.weight", "self_attn.qkv_proj.weight"},
+    {"attn_output.weight", "self_attn.o_proj.weight"},      {"ffn_up.weight", "mlp.gate_up_proj.weight"},
+    {"ffn_down.weight", "mlp.down_proj.weight"},
+};
+
 // The per-layer names of architecture `a`.
 std::vector<NamePair> layer_names(Architecture a) {
   ModelConfig c;
   c.architecture = a;
   std::vector<NamePair> out(std::begin(kLayerNames), std::end(kLayerNames));
+  if (c.fused_projections()) out.assign(std::begin(kPhi3LayerNames), std::end(kPhi3LayerNames));
   if (c.sandwich_norms()) {
     out.insert(out.end(), std::begin(kSandwichNormNames), std::end(kSandwichNormNames));
   } else {
@@ -160,6 +169,36 @@ void read_gemma3_metadata(const GgufFile& f, const std::string& a, ModelConfig& 
   }
 }
 
+// A 1-D F32 tensor's values.
+std::vector<float> read_f32_vector(const GgufFile& f, const GgufTensorInfo& t) {
+  require(t.type == ggml::kF32 && t.dims.size() == 1, ErrorCode::kCorruptFile, f.name() + ": " + t.name + " must be 1-D F32");
+  std::vector<float> out(t.dims[0]);
+  std::memcpy(out.data(), f.tensor_data(t), t.bytes);
+  return out;
+}
+
+// Phi-3 as llama.cpp's converter writes it: the rotary dimensions, and for longrope models the
+// short and long factors as tensors, the trained context and the attention factor. llama.cpp
+// ignores a phi3 sliding window (it disables it); so does Hearth.
+void read_phi3_metadata(const GgufFile& f, const std::string& a, ModelConfig& c) {
+  const int64_t rot = f.find_int(a + "rope.dimension_count").value_or(c.head_dim);
+  c.rotary_dims = rot == c.head_dim ? 0 : rot;
+  const GgufTensorInfo* lo = f.find_tensor("rope_factors_long.weight");
+  const GgufTensorInfo* sh = f.find_tensor("rope_factors_short.weight");
+  if (!lo && !sh) return;
+  require(lo && sh, ErrorCode::kCorruptFile, f.name() + ": rope_factors_long.weight and rope_factors_short.weight come together");
+  LongRope& lr = c.long_rope;
+  lr.enabled = true;
+  lr.long_factor = read_f32_vector(f, *lo);
+  lr.short_factor = read_f32_vector(f, *sh);
+  lr.original_max_position_embeddings = f.find_int(a + "rope.scaling.original_context_length").value_or(c.max_position_embeddings);
+  if (auto factor = f.find_float(a + "rope.scaling.attn_factor")) {
+    // Kept only when it is not the one the lengths imply (the converter's, rounded to float32).
+    const double derived = c.rope_attention_factor();
+    if (std::abs(*factor - derived) > 1e-6 * derived) lr.attention_factor = *factor;
+  }
+}
+
 }  // namespace
 
 const GgufArchitecture* gguf_architecture(const std::string& name) {
@@ -240,7 +279,7 @@ GgufModel read_gguf_model(const std::shared_ptr<GgufFile>& file) {
   const std::string arch_name = f.get_string("general.architecture");
   const GgufArchitecture* arch = gguf_architecture(arch_name);
   if (arch == nullptr) {
-    fail(ErrorCode::kUnsupported, f.name() + ": architecture \"" + arch_name + "\" is not supported (llama, qwen2, qwen3, gemma3)");
+    fail(ErrorCode::kUnsupported, f.name() + ": architecture \"" + arch_name + "\" is not supported (llama, qwen2, qwen3, gemma3, phi3)");
   }
   const std::string a = arch_name + ".";
   ModelConfig c;
@@ -255,7 +294,7 @@ GgufModel read_gguf_model(const std::shared_ptr<GgufFile>& file) {
   c.max_position_embeddings = f.find(a + "context_length") ? positive_int(f, a + "context_length") : 2048;
   c.rms_norm_eps = f.find_float(a + "attention.layer_norm_rms_epsilon").value_or(1e-5);
   c.rope_theta = f.find_float(a + "rope.freq_base").value_or(10000.0);
-  if (auto rot = f.find_int(a + "rope.dimension_count")) {
+  if (auto rot = f.find_int(a + "rope.dimension_count"); rot && c.architecture != Architecture::kPhi3) {
     require(*rot == c.head_dim, ErrorCode::kUnsupported,
             f.name() + ": partial rotary embeddings (rope.dimension_count " + std::to_string(*rot) + " of head size " +
                 std::to_string(c.head_dim) + ") are not supported");
@@ -278,9 +317,12 @@ GgufModel read_gguf_model(const std::shared_ptr<GgufFile>& file) {
     std::memcpy(c.rope_freq_factors.data(), p, freqs->bytes);
   }
   if (c.architecture == Architecture::kGemma3) read_gemma3_metadata(f, a, c);
+  if (c.architecture == Architecture::kPhi3) read_phi3_metadata(f, a, c);
   c.validate(f.name());
   for (const GgufTensorInfo& t : f.tensors()) {
-    const bool known = gguf_to_hf_name(t.name, c.architecture).has_value() || t.name == "rope_freqs.weight";
+    const bool rope = t.name == "rope_freqs.weight" ||
+                      (c.long_rope.enabled && (t.name == "rope_factors_long.weight" || t.name == "rope_factors_short.weight"));
+    const bool known = gguf_to_hf_name(t.name, c.architecture).has_value() || rope;
     require(known, ErrorCode::kUnsupported,
             f.name() + ": tensor \"" + t.name + "\" is not part of the " + arch_name + " decoder Hearth computes");
   }

@@ -47,6 +47,7 @@ constexpr ArchitectureName kArchitectureNames[] = {
     {Architecture::kQwen2, "Qwen2ForCausalLM", "qwen2"},
     {Architecture::kQwen3, "Qwen3ForCausalLM", "qwen3"},
     {Architecture::kGemma3, "Gemma3ForCausalLM", "gemma3_text"},
+    {Architecture::kPhi3, "Phi3ForCausalLM", "phi3"},
 };
 
 const ArchitectureName& names_of(Architecture a) {
@@ -61,7 +62,7 @@ Architecture architecture_from_hf_name(const std::string& name, const std::strin
     if (name == n.class_name || name == n.model_type) return n.architecture;
   }
   fail(ErrorCode::kUnsupported, what + ": architecture \"" + name +
-                                    "\" is not supported (LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM)");
+                                    "\" is not supported (LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM, Phi3ForCausalLM)");
 }
 
 // A config field Hearth's decoder does not compute must be absent or null.
@@ -93,7 +94,59 @@ void read_gemma3_fields(const Json& j, const std::string& what, ModelConfig& c) 
   require_null(j, "attn_logit_softcapping", what);
 }
 
+// Phi-3's rope_scaling: "longrope" (or its old name "su") with one short and one long factor
+// per rotary frequency; the trained context is original_max_position_embeddings (top level, or
+// inside rope_scaling in newer configs).
+void read_longrope(const Json& j, const std::string& what, ModelConfig& c) {
+  const Json& rs = j["rope_scaling"];
+  const std::string where = what + " rope_scaling";
+  const std::string type = rs.contains("rope_type") ? json_get<std::string>(rs, "rope_type", where)
+                                                    : json_get_or<std::string>(rs, "type", "", where);
+  require(type == "longrope" || type == "su", ErrorCode::kUnsupported,
+          what + ": rope_scaling type \"" + type + "\" is not supported for phi3 (longrope)");
+  LongRope& lr = c.long_rope;
+  lr.enabled = true;
+  lr.short_factor = json_get<std::vector<float>>(rs, "short_factor", where);
+  lr.long_factor = json_get<std::vector<float>>(rs, "long_factor", where);
+  const Json& holder = j.contains("original_max_position_embeddings") ? j : rs;
+  lr.original_max_position_embeddings =
+      json_get_integer_in_range(holder, "original_max_position_embeddings", 1, kMaxPositions, what);
+  lr.attention_factor = optional_number(rs, "attention_factor", 0.0, 1e-6, 1e6, where);
+  if (rs.contains("factor") && !rs["factor"].is_null()) {
+    // HF derives the factor from the two lengths when both are given; a different one is not what it computes.
+    const double factor = json_get_number_in_range(rs, "factor", 1e-6, kMaxRopeFactor, where);
+    const double derived = double(c.max_position_embeddings) / double(lr.original_max_position_embeddings);
+    require(std::abs(factor - derived) <= 1e-6 * derived, ErrorCode::kUnsupported,
+            where + ": factor " + std::to_string(factor) + " differs from max_position_embeddings / original_max_position_embeddings");
+  }
+}
+
+// Phi-3 / Phi-4-mini: partial rotary, longrope, SwiGLU, no biases, no sliding window in effect.
+void read_phi3_fields(const Json& j, const std::string& what, ModelConfig& c) {
+  const double partial = optional_number(j, "partial_rotary_factor", 1.0, 1e-6, 1.0, what);
+  c.rotary_dims = static_cast<int64_t>(double(c.head_dim) * partial + 1e-9);
+  require(c.rotary_dims >= 2, ErrorCode::kUnsupported,
+          what + ": partial_rotary_factor " + std::to_string(partial) + " rotates fewer than 2 of head_dim " + std::to_string(c.head_dim));
+  if (c.rotary_dims == c.head_dim) c.rotary_dims = 0;  // 0: whole heads
+  const std::string act = json_get_or<std::string>(j, "hidden_act", "silu", what);
+  require(act == "silu", ErrorCode::kUnsupported, what + ": hidden_act \"" + act + "\" is not supported for phi3 (silu)");
+  require(!json_get_or<bool>(j, "attention_bias", false, what), ErrorCode::kUnsupported, what + ": \"attention_bias\" is not supported for phi3");
+  // Phi-3-mini-4k attends within 2047 positions; Phi-4-mini's 262144 exceeds its context (no effect).
+  const int64_t window = optional_integer(j, "sliding_window", 0, 0, int64_t(1) << 40, what);
+  require(window == 0 || window >= c.max_position_embeddings, ErrorCode::kUnsupported,
+          what + ": \"sliding_window\" " + std::to_string(window) + " below max_position_embeddings is not supported for phi3");
+  if (j.contains("rope_scaling") && j["rope_scaling"].is_object()) read_longrope(j, what, c);
+}
+
 }  // namespace
+
+double ModelConfig::rope_attention_factor() const {
+  if (!long_rope.enabled) return 1.0;
+  if (long_rope.attention_factor > 0) return long_rope.attention_factor;
+  const double orig = double(long_rope.original_max_position_embeddings);
+  const double scale = double(max_position_embeddings) / orig;
+  return scale <= 1.0 ? 1.0 : std::sqrt(1.0 + std::log(scale) / std::log(orig));
+}
 
 ModelConfig ModelConfig::from_hf_json(const Json& j, const std::string& what) {
   require(j.is_object(), ErrorCode::kCorruptFile, what + " is not a JSON object");
@@ -123,11 +176,12 @@ ModelConfig ModelConfig::from_hf_json(const Json& j, const std::string& what) {
     c.attention_bias = json_get_or<bool>(j, "attention_bias", false, what);
   }
   if (c.architecture == Architecture::kGemma3) read_gemma3_fields(j, what, c);
+  if (c.architecture == Architecture::kPhi3) read_phi3_fields(j, what, c);
   c.rope_interleaved = json_get_or<bool>(j, "hearth_rope_interleaved", false, what);
   if (j.contains("hearth_rope_freq_factors")) c.rope_freq_factors = json_get<std::vector<float>>(j, "hearth_rope_freq_factors", what);
   c.bos_token_id = token_id(j, "bos_token_id", what);
   c.eos_token_id = token_id(j, "eos_token_id", what);
-  if (j.contains("rope_scaling") && j["rope_scaling"].is_object()) {
+  if (c.architecture != Architecture::kPhi3 && j.contains("rope_scaling") && j["rope_scaling"].is_object()) {
     const Json& rs = j["rope_scaling"];
     const std::string where = what + " rope_scaling";
     std::string type = rs.contains("rope_type") ? json_get<std::string>(rs, "rope_type", where)
@@ -177,6 +231,21 @@ void ModelConfig::validate(const std::string& what) const {
   check(rope_freq_factors.empty() || static_cast<int64_t>(rope_freq_factors.size()) == head_dim / 2,
         "rope frequency factors must number head_dim / 2");
   for (float f : rope_freq_factors) check(std::isfinite(f) && f > 0, "rope frequency factors must be positive");
+  check(architecture == Architecture::kPhi3 || (rotary_dims == 0 && !long_rope.enabled),
+        "partial rotary embeddings and longrope scaling are computed for phi3 only");
+  in_range("rotary dimensions", rotary_dims, 0, head_dim);
+  check(architecture != Architecture::kPhi3 || num_heads * head_dim == hidden_size,
+        "phi3 needs num_attention_heads * head_dim == hidden_size");
+  check(rotary_dims % 2 == 0, "rotary dimensions (head_dim * partial_rotary_factor) must be even, got " + std::to_string(rotary_dims));
+  if (long_rope.enabled) {
+    const size_t half = static_cast<size_t>(rotary_dim() / 2);
+    check(long_rope.short_factor.size() == half && long_rope.long_factor.size() == half,
+          "rope_scaling short_factor and long_factor must each have " + std::to_string(half) + " values (rotary dimensions / 2)");
+    for (const auto* factors : {&long_rope.short_factor, &long_rope.long_factor})
+      for (float f : *factors) check(std::isfinite(f) && f > 0, "rope_scaling short_factor and long_factor must be positive");
+    in_range("original_max_position_embeddings", long_rope.original_max_position_embeddings, 2, max_position_embeddings);
+    check(rope_freq_factors.empty() && !rope_scaling.enabled, "longrope cannot be combined with other rope scaling");
+  }
   in_range("sliding_window", sliding_window, 0, kMaxPositions);
   in_range("sliding_window_pattern", sliding_window_pattern, 0, kMaxLayers);
   number("rope_local_base_freq", rope_local_theta, 1.0, kMaxRopeTheta);
@@ -208,12 +277,21 @@ Json ModelConfig::to_hf_json() const {
   } else {
     j["hidden_act"] = "silu";
   }
+  if (architecture == Architecture::kPhi3) {
+    j["partial_rotary_factor"] = double(rotary_dim()) / double(head_dim);
+    j["attention_bias"] = false;
+    if (long_rope.enabled) j["original_max_position_embeddings"] = long_rope.original_max_position_embeddings;
+  }
   if (architecture == Architecture::kLlama || architecture == Architecture::kQwen3) j["attention_bias"] = attention_bias;
   if (rope_interleaved) j["hearth_rope_interleaved"] = true;
   if (!rope_freq_factors.empty()) j["hearth_rope_freq_factors"] = rope_freq_factors;
   if (bos_token_id >= 0) j["bos_token_id"] = bos_token_id;
   if (eos_token_id >= 0) j["eos_token_id"] = eos_token_id;
-  if (rope_scaling.enabled) {
+  if (long_rope.enabled) {
+    // "type" as Phi-3's own config files spell it (older transformers read only that key).
+    j["rope_scaling"] = {{"type", "longrope"}, {"short_factor", long_rope.short_factor}, {"long_factor", long_rope.long_factor}};
+    if (long_rope.attention_factor > 0) j["rope_scaling"]["attention_factor"] = long_rope.attention_factor;
+  } else if (rope_scaling.enabled) {
     j["rope_scaling"] = {{"rope_type", "llama3"},
                          {"factor", rope_scaling.factor},
                          {"low_freq_factor", rope_scaling.low_freq_factor},

@@ -1,6 +1,7 @@
 // The shape and hyper-parameters of a decoder model, read from a Hugging Face config.json or
 // a llama2.c header, and written back as config.json.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -9,7 +10,7 @@
 
 namespace hearth {
 
-enum class Architecture { kLlama, kQwen2, kQwen3, kGemma3 };
+enum class Architecture { kLlama, kQwen2, kQwen3, kGemma3, kPhi3 };
 
 // The MLP's gate activation: SwiGLU (Llama, Qwen) or GeGLU with tanh-approximated GELU (Gemma).
 enum class Activation { kSilu, kGeluTanh };
@@ -21,6 +22,17 @@ struct RopeScaling {
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
   int64_t original_max_position_embeddings = 8192;
+};
+
+// Phi-3's "longrope" scaling: each rotary frequency divided by a factor (short_factor within
+// original_max_position_embeddings, long_factor beyond), cos and sin times an attention factor.
+// Hearth computes the short factors and caps the context at original_max_position_embeddings
+// (docs/gguf.md, "Phi-4-mini"); the long ones are kept so files round-trip.
+struct LongRope {
+  bool enabled = false;
+  std::vector<float> short_factor, long_factor;  // rotary_dims / 2 each
+  int64_t original_max_position_embeddings = 0;
+  double attention_factor = 0;  // rope_scaling "attention_factor"; 0: derived from the lengths
 };
 
 struct ModelConfig {
@@ -39,6 +51,10 @@ struct ModelConfig {
   // Per-frequency divisors of the rotary inverse frequencies, as GGUF stores Llama 3 scaling
   // (rope_freqs.weight); empty = none. Applied instead of rope_scaling when set.
   std::vector<float> rope_freq_factors;
+  // Dimensions of each head that rotate (the first ones, half-split within them); 0 = head_dim.
+  // Phi-4-mini: 96 of 128 (partial_rotary_factor 0.75).
+  int64_t rotary_dims = 0;
+  LongRope long_rope;
   bool tie_word_embeddings = false;
   bool attention_bias = false;    // q/k/v biases (Qwen2)
   bool rope_interleaved = false;  // llama2.c rotates adjacent pairs; HF rotates halves
@@ -63,6 +79,19 @@ struct ModelConfig {
   bool is_local_layer(int64_t layer) const {
     return sliding_window > 0 && (sliding_window_pattern == 0 || layer % sliding_window_pattern != sliding_window_pattern - 1);
   }
+
+  // Phi-3: checkpoints fuse q, k, v into qkv_proj and gate, up into gate_up_proj (split at
+  // load, fused again when written: inference/fused_projections.h).
+  bool fused_projections() const { return architecture == Architecture::kPhi3; }
+  int64_t rotary_dim() const { return rotary_dims > 0 ? rotary_dims : head_dim; }
+  // Positions the decoder computes: longrope models stop at original_max_position_embeddings,
+  // where the short factors end.
+  int64_t context_length() const {
+    return long_rope.enabled ? std::min(max_position_embeddings, long_rope.original_max_position_embeddings)
+                             : max_position_embeddings;
+  }
+  // Longrope's scale of cos and sin: sqrt(1 + ln(max / original) / ln(original)), 1 without.
+  double rope_attention_factor() const;
 
   // Parses config.json; fails naming the missing or invalid field.
   static ModelConfig from_hf_json(const Json& j, const std::string& what);

@@ -6,6 +6,7 @@
 #include "core/range_check.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
+#include "inference/fused_projections.h"
 #include "inference/llama2c_model.h"
 #include "inference/model_loader.h"
 #include "inference/tokenizer/synthetic_tokenizer.h"
@@ -18,7 +19,9 @@ void write_hf_files(const fs::path& dir, const ModelConfig& config, const Tensor
                     const std::vector<fs::path>& tokenizer_files, at::ScalarType dtype) {
   SafetensorsWriter writer;
   writer.set_metadata("format", "pt");
-  for (const std::string& name : tensors.names()) writer.add(name, tensors.get(name).to(dtype));
+  // Phi-3's q/k/v and gate/up are written fused, as its checkpoints hold them.
+  const FusedProjectionsView fused(tensors, config);
+  for (const std::string& name : fused.names()) writer.add(name, fused.get(name).to(dtype));
   writer.write(dir / "model.safetensors");
   write_file_atomic(dir / "config.json", config.to_hf_json().dump(2) + "\n");
   for (const fs::path& f : tokenizer_files) fs::copy_file(f, dir / f.filename(), fs::copy_options::overwrite_existing);
@@ -43,8 +46,44 @@ void convert_llama2c_to_hf(const fs::path& in, const fs::path& out, const fs::pa
 }
 
 std::string preset_names() {
-  return "smollm2-135m, qwen2.5-0.5b, llama3.2-1b, qwen3-0.6b, gemma3-270m, gemma3-1b, tiny, tiny-qwen3, tiny-gemma3";
+  return "smollm2-135m, qwen2.5-0.5b, llama3.2-1b, qwen3-0.6b, gemma3-270m, gemma3-1b, phi-4-mini, tiny, tiny-qwen3, tiny-gemma3, "
+         "tiny-phi3";
 }
+
+namespace {
+
+// Phi-4-mini-instruct's longrope factors (its config.json): the short ones are all 1, the long
+// ones stretch low frequencies up to 47.77 times for 128k positions.
+const std::vector<float> kPhi4MiniLongFactor = {
+    1.0f,        1.118320672f, 1.250641126f, 1.398617824f, 1.564103225f, 1.74916897f,  1.956131817f, 2.187582649f,
+    2.446418898f, 2.735880826f, 3.059592084f, 3.421605075f, 3.826451687f, 4.279200023f, 4.785517845f, 5.351743533f,
+    5.984965424f, 6.693110555f, 7.485043894f, 8.370679318f, 9.36110372f,  10.4687158f,  11.70738129f, 13.09260651f,
+    14.64173252f, 16.37415215f, 18.31155283f, 20.47818807f, 22.90118105f, 25.61086418f, 28.64115884f, 32.03f,
+    32.1f,        32.13f,       32.23f,       32.6f,        32.61f,       32.64f,       32.66f,       32.7f,
+    32.71f,       32.93f,       32.97f,       33.28f,       33.49f,       33.5f,        44.16f,       47.77f};
+
+// Phi-4-mini: fused q/k/v and gate/up, 96 of 128 head dimensions rotate, longrope from 4k to
+// 128k, tied head. The tiny shape keeps each of those (12 of 16 rotate; short factors other than
+// 1 so the tests see them; a context of 512 stretched to 2048, attention factor 1.10: llama.cpp
+// pads its context to 256 and takes the long factors above the original context).
+void set_phi3_preset(bool tiny, ModelConfig& c) {
+  c.architecture = Architecture::kPhi3;
+  if (!tiny) {
+    c.hidden_size = 3072, c.intermediate_size = 8192, c.num_layers = 32, c.num_heads = 24, c.num_kv_heads = 8, c.head_dim = 128;
+    c.vocab_size = 200064, c.max_position_embeddings = 131072, c.rope_theta = 10000, c.rms_norm_eps = 1e-5;
+    c.bos_token_id = 199999, c.eos_token_id = 199999;
+    c.rotary_dims = 96;
+    c.long_rope = {true, std::vector<float>(48, 1.0f), kPhi4MiniLongFactor, 4096, 0.0};
+    return;
+  }
+  c.hidden_size = 64, c.intermediate_size = 160, c.num_layers = 2, c.num_heads = 4, c.num_kv_heads = 2, c.head_dim = 16;
+  c.vocab_size = 512, c.max_position_embeddings = 2048, c.rope_theta = 10000, c.rms_norm_eps = 1e-5;
+  c.bos_token_id = 1, c.eos_token_id = 2;
+  c.rotary_dims = 12;
+  c.long_rope = {true, {1.0f, 1.3f, 1.7f, 2.5f, 4.0f, 6.0f}, {1.0f, 2.0f, 4.0f, 8.0f, 16.0f, 32.0f}, 512, 0.0};
+}
+
+}  // namespace
 
 ModelConfig preset_config(const std::string& arch) {
   ModelConfig c;
@@ -93,6 +132,8 @@ ModelConfig preset_config(const std::string& arch) {
       c.hidden_size = 64, c.intermediate_size = 128, c.num_layers = 6, c.head_dim = 32, c.sliding_window = 4;
       c.vocab_size = 512, c.max_position_embeddings = 512, c.bos_token_id = 1, c.eos_token_id = 2;
     }
+  } else if (arch == "phi-4-mini" || arch == "tiny-phi3") {
+    set_phi3_preset(arch == "tiny-phi3", c);
   } else {
     fail(ErrorCode::kInvalidArgument, "unknown --arch \"" + arch + "\" (" + preset_names() + ")");
   }
@@ -101,6 +142,25 @@ ModelConfig preset_config(const std::string& arch) {
 }
 
 namespace {
+
+// Projections that share an input, each [rows, cols] under `prefix`. Fused (Phi-3): drawn as one
+// tensor whose parts are row views, so writing it fused again copies nothing; separate otherwise.
+template <typename Normal>
+void add_parts(TensorMap& tensors, const std::string& prefix, const std::vector<std::pair<const char*, int64_t>>& parts,
+               int64_t cols, bool fused, Normal& normal) {
+  if (!fused) {
+    for (const auto& [name, rows] : parts) tensors.add(prefix + name + ".weight", normal({rows, cols}));
+    return;
+  }
+  int64_t total = 0;
+  for (const auto& part : parts) total += part.second;
+  const at::Tensor whole = normal({total, cols});
+  int64_t offset = 0;
+  for (const auto& [name, rows] : parts) {
+    tensors.add(prefix + name + ".weight", whole.narrow(0, offset, rows));
+    offset += rows;
+  }
+}
 
 // Seeded N(0, 0.02) weights (norms 1) with `c`'s exact tensor shapes, in `dtype`.
 TensorMap random_weights(const ModelConfig& c, uint64_t seed, at::ScalarType dtype) {
@@ -120,17 +180,14 @@ TensorMap random_weights(const ModelConfig& c, uint64_t seed, at::ScalarType dty
       const bool per_head = name.rfind("self_attn.", 0) == 0;
       tensors.add(p + name, at::full({per_head ? c.head_dim : h}, unit, dtype));
     }
-    tensors.add(p + "self_attn.q_proj.weight", normal({q, h}));
-    tensors.add(p + "self_attn.k_proj.weight", normal({kv, h}));
-    tensors.add(p + "self_attn.v_proj.weight", normal({kv, h}));
+    add_parts(tensors, p + "self_attn.", {{"q_proj", q}, {"k_proj", kv}, {"v_proj", kv}}, h, c.fused_projections(), normal);
     tensors.add(p + "self_attn.o_proj.weight", normal({h, q}));
     if (c.attention_bias) {
       tensors.add(p + "self_attn.q_proj.bias", normal({q}));
       tensors.add(p + "self_attn.k_proj.bias", normal({kv}));
       tensors.add(p + "self_attn.v_proj.bias", normal({kv}));
     }
-    tensors.add(p + "mlp.gate_proj.weight", normal({ff, h}));
-    tensors.add(p + "mlp.up_proj.weight", normal({ff, h}));
+    add_parts(tensors, p + "mlp.", {{"gate_proj", ff}, {"up_proj", ff}}, h, c.fused_projections(), normal);
     tensors.add(p + "mlp.down_proj.weight", normal({h, ff}));
   }
   tensors.add("model.norm.weight", at::full({h}, unit, dtype));

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "inference/fingerprint.h"
+#include "inference/fused_projections.h"
 #include "inference/gguf_model.h"
 #include "inference/gguf_tokenizer.h"
 #include "inference/llama2c_model.h"
@@ -65,7 +66,7 @@ ModelSource open_model_source(const fs::path& model, const fs::path& tokenizer) 
     const Json config = read_json_file(model / "config.json");
     source.config = ModelConfig::from_hf_json(config, what);
     source.quantization = QuantizationInfo::from_config(config, what);
-    source.tensors = open_safetensors_folder(model);
+    source.tensors = split_fused_projections(open_safetensors_folder(model), source.config);
     source.format = source.quantization ? "quantized" : "huggingface";
     for (const char* name : {"tokenizer.json", "tokenizer_config.json", "tokenizer.bin"}) {
       if (fs::exists(model / name)) source.tokenizer_files.push_back(model / name);
@@ -74,7 +75,7 @@ ModelSource open_model_source(const fs::path& model, const fs::path& tokenizer) 
     source.gguf = GgufFile::open(model);
     GgufModel m = read_gguf_model(source.gguf);
     source.config = m.config;
-    source.tensors = std::move(m.tensors);
+    source.tensors = split_fused_projections(std::move(m.tensors), source.config);
     source.format = "gguf";
     // The tokenizer is in the file's metadata unless --tokenizer names another.
     source.tokenizer = tokenizer;

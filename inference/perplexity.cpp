@@ -34,8 +34,8 @@ at::Tensor chunked_nll(const Decoder& decoder, const at::Tensor& hidden, const a
 
 PerplexityResult evaluate_perplexity(const Decoder& decoder, const std::vector<int32_t>& stream, int64_t ctx) {
   require(ctx > 0, ErrorCode::kInvalidArgument, "--ctx must be positive");
-  require(ctx <= decoder.config().max_position_embeddings, ErrorCode::kInvalidArgument,
-          "--ctx " + std::to_string(ctx) + " exceeds the model's context of " + std::to_string(decoder.config().max_position_embeddings));
+  require(ctx <= decoder.config().context_length(), ErrorCode::kInvalidArgument,
+          "--ctx " + std::to_string(ctx) + " exceeds the model's context of " + std::to_string(decoder.config().context_length()));
   const int64_t windows = int64_t(stream.size()) / (ctx + 1);
   require(windows > 0, ErrorCode::kInvalidArgument,
           "the text has " + std::to_string(stream.size()) + " tokens, fewer than one window of " + std::to_string(ctx + 1));

@@ -5,13 +5,17 @@
 
 namespace hearth {
 
-Rope::Rope(const ModelConfig& config, double theta) : interleaved_(config.rope_interleaved) {
-  const int64_t half = config.head_dim / 2;
+Rope::Rope(const ModelConfig& config, double theta)
+    : rotary_dims_(config.rotary_dim()), attention_factor_(config.rope_attention_factor()), interleaved_(config.rope_interleaved) {
+  const int64_t half = rotary_dims_ / 2;
   std::vector<float> inv(half);
   const auto& rs = config.rope_scaling;
   for (int64_t i = 0; i < half; ++i) {
-    double f = 1.0 / std::pow(theta, double(2 * i) / double(config.head_dim));
-    if (!config.rope_freq_factors.empty()) {
+    double f = 1.0 / std::pow(theta, double(2 * i) / double(rotary_dims_));
+    if (config.long_rope.enabled) {
+      // Phi-3 longrope within the trained context: the short factors (ModelConfig::context_length).
+      f /= config.long_rope.short_factor[i];
+    } else if (!config.rope_freq_factors.empty()) {
       f /= config.rope_freq_factors[i];
     } else if (rs.enabled) {
       // Llama 3: keep high frequencies, divide low ones by `factor`, blend in between.
@@ -33,10 +37,16 @@ Rope::Rope(const ModelConfig& config, double theta) : interleaved_(config.rope_i
 
 std::pair<at::Tensor, at::Tensor> Rope::angles(const at::Tensor& positions) const {
   at::Tensor a = positions.to(at::kFloat).unsqueeze(-1) * inv_freq_;
-  return {a.cos(), a.sin()};
+  if (attention_factor_ == 1.0) return {a.cos(), a.sin()};
+  const float scale = static_cast<float>(attention_factor_);
+  return {a.cos() * scale, a.sin() * scale};
 }
 
 at::Tensor Rope::apply(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) const {
+  if (rotary_dims_ < x.size(-1)) {
+    const int64_t rest = x.size(-1) - rotary_dims_;
+    return at::cat({apply(x.narrow(-1, 0, rotary_dims_), cos, sin), x.narrow(-1, rotary_dims_, rest)}, -1);
+  }
   // cos/sin [B, T, half] -> [B, 1, T, half] to broadcast over heads.
   at::Tensor c = cos.unsqueeze(1), s = sin.unsqueeze(1);
   const int64_t half = x.size(-1) / 2;

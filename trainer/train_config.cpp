@@ -61,10 +61,10 @@ void TrainConfig::validate() const {
 }
 
 void TrainConfig::validate_for_model(const ModelConfig& model) const {
-  require(seq_len <= model.max_position_embeddings, ErrorCode::kInvalidArgument,
+  require(seq_len <= model.context_length(), ErrorCode::kInvalidArgument,
           "--seq-len " + std::to_string(seq_len) + " is longer than the model's context of " +
-              std::to_string(model.max_position_embeddings) + " positions; use --seq-len " +
-              std::to_string(model.max_position_embeddings) + " or less");
+              std::to_string(model.context_length()) + " positions; use --seq-len " +
+              std::to_string(model.context_length()) + " or less");
 }
 
 Json TrainConfig::identity() const {

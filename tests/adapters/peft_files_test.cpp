@@ -245,6 +245,13 @@ TEST_F(PeftFiles, RefusesMalformedConfig) {
   saved(AdapterConfig{});
   rewrite_config([](Json& j) { j["target_modules"] = {"q_proj", "lm_head"}; });
   expect_refused(ErrorCode::kUnsupported, "lm_head");
+  // Phi-3's PEFT adapters adapt its fused modules; Hearth adapts the parts.
+  saved(AdapterConfig{});
+  rewrite_config([](Json& j) { j["target_modules"] = {"qkv_proj", "o_proj"}; });
+  expect_refused(ErrorCode::kUnsupported, "Phi-3's fused projection");
+  saved(AdapterConfig{});
+  rewrite_config([](Json& j) { j["target_modules"] = {"gate_up_proj"}; });
+  expect_refused(ErrorCode::kUnsupported, "gate_up_proj");
 }
 
 // Found by feeding fuzz_peft_adapter hostile numbers: a float rank or layer index was cast to an

@@ -10,6 +10,7 @@
 #include "core/worker_pool.h"
 #include "inference/decode_plan.h"
 #include "inference/linear_quantized.h"
+#include "inference/model_files.h"
 #include "inference/model_loader.h"
 #include "inference/quant/quant.h"
 #include "test_helpers.h"
@@ -148,6 +149,20 @@ std::unique_ptr<Decoder> small_qwen2(QuantFormat format) {
 TEST(DecodePlan, MatchesTheDecoderWithBiasesAndPaddedBlocks) {
   for (QuantFormat format : {QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8})
     expect_paths_agree(*small_qwen2(format), std::string("qwen2-shaped ") + quant_format_name(format));
+}
+
+// Phi-3: the split parts of the fused projections, 12 of 16 dimensions rotating, longrope's
+// short factors and attention factor in the step's angles.
+TEST(DecodePlan, MatchesTheDecoderOnPhi3sPartialRotaryAndLongrope) {
+  const auto dir = testing::fresh_temp_dir("plan_phi3");
+  init_random_model("tiny-phi3", 9, dir / "model");
+  for (QuantFormat format : {QuantFormat::kNF4, QuantFormat::kInt8}) {
+    LoadOptions o;
+    o.quant = format;
+    LoadedModel m = load_model(dir / "model", o);
+    expect_paths_agree(*m.decoder, std::string("tiny-phi3 ") + quant_format_name(format));
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST(DecodePlan, StepsAsideForAdaptersAndAFullCache) {

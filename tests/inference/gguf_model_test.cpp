@@ -233,7 +233,12 @@ TEST(GgufModel, ArchitectureMappingNamesBothWays) {
   EXPECT_EQ(*hf_to_gguf_name("model.layers.1.post_attention_layernorm.weight", Architecture::kGemma3), "blk.1.post_attention_norm.weight");
   EXPECT_EQ(*hf_to_gguf_name("model.layers.1.post_attention_layernorm.weight"), "blk.1.ffn_norm.weight");
   EXPECT_NE(gguf_architecture("gemma3"), nullptr);
-  EXPECT_EQ(gguf_architecture("phi3"), nullptr);
+  // Phi-3's fused projections: attn_qkv, and ffn_up holding gate then up.
+  ASSERT_NE(gguf_architecture("phi3"), nullptr);
+  EXPECT_EQ(*gguf_to_hf_name("blk.2.attn_qkv.weight", Architecture::kPhi3), "model.layers.2.self_attn.qkv_proj.weight");
+  EXPECT_EQ(*hf_to_gguf_name("model.layers.2.mlp.gate_up_proj.weight", Architecture::kPhi3), "blk.2.ffn_up.weight");
+  EXPECT_FALSE(gguf_to_hf_name("blk.2.attn_q.weight", Architecture::kPhi3).has_value());
+  EXPECT_EQ(gguf_architecture("phi2"), nullptr);
 }
 
 }  // namespace

@@ -52,7 +52,7 @@ TEST_P(ModelInitShapes, LoadsGeneratesAndBf16AgreesWithFp32) {
 // code with other numbers (their counts are checked above), but write 2 and 5 GB and took a minute
 // of CI each; bench_decode builds them.
 INSTANTIATE_TEST_SUITE_P(Shapes, ModelInitShapes,
-                         ::testing::Values("tiny", "smollm2-135m", "tiny-qwen3", "tiny-gemma3"));
+                         ::testing::Values("tiny", "smollm2-135m", "tiny-qwen3", "tiny-gemma3", "tiny-phi3"));
 
 TEST(ModelInit, SameSeedSameWeightsOtherSeedOther) {
   auto dir = testing::fresh_temp_dir("init_seed");

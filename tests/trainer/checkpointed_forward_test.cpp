@@ -144,7 +144,7 @@ TEST(CheckpointedForward, LoraWithDropoutGradientsMatchPlainForward) {
   EXPECT_TRUE(any_differs);
 }
 
-// Tiny models of the Qwen3 and Gemma 3 structures: checkpointing carries the sliding-window
+// Tiny models of the Qwen3, Gemma 3 and Phi-3 structures: checkpointing carries the sliding-window
 // layers' context (their own rotary angles and mask) into the recomputation, and a few LoRA
 // steps over an NF4 base lower the held-out loss of the random model.
 class FamilyTraining : public ::testing::TestWithParam<std::string> {};
@@ -188,8 +188,10 @@ TEST_P(FamilyTraining, CheckpointedGradientsMatchAndLoraLowersTheLoss) {
   std::filesystem::remove_all(dir);
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, FamilyTraining, ::testing::Values("tiny-qwen3", "tiny-gemma3"),
-                         [](const auto& info) { return info.param == "tiny-qwen3" ? std::string("Qwen3") : std::string("Gemma3"); });
+// tiny-phi3: LoRA on the split parts of its fused projections, partial rotary and longrope.
+INSTANTIATE_TEST_SUITE_P(Families, FamilyTraining, ::testing::Values("tiny-qwen3", "tiny-gemma3", "tiny-phi3"), [](const auto& info) {
+  return info.param == "tiny-qwen3" ? std::string("Qwen3") : info.param == "tiny-gemma3" ? std::string("Gemma3") : std::string("Phi3");
+});
 
 }  // namespace
 }  // namespace hearth
