@@ -17,6 +17,9 @@ const char* const kLlama3Pattern =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 const char* const kQwen2Pattern =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+// GPT-4o's o200k (Phi-4-mini's vocabulary extends it), split with behavior "Removed", inverted.
+const char* const kGpt4oPattern =
+    R"([^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 const char* const kSpaceMark = "\xE2\x96\x81";  // U+2581, SentencePiece's visible space
 
 Json split_step(const char* pattern) {
@@ -38,9 +41,15 @@ PreTokenizer pre_tokenizer(const std::string& pre, const std::string& what) {
     return {Json::array({split_step(kLlama3Pattern), byte_level_step(false)}), false, true};
   }
   if (pre == "qwen2") return {Json::array({split_step(kQwen2Pattern), byte_level_step(false)}), true, false};
+  if (pre == "gpt-4o") {
+    Json split = split_step(kGpt4oPattern);
+    split["behavior"] = "Removed";
+    split["invert"] = true;
+    return {Json::array({split, byte_level_step(false)}), false, false};
+  }
   if (pre == "smollm") return {Json::array({split_step(R"(\p{N})"), byte_level_step(true)}), false, false};
   if (pre == "gpt-2" || pre == "gpt2" || pre == "default" || pre.empty()) return {Json::array({byte_level_step(true)}), false, false};
-  fail(ErrorCode::kUnsupported, what + ": pre-tokenizer \"" + pre + "\" is not supported (llama-bpe, qwen2, smollm, gpt-2)");
+  fail(ErrorCode::kUnsupported, what + ": pre-tokenizer \"" + pre + "\" is not supported (llama-bpe, qwen2, gpt-4o, smollm, gpt-2)");
 }
 
 std::string token_text(const GgufValue& tokens, int64_t id, const std::string& what, const char* key) {
@@ -154,9 +163,10 @@ void write_bpe(GgufWriter& out, const std::filesystem::path& file, const Json& j
   std::string pre;
   if (dump.find(Json(kLlama3Pattern).dump()) != std::string::npos) pre = "llama-bpe";
   else if (dump.find(Json(kQwen2Pattern).dump()) != std::string::npos) pre = "qwen2";
+  else if (dump.find(Json(kGpt4oPattern).dump()) != std::string::npos) pre = "gpt-4o";
   else if (dump.find("\"Split\"") == std::string::npos && dump.find("\"Digits\"") == std::string::npos) pre = "gpt-2";
   else if (dump.find("\"Digits\"") != std::string::npos) pre = "smollm";
-  else fail(ErrorCode::kUnsupported, what + ": its pre-tokenizer has no GGUF name Hearth knows (llama-bpe, qwen2, smollm, gpt-2)");
+  else fail(ErrorCode::kUnsupported, what + ": its pre-tokenizer has no GGUF name Hearth knows (llama-bpe, qwen2, gpt-4o, smollm, gpt-2)");
   out.set_string("tokenizer.ggml.model", "gpt2");
   out.set_string("tokenizer.ggml.pre", pre);
   out.set_strings("tokenizer.ggml.tokens", tokens);

@@ -116,9 +116,15 @@ void BpeTokenizer::read_pre_tokenizer(const Json& pre_tokenizer, const std::stri
     if (step_type == "Split") {
       const Json pattern = json_get<Json>(step, "pattern", where);
       const std::string regex = json_get<std::string>(pattern, "Regex", where + " Split pattern");
-      require(json_get<std::string>(step, "behavior", where) == "Isolated" && !json_get_or<bool>(step, "invert", false, where),
-              ErrorCode::kUnsupported, where + ": only Split with behavior \"Isolated\" and invert false is supported");
-      splitters_.push_back(std::make_unique<RegexSplitter>(regex, where));
+      // "Isolated": matches and the text between them are pre-tokens. "Removed" with invert: the
+      // matches are kept and what lies between them is dropped (GPT-4o's o200k, whose pattern
+      // matches all text, so nothing is dropped in practice).
+      const std::string behavior = json_get<std::string>(step, "behavior", where);
+      const bool invert = json_get_or<bool>(step, "invert", false, where);
+      const bool isolated = behavior == "Isolated" && !invert, keep_matches = behavior == "Removed" && invert;
+      require(isolated || keep_matches, ErrorCode::kUnsupported,
+              where + ": only Split with behavior \"Isolated\" (invert false) or \"Removed\" (invert true) is supported");
+      splitters_.push_back(std::make_unique<RegexSplitter>(regex, where, /*keep_gaps=*/isolated));
     } else if (step_type == "ByteLevel") {
       byte_level = true;
       add_prefix_space_ = json_get_or<bool>(step, "add_prefix_space", false, where);
@@ -155,9 +161,11 @@ void BpeTokenizer::read_model(const Json& model, size_t added_tokens, const std:
   }
   const Json& vocab = model.at("vocab");
   if (!vocab.is_object()) fail(ErrorCode::kCorruptFile, where + ": \"vocab\" must be an object of token -> id");
-  // Ids are dense, with added tokens filling any gaps: a larger id would size the token table
-  // (one string per id) by the id, not by the file, so a few bytes could claim gigabytes.
-  const size_t id_limit = std::min<size_t>(vocab.size() + added_tokens, size_t(1) << 24);
+  // Ids are nearly dense: added tokens fill most gaps, and a few ids may stay unassigned (GPT-4o's
+  // o200k reserves 200000..200017). A much larger id would size the token table (one string per
+  // id) by the id, not by the file, so a few bytes could claim gigabytes: 1,024 spare ids at most.
+  constexpr size_t kSpareIds = 1024;
+  const size_t id_limit = std::min<size_t>(vocab.size() + added_tokens + kSpareIds, size_t(1) << 24);
   std::vector<std::string> tokens;
   for (const auto& item : vocab.items()) {
     if (!item.value().is_number_integer() || item.value().get<int64_t>() < 0) {
@@ -166,7 +174,8 @@ void BpeTokenizer::read_model(const Json& model, size_t added_tokens, const std:
     const auto id = item.value().get<size_t>();
     if (id >= id_limit) {
       fail(ErrorCode::kCorruptFile, where + ": vocab entry \"" + item.key() + "\" has id " + std::to_string(id) +
-                                        ", but the file holds only " + std::to_string(id_limit) + " tokens");
+                                        ", but the file holds only " + std::to_string(vocab.size() + added_tokens) +
+                                        " tokens (ids from " + std::to_string(id_limit) + " are refused)");
     }
     auto bytes = token_text(item.key());
     if (!bytes) fail(ErrorCode::kCorruptFile, where + ": vocab entry \"" + item.key() + "\" is not byte-level text");

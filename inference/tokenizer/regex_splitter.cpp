@@ -13,8 +13,8 @@ struct RegexSplitter::Compiled {
   ~Compiled() { pcre2_code_free(code); }
 };
 
-RegexSplitter::RegexSplitter(const std::string& pattern, const std::string& what)
-    : compiled_(std::make_unique<Compiled>()) {
+RegexSplitter::RegexSplitter(const std::string& pattern, const std::string& what, bool keep_gaps)
+    : compiled_(std::make_unique<Compiled>()), keep_gaps_(keep_gaps) {
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
   // UCP makes \s, \w and friends Unicode-aware, as in the Rust and JavaScript regex engines.
@@ -44,7 +44,7 @@ void RegexSplitter::split(std::string_view text, std::vector<std::string_view>& 
     if (rc < 0) fail(ErrorCode::kInternal, "pre-tokenizer regex failed with PCRE2 error " + std::to_string(rc));
     const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match.get());
     const size_t begin = ovector[0], end = ovector[1];
-    if (begin > gap_start) pieces.push_back(text.substr(gap_start, begin - gap_start));
+    if (begin > gap_start && keep_gaps_) pieces.push_back(text.substr(gap_start, begin - gap_start));
     if (end > begin) {
       pieces.push_back(text.substr(begin, end - begin));
       gap_start = pos = end;
@@ -54,7 +54,7 @@ void RegexSplitter::split(std::string_view text, std::vector<std::string_view>& 
       pos = begin + utf8_sequence_length(static_cast<unsigned char>(text[begin]));
     }
   }
-  if (gap_start < text.size()) pieces.push_back(text.substr(gap_start));
+  if (gap_start < text.size() && keep_gaps_) pieces.push_back(text.substr(gap_start));
 }
 
 }  // namespace hearth::tokenizer

