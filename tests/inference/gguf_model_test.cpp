@@ -5,6 +5,7 @@
 
 #include "core/assets.h"
 #include "core/atomic_file.h"
+#include "core/error.h"
 #include "inference/gguf_export.h"
 #include "inference/gguf_model.h"
 #include "inference/gguf_tokenizer.h"
@@ -242,6 +243,36 @@ TEST(GgufTokenizer, LlamaCppTokenizesHearthsGgufVocabulariesAsHearthDoes) {
     EXPECT_GT(t.hearth.size(), 500u) << tokenizer;
     EXPECT_EQ(t.llama_cpp, t.hearth) << tokenizer;
   }
+}
+
+// A hostile SentencePiece vocabulary without a dummy prefix: deriving merges is quadratic in a
+// piece's length, so a piece of thousands of bytes is refused, as is a NaN score (it would break
+// the ordering of merges) and a token type list of another length; each names the file.
+TEST(GgufTokenizer, HostileSentencePieceVocabulariesAreRefusedByName) {
+  const fs::path dir = testing::fresh_temp_dir("gguf_hostile_spm");
+  const auto refusal = [&](const std::vector<std::string>& tokens, const std::vector<float>& scores, size_t types) {
+    GgufWriter w;
+    w.set_string("tokenizer.ggml.model", "llama");
+    w.set_bool("tokenizer.ggml.add_space_prefix", false);
+    w.set_strings("tokenizer.ggml.tokens", tokens);
+    w.set_float32s("tokenizer.ggml.scores", scores);
+    w.set_int32s("tokenizer.ggml.token_type", std::vector<int32_t>(types, 1));
+    w.write(dir / "tok.gguf");
+    auto f = GgufFile::open(dir / "tok.gguf");
+    try {
+      load_gguf_tokenizer(*f);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kCorruptFile) << e.what();
+      EXPECT_NE(std::string(e.what()).find("tok.gguf"), std::string::npos) << e.what();
+      return std::string(e.what());
+    }
+    ADD_FAILURE() << "accepted a hostile vocabulary";
+    return std::string();
+  };
+  EXPECT_NE(refusal({"a", "b", std::string(5000, 'a')}, {0, 0, 0}, 3).find("5000 bytes long"), std::string::npos);
+  EXPECT_NE(refusal({"a", "b", "ab"}, {0, 0, std::nanf("")}, 3).find("non-finite score"), std::string::npos);
+  EXPECT_NE(refusal({"a", "b", "ab"}, {0, 0, -1}, 2).find("token_type"), std::string::npos);
+  fs::remove_all(dir);
 }
 
 TEST(GgufModel, ArchitectureMappingNamesBothWays) {
