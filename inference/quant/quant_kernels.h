@@ -31,7 +31,8 @@ using DequantTileFn = void (*)(const PackedView& m, int64_t r0, int64_t r1, int6
 // of the weight format's block size (scale = absmax / 127) and laid out in the kernel's own order.
 struct Q8Activation {
   std::vector<int8_t> values;
-  std::vector<float> block_scales;  // per block, zero-padded to whole kernel groups
+  std::vector<float> block_scales;  // AVX2: x's scale per block
+  std::vector<float> lane_scales;   // AVX-512 VNNI: x's block scale per accumulator lane, per group
   std::vector<int32_t> lane_bias;   // the accumulators' starting values (undo the weights' offset)
 };
 using QuantizeActivationFn = void (*)(const PackedView& m, const float* x_padded, Q8Activation& out);

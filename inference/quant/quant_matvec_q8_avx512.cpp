@@ -52,8 +52,11 @@ void quantize_activation_avx512(const PackedView& m, const float* x, Q8Activatio
   const GroupLayout g = layout_of(m.format);
   const int64_t block = quant_block_size(m.format), nb = m.blocks_per_row, groups = groups_per_row(m, g);
   const int32_t lanes_per_block = static_cast<int32_t>(kLanes / g.blocks);
+  // nf4's int8 table holds code values * 127; the lane scales undo it.
+  const float unscale = m.format == QuantFormat::kNF4 ? 1.0f / 127.0f : 1.0f;
   a.values.assign(groups * g.x_bytes, 0);
-  a.block_scales.assign(groups * g.blocks + kLanes, 0.0f);  // the kernel reads 4 past a group
+  a.block_scales.clear();
+  a.lane_scales.assign(groups * kLanes, 0.0f);
   a.lane_bias.assign(groups * kLanes, 0);
   const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
   for (int64_t b = 0; b < nb; ++b) {
@@ -71,10 +74,11 @@ void quantize_activation_avx512(const PackedView& m, const float* x, Q8Activatio
       const int64_t pos = (i / g.half) * (g.x_bytes / 2) + i % g.half;
       _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + pos), _mm512_cvtsepi32_epi8(q));
     }
-    a.block_scales[b] = absmax / 127.0f;
+    const int64_t first_lane = group * kLanes + j * lanes_per_block;
+    std::fill_n(a.lane_scales.data() + first_lane, lanes_per_block, (absmax / 127.0f) * unscale);
     // offset * sum spread evenly over the block's lanes (offset is a multiple of the lane count).
     const int32_t bias = -(g.offset / lanes_per_block) * _mm512_reduce_add_epi32(sum);
-    std::fill_n(a.lane_bias.data() + group * kLanes + j * lanes_per_block, lanes_per_block, bias);
+    std::fill_n(a.lane_bias.data() + first_lane, lanes_per_block, bias);
   }
 }
 
@@ -104,17 +108,6 @@ void weight_block_scales(const PackedView& m, int64_t first, int64_t n, float* o
   }
 }
 
-// factors[b] = w[b] * x_scale[b] * unscale for b < n (nf4's int8 table holds code values * 127;
-// unscale undoes it).
-void block_factors(const float* w, const float* x_scales, float unscale, int64_t n, float* factors) {
-  const __m512 u = _mm512_set1_ps(unscale);
-  for (int64_t k = 0; k < n; k += 16) {
-    const __mmask16 mask = static_cast<__mmask16>((1u << std::min<int64_t>(16, n - k)) - 1);
-    const __m512 xs = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, x_scales + k), u);
-    _mm512_mask_storeu_ps(factors + k, mask, _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, w + k), xs));
-  }
-}
-
 // Lane i of the accumulator belongs to block i / (16 / blocks) of the group.
 __m512i lane_block_index(int64_t blocks) {
   alignas(64) int32_t idx[kLanes];
@@ -141,30 +134,40 @@ __m128 reduce4(const __m512* a) {
   return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), c));
 }
 
-// Stores the sums of n <= 4 accumulators.
-void store_sums(const __m512* acc, int n, float* const* out) {
-  __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-  for (int i = 0; i < n; ++i) a[i] = acc[i];
-  alignas(16) float sums[4];
-  _mm_store_ps(sums, reduce4(a));
-  for (int i = 0; i < n; ++i) *out[i] = sums[i];
+// Stores the sum of every accumulator acc[s][i] to ys[s][r + i], four accumulators per
+// reduction. The stores are spelled out: as a plain loop over floats the compiler made them a
+// scatter, which cost more than the reduction.
+template <int kRows, int kSeqs>
+void store_sums(const __m512 (&acc)[kSeqs][kRows], float* const* ys, int64_t r) {
+  static_assert(kRows == 1 || kRows == 2 || kRows % 4 == 0, "a reduction's four sums must map onto whole runs");
+  constexpr int kTotal = kRows * kSeqs;
+  for (int first = 0; first < kTotal; first += 4) {
+    __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    const int n = std::min(4, kTotal - first);
+    for (int k = 0; k < n; ++k) a[k] = acc[(first + k) / kRows][(first + k) % kRows];
+    const __m128 sums = reduce4(a);
+    if constexpr (kRows % 4 == 0) {
+      _mm_storeu_ps(ys[first / kRows] + r + first % kRows, sums);
+    } else if constexpr (kRows == 2) {
+      _mm_storel_pi(reinterpret_cast<__m64*>(ys[first / 2] + r), sums);
+      if (n > 2) _mm_storeh_pi(reinterpret_cast<__m64*>(ys[first / 2 + 1] + r), sums);
+    } else {
+      _mm_store_ss(ys[first] + r, sums);
+      if (n > 1) _mm_store_ss(ys[first + 1] + r, _mm_shuffle_ps(sums, sums, 1));
+      if (n > 2) _mm_store_ss(ys[first + 2] + r, _mm_shuffle_ps(sums, sums, 2));
+      if (n > 3) _mm_store_ss(ys[first + 3] + r, _mm_shuffle_ps(sums, sums, 3));
+    }
+  }
 }
 
-// What one call shares: the sequences' activations, their block factors for the current row
-// block (factors[s] holds kRows rows of nb, plus a group's worth of slack that the last group of
-// the last row reads: those lanes multiply zero codes against zero x, the padding), and outputs.
-struct SeqBatch {
-  const Q8Activation* const* xs;
-  float* const* ys;
-  float* const* factors;
-};
-
 // kRows rows against kSeqs sequences: each group of packed codes is unpacked once for all the
-// sequences, each sequence's activations are loaded once for all the rows. A (row, sequence)
-// pair's arithmetic is the same whatever kRows and kSeqs are, so a sequence's result is bitwise
-// what it gets alone.
+// sequences, each sequence's activations are loaded once for all the rows. A block's factor is
+// its weight scale (w_scales: row r's blocks, rows contiguous, zero slack past the last) times
+// x's lane scale, formed in registers. A (row, sequence) pair's arithmetic is the same whatever
+// kRows and kSeqs are, so a sequence's result is bitwise what it gets alone.
 template <QuantFormat F, int kRows, int kSeqs>
-void q8_row_block(const PackedView& m, const SeqBatch& batch, __m512i table, __m512i lane_block, int64_t r) {
+void q8_row_block(const PackedView& m, const Q8Activation* const* xs, float* const* ys, const float* w_scales,
+                  __m512i table, __m512i lane_block, int64_t r) {
   constexpr GroupLayout g = layout_of(F);
   const int64_t nb = m.blocks_per_row, groups = groups_per_row(m, g);
   const int64_t tail_bytes = (nb - (groups - 1) * g.blocks) * quant_block_bytes(F);
@@ -178,7 +181,9 @@ void q8_row_block(const PackedView& m, const SeqBatch& batch, __m512i table, __m
     for (int i = 0; i < kRows; ++i) acc[s][i] = _mm512_setzero_ps();
   for (int64_t gi = 0; gi < groups; ++gi) {
     __m512i lo[kRows], hi[kRows];
+    __m512 w_lanes[kRows];
     for (int i = 0; i < kRows; ++i) {
+      w_lanes[i] = _mm512_permutexvar_ps(lane_block, _mm512_castps128_ps512(_mm_loadu_ps(w_scales + i * nb + gi * g.blocks)));
       const uint8_t* p = q[i] + gi * kGroupCodeBytes;
       // The hardware prefetcher alone leaves a single core at a third of its DRAM bandwidth.
       _mm_prefetch(reinterpret_cast<const char*>(p + prefetch_distance), _MM_HINT_T0);
@@ -195,11 +200,12 @@ void q8_row_block(const PackedView& m, const SeqBatch& batch, __m512i table, __m
       }
     }
     for (int s = 0; s < kSeqs; ++s) {
-      const Q8Activation& a = *batch.xs[s];
+      const Q8Activation& a = *xs[s];
       const int8_t* xg = a.values.data() + gi * g.x_bytes;
       const __m512i x_lo = _mm512_loadu_si512(xg);
       const __m512i x_hi = F == QuantFormat::kInt8 ? x_lo : _mm512_loadu_si512(xg + g.x_bytes / 2);
       const __m512i bias = _mm512_loadu_si512(a.lane_bias.data() + gi * kLanes);
+      const __m512 x_lanes = _mm512_loadu_ps(a.lane_scales.data() + gi * kLanes);
       for (int i = 0; i < kRows; ++i) {
         __m512i dot;
         if constexpr (F == QuantFormat::kInt8) {
@@ -207,60 +213,44 @@ void q8_row_block(const PackedView& m, const SeqBatch& batch, __m512i table, __m
         } else {
           dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(bias, lo[i], x_lo), hi[i], x_hi);
         }
-        const float* f = batch.factors[s] + i * nb + gi * g.blocks;
-        acc[s][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot),
-                                    _mm512_permutexvar_ps(lane_block, _mm512_castps128_ps512(_mm_loadu_ps(f))), acc[s][i]);
+        acc[s][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(w_lanes[i], x_lanes), acc[s][i]);
       }
     }
   }
-  for (int s = 0; s < kSeqs; ++s) {
-    float* out[kRows];
-    for (int i = 0; i < kRows; ++i) out[i] = batch.ys[s] + r + i;
-    store_sums(acc[s], kRows, out);
-  }
+  store_sums<kRows, kSeqs>(acc, ys, r);
 }
 
-// Rows [r0, r1) for kSeqs sequences, kRows rows at a time and the rest one by one.
+// Rows [r0, r1) for kSeqs sequences, kRows rows at a time and the rest one by one. w_scales
+// holds the weight scales of rows [r0, r1).
 template <QuantFormat F, int kRows, int kSeqs>
-void q8_rows(const PackedView& m, const Q8Activation* const* xs, float* const* ys, int64_t r0, int64_t r1) {
-  constexpr GroupLayout g = layout_of(F);
+void q8_rows(const PackedView& m, const Q8Activation* const* xs, float* const* ys, const float* w_scales, int64_t r0,
+             int64_t r1) {
   const int64_t nb = m.blocks_per_row;
-  const float unscale = F == QuantFormat::kNF4 ? 1.0f / 127.0f : 1.0f;
-  // Per-thread buffers: a product is split into many chunks, each a call here.
-  thread_local std::vector<float> weight_buffer, factor_buffer;
-  std::vector<float>& w = weight_buffer;
-  std::vector<float>& factors = factor_buffer;
-  const int64_t per_seq = kRows * nb + 4 * g.blocks;
-  w.resize(kRows * nb);
-  factors.assign(kSeqs * per_seq, 0.0f);
-  float* f[kSeqs];
-  for (int s = 0; s < kSeqs; ++s) f[s] = factors.data() + s * per_seq;
-  const SeqBatch batch{xs, ys, f};
-  const __m512i table = nf4_u8_table(), lane_block = lane_block_index(g.blocks);
-  auto run = [&](auto rows_tag, int64_t r) {
-    constexpr int kN = decltype(rows_tag)::value;
-    weight_block_scales(m, r * nb, kN * nb, w.data());
-    for (int s = 0; s < kSeqs; ++s)
-      for (int i = 0; i < kN; ++i) block_factors(w.data() + i * nb, xs[s]->block_scales.data(), unscale, nb, f[s] + i * nb);
-    q8_row_block<F, kN, kSeqs>(m, batch, table, lane_block, r);
-  };
+  const __m512i table = nf4_u8_table(), lane_block = lane_block_index(layout_of(F).blocks);
   int64_t r = r0;
-  for (; r + kRows <= r1; r += kRows) run(std::integral_constant<int, kRows>{}, r);
-  for (; r < r1; ++r) run(std::integral_constant<int, 1>{}, r);
+  for (; r + kRows <= r1; r += kRows) q8_row_block<F, kRows, kSeqs>(m, xs, ys, w_scales + (r - r0) * nb, table, lane_block, r);
+  for (; r < r1; ++r) q8_row_block<F, 1, kSeqs>(m, xs, ys, w_scales + (r - r0) * nb, table, lane_block, r);
 }
 
 // Sequences eight at a time, then the rest four at a time (one zmm accumulator per row and
 // sequence: 2 rows x 8 sequences use 16 of the 32 registers, leaving room for the codes and
 // activations; a single sequence takes 4 rows). Eight sequences read the weights once, where
 // two chunks of four read them twice.
+// The rows' weight scales are decoded once for all the sequences (a prompt's 128 rows pass over
+// the same rows 16 times).
 template <QuantFormat F>
 void matmul_q8_rows_t(const PackedView& m, const Q8Activation* const* xs, int64_t seqs, float* const* ys, int64_t r0,
                       int64_t r1) {
+  thread_local std::vector<float> weight_buffer;  // per thread: a product is many calls here
+  std::vector<float>& w = weight_buffer;
+  const int64_t n = (r1 - r0) * m.blocks_per_row;
+  w.assign(n + kLanes, 0.0f);  // the last group of the last row reads up to 4 scales past it
+  weight_block_scales(m, r0 * m.blocks_per_row, n, w.data());
   int64_t s = 0;
-  for (; s + 8 <= seqs; s += 8) q8_rows<F, 2, 8>(m, xs + s, ys + s, r0, r1);
+  for (; s + 8 <= seqs; s += 8) q8_rows<F, 2, 8>(m, xs + s, ys + s, w.data(), r0, r1);
   for_seq_chunks(seqs - s, [&](auto chunk, int64_t first) {
     constexpr int kSeqs = decltype(chunk)::value;
-    q8_rows<F, kSeqs == 1 ? 4 : 2, kSeqs>(m, xs + s + first, ys + s + first, r0, r1);
+    q8_rows<F, kSeqs == 1 ? 4 : 2, kSeqs>(m, xs + s + first, ys + s + first, w.data(), r0, r1);
   });
 }
 
