@@ -6,10 +6,13 @@
 # and round, plus a 10-minute build of llama.cpp the first time).
 #
 #   bench/vs_llama_cpp.sh [--arch smollm2-135m,qwen2.5-0.5b] [--rounds 3] [--threads 2]
-#                         [--busy] [--realtime] [--build build]
+#                         [--busy] [--realtime] [--isa native|avx2] [--build build]
 #
 #   --busy      also run every round with a busy process (a shell loop) beside the benchmark: a
 #               phone's other apps; prints each program's busy / quiet decode ratio
+#   --isa avx2  both programs limited to AVX2 + FMA on a CPU that has more: Hearth through
+#               scripts/as_cpu.sh avx2, llama.cpp built a second time without AVX-512
+#               (HEARTH_PEER_ISA=avx2). An AVX2-only machine's instructions, not its memory.
 #   --realtime  run the quiet rounds under SCHED_FIFO (chrt, needs root), both programs alike:
 #               on a machine where other work runs (a build), the comparison then measures the
 #               programs and not the neighbours. Never used for the busy rounds.
@@ -28,6 +31,7 @@ threads=2
 busy=0
 realtime=0
 build=build
+isa_cap=native
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) archs="$2"; shift 2 ;;
@@ -36,10 +40,17 @@ while [ $# -gt 0 ]; do
     --busy) busy=1; shift ;;
     --realtime) realtime=1; shift ;;
     --build) build="$2"; shift 2 ;;
+    --isa) isa_cap="$2"; shift 2 ;;
     *) echo "error: unknown option $1 (see the comment at the top of bench/vs_llama_cpp.sh)" >&2; exit 2 ;;
   esac
 done
 
+case "$isa_cap" in
+  native) hearth_prefix=() ;;
+  avx2) hearth_prefix=(bash scripts/as_cpu.sh avx2) ;;
+  *) echo "error: --isa must be native or avx2, not \"$isa_cap\"" >&2; exit 2 ;;
+esac
+export HEARTH_PEER_ISA="$isa_cap"
 bash scripts/peer/llama_cpp.sh native
 eval "$(bash scripts/peer/llama_cpp.sh env)"
 [ -x "$build/hearth" ] && [ -x "$build/bench/bench_decode" ] || cmake --build "$build" --target hearth_cli bench_decode
@@ -59,7 +70,7 @@ prepare() {
 run_round() {
   local arch="$1" mode="$2" round="$3" prefix=()
   [ "$mode" = quiet ] && [ "$realtime" = 1 ] && prefix=(chrt -f 50)
-  /usr/bin/time -f %M -o "$out/$arch.$mode.$round.hearth.rss" "${prefix[@]}" "$build/bench/bench_decode" --one "$arch" nf4-mapped \
+  /usr/bin/time -f %M -o "$out/$arch.$mode.$round.hearth.rss" "${prefix[@]}" "${hearth_prefix[@]}" "$build/bench/bench_decode" --one "$arch" nf4-mapped \
     --models "$models" --threads "$threads" --passes 3 --decode-tokens 64 --prefill-tokens 128 \
     >"$out/$arch.$mode.$round.hearth.json" 2>/dev/null
   /usr/bin/time -f %M -o "$out/$arch.$mode.$round.llama.rss" "${prefix[@]}" "$LLAMA_CPP_BIN/llama-bench" \
@@ -70,6 +81,7 @@ start_busy() { ( while :; do :; done ) & busy_pid=$!; }
 stop_busy() { kill "$busy_pid" 2>/dev/null || true; wait "$busy_pid" 2>/dev/null || true; busy_pid=""; }
 
 grep -q -w avx512_vnni /proc/cpuinfo && isa="AVX-512 + VNNI" || { grep -q -w avx512f /proc/cpuinfo && isa="AVX-512" || isa="AVX2"; }
+[ "$isa_cap" = avx2 ] && isa="both capped to AVX2 + FMA on an $isa CPU"
 echo "vs_llama_cpp: $(nproc) cores, $isa, $threads threads, $rounds rounds, load average $(cut -d' ' -f1 /proc/loadavg)"
 IFS=',' read -r -a arch_list <<<"$archs"
 for arch in "${arch_list[@]}"; do

@@ -49,10 +49,13 @@ float block_absmax(const float* x, int64_t n) {
 
 }  // namespace
 
-// Layout: values in x's own order (blocks_per_row * block bytes), one scale per block; the
-// accumulators need no starting values (lane_bias stays empty).
+// Layout: values in x's own order (blocks_per_row * block bytes), one scale per block (times
+// nf4's table unscale, see q8_rows); the accumulators need no starting values (lane_bias stays
+// empty).
 void quantize_activation_avx2(const PackedView& m, const float* x, Q8Activation& a) {
   const int64_t block = quant_block_size(m.format), nb = m.blocks_per_row;
+  // nf4's int8 table is the code value times 127: undone in x's scale.
+  const float unscale = m.format == QuantFormat::kNF4 ? 1.0f / 127.0f : 1.0f;
   a.values.resize(nb * block);
   a.block_scales.resize(nb);
   a.lane_bias.clear();
@@ -61,7 +64,7 @@ void quantize_activation_avx2(const PackedView& m, const float* x, Q8Activation&
     const float absmax = block_absmax(xb, block);
     const __m256 inv = _mm256_set1_ps(absmax > 0.0f ? 127.0f / absmax : 0.0f);
     for (int64_t i = 0; i < block; i += 32) store_int8x32(xb + i, inv, a.values.data() + b * block + i);
-    a.block_scales[b] = absmax / 127.0f;
+    a.block_scales[b] = (absmax / 127.0f) * unscale;
   }
 }
 
@@ -124,11 +127,12 @@ __m256i nf4_int8_table() {
 }
 
 // kRows rows against kSeqs sequences: each block of codes is unpacked once for all the
-// sequences, each x block is shared by the rows. factors[s][i * nb + b]: weight scale x x scale.
-// A (row, sequence) pair's arithmetic does not depend on kRows or kSeqs, so a sequence's result
-// is bitwise what it gets alone.
+// sequences, each x block is shared by the rows. A block's factor is its weight scale (w_scales:
+// row r's blocks, rows contiguous) times x's block scale, formed in registers. A (row, sequence)
+// pair's arithmetic does not depend on kRows or kSeqs, so a sequence's result is bitwise what it
+// gets alone.
 template <QuantFormat F, int kRows, int kSeqs>
-void row_block(const PackedView& m, const Q8Activation* const* xs, __m256i table, float* const* factors,
+void row_block(const PackedView& m, const Q8Activation* const* xs, __m256i table, const float* w_scales,
                float* const* ys, int64_t r) {
   const int64_t nb = m.blocks_per_row, block = quant_block_size(F), block_bytes = quant_block_bytes(F);
   __m256 acc[kSeqs][kRows];
@@ -143,9 +147,11 @@ void row_block(const PackedView& m, const Q8Activation* const* xs, __m256i table
     }
     for (int s = 0; s < kSeqs; ++s) {
       const int8_t* xb = xs[s]->values.data() + b * block;
+      const __m256 x_scale = _mm256_broadcast_ss(xs[s]->block_scales.data() + b);
       for (int i = 0; i < kRows; ++i) {
         const __m256 dot = _mm256_cvtepi32_ps(block_dot<F>(w[i], xb));
-        acc[s][i] = _mm256_fmadd_ps(dot, _mm256_set1_ps(factors[s][i * nb + b]), acc[s][i]);
+        const __m256 factor = _mm256_mul_ps(_mm256_broadcast_ss(w_scales + i * nb + b), x_scale);
+        acc[s][i] = _mm256_fmadd_ps(dot, factor, acc[s][i]);
       }
     }
   }
@@ -153,40 +159,63 @@ void row_block(const PackedView& m, const Q8Activation* const* xs, __m256i table
     for (int i = 0; i < kRows; ++i) ys[s][r + i] = hsum(acc[s][i]);
 }
 
+// Rows [r0, r1) for kSeqs sequences; w_scales holds the weight scales of rows [r0, r1).
 template <QuantFormat F, int kRows, int kSeqs>
-void q8_rows(const PackedView& m, const Q8Activation* const* xs, float* const* ys, int64_t r0, int64_t r1) {
+void q8_rows(const PackedView& m, const Q8Activation* const* xs, float* const* ys, const float* w_scales, int64_t r0,
+             int64_t r1) {
   const int64_t nb = m.blocks_per_row;
-  // nf4's int8 table is the code value times 127: undo it in the factor.
-  const float unscale = F == QuantFormat::kNF4 ? 1.0f / 127.0f : 1.0f;
-  thread_local std::vector<float> weight_buffer, factor_buffer;
-  std::vector<float>& w = weight_buffer;
-  std::vector<float>& factors = factor_buffer;
-  w.resize(kRows * nb);
-  factors.resize(kSeqs * kRows * nb);
-  float* f[kSeqs];
-  for (int s = 0; s < kSeqs; ++s) f[s] = factors.data() + s * kRows * nb;
   const __m256i table = nf4_int8_table();
-  auto fill_factors = [&](int64_t r, int rows) {
-    for (int i = 0; i < rows; ++i) {
-      float* wi = w.data() + i * nb;
-      if constexpr (F == QuantFormat::kNF4) {
-        row_block_scales(m, r + i, 0, nb, wi);
-      } else {
-        const uint16_t* h = m.scales + (r + i) * nb;
-        for (int64_t b = 0; b < nb; ++b) wi[b] = _cvtsh_ss(h[b]);
-      }
-      for (int s = 0; s < kSeqs; ++s)
-        for (int64_t b = 0; b < nb; ++b) f[s][i * nb + b] = wi[b] * (xs[s]->block_scales[b] * unscale);
-    }
-  };
   int64_t r = r0;
-  for (; r + kRows <= r1; r += kRows) {
-    fill_factors(r, kRows);
-    row_block<F, kRows, kSeqs>(m, xs, table, f, ys, r);
+  for (; r + kRows <= r1; r += kRows) row_block<F, kRows, kSeqs>(m, xs, table, w_scales + (r - r0) * nb, ys, r);
+  for (; r < r1; ++r) row_block<F, 1, kSeqs>(m, xs, table, w_scales + (r - r0) * nb, ys, r);
+}
+
+// Eight block scales from `first` on (the scale arrays are contiguous over rows). nf4: code *
+// group scale + group offset in one fused multiply-add (the few scalar ones use std::fma, so
+// every path rounds alike; the compiler would fuse a plain multiply and add anyway); a run that crosses a 256-block group boundary takes each lane's
+// own group. Reads eight scales or codes at `first` straight from memory.
+__m256 eight_weight_scales(const PackedView& m, int64_t first) {
+  if (m.format != QuantFormat::kNF4) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(m.scales + first)));
+  const __m256 codes =
+      _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(m.absmax_codes + first))));
+  const int64_t group = first >> 8;
+  if (((first + 7) >> 8) == group)
+    return _mm256_fmadd_ps(codes, _mm256_set1_ps(m.absmax_scale[group]), _mm256_set1_ps(m.absmax_offset[group]));
+  alignas(32) float scale[8], offset[8];
+  for (int64_t i = 0; i < 8; ++i) {
+    scale[i] = m.absmax_scale[(first + i) >> 8];
+    offset[i] = m.absmax_offset[(first + i) >> 8];
   }
-  for (; r < r1; ++r) {
-    fill_factors(r, 1);
-    row_block<F, 1, kSeqs>(m, xs, table, f, ys, r);
+  return _mm256_fmadd_ps(codes, _mm256_load_ps(scale), _mm256_load_ps(offset));
+}
+
+// The weight scales of rows [r0, r1), decoded once for all the sequences of a call (a prompt's
+// 128 rows pass over the same rows 32 times) and eight at a time (one scale per 64 weights was
+// a fifth of a decode step when converted one by one).
+void weight_scales(const PackedView& m, int64_t r0, int64_t r1, std::vector<float>& out) {
+  const int64_t first = r0 * m.blocks_per_row, n = (r1 - r0) * m.blocks_per_row;
+  out.resize(n);
+  // The scales come from memory as cold as the codes: ask for all their lines at once, so the
+  // misses overlap instead of stalling one conversion after another.
+  const char* bytes = m.format == QuantFormat::kNF4 ? reinterpret_cast<const char*>(m.absmax_codes + first)
+                                                    : reinterpret_cast<const char*>(m.scales + first);
+  const int64_t length = m.format == QuantFormat::kNF4 ? n : 2 * n;
+  for (int64_t i = 0; i < length; i += 64) _mm_prefetch(bytes + i, _MM_HINT_T0);
+  int64_t k = 0;
+  for (; k + 8 <= n; k += 8) _mm256_storeu_ps(out.data() + k, eight_weight_scales(m, first + k));
+  if (k == n) return;
+  // The last few: the eight that end at the range's end (ranges are never shorter than a row of
+  // blocks, so of at least 8 scales unless the whole matrix has fewer).
+  if (n >= 8) {
+    alignas(32) float last[8];
+    _mm256_store_ps(last, eight_weight_scales(m, first + n - 8));
+    std::copy_n(last + 8 - (n - k), n - k, out.data() + k);
+    return;
+  }
+  for (; k < n; ++k) {
+    const int64_t b = first + k, group = b >> 8;
+    out[k] = m.format == QuantFormat::kNF4 ? std::fma(float(m.absmax_codes[b]), m.absmax_scale[group], m.absmax_offset[group])
+                                           : _cvtsh_ss(m.scales[b]);
   }
 }
 
@@ -195,9 +224,13 @@ void q8_rows(const PackedView& m, const Q8Activation* const* xs, float* const* y
 template <QuantFormat F>
 void matmul_q8_rows_t(const PackedView& m, const Q8Activation* const* xs, int64_t seqs, float* const* ys, int64_t r0,
                       int64_t r1) {
-  for_seq_chunks(seqs, [&](auto chunk, int64_t s) {
+  thread_local std::vector<float> weight_buffer;  // per thread: a product is many calls here
+  weight_scales(m, r0, r1, weight_buffer);
+  int64_t s = 0;
+  for (; s + 8 <= seqs; s += 8) q8_rows<F, 1, 8>(m, xs + s, ys + s, weight_buffer.data(), r0, r1);
+  for_seq_chunks(seqs - s, [&](auto chunk, int64_t first) {
     constexpr int kSeqs = decltype(chunk)::value;
-    q8_rows<F, kSeqs == 1 ? 4 : 1, kSeqs>(m, xs + s, ys + s, r0, r1);
+    q8_rows<F, kSeqs == 1 ? 4 : 1, kSeqs>(m, xs + s + first, ys + s + first, weight_buffer.data(), r0, r1);
   });
 }
 

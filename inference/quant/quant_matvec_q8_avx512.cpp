@@ -244,8 +244,9 @@ void matmul_q8_rows_t(const PackedView& m, const Q8Activation* const* xs, int64_
   thread_local std::vector<float> weight_buffer;  // per thread: a product is many calls here
   std::vector<float>& w = weight_buffer;
   const int64_t n = (r1 - r0) * m.blocks_per_row;
-  w.assign(n + kLanes, 0.0f);  // the last group of the last row reads up to 4 scales past it
+  w.resize(n + kLanes);
   weight_block_scales(m, r0 * m.blocks_per_row, n, w.data());
+  std::fill_n(w.data() + n, kLanes, 0.0f);  // the last group of the last row reads up to 4 scales past it
   int64_t s = 0;
   for (; s + 8 <= seqs; s += 8) q8_rows<F, 2, 8>(m, xs + s, ys + s, w.data(), r0, r1);
   for_seq_chunks(seqs - s, [&](auto chunk, int64_t first) {
