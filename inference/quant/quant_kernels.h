@@ -31,6 +31,7 @@ using DequantTileFn = void (*)(const PackedView& m, int64_t r0, int64_t r1, int6
 // of the weight format's block size (scale = absmax / 127) and laid out in the kernel's own order.
 struct Q8Activation {
   std::vector<int8_t> values;
+  std::vector<int8_t> magnitudes;   // AVX2: |values|
   std::vector<float> block_scales;  // AVX2: x's scale per block
   std::vector<float> lane_scales;   // AVX-512 VNNI: x's block scale per accumulator lane, per group
   std::vector<int32_t> lane_bias;   // the accumulators' starting values (undo the weights' offset)

@@ -4,9 +4,9 @@
 // turning nf4 codes into floats than the product itself; here an nf4 code becomes its int8
 // table value with one vpshufb.
 //
-// vpmaddubsw multiplies unsigned by signed bytes and adds pairs with int16 saturation, so the
-// weight's sign is moved onto x (|w| * (x * sign w)); |w| <= 127 and |x| <= 127 keep every pair
-// sum within 2 * 127 * 127 < 32767, so nothing saturates. Weights are signed here (nf4: the
+// vpmaddubsw multiplies unsigned by signed bytes and adds pairs with int16 saturation, so x's
+// sign is moved onto the weight (|x| * (w * sign x), |x| stored beside x); |w| <= 127 and
+// |x| <= 127 keep every pair sum within 2 * 127 * 127 < 32767, so nothing saturates. Weights are signed here (nf4: the
 // table value, int4: code - 8, int8: the stored byte), so no offset correction is needed, and x
 // stays in its natural order: an nf4 block's 32 code bytes hold weights i (low nibble) and
 // i + 32 (high), an int4 block's 16 bytes weights i and i + 16.
@@ -57,59 +57,64 @@ void quantize_activation_avx2(const PackedView& m, const float* x, Q8Activation&
   // nf4's int8 table is the code value times 127: undone in x's scale.
   const float unscale = m.format == QuantFormat::kNF4 ? 1.0f / 127.0f : 1.0f;
   a.values.resize(nb * block);
+  a.magnitudes.resize(nb * block);
   a.block_scales.resize(nb);
   a.lane_bias.clear();
   for (int64_t b = 0; b < nb; ++b) {
     const float* xb = x + b * block;
     const float absmax = block_absmax(xb, block);
     const __m256 inv = _mm256_set1_ps(absmax > 0.0f ? 127.0f / absmax : 0.0f);
-    for (int64_t i = 0; i < block; i += 32) store_int8x32(xb + i, inv, a.values.data() + b * block + i);
+    for (int64_t i = 0; i < block; i += 32) {
+      int8_t* v = a.values.data() + b * block + i;
+      store_int8x32(xb + i, inv, v);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(a.magnitudes.data() + b * block + i),
+                          _mm256_abs_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v))));
+    }
     a.block_scales[b] = (absmax / 127.0f) * unscale;
   }
 }
 
 namespace {
 
-// A block's weights as signed bytes, ready for dot_i8: |w| and the sign that goes onto x.
+// A block's weights as signed bytes.
 struct UnpackedBlock {
-  __m256i abs_lo, sign_lo, abs_hi, sign_hi;  // _hi only for nf4 (its second 32 weights)
+  __m256i lo, hi;  // hi only for nf4 (its second 32 weights)
 };
 
 template <QuantFormat F>
 inline UnpackedBlock unpack_block(const uint8_t* q, __m256i table) {
   const __m256i low4 = _mm256_set1_epi8(0x0F);
   UnpackedBlock u;
-  __m256i w;
   if constexpr (F == QuantFormat::kNF4) {
     const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
-    w = _mm256_shuffle_epi8(table, _mm256_and_si256(codes, low4));
-    const __m256i hi = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(codes, 4), low4));
-    u.abs_hi = _mm256_sign_epi8(hi, hi);
-    u.sign_hi = hi;
+    u.lo = _mm256_shuffle_epi8(table, _mm256_and_si256(codes, low4));
+    u.hi = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(codes, 4), low4));
   } else if constexpr (F == QuantFormat::kInt4) {
     const __m128i codes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
     const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(codes), _mm_srli_epi16(codes, 4), 1);
-    w = _mm256_sub_epi8(_mm256_and_si256(both, low4), _mm256_set1_epi8(8));
+    u.lo = _mm256_sub_epi8(_mm256_and_si256(both, low4), _mm256_set1_epi8(8));
   } else {
-    w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+    // Hearth writes int8 codes within +-127; a -128 from a foreign file would lose its sign in
+    // w * sign x, so it is read as -127.
+    u.lo = _mm256_max_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)), _mm256_set1_epi8(-127));
   }
-  u.abs_lo = _mm256_sign_epi8(w, w);
-  u.sign_lo = w;
   return u;
 }
 
-// Sum over 32 byte pairs of w * x as eight int32 lanes (w, x signed, |w|, |x| <= 127).
-inline __m256i dot_i8(__m256i abs_w, __m256i w, const int8_t* x) {
+// Sum over 32 byte pairs of w * x as eight int32 lanes (w, x signed, |w|, |x| <= 127):
+// |x| * (w * sign x).
+inline __m256i dot_i8(__m256i w, const int8_t* x, const int8_t* x_abs) {
   const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
-  const __m256i products = _mm256_maddubs_epi16(abs_w, _mm256_sign_epi8(xv, w));
+  const __m256i xa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x_abs));
+  const __m256i products = _mm256_maddubs_epi16(xa, _mm256_sign_epi8(w, xv));
   return _mm256_madd_epi16(products, _mm256_set1_epi16(1));
 }
 
-// One unpacked block against x block `xb`, as eight int32 partial sums.
+// One unpacked block against x block `xb` (magnitudes `xa`), as eight int32 partial sums.
 template <QuantFormat F>
-inline __m256i block_dot(const UnpackedBlock& u, const int8_t* xb) {
-  const __m256i lo = dot_i8(u.abs_lo, u.sign_lo, xb);
-  if constexpr (F == QuantFormat::kNF4) return _mm256_add_epi32(lo, dot_i8(u.abs_hi, u.sign_hi, xb + 32));
+inline __m256i block_dot(const UnpackedBlock& u, const int8_t* xb, const int8_t* xa) {
+  const __m256i lo = dot_i8(u.lo, xb, xa);
+  if constexpr (F == QuantFormat::kNF4) return _mm256_add_epi32(lo, dot_i8(u.hi, xb + 32, xa + 32));
   return lo;
 }
 
@@ -135,23 +140,32 @@ template <QuantFormat F, int kRows, int kSeqs>
 void row_block(const PackedView& m, const Q8Activation* const* xs, __m256i table, const float* w_scales,
                float* const* ys, int64_t r) {
   const int64_t nb = m.blocks_per_row, block = quant_block_size(F), block_bytes = quant_block_bytes(F);
+  const int8_t* x_values[kSeqs];
+  const int8_t* x_magnitudes[kSeqs];
+  const float* x_scales[kSeqs];
   __m256 acc[kSeqs][kRows];
-  for (int s = 0; s < kSeqs; ++s)
+  for (int s = 0; s < kSeqs; ++s) {
+    x_values[s] = xs[s]->values.data();
+    x_magnitudes[s] = xs[s]->magnitudes.data();
+    x_scales[s] = xs[s]->block_scales.data();
     for (int i = 0; i < kRows; ++i) acc[s][i] = _mm256_setzero_ps();
+  }
   for (int64_t b = 0; b < nb; ++b) {
     UnpackedBlock w[kRows];
+    __m256 w_scale[kRows];
     for (int i = 0; i < kRows; ++i) {
       const uint8_t* q = m.codes + (r + i) * m.row_bytes + b * block_bytes;
       _mm_prefetch(reinterpret_cast<const char*>(q + 4 * kRows * m.row_bytes), _MM_HINT_T0);
       w[i] = unpack_block<F>(q, table);
+      w_scale[i] = _mm256_broadcast_ss(w_scales + i * nb + b);
     }
     for (int s = 0; s < kSeqs; ++s) {
-      const int8_t* xb = xs[s]->values.data() + b * block;
-      const __m256 x_scale = _mm256_broadcast_ss(xs[s]->block_scales.data() + b);
+      const int8_t* xb = x_values[s] + b * block;
+      const int8_t* xa = x_magnitudes[s] + b * block;
+      const __m256 x_scale = _mm256_broadcast_ss(x_scales[s] + b);
       for (int i = 0; i < kRows; ++i) {
-        const __m256 dot = _mm256_cvtepi32_ps(block_dot<F>(w[i], xb));
-        const __m256 factor = _mm256_mul_ps(_mm256_broadcast_ss(w_scales + i * nb + b), x_scale);
-        acc[s][i] = _mm256_fmadd_ps(dot, factor, acc[s][i]);
+        const __m256 dot = _mm256_cvtepi32_ps(block_dot<F>(w[i], xb, xa));
+        acc[s][i] = _mm256_fmadd_ps(dot, _mm256_mul_ps(w_scale[i], x_scale), acc[s][i]);
       }
     }
   }
