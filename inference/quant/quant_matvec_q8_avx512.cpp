@@ -10,6 +10,12 @@
 // (Q8Activation::lane_bias), so the inner loop has no correction step. Weights are read 64 code
 // bytes at a time (a group: 2 nf4, 4 int4 or 2 int8 blocks) and x is stored in the order those
 // bytes and nibbles come out, so every load is contiguous.
+// nf4 and int8 rows are first read in super-groups of four blocks (128 code bytes): the two
+// zmm's 128-bit lanes are regrouped so each vector holds 16 weights of each of the four blocks,
+// and one accumulator gathers all four blocks, four lanes each. A block's float work (convert,
+// factor, fused add) then serves four vpdpbusd for nf4 and two for int8 instead of two and one;
+// that float work, not the integer products, was what bound batches and prompts. The blocks
+// left over (fewer than four) take the groups above.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
@@ -46,18 +52,64 @@ constexpr GroupLayout layout_of(QuantFormat f) {
   return {1, 64, 64, 0};
 }
 
-int64_t groups_per_row(const PackedView& m, const GroupLayout& g) { return (m.blocks_per_row + g.blocks - 1) / g.blocks; }
+constexpr int64_t kSuperBlocks = 4;  // blocks per super-group
+
+constexpr bool has_super_groups(QuantFormat f) { return f == QuantFormat::kNF4 || f == QuantFormat::kInt8; }
+// Vectors of unpacked weights per super-group: nf4 has two nibbles per code byte.
+constexpr int super_vectors(QuantFormat f) { return f == QuantFormat::kNF4 ? 4 : 2; }
+
+// How a row's blocks fall into kernel units: `supers` super-groups, then `groups` groups; each
+// unit has 16 lanes of bias and scale, and its activation bytes in order.
+struct RowUnits {
+  int64_t supers, groups;
+  int64_t super_x_bytes;  // activation bytes per super-group (64 per vector)
+  int64_t units() const { return supers + groups; }
+};
+
+RowUnits units_of(const PackedView& m, const GroupLayout& g) {
+  RowUnits u;
+  u.supers = has_super_groups(m.format) ? m.blocks_per_row / kSuperBlocks : 0;
+  u.groups = (m.blocks_per_row - kSuperBlocks * u.supers + g.blocks - 1) / g.blocks;
+  u.super_x_bytes = 64 * super_vectors(m.format);
+  return u;
+}
+
+// Where block b's activation bytes, lanes and bias go.
+struct BlockPlace {
+  int64_t x_offset;  // its first byte's place in Q8Activation::values
+  int64_t first_lane, lanes;
+  int64_t piece;     // weights per contiguous run of bytes in values
+  int64_t piece_stride;
+  const int* piece_order;  // run p goes to x_offset + piece_order[p] * piece_stride
+};
+
+// nf4 super-groups: weights 0-15 come from the first vector (low nibbles of bytes 0-15), 16-31
+// from the third (low nibbles of bytes 16-31), 32-47 the second, 48-63 the fourth.
+constexpr int kNF4SuperOrder[4] = {0, 2, 1, 3};
+constexpr int kInOrder[4] = {0, 1, 2, 3};
+
+BlockPlace place_of(const PackedView& m, const GroupLayout& g, const RowUnits& u, int64_t b) {
+  if (b < kSuperBlocks * u.supers) {
+    const int64_t unit = b / kSuperBlocks, j = b % kSuperBlocks;
+    return {unit * u.super_x_bytes + 16 * j, unit * kLanes + 4 * j, 4, 16, 64,
+            m.format == QuantFormat::kNF4 ? kNF4SuperOrder : kInOrder};
+  }
+  const int64_t rest = b - kSuperBlocks * u.supers, group = rest / g.blocks, j = rest % g.blocks;
+  const int64_t lanes = kLanes / g.blocks;
+  return {u.supers * u.super_x_bytes + group * g.x_bytes + j * g.half, (u.supers + group) * kLanes + j * lanes, lanes,
+          g.half, g.x_bytes / 2, kInOrder};
+}
 
 void quantize_activation_avx512(const PackedView& m, const float* x, Q8Activation& a) {
   const GroupLayout g = layout_of(m.format);
-  const int64_t block = quant_block_size(m.format), nb = m.blocks_per_row, groups = groups_per_row(m, g);
-  const int32_t lanes_per_block = static_cast<int32_t>(kLanes / g.blocks);
+  const RowUnits u = units_of(m, g);
+  const int64_t block = quant_block_size(m.format), nb = m.blocks_per_row;
   // nf4's int8 table holds code values * 127; the lane scales undo it.
   const float unscale = m.format == QuantFormat::kNF4 ? 1.0f / 127.0f : 1.0f;
-  a.values.assign(groups * g.x_bytes, 0);
+  a.values.assign(u.supers * u.super_x_bytes + u.groups * g.x_bytes, 0);
   a.block_scales.clear();
-  a.lane_scales.assign(groups * kLanes, 0.0f);
-  a.lane_bias.assign(groups * kLanes, 0);
+  a.lane_scales.assign(u.units() * kLanes, 0.0f);
+  a.lane_bias.assign(u.units() * kLanes, 0);
   const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
   for (int64_t b = 0; b < nb; ++b) {
     const float* xb = x + b * block;
@@ -65,20 +117,18 @@ void quantize_activation_avx512(const PackedView& m, const float* x, Q8Activatio
     for (int64_t i = 0; i < block; i += 16) amax = _mm512_max_ps(amax, _mm512_and_ps(_mm512_loadu_ps(xb + i), abs_mask));
     const float absmax = _mm512_reduce_max_ps(amax);
     const __m512 inv = _mm512_set1_ps(absmax > 0.0f ? 127.0f / absmax : 0.0f);
-    const int64_t group = b / g.blocks, j = b % g.blocks;
-    int8_t* dst = a.values.data() + group * g.x_bytes + j * g.half;
+    const BlockPlace place = place_of(m, g, u, b);
     __m512i sum = _mm512_setzero_si512();
     for (int64_t i = 0; i < block; i += 16) {
       const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xb + i), inv));  // round to nearest
       sum = _mm512_add_epi32(sum, q);
-      const int64_t pos = (i / g.half) * (g.x_bytes / 2) + i % g.half;
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + pos), _mm512_cvtsepi32_epi8(q));
+      const int64_t pos = place.x_offset + place.piece_order[i / place.piece] * place.piece_stride + i % place.piece;
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(a.values.data() + pos), _mm512_cvtsepi32_epi8(q));
     }
-    const int64_t first_lane = group * kLanes + j * lanes_per_block;
-    std::fill_n(a.lane_scales.data() + first_lane, lanes_per_block, (absmax / 127.0f) * unscale);
+    std::fill_n(a.lane_scales.data() + place.first_lane, place.lanes, (absmax / 127.0f) * unscale);
     // offset * sum spread evenly over the block's lanes (offset is a multiple of the lane count).
-    const int32_t bias = -(g.offset / lanes_per_block) * _mm512_reduce_add_epi32(sum);
-    std::fill_n(a.lane_bias.data() + first_lane, lanes_per_block, bias);
+    const int32_t bias = -(g.offset / static_cast<int32_t>(place.lanes)) * _mm512_reduce_add_epi32(sum);
+    std::fill_n(a.lane_bias.data() + place.first_lane, place.lanes, bias);
   }
 }
 
@@ -160,52 +210,105 @@ void store_sums(const __m512 (&acc)[kSeqs][kRows], float* const* ys, int64_t r) 
   }
 }
 
-// kRows rows against kSeqs sequences: each group of packed codes is unpacked once for all the
-// sequences, each sequence's activations are loaded once for all the rows. A block's factor is
-// its weight scale (w_scales: row r's blocks, rows contiguous, zero slack past the last) times
-// x's lane scale, formed in registers. A (row, sequence) pair's arithmetic is the same whatever
-// kRows and kSeqs are, so a sequence's result is bitwise what it gets alone.
+// One super-group's 128 code bytes as unsigned weight bytes: vector k holds 16 weights of each
+// of the four blocks in its 128-bit lanes (see kNF4SuperOrder for which).
+template <QuantFormat F>
+inline void unpack_super(const uint8_t* p, __m512i table, __m512i (&v)[4]) {
+  const __m512i g0 = _mm512_loadu_si512(p), g1 = _mm512_loadu_si512(p + 64);
+  // Lanes 0 and 2 of each (every block's bytes 0-15), then lanes 1 and 3 (bytes 16-31).
+  const __m512i t0 = _mm512_shuffle_i64x2(g0, g1, 0x88), t1 = _mm512_shuffle_i64x2(g0, g1, 0xDD);
+  if constexpr (F == QuantFormat::kInt8) {
+    const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
+    v[0] = _mm512_xor_si512(t0, sign);
+    v[1] = _mm512_xor_si512(t1, sign);
+  } else {
+    const __m512i nibble = _mm512_set1_epi8(0x0F);
+    v[0] = _mm512_shuffle_epi8(table, _mm512_and_si512(t0, nibble));
+    v[1] = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(t0, 4), nibble));
+    v[2] = _mm512_shuffle_epi8(table, _mm512_and_si512(t1, nibble));
+    v[3] = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(t1, 4), nibble));
+  }
+}
+
+// What a row block's kernel reads besides the codes: the sequences' activations, and the
+// index vectors spreading a unit's block scales over its lanes.
+struct RowBlockArgs {
+  const Q8Activation* const* xs;
+  float* const* ys;
+  const float* w_scales;  // row r's blocks, rows contiguous, zero slack past the last
+  __m512i table, lane_block, lane_quarter;
+};
+
+// The super-groups of kRows rows against kSeqs sequences, into acc.
 template <QuantFormat F, int kRows, int kSeqs>
-void q8_row_block(const PackedView& m, const Q8Activation* const* xs, float* const* ys, const float* w_scales,
-                  __m512i table, __m512i lane_block, int64_t r) {
+inline void super_groups(const PackedView& m, const RowUnits& u, const RowBlockArgs& args, const uint8_t* const* q,
+                         int64_t prefetch_distance, __m512 (&acc)[kSeqs][kRows]) {
+  constexpr int kVectors = super_vectors(F);
+  const int64_t nb = m.blocks_per_row;
+  for (int64_t su = 0; su < u.supers; ++su) {
+    __m512i v[kRows][4];
+    __m512 w_lanes[kRows];
+    for (int i = 0; i < kRows; ++i) {
+      const uint8_t* p = q[i] + su * kSuperBlocks * quant_block_bytes(F);
+      _mm_prefetch(reinterpret_cast<const char*>(p + prefetch_distance), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(p + 64 + prefetch_distance), _MM_HINT_T0);
+      unpack_super<F>(p, args.table, v[i]);
+      w_lanes[i] = _mm512_permutexvar_ps(args.lane_quarter,
+                                         _mm512_castps128_ps512(_mm_loadu_ps(args.w_scales + i * nb + su * kSuperBlocks)));
+    }
+    for (int s = 0; s < kSeqs; ++s) {
+      const Q8Activation& a = *args.xs[s];
+      const int8_t* xg = a.values.data() + su * u.super_x_bytes;
+      const __m512i bias = _mm512_loadu_si512(a.lane_bias.data() + su * kLanes);
+      const __m512 x_lanes = _mm512_loadu_ps(a.lane_scales.data() + su * kLanes);
+      for (int i = 0; i < kRows; ++i) {
+        __m512i dot = bias;
+        for (int k = 0; k < kVectors; ++k) dot = _mm512_dpbusd_epi32(dot, v[i][k], _mm512_loadu_si512(xg + 64 * k));
+        acc[s][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(w_lanes[i], x_lanes), acc[s][i]);
+      }
+    }
+  }
+}
+
+// The groups after the super-groups, into acc.
+template <QuantFormat F, int kRows, int kSeqs>
+inline void groups_after(const PackedView& m, const RowUnits& u, const RowBlockArgs& args, const uint8_t* const* q,
+                         int64_t prefetch_distance, __m512 (&acc)[kSeqs][kRows]) {
   constexpr GroupLayout g = layout_of(F);
-  const int64_t nb = m.blocks_per_row, groups = groups_per_row(m, g);
-  const int64_t tail_bytes = (nb - (groups - 1) * g.blocks) * quant_block_bytes(F);
+  const int64_t nb = m.blocks_per_row, first_block = kSuperBlocks * u.supers;
+  const int64_t tail_bytes = (nb - first_block - (u.groups - 1) * g.blocks) * quant_block_bytes(F);
   const __mmask64 tail_mask = tail_bytes >= kGroupCodeBytes ? ~__mmask64(0) : (__mmask64(1) << tail_bytes) - 1;
   const __m512i nibble = _mm512_set1_epi8(0x0F), sign = _mm512_set1_epi8(static_cast<char>(0x80));
-  const int64_t prefetch_distance = std::max<int64_t>(2048, kPrefetchBlocksAhead * kRows * m.row_bytes);
-  const uint8_t* q[kRows];
-  for (int i = 0; i < kRows; ++i) q[i] = m.codes + (r + i) * m.row_bytes;
-  __m512 acc[kSeqs][kRows];
-  for (int s = 0; s < kSeqs; ++s)
-    for (int i = 0; i < kRows; ++i) acc[s][i] = _mm512_setzero_ps();
-  for (int64_t gi = 0; gi < groups; ++gi) {
+  const int64_t code_start = first_block * quant_block_bytes(F), x_start = u.supers * u.super_x_bytes;
+  for (int64_t gi = 0; gi < u.groups; ++gi) {
     __m512i lo[kRows], hi[kRows];
     __m512 w_lanes[kRows];
     for (int i = 0; i < kRows; ++i) {
-      w_lanes[i] = _mm512_permutexvar_ps(lane_block, _mm512_castps128_ps512(_mm_loadu_ps(w_scales + i * nb + gi * g.blocks)));
-      const uint8_t* p = q[i] + gi * kGroupCodeBytes;
+      w_lanes[i] = _mm512_permutexvar_ps(
+          args.lane_block, _mm512_castps128_ps512(_mm_loadu_ps(args.w_scales + i * nb + first_block + gi * g.blocks)));
+      const uint8_t* p = q[i] + code_start + gi * kGroupCodeBytes;
       // The hardware prefetcher alone leaves a single core at a third of its DRAM bandwidth.
       _mm_prefetch(reinterpret_cast<const char*>(p + prefetch_distance), _MM_HINT_T0);
-      const __m512i codes = gi + 1 < groups ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(tail_mask, p);
+      const __m512i codes = gi + 1 < u.groups ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(tail_mask, p);
       if constexpr (F == QuantFormat::kInt8) {
         lo[i] = _mm512_xor_si512(codes, sign);
       } else {
         lo[i] = _mm512_and_si512(codes, nibble);
         hi[i] = _mm512_and_si512(_mm512_srli_epi16(codes, 4), nibble);
         if constexpr (F == QuantFormat::kNF4) {
-          lo[i] = _mm512_shuffle_epi8(table, lo[i]);
-          hi[i] = _mm512_shuffle_epi8(table, hi[i]);
+          lo[i] = _mm512_shuffle_epi8(args.table, lo[i]);
+          hi[i] = _mm512_shuffle_epi8(args.table, hi[i]);
         }
       }
     }
     for (int s = 0; s < kSeqs; ++s) {
-      const Q8Activation& a = *xs[s];
-      const int8_t* xg = a.values.data() + gi * g.x_bytes;
+      const Q8Activation& a = *args.xs[s];
+      const int64_t unit = u.supers + gi;
+      const int8_t* xg = a.values.data() + x_start + gi * g.x_bytes;
       const __m512i x_lo = _mm512_loadu_si512(xg);
       const __m512i x_hi = F == QuantFormat::kInt8 ? x_lo : _mm512_loadu_si512(xg + g.x_bytes / 2);
-      const __m512i bias = _mm512_loadu_si512(a.lane_bias.data() + gi * kLanes);
-      const __m512 x_lanes = _mm512_loadu_ps(a.lane_scales.data() + gi * kLanes);
+      const __m512i bias = _mm512_loadu_si512(a.lane_bias.data() + unit * kLanes);
+      const __m512 x_lanes = _mm512_loadu_ps(a.lane_scales.data() + unit * kLanes);
       for (int i = 0; i < kRows; ++i) {
         __m512i dot;
         if constexpr (F == QuantFormat::kInt8) {
@@ -217,7 +320,25 @@ void q8_row_block(const PackedView& m, const Q8Activation* const* xs, float* con
       }
     }
   }
-  store_sums<kRows, kSeqs>(acc, ys, r);
+}
+
+// kRows rows against kSeqs sequences: each unit of packed codes is unpacked once for all the
+// sequences, each sequence's activations are loaded once for all the rows. A block's factor is
+// its weight scale times x's lane scale, formed in registers. A (row, sequence) pair's
+// arithmetic is the same whatever kRows and kSeqs are, so a sequence's result is bitwise what it
+// gets alone.
+template <QuantFormat F, int kRows, int kSeqs>
+void q8_row_block(const PackedView& m, const RowBlockArgs& args, int64_t r) {
+  const RowUnits u = units_of(m, layout_of(F));
+  const int64_t prefetch_distance = std::max<int64_t>(2048, kPrefetchBlocksAhead * kRows * m.row_bytes);
+  const uint8_t* q[kRows];
+  for (int i = 0; i < kRows; ++i) q[i] = m.codes + (r + i) * m.row_bytes;
+  __m512 acc[kSeqs][kRows];
+  for (int s = 0; s < kSeqs; ++s)
+    for (int i = 0; i < kRows; ++i) acc[s][i] = _mm512_setzero_ps();
+  if constexpr (has_super_groups(F)) super_groups<F, kRows, kSeqs>(m, u, args, q, prefetch_distance, acc);
+  groups_after<F, kRows, kSeqs>(m, u, args, q, prefetch_distance, acc);
+  store_sums<kRows, kSeqs>(acc, args.ys, r);
 }
 
 // Rows [r0, r1) for kSeqs sequences, kRows rows at a time and the rest one by one. w_scales
@@ -226,10 +347,16 @@ template <QuantFormat F, int kRows, int kSeqs>
 void q8_rows(const PackedView& m, const Q8Activation* const* xs, float* const* ys, const float* w_scales, int64_t r0,
              int64_t r1) {
   const int64_t nb = m.blocks_per_row;
-  const __m512i table = nf4_u8_table(), lane_block = lane_block_index(layout_of(F).blocks);
+  RowBlockArgs args{xs, ys, w_scales, nf4_u8_table(), lane_block_index(layout_of(F).blocks), lane_block_index(kSuperBlocks)};
   int64_t r = r0;
-  for (; r + kRows <= r1; r += kRows) q8_row_block<F, kRows, kSeqs>(m, xs, ys, w_scales + (r - r0) * nb, table, lane_block, r);
-  for (; r < r1; ++r) q8_row_block<F, 1, kSeqs>(m, xs, ys, w_scales + (r - r0) * nb, table, lane_block, r);
+  for (; r + kRows <= r1; r += kRows) {
+    args.w_scales = w_scales + (r - r0) * nb;
+    q8_row_block<F, kRows, kSeqs>(m, args, r);
+  }
+  for (; r < r1; ++r) {
+    args.w_scales = w_scales + (r - r0) * nb;
+    q8_row_block<F, 1, kSeqs>(m, args, r);
+  }
 }
 
 // Sequences eight at a time, then the rest four at a time (one zmm accumulator per row and

@@ -20,7 +20,7 @@ constexpr QuantFormat kFormats[] = {QuantFormat::kNF4,  QuantFormat::kInt4, Quan
 constexpr QuantFormat kInt8ActivationFormats[] = {QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8};
 // Odd shapes: columns that are not multiples of 32 / 64 or of the vector width, a single row.
 // 4099 rows: a GEMV splits into several row chunks claimed by the threads, the last one short.
-const std::vector<std::pair<int64_t, int64_t>> kShapes = {{37, 70}, {129, 200}, {64, 64}, {1, 33}, {5, 1}, {300, 97}, {4099, 64}};
+const std::vector<std::pair<int64_t, int64_t>> kShapes = {{37, 70}, {129, 200}, {64, 64}, {1, 33}, {5, 1}, {300, 97}, {4099, 64}, {33, 600}, {9, 576}};
 
 // |y - ref| <= tol * sum |W| |x| per element (float accumulation error relative to the terms;
 // weight_magnitude adds nf4's absmax rebuilding); a wrong kernel is off by orders of magnitude more.
