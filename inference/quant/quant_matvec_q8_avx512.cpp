@@ -53,6 +53,7 @@ constexpr GroupLayout layout_of(QuantFormat f) {
 }
 
 constexpr int64_t kSuperBlocks = 4;  // blocks per super-group
+constexpr int64_t kSuperCodeBytes = 128;  // nf4 and int8 blocks are 32 code bytes each
 
 constexpr bool has_super_groups(QuantFormat f) { return f == QuantFormat::kNF4 || f == QuantFormat::kInt8; }
 // Vectors of unpacked weights per super-group: nf4 has two nibbles per code byte.
@@ -249,7 +250,7 @@ inline void super_groups(const PackedView& m, const RowUnits& u, const RowBlockA
     __m512i v[kRows][4];
     __m512 w_lanes[kRows];
     for (int i = 0; i < kRows; ++i) {
-      const uint8_t* p = q[i] + su * kSuperBlocks * quant_block_bytes(F);
+      const uint8_t* p = q[i] + su * kSuperCodeBytes;
       _mm_prefetch(reinterpret_cast<const char*>(p + prefetch_distance), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(p + 64 + prefetch_distance), _MM_HINT_T0);
       unpack_super<F>(p, args.table, v[i]);
