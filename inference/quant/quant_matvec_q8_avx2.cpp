@@ -233,8 +233,9 @@ void weight_scales(const PackedView& m, int64_t r0, int64_t r1, std::vector<floa
   }
 }
 
-// Sequences up to four at a time: 4 rows x 1 sequence, or 1 row x 2-4 sequences, keep the
-// accumulators and the unpacked codes (four registers per nf4 block) in AVX2's sixteen.
+// Sequences eight at a time, then up to four: 4 rows x 1 sequence, or 1 row x 2-8 sequences,
+// keep the accumulators and the unpacked codes (two registers per nf4 block) in AVX2's sixteen.
+// The rows' weight scales are decoded once for all the sequences.
 template <QuantFormat F>
 void matmul_q8_rows_t(const PackedView& m, const Q8Activation* const* xs, int64_t seqs, float* const* ys, int64_t r0,
                       int64_t r1) {

@@ -363,9 +363,8 @@ void q8_rows(const PackedView& m, const Q8Activation* const* xs, float* const* y
 // Sequences eight at a time, then the rest four at a time (one zmm accumulator per row and
 // sequence: 2 rows x 8 sequences use 16 of the 32 registers, leaving room for the codes and
 // activations; a single sequence takes 4 rows). Eight sequences read the weights once, where
-// two chunks of four read them twice.
-// The rows' weight scales are decoded once for all the sequences (a prompt's 128 rows pass over
-// the same rows 16 times).
+// two chunks of four read them twice. The rows' weight scales are decoded once for all the
+// sequences (a prompt's 128 rows pass over the same rows 16 times).
 template <QuantFormat F>
 void matmul_q8_rows_t(const PackedView& m, const Q8Activation* const* xs, int64_t seqs, float* const* ys, int64_t r0,
                       int64_t r1) {

@@ -1,5 +1,6 @@
-// The int8-activation kernels take the sequences of a batched decode step up to four at a time,
-// as a compile-time count, so each chunk's accumulators can live in registers.
+// The int8-activation kernels take what is left of a batched step's sequences (after the passes
+// of eight) up to four at a time, as a compile-time count, so each chunk's accumulators can live in
+// registers.
 #pragma once
 #include <algorithm>
 #include <cstdint>
