@@ -141,7 +141,10 @@ TEST_F(Kills, TrainingKilledAtRandomMomentsResumesToABitwiseEqualAdapter) {
     if (at_start) {
       sleep_ms(uniform(50, 900));
     } else {
-      const int64_t target = uniform(std::max<int64_t>(before, 0) + 1, kSteps - 2);
+      // Leave steps for the rounds still to come: a target near the end let the run finish
+      // before the fourth kill.
+      const int64_t from = std::max<int64_t>(before, 0) + 1;
+      const int64_t target = uniform(from, std::max(from, from + (kSteps - 2 - from) / (6 - round)));
       while (run.running() && checkpoint_step(out) < target) sleep_ms(1);
       sleep_ms(uniform(0, 15));
     }
