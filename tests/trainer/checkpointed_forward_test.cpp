@@ -49,10 +49,12 @@ std::pair<double, std::vector<at::Tensor>> loss_and_grads(const Decoder& d, trai
   return {loss.item<double>(), grads};
 }
 
-// Equal up to float rounding: the largest difference within 1e-5 of the largest magnitude
-// (a different dropout mask or a missing path changes gradients by their own size).
+// Equal up to float rounding: the largest difference within 1e-4 of the largest magnitude. The
+// two forwards sum in different orders (other kernels, other BLAS shapes); through five blocks
+// and back that reached 1.7e-5 on an AMD EPYC (OpenBLAS's Zen kernels), so 1e-4 leaves ~6x
+// margin, while a different dropout mask or a missing path changes gradients by their own size.
 bool close(const at::Tensor& a, const at::Tensor& b) {
-  return (a - b).abs().max().item<double>() <= 1e-5 * a.abs().max().item<double>();
+  return (a - b).abs().max().item<double>() <= 1e-4 * a.abs().max().item<double>();
 }
 
 // The checkpointed forward runs each block without autograd first, which may take other kernels
