@@ -15,19 +15,19 @@ class LoraLayer : public LowRankLayer {
   // W + s B A
   at::Tensor merged_weight(const Linear& base) const override;
   // True unless training with dropout or the factors are not fp32 and contiguous. Also hands
-  // out int8 copies of the factors for the decode step, made again after any change to them.
+  // out fp16 copies of the factors for the decode step, made again after any change to them.
   bool low_rank_update(LowRankUpdate& out) const override;
-  // The int8 A and B^T with a float scale per row: a byte per factor element.
-  size_t decode_copy_bytes() const override { return size_t(a_.numel() + b_.numel()) + size_t(a_.size(0)) * 8; }
+  // The fp16 A and B^T: 2 bytes per factor element.
+  size_t decode_copy_bytes() const override { return size_t(a_.numel() + b_.numel()) * 2; }
 
  private:
-  struct Int8Factor {
-    at::Tensor codes;       // int8 [rank, n]
-    at::Tensor row_scales;  // float [rank]: row j is row_scales[j] * codes[j, :]
+  struct Fp16Factor {
+    at::Tensor scaled;  // fp16 of the factor * 2^k
+    float unscale = 1;  // 2^-k
     int64_t version = -1;
   };
-  mutable std::mutex decode_copy_mu_;
-  mutable Int8Factor a8_, bt8_;  // A [rank, in]; B transposed [rank, out]
+  mutable std::mutex fp16_mu_;
+  mutable Fp16Factor a16_, bt16_;  // A [rank, in]; B transposed [rank, out]
 };
 
 }  // namespace hearth

@@ -35,7 +35,7 @@ class LowRankLayer : public LinearAdapter {
   virtual const at::Tensor& magnitude() const { return none_; }
   // The merged weight [out, in] fp32 this layer makes of `base` (for merging and checks).
   virtual at::Tensor merged_weight(const Linear& base) const = 0;
-  // Bytes of the copies the prepared decode step reads instead of the parameters (LoRA's int8
+  // Bytes of the copies the prepared decode step reads instead of the parameters (LoRA's fp16
   // factors, made at its first decode): memory budgets count them with the parameters.
   virtual size_t decode_copy_bytes() const { return 0; }
 

@@ -1,6 +1,7 @@
 #include "inference/decode_kernels.h"
 
 #include <ATen/Parallel.h>
+#include <c10/util/Half.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -181,94 +182,64 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c"))) void atte
 __attribute__((target("avx2,fma,f16c"))) void attend_kv_head_avx2(const KvHeadAttention& a) { attend_kv_head_body(a); }
 void attend_kv_head_portable(const KvHeadAttention& a) { attend_kv_head_body(a); }
 
-// y[r] = row_scales[r] * dot(codes[r, :], x) over int8 rows, widened in registers.
-struct DenseRowsInt8 {
-  const int8_t* codes;
+// y[r] = alpha * dot(m[r, :], x) (+ y[r] when accumulate) over fp16 rows, widened in registers
+// (F16C on both fast paths).
+struct DenseRowsFp16 {
+  const uint16_t* m;
   int64_t cols;
   const float* x;
   int64_t r0, r1;
-  const float* row_scales;
+  float alpha;
+  bool accumulate;
   float* y;
 };
 
-#define HEARTH_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
-#define HEARTH_AVX2 __attribute__((target("avx2,fma")))
-
-HEARTH_AVX512 inline __m512 int8x16_to_ps(const int8_t* p) {
-  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
-}
-HEARTH_AVX2 inline __m256 int8x8_to_ps(const int8_t* p) {
-  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
-}
-
-// Rows [r, r + kRows) together: one load of x serves them all, and their sums are independent
-// chains of fused adds (one row alone waits out each add's latency). Each row still sums in the
-// same order as it would alone, so the grouping never changes a result.
-template <int kRows>
-HEARTH_AVX512 __attribute__((always_inline)) inline void dense_rows_int8_avx512_group(const DenseRowsInt8& a, int64_t r) {
-  __m512 acc[kRows];
-  for (int k = 0; k < kRows; ++k) acc[k] = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= a.cols; i += 16) {
-    const __m512 x = _mm512_loadu_ps(a.x + i);
-    for (int k = 0; k < kRows; ++k) acc[k] = _mm512_fmadd_ps(int8x16_to_ps(a.codes + (r + k) * a.cols + i), x, acc[k]);
-  }
-  for (int k = 0; k < kRows; ++k) {
-    const int8_t* row = a.codes + (r + k) * a.cols;
-    float total = _mm512_reduce_add_ps(acc[k]);
-    for (int64_t j = i; j < a.cols; ++j) total += float(row[j]) * a.x[j];
-    a.y[r + k] = a.row_scales[r + k] * total;
-  }
-}
-
-HEARTH_AVX512 void dense_rows_int8_avx512(const DenseRowsInt8& a) {
-  int64_t r = a.r0;
-  for (; r + 8 <= a.r1; r += 8) dense_rows_int8_avx512_group<8>(a, r);
-  for (; r < a.r1; ++r) dense_rows_int8_avx512_group<1>(a, r);
-}
-
-// As the AVX-512 group, two 8-float halves per row.
-template <int kRows>
-HEARTH_AVX2 __attribute__((always_inline)) inline void dense_rows_int8_avx2_group(const DenseRowsInt8& a, int64_t r) {
-  __m256 acc0[kRows], acc1[kRows];
-  for (int k = 0; k < kRows; ++k) acc0[k] = acc1[k] = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= a.cols; i += 16) {
-    const __m256 x0 = _mm256_loadu_ps(a.x + i), x1 = _mm256_loadu_ps(a.x + i + 8);
-    for (int k = 0; k < kRows; ++k) {
-      const int8_t* row = a.codes + (r + k) * a.cols;
-      acc0[k] = _mm256_fmadd_ps(int8x8_to_ps(row + i), x0, acc0[k]);
-      acc1[k] = _mm256_fmadd_ps(int8x8_to_ps(row + i + 8), x1, acc1[k]);
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c"))) void dense_rows_fp16_avx512(const DenseRowsFp16& a) {
+  for (int64_t r = a.r0; r < a.r1; ++r) {
+    const uint16_t* row = a.m + r * a.cols;
+    __m512 acc = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= a.cols; i += 16) {
+      const __m512 w = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + i)));
+      acc = _mm512_fmadd_ps(w, _mm512_loadu_ps(a.x + i), acc);
     }
+    float total = _mm512_reduce_add_ps(acc);
+    for (; i < a.cols; ++i) total += _cvtsh_ss(row[i]) * a.x[i];
+    a.y[r] = a.alpha * total + (a.accumulate ? a.y[r] : 0.0f);
   }
-  for (int k = 0; k < kRows; ++k) {
-    const int8_t* row = a.codes + (r + k) * a.cols;
+}
+
+__attribute__((target("avx2,fma,f16c"))) void dense_rows_fp16_avx2(const DenseRowsFp16& a) {
+  for (int64_t r = a.r0; r < a.r1; ++r) {
+    const uint16_t* row = a.m + r * a.cols;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= a.cols; i += 16) {
+      const __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + i)));
+      const __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + i + 8)));
+      acc0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(a.x + i), acc0);
+      acc1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(a.x + i + 8), acc1);
+    }
     alignas(32) float lanes[8];
-    _mm256_store_ps(lanes, _mm256_add_ps(acc0[k], acc1[k]));
+    _mm256_store_ps(lanes, _mm256_add_ps(acc0, acc1));
     float total = 0;
     for (float l : lanes) total += l;
-    for (int64_t j = i; j < a.cols; ++j) total += float(row[j]) * a.x[j];
-    a.y[r + k] = a.row_scales[r + k] * total;
+    for (; i < a.cols; ++i) total += _cvtsh_ss(row[i]) * a.x[i];
+    a.y[r] = a.alpha * total + (a.accumulate ? a.y[r] : 0.0f);
   }
 }
 
-HEARTH_AVX2 void dense_rows_int8_avx2(const DenseRowsInt8& a) {
-  int64_t r = a.r0;
-  for (; r + 4 <= a.r1; r += 4) dense_rows_int8_avx2_group<4>(a, r);
-  for (; r < a.r1; ++r) dense_rows_int8_avx2_group<1>(a, r);
-}
-
-void dense_rows_int8_portable(const DenseRowsInt8& a) {
+void dense_rows_fp16_portable(const DenseRowsFp16& a) {
   for (int64_t r = a.r0; r < a.r1; ++r) {
-    const int8_t* row = a.codes + r * a.cols;
+    const uint16_t* row = a.m + r * a.cols;
     float total = 0;
-    for (int64_t i = 0; i < a.cols; ++i) total += float(row[i]) * a.x[i];
-    a.y[r] = a.row_scales[r] * total;
+    for (int64_t i = 0; i < a.cols; ++i) total += c10::detail::fp16_ieee_to_fp32_value(row[i]) * a.x[i];
+    a.y[r] = a.alpha * total + (a.accumulate ? a.y[r] : 0.0f);
   }
 }
 
-struct DenseColsInt8 {
-  const int8_t* codes;
+struct DenseColsFp16 {
+  const uint16_t* mt;
   int64_t rows, rank;
   const float* u;
   int64_t r0, r1;
@@ -277,75 +248,60 @@ struct DenseColsInt8 {
 };
 
 // Rows [r, a.r1) one at a time: what is left after the last whole vector.
-inline void dense_cols_int8_tail(const DenseColsInt8& a, int64_t r) {
+__attribute__((target("f16c"), always_inline)) inline void dense_cols_fp16_tail(const DenseColsFp16& a, int64_t r) {
   for (; r < a.r1; ++r) {
     float total = 0;
-    for (int64_t j = 0; j < a.rank; ++j) total += float(a.codes[j * a.rows + r]) * a.u[j];
+    for (int64_t j = 0; j < a.rank; ++j) total += _cvtsh_ss(a.mt[j * a.rows + r]) * a.u[j];
     a.y[r] += a.alpha * total;
   }
 }
 
-// Outputs [r, r + kVecs * width) together: each u[j] broadcast serves kVecs vectors, whose sums
-// are independent chains; each output sums over j in the same order whatever the grouping.
-template <int kVecs>
-HEARTH_AVX512 __attribute__((always_inline)) inline void dense_cols_int8_avx512_group(const DenseColsInt8& a, int64_t r) {
-  __m512 acc[kVecs];
-  for (int k = 0; k < kVecs; ++k) acc[k] = _mm512_setzero_ps();
-  for (int64_t j = 0; j < a.rank; ++j) {
-    const __m512 uj = _mm512_set1_ps(a.u[j]);
-    const int8_t* codes = a.codes + j * a.rows + r;
-    for (int k = 0; k < kVecs; ++k) acc[k] = _mm512_fmadd_ps(int8x16_to_ps(codes + 16 * k), uj, acc[k]);
-  }
-  const __m512 alpha = _mm512_set1_ps(a.alpha);
-  for (int k = 0; k < kVecs; ++k)
-    _mm512_storeu_ps(a.y + r + 16 * k, _mm512_fmadd_ps(acc[k], alpha, _mm512_loadu_ps(a.y + r + 16 * k)));
-}
-
-HEARTH_AVX512 void dense_cols_int8_avx512(const DenseColsInt8& a) {
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c"))) void dense_cols_fp16_avx512(const DenseColsFp16& a) {
   int64_t r = a.r0;
-  for (; r + 128 <= a.r1; r += 128) dense_cols_int8_avx512_group<8>(a, r);
-  for (; r + 16 <= a.r1; r += 16) dense_cols_int8_avx512_group<1>(a, r);
-  dense_cols_int8_tail(a, r);
-}
-
-template <int kVecs>
-HEARTH_AVX2 __attribute__((always_inline)) inline void dense_cols_int8_avx2_group(const DenseColsInt8& a, int64_t r) {
-  __m256 acc[kVecs];
-  for (int k = 0; k < kVecs; ++k) acc[k] = _mm256_setzero_ps();
-  for (int64_t j = 0; j < a.rank; ++j) {
-    const __m256 uj = _mm256_set1_ps(a.u[j]);
-    const int8_t* codes = a.codes + j * a.rows + r;
-    for (int k = 0; k < kVecs; ++k) acc[k] = _mm256_fmadd_ps(int8x8_to_ps(codes + 8 * k), uj, acc[k]);
+  for (; r + 16 <= a.r1; r += 16) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t j = 0; j < a.rank; ++j) {
+      const __m512 w = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.mt + j * a.rows + r)));
+      acc = _mm512_fmadd_ps(w, _mm512_set1_ps(a.u[j]), acc);
+    }
+    _mm512_storeu_ps(a.y + r, _mm512_fmadd_ps(acc, _mm512_set1_ps(a.alpha), _mm512_loadu_ps(a.y + r)));
   }
-  const __m256 alpha = _mm256_set1_ps(a.alpha);
-  for (int k = 0; k < kVecs; ++k)
-    _mm256_storeu_ps(a.y + r + 8 * k, _mm256_fmadd_ps(acc[k], alpha, _mm256_loadu_ps(a.y + r + 8 * k)));
+  dense_cols_fp16_tail(a, r);
 }
 
-HEARTH_AVX2 void dense_cols_int8_avx2(const DenseColsInt8& a) {
+__attribute__((target("avx2,fma,f16c"))) void dense_cols_fp16_avx2(const DenseColsFp16& a) {
   int64_t r = a.r0;
-  for (; r + 64 <= a.r1; r += 64) dense_cols_int8_avx2_group<8>(a, r);
-  for (; r + 8 <= a.r1; r += 8) dense_cols_int8_avx2_group<1>(a, r);
-  dense_cols_int8_tail(a, r);
+  for (; r + 8 <= a.r1; r += 8) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t j = 0; j < a.rank; ++j) {
+      const __m256 w = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.mt + j * a.rows + r)));
+      acc = _mm256_fmadd_ps(w, _mm256_set1_ps(a.u[j]), acc);
+    }
+    _mm256_storeu_ps(a.y + r, _mm256_fmadd_ps(acc, _mm256_set1_ps(a.alpha), _mm256_loadu_ps(a.y + r)));
+  }
+  dense_cols_fp16_tail(a, r);
 }
 
-void dense_cols_int8_portable(const DenseColsInt8& a) { dense_cols_int8_tail(a, a.r0); }
-
-#undef HEARTH_AVX512
-#undef HEARTH_AVX2
-
-using DenseColsInt8Fn = void (*)(const DenseColsInt8&);
-DenseColsInt8Fn dense_cols_int8_for_cpu() {
-  if (cpu_supports_isa(KernelIsa::kAvx512)) return dense_cols_int8_avx512;
-  if (cpu_supports_isa(KernelIsa::kAvx2)) return dense_cols_int8_avx2;
-  return dense_cols_int8_portable;
+void dense_cols_fp16_portable(const DenseColsFp16& a) {
+  for (int64_t r = a.r0; r < a.r1; ++r) {
+    float total = 0;
+    for (int64_t j = 0; j < a.rank; ++j) total += c10::detail::fp16_ieee_to_fp32_value(a.mt[j * a.rows + r]) * a.u[j];
+    a.y[r] += a.alpha * total;
+  }
 }
 
-using DenseRowsInt8Fn = void (*)(const DenseRowsInt8&);
-DenseRowsInt8Fn dense_rows_int8_for_cpu() {
-  if (cpu_supports_isa(KernelIsa::kAvx512)) return dense_rows_int8_avx512;
-  if (cpu_supports_isa(KernelIsa::kAvx2)) return dense_rows_int8_avx2;
-  return dense_rows_int8_portable;
+using DenseColsFp16Fn = void (*)(const DenseColsFp16&);
+DenseColsFp16Fn dense_cols_fp16_for_cpu() {
+  if (cpu_supports_isa(KernelIsa::kAvx512)) return dense_cols_fp16_avx512;
+  if (cpu_supports_isa(KernelIsa::kAvx2)) return dense_cols_fp16_avx2;
+  return dense_cols_fp16_portable;
+}
+
+using DenseRowsFp16Fn = void (*)(const DenseRowsFp16&);
+DenseRowsFp16Fn dense_rows_fp16_for_cpu() {
+  if (cpu_supports_isa(KernelIsa::kAvx512)) return dense_rows_fp16_avx512;
+  if (cpu_supports_isa(KernelIsa::kAvx2)) return dense_rows_fp16_avx2;
+  return dense_rows_fp16_portable;
 }
 
 using AttendFn = void (*)(const KvHeadAttention&);
@@ -362,16 +318,16 @@ void attend_kv_head(const KvHeadAttention& a) {
   attend(a);
 }
 
-void dense_rows_int8(const int8_t* codes, int64_t cols, const float* x, int64_t r0, int64_t r1, const float* row_scales,
+void dense_rows_fp16(const uint16_t* m, int64_t cols, const float* x, int64_t r0, int64_t r1, float alpha, bool accumulate,
                      float* y) {
-  static const DenseRowsInt8Fn rows = dense_rows_int8_for_cpu();
-  rows({codes, cols, x, r0, r1, row_scales, y});
+  static const DenseRowsFp16Fn rows = dense_rows_fp16_for_cpu();
+  rows({m, cols, x, r0, r1, alpha, accumulate, y});
 }
 
-void dense_cols_int8(const int8_t* codes, int64_t rows, int64_t rank, const float* u, int64_t r0, int64_t r1, float alpha,
+void dense_cols_fp16(const uint16_t* mt, int64_t rows, int64_t rank, const float* u, int64_t r0, int64_t r1, float alpha,
                      float* y) {
-  static const DenseColsInt8Fn cols = dense_cols_int8_for_cpu();
-  cols({codes, rows, rank, u, r0, r1, alpha, y});
+  static const DenseColsFp16Fn cols = dense_cols_fp16_for_cpu();
+  cols({mt, rows, rank, u, r0, r1, alpha, y});
 }
 
 at::Tensor fused_decode_attention(const at::Tensor& q_in, const at::Tensor& keys, const at::Tensor& values) {

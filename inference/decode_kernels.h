@@ -51,14 +51,13 @@ struct KvHeadAttention {
 };
 void attend_kv_head(const KvHeadAttention& a);
 
-// y[r] = row_scales[r] * dot(codes[r, :], x) for rows [r0, r1) of the row-major int8 codes
-// [rows, cols], widened to fp32 in registers: an adapter's A x in the decode step.
-void dense_rows_int8(const int8_t* codes, int64_t cols, const float* x, int64_t r0, int64_t r1, const float* row_scales,
+// y[r] = alpha * dot(m[r, :], x) (+ y[r] when accumulate) for rows [r0, r1) of the row-major
+// IEEE fp16 m [rows, cols], widened to fp32 in registers: an adapter's A x in the decode step.
+void dense_rows_fp16(const uint16_t* m, int64_t cols, const float* x, int64_t r0, int64_t r1, float alpha, bool accumulate,
                      float* y);
-// y[r] += alpha * sum_j u[j] * codes[j, r] for r in [r0, r1), codes [rank, rows] int8 row-major:
-// an adapter's s B u from B transposed (its row scales already folded into u), 16 (AVX-512) or
-// 8 (AVX2) outputs per vector FMA chain.
-void dense_cols_int8(const int8_t* codes, int64_t rows, int64_t rank, const float* u, int64_t r0, int64_t r1, float alpha,
+// y[r] += alpha * sum_j u[j] * mt[j, r] for r in [r0, r1), mt [rank, rows] fp16 row-major: an
+// adapter's s B u from B transposed, 16 (AVX-512) or 8 (AVX2) outputs per vector FMA chain.
+void dense_cols_fp16(const uint16_t* mt, int64_t rows, int64_t rank, const float* u, int64_t r0, int64_t r1, float alpha,
                      float* y);
 
 }  // namespace hearth

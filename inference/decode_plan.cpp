@@ -248,8 +248,7 @@ void DecodePlan::run(Product& p, int64_t seqs) {
       Matrix& m = p.matrices[c.matrix];
       const LowRankUpdate& u = m.lora[c.seq];
       float* out = m.lora_u.data() + c.seq * m.u_stride;
-      dense_rows_int8(u.a_codes, p.cols, p.source->data() + c.seq * p.cols, 0, c.r1, u.a_row_scales, out);
-      for (int64_t j = 0; j < c.r1; ++j) out[j] *= u.bt_row_scales[j];  // B's row scales, so s B u sums codes
+      dense_rows_fp16(u.a_fp16, p.cols, p.source->data() + c.seq * p.cols, 0, c.r1, u.a_fp16_scale, false, out);
       p.u_ready[i].store(true, std::memory_order_release);
       return;
     }
@@ -268,7 +267,7 @@ void DecodePlan::run(Product& p, int64_t seqs) {
       while (!p.u_ready[m.u_task[s]].load(std::memory_order_acquire)) std::this_thread::yield();
       const LowRankUpdate& u = m.lora[s];
       const float* us = m.lora_u.data() + s * m.u_stride;
-      dense_cols_int8(u.bt_codes, m.view.rows, u.rank, us, c.r0, c.r1, u.scale, m.ys[s]);
+      dense_cols_fp16(u.bt_fp16, m.view.rows, u.rank, us, c.r0, c.r1, u.scale * u.bt_fp16_scale, m.ys[s]);
     }
   });
 }

@@ -8,18 +8,17 @@ namespace hearth {
 class Linear;
 
 // An adapter whose whole inference effect is y += scale * B (A x): plain LoRA, not training.
-// The decode step reads int8 copies (a quarter of the bytes of fp32) of A [rank, in] and of B
-// transposed [rank, out] (so s B u is rank vector FMAs per 16 outputs, no horizontal sums), row j
-// of each with its own scale: A[j, i] ~ a_row_scales[j] * a_codes[j, i], and B[i, j] ~
-// bt_row_scales[j] * bt_codes[j, i]. The pointers stay valid while the adapter is alive and its
-// factors unchanged.
+// The decode step reads fp16 copies (half the bytes of fp32) of A * 2^ka [rank, in] and of B
+// transposed, B^T * 2^kb [rank, out] (so s B u is rank vector FMAs per 16 outputs, no horizontal
+// sums), with a_fp16_scale = 2^-ka and bt_fp16_scale = 2^-kb. The pointers stay valid while the
+// adapter is alive and its factors unchanged.
 struct LowRankUpdate {
   int64_t rank = 0;
   float scale = 0;
-  const int8_t* a_codes = nullptr;
-  const float* a_row_scales = nullptr;
-  const int8_t* bt_codes = nullptr;
-  const float* bt_row_scales = nullptr;
+  const uint16_t* a_fp16 = nullptr;
+  const uint16_t* bt_fp16 = nullptr;
+  float a_fp16_scale = 1;
+  float bt_fp16_scale = 1;
 };
 
 class LinearAdapter {

@@ -44,26 +44,13 @@ inline void randomize_adapter(const Adapter& adapter, uint64_t seed, double std 
   }
 }
 
-// Puts the LoRA factors on the grid of their int8 copies (LoraLayer::low_rank_update: a scale per
-// row of A and per column of B, largest / 127), so the copies the decode step reads are exact
-// and the plan differs from the decoder only in summation order. Each row's step is a power of
-// two and its largest value exactly 127 steps, so the copy's scale comes out as that very step.
+// Rounds the LoRA factors to fp16 values, so the fp16 copies the decode step reads are exact
+// (LoraLayer::low_rank_update) and the plan differs from the decoder only in summation order.
 // Without it, rounding shifts the int8 activations of later layers by a quantum here and there.
-inline void round_factors_to_int8(const Adapter& adapter) {
+inline void round_factors_to_fp16(const Adapter& adapter) {
   at::NoGradGuard no_grad;
-  auto to_grid = [](at::Tensor t, int64_t dim) {
-    const at::Tensor largest = t.abs().amax(dim, true);
-    const at::Tensor step = at::where(largest > 0, at::exp2(at::ceil(at::log2(largest / 127.0))), at::ones_like(largest));
-    at::Tensor q = (t / step).round().clamp(-127, 127);
-    // The largest magnitude of each row (or column) becomes exactly 127 steps.
-    const at::Tensor at_largest = t.abs().eq(largest).logical_and(largest > 0);
-    q = at::where(at_largest, q.sign() * 127.0, q);
-    t.copy_(q * step);
-  };
-  for (auto& [name, t] : adapter.named_parameters()) {
-    if (name.find("lora_A") != std::string::npos) to_grid(t, 1);
-    if (name.find("lora_B") != std::string::npos) to_grid(t, 0);
-  }
+  for (auto& [name, t] : adapter.named_parameters())
+    if (name.find("lora_") != std::string::npos) t.copy_(t.to(at::kHalf).to(at::kFloat));
 }
 
 // ||a - b|| / ||b|| in double.

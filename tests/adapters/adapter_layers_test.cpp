@@ -122,35 +122,34 @@ TEST(DoraLayer, NormIsRecomputedAfterAnInPlaceUpdateOfB) {
   EXPECT_LT(relative_error(after, dora_row_norms_reference(c.weight64, c.a, c.b * 3.0, kScale)), 1e-6);
 }
 
-// The int8 factors the decode step reads: row j of A and of B^T as codes times the row's scale,
-// the row's largest magnitude at code +-127 (scale = largest / 127) and every value within half a
-// step of the fp32 factor (plus float rounding of the division); made again after an in-place
-// change (an optimizer step).
-TEST(LoraLayer, Int8FactorsForDecodeFollowTheFactors) {
+// The fp16 factors the decode step reads: A * 2^ka and B^T * 2^kb with the power of two that puts
+// the largest value in [2^14, 2^15), each within fp16's rounding (2^-11 of the value, 2^-25 for
+// a subnormal) of the fp32 factor; made again after an in-place change (an optimizer step).
+TEST(LoraLayer, Fp16FactorsForDecodeFollowTheFactors) {
   Case c = make_case(8, true);
   auto layer = std::make_shared<LoraLayer>(leaf(c.a), leaf(c.b), kScale, std::make_shared<AdapterRuntime>());
-  auto expect_image = [](const int8_t* codes, const float* scales, const at::Tensor& factor, const char* what) {
-    const at::Tensor f = factor.detach().to(at::kDouble);
-    const at::Tensor q = at::from_blob(const_cast<int8_t*>(codes), f.sizes(), at::kChar).to(at::kDouble);
-    const at::Tensor s = at::from_blob(const_cast<float*>(scales), {f.size(0)}, at::kFloat).to(at::kDouble).unsqueeze(1);
-    const at::Tensor largest = f.abs().amax(1, true);
-    EXPECT_TRUE(at::allclose(s, largest / 127.0, 1e-6, 0)) << what;
-    EXPECT_TRUE(q.abs().amax(1).eq(127).all().item<bool>()) << what << ": each row's largest is at +-127";
-    const at::Tensor bound = s * (0.5 + 1e-5);
-    EXPECT_TRUE((q * s - f).abs().le(bound).all().item<bool>()) << what;
+  auto expect_image = [](const uint16_t* half, float unscale, const at::Tensor& factor, const char* what) {
+    at::Tensor f = factor.detach();
+    const at::Tensor image =
+        at::from_blob(const_cast<uint16_t*>(half), f.sizes(), at::kHalf).to(at::kDouble) * double(unscale);
+    const double largest = f.abs().max().item<double>();
+    EXPECT_GE(largest / unscale, 16384.0) << what;
+    EXPECT_LT(largest / unscale, 32768.0) << what;
+    const at::Tensor bound = f.to(at::kDouble).abs() * std::ldexp(1.0, -11) + double(unscale) * std::ldexp(1.0, -24);
+    EXPECT_TRUE((image - f.to(at::kDouble)).abs().le(bound).all().item<bool>()) << what;
   };
   LowRankUpdate u;
   ASSERT_TRUE(layer->low_rank_update(u));
-  ASSERT_NE(u.a_codes, nullptr);
-  ASSERT_NE(u.bt_codes, nullptr);
-  expect_image(u.a_codes, u.a_row_scales, layer->lora_A(), "A");
-  expect_image(u.bt_codes, u.bt_row_scales, layer->lora_B().t().contiguous(), "B transposed");
+  ASSERT_NE(u.a_fp16, nullptr);
+  ASSERT_NE(u.bt_fp16, nullptr);
+  expect_image(u.a_fp16, u.a_fp16_scale, layer->lora_A(), "A");
+  expect_image(u.bt_fp16, u.bt_fp16_scale, layer->lora_B().t().contiguous(), "B transposed");
   {
     at::NoGradGuard no_grad;
     layer->lora_B().mul_(1000.0);  // what an optimizer step does, by a lot
   }
   ASSERT_TRUE(layer->low_rank_update(u));
-  expect_image(u.bt_codes, u.bt_row_scales, layer->lora_B().t().contiguous(), "B transposed after an update");
+  expect_image(u.bt_fp16, u.bt_fp16_scale, layer->lora_B().t().contiguous(), "B transposed after an update");
 }
 
 TEST(LoraLayer, DropoutOnlyWhileTrainingAndReplayableFromTheSeed) {

@@ -11,7 +11,7 @@ namespace {
 
 using testing::load_tiny;
 using testing::randomize_adapter;
-using testing::round_factors_to_int8;
+using testing::round_factors_to_fp16;
 using testing::tokens_input;
 
 TEST(AdapterConfig, ScaleIsAlphaOverRankOrOverSqrtRankWithRsLora) {
@@ -202,7 +202,7 @@ TEST(Adapter, LoraDecodesThroughThePreparedPlanAsThroughTheDecoder) {
   c.rank = 16;
   auto lora = Adapter::create(*m.decoder, c);
   randomize_adapter(*lora, 5, 0.2);  // large enough to move the logits by O(1)
-  round_factors_to_int8(*lora);
+  round_factors_to_fp16(*lora);
   const std::vector<at::Tensor> base = decode_steps(*m.decoder, false);
   attach_adapter(*m.decoder, lora);
   const std::vector<at::Tensor> reference = decode_steps(*m.decoder, false), planned = decode_steps(*m.decoder, true);

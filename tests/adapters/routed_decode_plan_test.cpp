@@ -20,7 +20,7 @@ std::shared_ptr<Adapter> lora(const Decoder& d, int64_t rank, const std::string&
   c.targets = AdapterConfig::parse_targets(targets);
   auto a = Adapter::create(d, c);
   testing::randomize_adapter(*a, seed + 100, 0.2);
-  testing::round_factors_to_int8(*a);
+  testing::round_factors_to_fp16(*a);
   return a;
 }
 
@@ -125,9 +125,8 @@ TEST(RoutedDecodePlan, StepsAsideWhenARowsAdapterIsDora) {
   t.router.clear();
 }
 
-// What a server's memory budget counts for an adapter: its fp32 parameters, and for LoRA the int8
-// copies of A and B the decode step keeps (a quarter as many bytes again, plus a float scale per
-// row of A and of B^T: 2 x rank per module); DoRA keeps none.
+// What a server's memory budget counts for an adapter: its fp32 parameters, and for LoRA the fp16
+// copies of A and B the decode step keeps (half as many bytes again); DoRA keeps none.
 TEST(RoutableAdapter, BytesCountTheDecodeStepsCopies) {
   RoutedPlan t;
   auto parameter_bytes = [](const Adapter& a) {
@@ -137,7 +136,7 @@ TEST(RoutableAdapter, BytesCountTheDecodeStepsCopies) {
   };
   auto l = lora(*t.base.decoder, 4, "all", 4);
   auto d = lora(*t.base.decoder, 4, "all", 5, AdapterMethod::kDoRA);
-  EXPECT_EQ(t.router.prepare(l)->bytes, parameter_bytes(*l) * 5 / 4 + l->modules().size() * 2 * 4 * sizeof(float));
+  EXPECT_EQ(t.router.prepare(l)->bytes, parameter_bytes(*l) * 3 / 2);
   EXPECT_EQ(t.router.prepare(d)->bytes, parameter_bytes(*d));
 }
 

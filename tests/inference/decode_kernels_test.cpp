@@ -128,55 +128,60 @@ TEST(FusedSiluMul, StaysAccurateAtTheExtremes) {
   EXPECT_LE(excess.max().item<double>(), 0.0) << "worst at gate " << g[excess.argmax().item<int64_t>()];
 }
 
-// Random int8 codes over the whole range, as an adapter's factor copies hold them.
-at::Tensor random_codes(at::IntArrayRef sizes) { return at::randint(-127, 128, sizes, at::kChar); }
-
-// The adapters' int8 factors in the decode step (A x): against a double-precision product of
-// the same codes and scales. Only fp32 accumulation differs: 1e-5 of the sum of |terms| covers
-// 896-term fp32 sums with margin. Rows before r0 are left alone.
-TEST(DenseRowsInt8, MatchesDoubleReference) {
-  for (int64_t cols : {8, 16, 37, 64, 896}) {
+// The adapters' fp16 factors in the decode step: against a double-precision product of the
+// same fp16 values (only fp32 accumulation differs: 1e-5 of the sum of |terms| covers 896-term
+// fp32 sums with margin), and against the fp32 factors they were rounded from (rounding to
+// nearest moves a normal value by at most 2^-11 of itself, a subnormal one by at most 2^-25).
+TEST(DenseRowsFp16, MatchesDoubleReferenceAndTheFp32FactorsWithinRounding) {
+  for (int64_t cols : {16, 37, 896}) {
     const int64_t rows = 23;
-    const at::Tensor codes = random_codes({rows, cols});
-    const at::Tensor scales = at::rand({rows}) * 1e-3 + 1e-4;
+    const at::Tensor m = at::randn({rows, cols}) * 0.05;
+    const at::Tensor m16 = m.to(at::kHalf);
     const at::Tensor x = at::randn({cols});
     at::Tensor y = at::randn({rows});
     const at::Tensor y0 = y.clone();
-    dense_rows_int8(codes.data_ptr<int8_t>(), cols, x.data_ptr<float>(), 2, rows, scales.data_ptr<float>(),
-                    y.data_ptr<float>());
-    const at::Tensor m = codes.to(at::kDouble) * scales.to(at::kDouble).unsqueeze(1);
-    const at::Tensor exact = at::mv(m, x.to(at::kDouble));
-    const at::Tensor magnitude = at::mv(m.abs(), x.to(at::kDouble).abs());
+    const float alpha = 0.75f;
+    dense_rows_fp16(reinterpret_cast<const uint16_t*>(m16.data_ptr<at::Half>()), cols, x.data_ptr<float>(), 2, rows,
+                    alpha, /*accumulate=*/true, y.data_ptr<float>());
+    const at::Tensor xd = x.to(at::kDouble);
+    const at::Tensor exact = at::mv(m16.to(at::kDouble), xd) * alpha + y0.to(at::kDouble);
+    const at::Tensor from_fp32 = at::mv(m.to(at::kDouble), xd) * alpha + y0.to(at::kDouble);
+    const at::Tensor magnitude = at::mv(m.to(at::kDouble).abs(), xd.abs()) * alpha;
+    const double x_sum = xd.abs().sum().item<double>() * alpha;
     EXPECT_EQ(y[0].item<float>(), y0[0].item<float>()) << "rows before r0 are left alone";
     EXPECT_EQ(y[1].item<float>(), y0[1].item<float>());
-    for (int64_t r = 2; r < rows; ++r)
-      EXPECT_NEAR(y[r].item<double>(), exact[r].item<double>(), 1e-5 * magnitude[r].item<double>() + 1e-9)
+    for (int64_t r = 2; r < rows; ++r) {
+      const double got = y[r].item<double>(), bound = magnitude[r].item<double>();
+      EXPECT_NEAR(got, exact[r].item<double>(), 1e-5 * bound + 1e-6) << cols << " cols, row " << r;
+      EXPECT_NEAR(got, from_fp32[r].item<double>(),
+                  std::ldexp(1.0, -11) * bound + std::ldexp(x_sum, -25) + 1e-5 * bound + 1e-6)
           << cols << " cols, row " << r;
+    }
   }
 }
 
-// s B u from B transposed in int8, over a row range that starts and ends off the vector width and
-// spans the kernels' widest groups (128 outputs with AVX-512, 64 with AVX2) and their tails:
-// against the double product of the same codes (fp32 sums of up to 16 terms in another order:
+// s B u from B transposed in fp16, over a row range that starts and ends off the vector width:
+// against the double product of the same fp16 values (fp32 sums of 16 terms in another order:
 // 1e-5 of the sum of |terms|), leaving the rows outside the range alone.
-TEST(DenseColsInt8, MatchesDoubleReferenceOverARowRange) {
+TEST(DenseColsFp16, MatchesDoubleReferenceOverARowRange) {
   for (int64_t rank : {1, 16, 7}) {
-    const int64_t rows = 300, r0 = 3, r1 = 290;
-    const at::Tensor codes = random_codes({rank, rows});
-    const at::Tensor u = at::randn({rank}) * 1e-2;
+    const int64_t rows = 77, r0 = 3, r1 = 70;
+    const at::Tensor mt16 = (at::randn({rank, rows}) * 0.05).to(at::kHalf);
+    const at::Tensor u = at::randn({rank});
     at::Tensor y = at::randn({rows});
     const at::Tensor y0 = y.clone();
     const float alpha = 1.5f;
-    dense_cols_int8(codes.data_ptr<int8_t>(), rows, rank, u.data_ptr<float>(), r0, r1, alpha, y.data_ptr<float>());
-    const at::Tensor m = codes.to(at::kDouble).t();  // [rows, rank]
+    dense_cols_fp16(reinterpret_cast<const uint16_t*>(mt16.data_ptr<at::Half>()), rows, rank, u.data_ptr<float>(), r0, r1,
+                    alpha, y.data_ptr<float>());
+    const at::Tensor m = mt16.to(at::kDouble).t();  // [rows, rank]
     const at::Tensor exact = at::mv(m, u.to(at::kDouble)) * alpha + y0.to(at::kDouble);
-    const at::Tensor magnitude = at::mv(m.abs(), u.to(at::kDouble).abs()) * alpha + y0.to(at::kDouble).abs();
+    const at::Tensor magnitude = at::mv(m.abs(), u.to(at::kDouble).abs()) * alpha;
     for (int64_t r = 0; r < rows; ++r) {
       if (r < r0 || r >= r1) {
         EXPECT_EQ(y[r].item<float>(), y0[r].item<float>()) << "row " << r << " is outside the range";
         continue;
       }
-      EXPECT_NEAR(y[r].item<double>(), exact[r].item<double>(), 1e-5 * magnitude[r].item<double>())
+      EXPECT_NEAR(y[r].item<double>(), exact[r].item<double>(), 1e-5 * magnitude[r].item<double>() + 1e-6)
           << "rank " << rank << ", row " << r;
     }
   }
