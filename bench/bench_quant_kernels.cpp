@@ -1,7 +1,8 @@
 // Benchmarks the quantized kernels on Qwen2.5-0.5B shapes: the decode GEMV (GB/s of packed bytes
 // streamed, against dense fp32 and bf16 at::mv) and the prefill / backward tile GEMMs (GFLOP/s
 // against at::mm fp32, and a prompt's rows through the int8 kernels: PromptRowsScope, its speed-up
-// over the tiles in parentheses), with 1 and 2 threads; --gguf: the GGUF block formats per kernel set.
+// over the tiles in parentheses), with 1 and 2 threads; --gguf: the GGUF block formats per kernel set;
+// --prompt: only the prompt rows, on SmolLM2-135M and Qwen2.5-0.5B shapes.
 // Prints figures; never fails.
 #include <ATen/ATen.h>
 
@@ -111,6 +112,31 @@ void bench_gemm(const at::Tensor& w, const std::vector<QuantFormat>& formats, in
 
 }  // namespace
 
+// --prompt: only a 128-token prompt through the int8 kernels (PromptRowsScope), on the SmolLM2-135M
+// and Qwen2.5-0.5B MLP shapes, GFLOP/s with 1 and 2 threads: the quick figure for kernel work.
+int bench_prompt_rows() {
+  std::printf("Prompt rows, n=128, GFLOP/s (kernels: %s)\n", hearth::active_kernels().name);
+  std::printf("  %-16s %-6s %10s %10s\n", "[rows x cols]", "format", "1 thread", "2 threads");
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1536, 576}, {576, 1536}, {4864, 896}, {896, 4864}}) {
+    const at::Tensor w = at::randn({rows, cols}) * 0.02, x = at::randn({128, cols});
+    for (QuantFormat f : {QuantFormat::kNF4, QuantFormat::kInt8}) {
+      const QuantizedMatrix m = hearth::quantize_matrix(w, f);
+      double gflops[2];
+      for (int threads : {1, 2}) {
+        hearth::set_num_threads(threads);
+        const double t = seconds_per_call([&](int) {
+          hearth::PromptRowsScope prompt;
+          hearth::quant_matmul(m, x);
+        }, 0.5);
+        gflops[threads - 1] = 2.0 * 128 * rows * cols / t / 1e9;
+      }
+      const std::string shape = std::to_string(rows) + " x " + std::to_string(cols);
+      std::printf("  %-16s %-6s %10.1f %10.1f\n", shape.c_str(), hearth::quant_format_name(f), gflops[0], gflops[1]);
+    }
+  }
+  return 0;
+}
+
 // --gguf: the GGUF block formats on Qwen2.5-0.5B's down projection, with each kernel set.
 int bench_gguf() {
   const std::vector<QuantFormat> gguf = {QuantFormat::kQ8_0, QuantFormat::kQ4_0, QuantFormat::kQ4_1, QuantFormat::kQ4_K,
@@ -128,6 +154,7 @@ int bench_gguf() {
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "--gguf") return bench_gguf();
+  if (argc > 1 && std::string(argv[1]) == "--prompt") return bench_prompt_rows();
   const std::vector<QuantFormat> all = {QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8};
   std::printf("Quantized kernel benchmark (kernels: %s)\n", hearth::active_kernels().name);
   for (auto [rows, cols] : {std::pair<int64_t, int64_t>{4864, 896}, {896, 4864}}) {

@@ -360,10 +360,13 @@ void q8_rows(const PackedView& m, const Q8Activation* const* xs, float* const* y
   }
 }
 
-// Sequences eight at a time, then the rest four at a time (one zmm accumulator per row and
-// sequence: 2 rows x 8 sequences use 16 of the 32 registers, leaving room for the codes and
-// activations; a single sequence takes 4 rows). Eight sequences read the weights once, where
-// two chunks of four read them twice. The rows' weight scales are decoded once for all the
+// Sequences eight at a time, then the rest four at a time, always four rows at a time (one zmm
+// accumulator per row and sequence). 4 x 8 accumulators and 4 x 4 unpacked vectors are more
+// than the 32 registers, and the spills cost less than fewer rows do: each sequence's
+// activations (values, lane biases and scales) are loaded once per four rows instead of once
+// per two (measured on 128-token prompts, `bench_quant_kernels --prompt`, one Zen 5 core: 2 x 8
+// 180-250 GFLOP/s over the four shapes, 4 x 8 210-290). Eight sequences read the weights once,
+// where two chunks of four read them twice. The rows' weight scales are decoded once for all the
 // sequences (a prompt's 128 rows pass over the same rows 16 times).
 template <QuantFormat F>
 void matmul_q8_rows_t(const PackedView& m, const Q8Activation* const* xs, int64_t seqs, float* const* ys, int64_t r0,
@@ -375,10 +378,10 @@ void matmul_q8_rows_t(const PackedView& m, const Q8Activation* const* xs, int64_
   weight_block_scales(m, r0 * m.blocks_per_row, n, w.data());
   std::fill_n(w.data() + n, kLanes, 0.0f);  // the last group of the last row reads up to 4 scales past it
   int64_t s = 0;
-  for (; s + 8 <= seqs; s += 8) q8_rows<F, 2, 8>(m, xs + s, ys + s, w.data(), r0, r1);
+  for (; s + 8 <= seqs; s += 8) q8_rows<F, 4, 8>(m, xs + s, ys + s, w.data(), r0, r1);
   for_seq_chunks(seqs - s, [&](auto chunk, int64_t first) {
     constexpr int kSeqs = decltype(chunk)::value;
-    q8_rows<F, kSeqs == 1 ? 4 : 2, kSeqs>(m, xs + s + first, ys + s + first, w.data(), r0, r1);
+    q8_rows<F, 4, kSeqs>(m, xs + s + first, ys + s + first, w.data(), r0, r1);
   });
 }
 

@@ -140,7 +140,7 @@ TEST(QuantKernels, BatchedInt8GemvGivesEverySequenceExactlyWhatItGetsAlone) {
       for (auto [rows, cols] : kShapes) {
         QuantizedMatrix m = quantize_matrix(test::random_weight(rows, cols, gen), format);
         const PackedView v = m.view();
-        constexpr int64_t kSeqs = 9;  // two full groups of four and one alone
+        constexpr int64_t kSeqs = 15;  // a pass of eight, then chunks of four and three
         std::vector<Q8Activation> q8(kSeqs);
         std::vector<at::Tensor> alone, together;
         std::vector<const Q8Activation*> xs;
