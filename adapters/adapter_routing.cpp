@@ -11,7 +11,9 @@ constexpr int64_t kProjections = 7;  // DecoderLayer::projections()
 void apply_to_rows(const LowRankLayer& layer, const at::Tensor& x_rows, at::Tensor out_rows, double strength,
                    const Linear& base) {
   if (!layer.magnitude().defined()) {
-    // LoRA: two BLAS calls, the second accumulating into the base output (as LoraLayer does).
+    // LoRA: as the decode step adds it (so a row of a mixed batch gets what it gets alone), else
+    // two BLAS calls, the second accumulating into the base output.
+    if (layer.add_update_as_decode_step(x_rows, out_rows, strength)) return;
     out_rows.addmm_(at::mm(x_rows, layer.lora_A().t()), layer.lora_B().t(), 1.0, layer.scale() * strength);
     return;
   }

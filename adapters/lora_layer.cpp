@@ -1,18 +1,34 @@
 #include "adapters/lora_layer.h"
 
+#include <c10/core/InferenceMode.h>
+
 #include <cmath>
+
+#include "inference/decode_kernels.h"
 
 namespace hearth {
 
 at::Tensor LoraLayer::apply(const at::Tensor& x, const at::Tensor& base_out, const Linear&) const {
   if (!at::GradMode::is_enabled() && !dropout_active() && base_out.is_contiguous()) {
-    // Inference: two BLAS calls, the second accumulating into the base output Linear::forward
-    // just made (no graph needs it), instead of four operator calls and two temporaries.
+    // Without autograd it adds into the base output Linear::forward just made (no graph needs
+    // it). Generation (inference mode) takes the decode step's fp16 images and kernels, so a
+    // prompt's rows and its decode steps compute the update alike; otherwise (a checkpointed
+    // block's first pass, which its recomputation must match) two BLAS calls.
+    if (c10::InferenceMode::is_enabled() && add_update_as_decode_step(x, base_out, 1.0)) return base_out;
     at::Tensor out2d = base_out.view({-1, base_out.size(-1)});
     out2d.addmm_(at::matmul(x.reshape({-1, x.size(-1)}), a_.t()), b_.t(), 1.0, scale_);
     return base_out;
   }
   return base_out + scaled_update(dropped(x));
+}
+
+bool LoraLayer::add_update_as_decode_step(const at::Tensor& x, const at::Tensor& out, double strength) const {
+  LowRankUpdate u;
+  if (out.scalar_type() != at::kFloat || !out.is_contiguous() || !low_rank_update(u)) return false;
+  u.scale *= static_cast<float>(strength);  // as the router hands a routed row's update to the decode step
+  const at::Tensor x2 = x.reshape({-1, x.size(-1)}).to(at::kFloat).contiguous();
+  add_low_rank_rows(u, x2.data_ptr<float>(), x2.size(1), out.data_ptr<float>(), out.size(-1), x2.size(0));
+  return true;
 }
 
 namespace {

@@ -17,6 +17,8 @@ class LoraLayer : public LowRankLayer {
   // True unless training with dropout or the factors are not fp32 and contiguous. Also hands
   // out fp16 copies of the factors for the decode step, made again after any change to them.
   bool low_rank_update(LowRankUpdate& out) const override;
+  // Through the fp16 images and the decode step's kernels (add_low_rank_rows).
+  bool add_update_as_decode_step(const at::Tensor& x, const at::Tensor& out, double strength) const override;
   // The fp16 A and B^T: 2 bytes per factor element.
   size_t decode_copy_bytes() const override { return size_t(a_.numel() + b_.numel()) * 2; }
 

@@ -38,6 +38,12 @@ class LowRankLayer : public LinearAdapter {
   // Bytes of the copies the prepared decode step reads instead of the parameters (LoRA's fp16
   // factors, made at its first decode): memory budgets count them with the parameters.
   virtual size_t decode_copy_bytes() const { return 0; }
+  // Without autograd: out [rows, out] (fp32, contiguous) += strength * (this layer's update of
+  // x [rows, in]) exactly as the prepared decode step adds it to each row, and true; false (and
+  // nothing done) for an update that step does not run (DoRA, dropout).
+  virtual bool add_update_as_decode_step(const at::Tensor& /*x*/, const at::Tensor& /*out*/, double /*strength*/) const {
+    return false;
+  }
 
  protected:
   // x with dropout applied when training with dropout > 0, else x itself.

@@ -73,8 +73,10 @@ __attribute__((always_inline)) inline float exp_bounded(float x) {
   return p * two_k;
 }
 
+// exp_bounded's range: beyond it e^x is past float's normals.
+constexpr float kExpRange = 88.3f;
+
 __attribute__((always_inline)) inline void silu_mul_body(const float* gate, const float* up, int64_t n, float* out) {
-  constexpr float kExpRange = 88.3f;
   for (int64_t i = 0; i < n; ++i) {
     const float e = exp_bounded(std::min(kExpRange, std::max(-kExpRange, -gate[i])));
     // Past the range silu(g) is g itself (e^-g is below float's normals) or below 4e-37 in size.
@@ -161,8 +163,15 @@ __attribute__((always_inline)) inline void attend_kv_head_body(const KvHeadAtten
     float* pg = p + g * s;
     float top = pg[0];
     for (int64_t j = 1; j < s; ++j) top = std::max(top, pg[j]);
+    // exp_bounded vectorizes (libm's expf, one call per score, made a prompt's attention, whose
+    // rows see up to all the keys each, cost more than its products); below -88.3 the weight
+    // is under float's normals and taken as 0.
+    for (int64_t j = 0; j < s; ++j) {
+      const float z = pg[j] - top;
+      pg[j] = z < -kExpRange ? 0.0f : exp_bounded(std::max(-kExpRange, z));  // max: a NaN stays in range
+    }
     double sum = 0;
-    for (int64_t j = 0; j < s; ++j) sum += (pg[j] = std::exp(pg[j] - top));
+    for (int64_t j = 0; j < s; ++j) sum += pg[j];
     const float inv = static_cast<float>(1.0 / sum);
     for (int64_t j = 0; j < s; ++j) pg[j] *= inv;
   }
@@ -247,12 +256,14 @@ struct DenseColsFp16 {
   float* y;
 };
 
-// Rows [r, a.r1) one at a time: what is left after the last whole vector.
-__attribute__((target("f16c"), always_inline)) inline void dense_cols_fp16_tail(const DenseColsFp16& a, int64_t r) {
+// Rows [r, a.r1) one at a time: what is left after the last whole vector. Each row rounds as a
+// vector lane does (fused multiply-adds in the same order), so a row's result does not depend on
+// where a range starts or ends: the decode step's chunks and a whole prompt's rows agree bitwise.
+__attribute__((target("fma,f16c"), always_inline)) inline void dense_cols_fp16_tail(const DenseColsFp16& a, int64_t r) {
   for (; r < a.r1; ++r) {
     float total = 0;
-    for (int64_t j = 0; j < a.rank; ++j) total += _cvtsh_ss(a.mt[j * a.rows + r]) * a.u[j];
-    a.y[r] += a.alpha * total;
+    for (int64_t j = 0; j < a.rank; ++j) total = std::fma(_cvtsh_ss(a.mt[j * a.rows + r]), a.u[j], total);
+    a.y[r] = std::fma(total, a.alpha, a.y[r]);
   }
 }
 
@@ -330,28 +341,43 @@ void dense_cols_fp16(const uint16_t* mt, int64_t rows, int64_t rank, const float
   cols({mt, rows, rank, u, r0, r1, alpha, y});
 }
 
+void add_low_rank_rows(const LowRankUpdate& u, const float* x, int64_t in, float* y, int64_t out, int64_t rows) {
+  if (u.rank == 0 || rows <= 0) return;
+  const float alpha = u.scale * u.bt_fp16_scale;  // as the decode step forms it
+  // Rows are independent, so any split over threads gives the same bits.
+  at::parallel_for(0, rows, kLowRankRowsPerTask, [&](int64_t r0, int64_t r1) {
+    std::vector<float> ax(u.rank);
+    for (int64_t r = r0; r < r1; ++r) {
+      dense_rows_fp16(u.a_fp16, in, x + r * in, 0, u.rank, u.a_fp16_scale, false, ax.data());
+      dense_cols_fp16(u.bt_fp16, out, u.rank, ax.data(), 0, out, alpha, y + r * out);
+    }
+  });
+}
+
 at::Tensor fused_decode_attention(const at::Tensor& q_in, const at::Tensor& keys, const at::Tensor& values) {
-  require(q_in.dim() == 4 && q_in.size(0) == 1 && q_in.size(1) == 1 && keys.dim() == 4 && keys.size(0) == 1 &&
-              keys.sizes() == values.sizes() && keys.stride(3) == 1 && values.stride(3) == 1 &&
-              keys.size(3) == q_in.size(3) && q_in.size(2) % keys.size(1) == 0,
-          ErrorCode::kInternal, "fused_decode_attention: expected q [1, 1, H, D], keys / values [1, KVH, S, D]");
-  const int64_t heads = q_in.size(2), d = q_in.size(3), kv_heads = keys.size(1), s = keys.size(2);
-  const int64_t group = heads / kv_heads;
+  require(q_in.dim() == 4 && q_in.size(0) == 1 && keys.dim() == 4 && keys.size(0) == 1 && keys.sizes() == values.sizes() &&
+              keys.stride(3) == 1 && values.stride(3) == 1 && keys.size(3) == q_in.size(3) &&
+              q_in.size(2) % keys.size(1) == 0 && q_in.size(1) >= 1 && q_in.size(1) <= keys.size(2),
+          ErrorCode::kInternal, "fused_decode_attention: expected q [1, T, H, D], keys / values [1, KVH, S >= T, D]");
+  const int64_t t = q_in.size(1), heads = q_in.size(2), d = q_in.size(3), kv_heads = keys.size(1), s = keys.size(2);
+  const int64_t group = heads / kv_heads, past = s - t;
   const at::Tensor q = q_in.contiguous();
-  at::Tensor out = at::empty({1, 1, heads * d}, at::kFloat);
+  at::Tensor out = at::empty({1, t, heads * d}, at::kFloat);
   const float* pq = q.data_ptr<float>();
   const float* pk = keys.data_ptr<float>();
   const float* pv = values.data_ptr<float>();
   float* po = out.data_ptr<float>();
   const float scale = static_cast<float>(1.0 / std::sqrt(double(d)));
-  // KV heads are independent: each thread reads its KV heads' keys and values once for all the
+  // Tasks are (row, KV head) pairs: each reads its KV head's keys and values once for all the
   // query heads that share them. A short context stays on the caller's thread.
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, s * d * group));
-  at::parallel_for(0, kv_heads, grain, [&](int64_t k0, int64_t k1) {
+  at::parallel_for(0, t * kv_heads, grain, [&](int64_t i0, int64_t i1) {
     std::vector<float> p(group * s);  // scores, then weights, of the group's query heads
-    for (int64_t kvh = k0; kvh < k1; ++kvh)
-      attend_kv_head({pq + kvh * group * d, pk + kvh * keys.stride(1), keys.stride(2), pv + kvh * values.stride(1),
-              values.stride(2), s, d, group, scale, p.data(), po + kvh * group * d});
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t row = i / kv_heads, kvh = i % kv_heads, offset = row * heads * d + kvh * group * d;
+      attend_kv_head({pq + offset, pk + kvh * keys.stride(1), keys.stride(2), pv + kvh * values.stride(1), values.stride(2),
+                      past + row + 1, d, group, scale, p.data(), po + offset});
+    }
   });
   return out;
 }

@@ -3,6 +3,8 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include "inference/linear_adapter.h"
+
 namespace hearth {
 
 // True when x and w need no gradient and are fp32, so the fused loops below may replace the
@@ -17,10 +19,12 @@ at::Tensor fused_rms_norm(const at::Tensor& x, const at::Tensor& weight, double 
 // contiguous [B, T, heads, head_dim] tensor.
 at::Tensor fused_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, bool interleaved);
 
-// Attention of one new position (batch 1) against every cached one: q [1, 1, heads, d] (rotated),
-// keys / values [1, kv_heads, s, d] fp32 with unit stride along d (the cache's views), query head
-// h reading KV head h / (heads / kv_heads). Softmax(q k^T / sqrt(d)) v, no mask (the new position
-// sees all s). Returns [1, 1, heads * d]. Replaces ~10 ATen ops per layer in a decode step.
+// Attention of T new positions (batch 1), each as its own decode step: q [1, T, heads, d]
+// (rotated), keys / values [1, kv_heads, S, d] fp32 with unit stride along d (the cache's views,
+// the T new positions last), row i attending to the first S - T + i + 1 keys (causal), query
+// head h reading KV head h / (heads / kv_heads). Softmax(q k^T / sqrt(d)) v. Returns
+// [1, T, heads * d]. A prompt's row gets bitwise what a decode step at its position gets (the
+// prepared step runs the same attend_kv_head), whatever the prompt's length or split.
 at::Tensor fused_decode_attention(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values);
 
 // silu(gate) * up for fp32 tensors of one shape, in one pass (the MLP's gating).
@@ -59,5 +63,11 @@ void dense_rows_fp16(const uint16_t* m, int64_t cols, const float* x, int64_t r0
 // adapter's s B u from B transposed, 16 (AVX-512) or 8 (AVX2) outputs per vector FMA chain.
 void dense_cols_fp16(const uint16_t* mt, int64_t rows, int64_t rank, const float* u, int64_t r0, int64_t r1, float alpha,
                      float* y);
+// y[r, :] += scale * B (A x[r, :]) for rows r of x [rows, in] and y [rows, out], from the fp16
+// images the prepared decode step reads, with its kernels in its order: a row gets bitwise what
+// that step gives it, whether it comes in a prompt, a mixed batch or alone (so a served request
+// answers as it does alone). Rows go to the threads kLowRankRowsPerTask at a time.
+constexpr int64_t kLowRankRowsPerTask = 16;
+void add_low_rank_rows(const LowRankUpdate& u, const float* x, int64_t in, float* y, int64_t out, int64_t rows);
 
 }  // namespace hearth

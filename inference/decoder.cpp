@@ -143,9 +143,13 @@ at::Tensor Decoder::attend(int64_t index, at::Tensor q, at::Tensor k, at::Tensor
   const at::Tensor& mask = local ? ctx.local_mask : ctx.mask;
   v = v.transpose(1, 2);
   const bool fused = can_fuse_for_inference(q, cos) && can_fuse_for_inference(k, sin);
-  if (fused && batch == 1 && t == 1 && ctx.cache && ctx.cache->dtype() == at::kFloat && can_fuse_for_inference(v, cos)) {
-    // One decode step: the new position attends to the whole cache (a local layer to its
-    // window's tail of it), no mask, one fused loop.
+  if (fused && batch == 1 && (t == 1 || !local) && ctx.cache && ctx.cache->dtype() == at::kFloat &&
+      can_fuse_for_inference(v, cos)) {
+    // Decode steps: each new position attends to the cache up to itself (a decode step's local
+    // layer to its window's tail), one fused loop. A prompt's rows take it too, so each attends
+    // exactly as a decode step at its position would; with the per-row int8 kernels for the
+    // projections, a prompt split into parts (a shared prefix, then the rest) then answers
+    // bitwise as the whole prompt does.
     q = fused_partial_rope(q, cos, sin, config_.rope_interleaved, rope.rotary_dims());
     k = fused_partial_rope(k, cos, sin, config_.rope_interleaved, rope.rotary_dims()).transpose(1, 2);
     std::tie(k, v) = ctx.cache->append(index, k, v);

@@ -36,10 +36,28 @@ Rope::Rope(const ModelConfig& config, double theta)
 }
 
 std::pair<at::Tensor, at::Tensor> Rope::angles(const at::Tensor& positions) const {
-  at::Tensor a = positions.to(at::kFloat).unsqueeze(-1) * inv_freq_;
-  if (attention_factor_ == 1.0) return {a.cos(), a.sin()};
+  // One element at a time with the C library's cos and sin: ATen's vectorized ones round
+  // differently from its scalar ones, which it uses for a tensor's last few elements, so a
+  // position's angles depended on how many positions came with it. Per element, a prompt's row
+  // rotates exactly as a decode step at its position does (the prepared step computes them so).
+  const at::Tensor p = positions.to(at::kLong).contiguous();
+  const int64_t n = p.numel(), half = inv_freq_.numel();
+  std::vector<int64_t> shape = p.sizes().vec();
+  shape.push_back(half);
+  at::Tensor cos = at::empty(shape, at::kFloat), sin = at::empty(shape, at::kFloat);
+  const int64_t* pp = p.data_ptr<int64_t>();
+  const float* inv = inv_freq_.data_ptr<float>();
+  float* pc = cos.data_ptr<float>();
+  float* ps = sin.data_ptr<float>();
   const float scale = static_cast<float>(attention_factor_);
-  return {a.cos() * scale, a.sin() * scale};
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < half; ++j) {
+      const float angle = static_cast<float>(pp[i]) * inv[j];
+      pc[i * half + j] = std::cos(angle) * scale;
+      ps[i * half + j] = std::sin(angle) * scale;
+    }
+  }
+  return {cos, sin};
 }
 
 at::Tensor Rope::apply(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) const {

@@ -152,6 +152,24 @@ TEST(LoraLayer, Fp16FactorsForDecodeFollowTheFactors) {
   expect_image(u.bt_fp16, u.bt_fp16_scale, layer->lora_B().t().contiguous(), "B transposed after an update");
 }
 
+// Generation (inference mode) adds the update from the decode step's fp16 images with its
+// kernels: each row gets bitwise what it gets alone (as a decode step), whatever rows come with
+// it, and the update is within fp16's rounding of the factors (2^-11 of each, so ~1e-3 of the
+// update's size; 2e-3 leaves room for the float sums) of the double reference.
+TEST(LoraLayer, GenerationAddsEachRowTheDecodeStepsUpdate) {
+  Case c = make_case(9, true);
+  auto layer = std::make_shared<LoraLayer>(leaf(c.a), leaf(c.b), kScale, std::make_shared<AdapterRuntime>());
+  at::InferenceMode inference;
+  const at::Tensor x = c.x.reshape({-1, kIn});
+  const at::Tensor together = layer->apply(x, at::zeros({x.size(0), kOut}), c.base);
+  for (int64_t r = 0; r < x.size(0); ++r) {
+    const at::Tensor alone = layer->apply(x.narrow(0, r, 1), at::zeros({1, kOut}), c.base);
+    EXPECT_TRUE(at::equal(alone[0], together[r])) << "row " << r;
+  }
+  const at::Tensor want = kScale * at::matmul(at::matmul(x.to(at::kDouble), c.a.to(at::kDouble).t()), c.b.to(at::kDouble).t());
+  EXPECT_LT(relative_error(together, want), 2e-3);
+}
+
 TEST(LoraLayer, DropoutOnlyWhileTrainingAndReplayableFromTheSeed) {
   Case c = make_case(7, true);
   auto runtime = std::make_shared<AdapterRuntime>();

@@ -67,12 +67,13 @@ TEST(FusedRope, BroadcastsOneRowOfAnglesOverTheBatch) {
 }
 
 // softmax(q k^T / sqrt(d)) v per query head in double, KV head h / group.
-at::Tensor attention_reference(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values) {
+// Row `row` of q [1, T, heads, d] against the first `s` keys, in double.
+at::Tensor attention_reference(const at::Tensor& q, int64_t row, const at::Tensor& keys, const at::Tensor& values, int64_t s) {
   const int64_t heads = q.size(2), d = q.size(3), group = heads / keys.size(1);
   std::vector<at::Tensor> outs;
   for (int64_t h = 0; h < heads; ++h) {
-    at::Tensor qh = q[0][0][h].to(at::kDouble);
-    at::Tensor k = keys[0][h / group].to(at::kDouble), v = values[0][h / group].to(at::kDouble);
+    at::Tensor qh = q[0][row][h].to(at::kDouble);
+    at::Tensor k = keys[0][h / group].narrow(0, 0, s).to(at::kDouble), v = values[0][h / group].narrow(0, 0, s).to(at::kDouble);
     at::Tensor p = at::softmax(at::mv(k, qh) / std::sqrt(double(d)), 0);
     outs.push_back(at::mv(v.t(), p));
   }
@@ -81,17 +82,24 @@ at::Tensor attention_reference(const at::Tensor& q, const at::Tensor& keys, cons
 
 TEST(FusedDecodeAttention, MatchesDoubleReferenceOnCacheViews) {
   // Grouped heads (6 query heads on 2 or 3 KV heads, or one each), contexts from one position to
-  // long enough that the heads are split over threads; keys / values are narrowed views of a
+  // long enough that the heads are split over threads, one new row or a prompt's three (each
+  // causal: row i sees the keys up to its own position); keys / values are narrowed views of a
   // larger buffer, as the KV cache returns them.
   for (int64_t kv_heads : {2, 3, 6}) {
     for (int64_t s : {1, 7, 1500}) {
-      const int64_t heads = 6, d = 24, capacity = s + 5;
-      at::Tensor q = at::randn({1, 1, heads, d});
-      at::Tensor kbuf = at::randn({1, kv_heads, capacity, d}) * 2, vbuf = at::randn({1, kv_heads, capacity, d});
-      at::Tensor keys = kbuf.narrow(2, 0, s), values = vbuf.narrow(2, 0, s);
-      at::Tensor y = fused_decode_attention(q, keys, values);
-      ASSERT_EQ(y.sizes(), (at::IntArrayRef{1, 1, heads * d}));
-      EXPECT_LT(max_abs_diff(y, attention_reference(q, keys, values)), 1e-5) << kv_heads << " KV heads, s=" << s;
+      for (int64_t t : {int64_t(1), std::min<int64_t>(3, s)}) {
+        const int64_t heads = 6, d = 24, capacity = s + 5;
+        at::Tensor q = at::randn({1, t, heads, d});
+        at::Tensor kbuf = at::randn({1, kv_heads, capacity, d}) * 2, vbuf = at::randn({1, kv_heads, capacity, d});
+        at::Tensor keys = kbuf.narrow(2, 0, s), values = vbuf.narrow(2, 0, s);
+        at::Tensor y = fused_decode_attention(q, keys, values);
+        ASSERT_EQ(y.sizes(), (at::IntArrayRef{1, t, heads * d}));
+        for (int64_t row = 0; row < t; ++row) {
+          // float sums over at most 1500 terms of size ~1: 1e-5 absolute.
+          EXPECT_LT(max_abs_diff(y[0][row].view({1, 1, -1}), attention_reference(q, row, keys, values, s - t + row + 1)), 1e-5)
+              << kv_heads << " KV heads, s=" << s << ", row " << row << " of " << t;
+        }
+      }
     }
   }
 }
@@ -100,6 +108,8 @@ TEST(FusedDecodeAttention, RefusesABatchOrAMisfitCache) {
   EXPECT_THROW(fused_decode_attention(at::randn({2, 1, 4, 8}), at::randn({2, 2, 3, 8}), at::randn({2, 2, 3, 8})), Error);
   EXPECT_THROW(fused_decode_attention(at::randn({1, 1, 4, 8}), at::randn({1, 3, 3, 8}), at::randn({1, 3, 3, 8})), Error);
   EXPECT_THROW(fused_decode_attention(at::randn({1, 1, 4, 8}), at::randn({1, 2, 3, 16}), at::randn({1, 2, 3, 16})), Error);
+  EXPECT_THROW(fused_decode_attention(at::randn({1, 4, 4, 8}), at::randn({1, 2, 3, 8}), at::randn({1, 2, 3, 8})), Error)
+      << "more new rows than keys";
 }
 
 TEST(FusedSiluMul, MatchesDoubleReference) {

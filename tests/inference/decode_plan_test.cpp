@@ -13,6 +13,8 @@
 #include "inference/model_files.h"
 #include "inference/model_loader.h"
 #include "inference/quant/quant.h"
+#include "inference/quant/quant_kernels.h"
+#include "inference/quant/quant_matmul.h"
 #include "test_helpers.h"
 
 namespace hearth {
@@ -91,11 +93,10 @@ std::vector<at::Tensor> decode_logits(const Decoder& d, const std::vector<int64_
   return out;
 }
 
-// Both paths run the same per-row kernels; they differ in rotary angles (std::cos vs ATen's
-// vectorized cos, ~1 ulp) and in the order of some float adds. Through a few layers that stays
-// within ~1e-5 of the logits' scale; 1e-3 relative leaves room for the int8 activation rounding
-// to flip on a value that lands on a rounding boundary, yet catches any wrong head, position or
-// missing term (those move logits by O(1)).
+// Both paths run the same per-row kernels in the same order, and take the same rotary angles
+// (Rope::angles and the step both compute them one element at a time): a step's logits are
+// bitwise the decoder's, on every instruction set and thread count. That is what lets a server
+// batch a request's steps either way and still answer as the request does alone.
 void expect_paths_agree(const Decoder& d, const std::string& what) {
   const std::vector<int64_t> prompt = {1, 45, 201, 7, 99, 12};
   const std::vector<int32_t> steps = {33, 400, 5, 18, 250, 61, 2, 77};
@@ -104,9 +105,54 @@ void expect_paths_agree(const Decoder& d, const std::string& what) {
     const auto reference = decode_logits(d, prompt, steps, false, pool);
     const auto planned = decode_logits(d, prompt, steps, true, pool);
     for (size_t i = 0; i < steps.size(); ++i) {
-      const double scale = reference[i].abs().max().item<double>();
-      const double diff = (planned[i].to(at::kDouble) - reference[i].to(at::kDouble)).abs().max().item<double>();
-      EXPECT_LT(diff, 1e-3 * scale) << what << ", " << threads << " threads, step " << i;
+      EXPECT_TRUE(at::equal(planned[i], reference[i]))
+          << what << ", " << threads << " threads, step " << i << ": max difference "
+          << (planned[i] - reference[i]).abs().max().item<float>();
+    }
+  }
+}
+
+// Logits of every position of `tokens` fed to one cache in parts of the given sizes, as
+// generation runs them (inference mode, prompts through the int8 kernels): a part of one token
+// is a decode step, a longer one a prompt.
+at::Tensor logits_in_parts(const Decoder& d, const std::vector<int64_t>& tokens, const std::vector<size_t>& parts) {
+  at::InferenceMode guard;
+  PromptRowsScope prompt_rows;
+  KVCache cache(d.config(), 1, int64_t(tokens.size()) + 1);
+  std::vector<at::Tensor> rows;
+  size_t from = 0;
+  for (size_t n : parts) {
+    const std::vector<int64_t> part(tokens.begin() + from, tokens.begin() + from + n);
+    rows.push_back(d.logits(d.hidden_states({at::tensor(part, at::kLong).unsqueeze(0), {}, {}, &cache}))[0]);
+    from += n;
+  }
+  return at::cat(rows, 0);
+}
+
+// With the int8-activation kernels (AVX2, AVX-512 VNNI) every row of a prompt computes what a
+// decode step at its position computes (per-row kernels, per-row attention, per-position
+// angles), so a prompt split anywhere (a shared prefix, then the rest; or token by token) gives
+// bitwise the logits of the whole prompt. The float kernels (the portable fallback) run a
+// prompt's projections as tile GEMMs, which sum in another order than a one-row GEMV: there the
+// parts agree to float rounding through five layers, 1e-4 of the logits' scale (a wrong
+// position or a missing key moves them by O(1)).
+TEST(DecodePlan, PromptRowsAreBitwiseTheirDecodeSteps) {
+  for (QuantFormat format : {QuantFormat::kNF4, QuantFormat::kInt8}) {
+    LoadOptions o;
+    o.quant = format;
+    LoadedModel m = load_model(testing::stories260k_dir(), o);
+    const bool per_row_kernels = uses_int8_activations(active_kernels(), format);
+    const std::vector<int64_t> tokens = {1, 45, 201, 7, 99, 12, 33, 400, 5, 18, 250, 61, 2, 77};
+    const at::Tensor whole = logits_in_parts(*m.decoder, tokens, {14});
+    for (const std::vector<size_t>& parts : std::vector<std::vector<size_t>>{{9, 5}, {3, 4, 7}, {5, 1, 1, 1, 1, 1, 1, 1, 1, 1}}) {
+      const at::Tensor split = logits_in_parts(*m.decoder, tokens, parts);
+      const double diff = (split - whole).abs().max().item<double>();
+      const std::string what = std::string(quant_format_name(format)) + ", " + std::to_string(parts.size()) + " parts";
+      if (per_row_kernels) {
+        EXPECT_TRUE(at::equal(split, whole)) << what << ": max difference " << diff;
+      } else {
+        EXPECT_LT(diff, 1e-4 * whole.abs().max().item<double>()) << what;
+      }
     }
   }
 }
