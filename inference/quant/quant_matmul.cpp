@@ -94,11 +94,17 @@ void quant_matvec_batch(const QuantizedMatrix& m, const float* x, int64_t n, flo
   if (n <= 0) return;
   const PackedView v = m.view();
   const int64_t pc = m.padded_cols();
-  // Every row of x padded to whole blocks, as quant_matvec does; per-thread buffers.
+  // Every row of x padded to whole blocks, as quant_matvec does (a per-thread buffer), unless
+  // the rows are whole blocks already (every projection of the common models): a prompt's copy
+  // ran on the calling thread while the others waited.
   thread_local std::vector<float> padded_buffer;
-  std::vector<float>& xp = padded_buffer;
-  xp.assign(n * pc, 0.0f);
-  for (int64_t j = 0; j < n; ++j) std::copy(x + j * m.cols, x + (j + 1) * m.cols, xp.begin() + j * pc);
+  const float* xp = x;
+  if (pc != m.cols) {
+    std::vector<float>& buffer = padded_buffer;
+    buffer.assign(n * pc, 0.0f);
+    for (int64_t j = 0; j < n; ++j) std::copy(x + j * m.cols, x + (j + 1) * m.cols, buffer.begin() + j * pc);
+    xp = buffer.data();
+  }
   const auto& k = active_kernels();
   if (uses_int8_activations(k, m.format) && rounding == ActivationRounding::kInt8WhereFaster) {
     thread_local std::vector<Q8Activation> q8_buffer;
@@ -107,7 +113,7 @@ void quant_matvec_batch(const QuantizedMatrix& m, const float* x, int64_t n, flo
     std::vector<const Q8Activation*> xs(n);
     std::vector<float*> ys(n);
     for (int64_t j = 0; j < n; ++j) {
-      k.quantize_activation(v, xp.data() + j * pc, xq[j]);
+      k.quantize_activation(v, xp + j * pc, xq[j]);
       xs[j] = &xq[j];
       ys[j] = y + j * m.rows;
     }
@@ -115,7 +121,7 @@ void quant_matvec_batch(const QuantizedMatrix& m, const float* x, int64_t n, flo
     return;
   }
   for_row_chunks(m, [&](int64_t r0, int64_t r1) {
-    for (int64_t j = 0; j < n; ++j) k.matvec_rows(v, xp.data() + j * pc, y + j * m.rows, r0, r1);
+    for (int64_t j = 0; j < n; ++j) k.matvec_rows(v, xp + j * pc, y + j * m.rows, r0, r1);
   });
 }
 
