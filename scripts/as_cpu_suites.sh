@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the kernel and model suites as other CPUs would (scripts/as_cpu.sh): with the portable
-# fallbacks forced, and as an AVX2-only machine. One job per core at a time, the slowest first
-# (test_inference on the portable fallbacks, split in two GoogleTest shards).
+# fallbacks forced, and as an AVX2-only machine; also the engine suite as an AVX2-only machine
+# (served requests must answer bitwise as they do alone, and on AVX2 they once did not). One job
+# per core at a time, the slowest first (test_inference on the portable fallbacks, split in two
+# GoogleTest shards).
 #   scripts/as_cpu_suites.sh BUILD_DIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,7 @@ runs=(
   "avx2 test_inference 0/1"
   "portable test_quant 0/1"
   "avx2 test_quant 0/1"
+  "avx2 test_engine 0/1"
 )
 source scripts/suite_jobs.sh
 for run in "${runs[@]}"; do
