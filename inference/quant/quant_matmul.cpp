@@ -52,29 +52,37 @@ void for_row_chunks(const QuantizedMatrix& m, const Rows& rows) {
   });
 }
 
+// The n rows of x [n, cols] padded with zeros to whole blocks, so the kernels need no tail
+// handling: x itself when its rows are whole blocks already (every projection of the common
+// models; a prompt's copy ran on the calling thread while the others waited), else a per-thread
+// buffer (decode calls this ~170 times a token), valid until the thread's next call.
+const float* padded_rows(const QuantizedMatrix& m, const float* x, int64_t n) {
+  const int64_t pc = m.padded_cols();
+  if (pc == m.cols) return x;
+  thread_local std::vector<float> buffer;
+  buffer.assign(n * pc, 0.0f);
+  for (int64_t j = 0; j < n; ++j) std::copy(x + j * m.cols, x + (j + 1) * m.cols, buffer.begin() + j * pc);
+  return buffer.data();
+}
+
 }  // namespace
 
 int64_t quant_tile_rows(int64_t padded_cols) { return std::max<int64_t>(16, (kTileFloats / padded_cols) / 16 * 16); }
 
 void quant_matvec(const QuantizedMatrix& m, const float* x, float* y, ActivationRounding rounding) {
   const PackedView v = m.view();
-  // x padded with zeros to whole blocks, so the kernels need no tail handling. A per-thread buffer:
-  // decode calls this ~170 times a token.
-  thread_local std::vector<float> padded;
-  std::vector<float>& xp = padded;
-  xp.assign(m.padded_cols(), 0.0f);
-  std::copy(x, x + m.cols, xp.begin());
+  const float* xp = padded_rows(m, x, 1);
   const auto& k = active_kernels();
   if (uses_int8_activations(k, m.format) && rounding == ActivationRounding::kInt8WhereFaster) {
     // Quantized once here, on the calling thread, then shared read-only by the row workers.
     // (A thread_local buffer, so it must be named through a reference inside the lambda.)
     thread_local Q8Activation buffer;
     Q8Activation& xq = buffer;
-    k.quantize_activation(v, xp.data(), xq);
+    k.quantize_activation(v, xp, xq);
     for_row_chunks(m, [&](int64_t r0, int64_t r1) { matvec_q8_rows(k, v, xq, y, r0, r1); });
     return;
   }
-  for_row_chunks(m, [&](int64_t r0, int64_t r1) { k.matvec_rows(v, xp.data(), y, r0, r1); });
+  for_row_chunks(m, [&](int64_t r0, int64_t r1) { k.matvec_rows(v, xp, y, r0, r1); });
 }
 
 namespace {
@@ -94,17 +102,7 @@ void quant_matvec_batch(const QuantizedMatrix& m, const float* x, int64_t n, flo
   if (n <= 0) return;
   const PackedView v = m.view();
   const int64_t pc = m.padded_cols();
-  // Every row of x padded to whole blocks, as quant_matvec does (a per-thread buffer), unless
-  // the rows are whole blocks already (every projection of the common models): a prompt's copy
-  // ran on the calling thread while the others waited.
-  thread_local std::vector<float> padded_buffer;
-  const float* xp = x;
-  if (pc != m.cols) {
-    std::vector<float>& buffer = padded_buffer;
-    buffer.assign(n * pc, 0.0f);
-    for (int64_t j = 0; j < n; ++j) std::copy(x + j * m.cols, x + (j + 1) * m.cols, buffer.begin() + j * pc);
-    xp = buffer.data();
-  }
+  const float* xp = padded_rows(m, x, n);
   const auto& k = active_kernels();
   if (uses_int8_activations(k, m.format) && rounding == ActivationRounding::kInt8WhereFaster) {
     thread_local std::vector<Q8Activation> q8_buffer;

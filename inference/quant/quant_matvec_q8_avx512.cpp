@@ -190,7 +190,7 @@ __m128 reduce4(const __m512* a) {
 // scatter, which cost more than the reduction.
 template <int kRows, int kSeqs>
 void store_sums(const __m512 (&acc)[kSeqs][kRows], float* const* ys, int64_t r) {
-  static_assert(kRows == 1 || kRows == 2 || kRows % 4 == 0, "a reduction's four sums must map onto whole runs");
+  static_assert(kRows == 1 || kRows % 4 == 0, "a reduction's four sums must map onto whole runs");
   constexpr int kTotal = kRows * kSeqs;
   for (int first = 0; first < kTotal; first += 4) {
     __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
@@ -199,9 +199,6 @@ void store_sums(const __m512 (&acc)[kSeqs][kRows], float* const* ys, int64_t r) 
     const __m128 sums = reduce4(a);
     if constexpr (kRows % 4 == 0) {
       _mm_storeu_ps(ys[first / kRows] + r + first % kRows, sums);
-    } else if constexpr (kRows == 2) {
-      _mm_storel_pi(reinterpret_cast<__m64*>(ys[first / 2] + r), sums);
-      if (n > 2) _mm_storeh_pi(reinterpret_cast<__m64*>(ys[first / 2 + 1] + r), sums);
     } else {
       _mm_store_ss(ys[first] + r, sums);
       if (n > 1) _mm_store_ss(ys[first + 1] + r, _mm_shuffle_ps(sums, sums, 1));
