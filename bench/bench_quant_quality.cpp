@@ -35,6 +35,7 @@
 #include "inference/perplexity.h"
 #include "inference/quant/quant.h"
 #include "inference/quant/quant_kernels.h"
+#include "trainer/quantization_distillation.h"
 
 using namespace hearth;
 namespace fs = std::filesystem;
@@ -111,6 +112,7 @@ struct MethodsOptions {
   int64_t ctx = 256;
   bool propagate_quantized = true;
   MethodOptions method_options;
+  trainer::DistillOptions distill;
   fs::path work = fs::temp_directory_path() / "hearth_bench_quant_quality";
 };
 
@@ -151,6 +153,7 @@ fs::path generated_calibration(const MethodsOptions& o) {
 struct Config {
   std::string name;
   QuantFormat format = QuantFormat::kNF4;
+  EmbeddingStorage embeddings = EmbeddingStorage::kInt8;
   double bits = 0;
   bool embeddings_fixed = true;
 };
@@ -158,13 +161,16 @@ struct Config {
 Config parse_config(const std::string& name) {
   Config c;
   c.name = name;
-  if (name == "nf4" || name == "int4" || name == "int8") {
-    c.format = parse_quant_format(name);
+  const size_t colon = name.find(':');  // "int8:nf4": int8 projections, an nf4 table
+  const std::string format = name.substr(0, colon);
+  if (colon != std::string::npos) c.embeddings = parse_embedding_storage(name.substr(colon + 1));
+  if (format == "nf4" || format == "int4" || format == "int8") {
+    c.format = parse_quant_format(format);
   } else if (name.size() > 1 && name[0] == 'b') {
     c.bits = std::stod(name.substr(1));  // "b4.5": nf4 with a budget of 4.5 bits, table chosen too
     c.embeddings_fixed = false;
   } else {
-    fail(ErrorCode::kInvalidArgument, "unknown configuration " + name + " (nf4, int4, int8 or b<bits>)");
+    fail(ErrorCode::kInvalidArgument, "unknown configuration " + name + " (nf4, int4, int8 or b<bits>, a format optionally :table format)");
   }
   return c;
 }
@@ -192,6 +198,7 @@ void methods_table(const MethodsOptions& o) {
       request.method = parse_quant_method(method);
       request.format = c.format;
       request.bits = c.bits;
+      request.embeddings = c.embeddings;
       request.embeddings_fixed = c.embeddings_fixed;
       request.calibration_tokens = o.calib_tokens;
       request.propagate_quantized = o.propagate_quantized;
@@ -200,7 +207,8 @@ void methods_table(const MethodsOptions& o) {
       const fs::path dir = o.work / (method + "-" + config_name);
       fs::remove_all(dir);
       const auto t0 = std::chrono::steady_clock::now();
-      const QuantizeSummary s = quantize_model_folder(dir, source, request);
+      if (o.distill.steps > 0) request.calibration = calibration;
+      const QuantizeSummary s = trainer::quantize_with_distillation(dir, source, request, o.distill);
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       LoadedModel q = load_model(dir, LoadOptions{});
       const double ppl = evaluate_perplexity(*q.decoder, stream, o.ctx).perplexity;
@@ -235,6 +243,9 @@ int main(int argc, char** argv) {
     else if (a == "--damp" && has_value) o.method_options.gptq.damp = std::stod(argv[++i]);
     else if (a == "--gptq-block" && has_value) o.method_options.gptq.block = std::stoll(argv[++i]);
     else if (a == "--no-act-order") o.method_options.gptq.act_order = false;
+    else if (a == "--distill-steps" && has_value) o.distill.steps = std::stoll(argv[++i]);
+    else if (a == "--distill-lr" && has_value) o.distill.lr = std::stod(argv[++i]);
+    else if (a == "--distill-batch" && has_value) o.distill.batch = std::stoll(argv[++i]);
     else if (a == "--awq-grid" && has_value) o.method_options.awq.grid = std::stoi(argv[++i]);
     else if (a == "--calibrate") {
       o.calibrate.clear();

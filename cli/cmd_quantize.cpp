@@ -7,6 +7,7 @@
 #include "inference/calibrated_quantize.h"
 #include "inference/gguf_export.h"
 #include "inference/model_loader.h"
+#include "trainer/quantization_distillation.h"
 
 namespace hearth::cli {
 namespace {
@@ -17,6 +18,7 @@ struct QuantizeCommand {
   int64_t calib_tokens = 8192;
   double bits = 0;
   bool embeddings_given = false;
+  trainer::DistillOptions distill;
 
   void run() {
     if (to == "gguf") return run_gguf();
@@ -31,7 +33,7 @@ struct QuantizeCommand {
     for (const std::string& f : calibrate) request.calibration.emplace_back(f);
     request.calibration_tokens = calib_tokens;
     request.bits = bits;
-    const QuantizeSummary s = quantize_model_folder(out, source, request);
+    const QuantizeSummary s = trainer::quantize_with_distillation(out, source, request, distill);
     const double stored = 8.0 * std::filesystem::file_size(std::filesystem::path(out) / "model.safetensors");
     std::printf("wrote %s: %s, %s projections, %.3f bits per weight (projections %.3f), %.1f MB", out.c_str(), method.c_str(),
                 format.c_str(), s.bits_per_weight, s.projection_bits, stored / 8e6);
@@ -52,8 +54,9 @@ struct QuantizeCommand {
   }
 
   void run_gguf() {
-    require(method == "rtn" && calibrate.empty() && bits == 0, ErrorCode::kInvalidArgument,
-            "--to gguf writes GGUF's own types by plain rounding; --method, --calibrate and --bits apply to --to hearth");
+    require(method == "rtn" && calibrate.empty() && bits == 0 && distill.steps == 0, ErrorCode::kInvalidArgument,
+            "--to gguf writes GGUF's own types by plain rounding; --method, --calibrate, --bits and --distill-steps apply to "
+            "--to hearth");
     ModelSource source = open_model_source(model, tokenizer);
     require(!source.quantization, ErrorCode::kInvalidArgument, model + " is a quantized folder; convert its full-precision source");
     GgufExportOptions options;
@@ -90,6 +93,12 @@ CommandRegistration quantize_command("quantize", [](CLI::App& app) {
   sub->add_option("--bits", cmd->bits,
                   "average bits per weight over every quantized matrix, scales included: keeps the most sensitive "
                   "matrices at int8 within it (mixed precision)");
+  sub->add_option("--distill-steps", cmd->distill.steps,
+                  "first tune the weights for 4-bit rounding by distillation from the full-precision model on the "
+                  "--calibrate text, this many updates (small models: about 16 bytes per parameter)")
+      ->capture_default_str();
+  sub->add_option("--distill-lr", cmd->distill.lr, "peak learning rate of the distillation")->capture_default_str();
+  sub->add_option("--distill-batch", cmd->distill.batch, "calibration windows per distillation update")->capture_default_str();
   sub->add_option("--out", cmd->out, "output folder (or .gguf file with --to gguf)")->required();
   sub->add_option("--to", cmd->to, "hearth (a quantized folder) or gguf (a GGUF file; --format q8_0|q4_0|q4_1|q4_k|q5_k|q6_k|f16|bf16|f32)")
       ->capture_default_str();

@@ -88,7 +88,7 @@ class Pipeline {
       : source_(source), config_(source.config), request_(request) {}
 
   QuantizeSummary run(const fs::path& out) {
-    check_request();
+    check_quantize_request(request_, config_);
     c10::InferenceMode inference;
     const bool calibrate = !request_.calibration.empty();
     if (calibrate) start_calibration();
@@ -114,19 +114,6 @@ class Pipeline {
   }
 
  private:
-  void check_request() {
-    const QuantizeRequest& r = request_;
-    require(!method_needs_calibration(r.method) || !r.calibration.empty(), ErrorCode::kInvalidArgument,
-            std::string("--method ") + quant_method_name(r.method) + " needs calibration text: add --calibrate FILES");
-    require(r.bits == 0 || (std::isfinite(r.bits) && r.bits >= 2 && r.bits <= 16), ErrorCode::kInvalidArgument,
-            "--bits must be between 2 and 16 (average bits per weight), or 0 for none");
-    require(r.calibration_tokens > 0, ErrorCode::kInvalidArgument, "--calib-tokens must be positive");
-    require(r.window >= 0 && r.window <= config_.context_length(), ErrorCode::kInvalidArgument,
-            "the calibration window exceeds the model's context of " + std::to_string(config_.context_length()));
-    require(!r.embeddings_fixed || r.bits == 0 || embedding_quant_format(r.embeddings), ErrorCode::kInvalidArgument,
-            "a bit budget counts quantized matrices only; use --embeddings int8, nf4 or int4 with --bits");
-  }
-
   // Tokens, and the skeleton decoder whose blocks are filled in one layer at a time.
   void start_calibration() {
     const int64_t window = request_.window > 0 ? request_.window : std::min<int64_t>(512, config_.context_length());
@@ -341,7 +328,7 @@ class Pipeline {
     QuantizationInfo info;
     info.format = request_.format;
     info.embeddings = request_.embeddings;
-    info.source_fingerprint = source_.fingerprint();
+    info.source_fingerprint = request_.source_fingerprint.empty() ? source_.fingerprint() : request_.source_fingerprint;
     QuantizeSummary summary;
     double bits = table_bits_fixed_, weights = table_weights_, proj_bits = 0, proj_weights = 0;
     Json sensitivity = Json::object();
@@ -387,6 +374,7 @@ class Pipeline {
     if (request_.method == QuantMethod::kHqq) {
       recipe["hqq"] = {{"p", o.hqq.p}, {"beta", o.hqq.beta}, {"kappa", o.hqq.kappa}, {"iterations", o.hqq.iterations}};
     }
+    if (!request_.distillation.is_null()) recipe["distillation"] = request_.distillation;
     if (request_.bits > 0) {
       recipe["budget"] = {{"bits", request_.bits},
                           {"high_format", quant_format_name(request_.high_format)},
@@ -412,6 +400,18 @@ class Pipeline {
 };
 
 }  // namespace
+
+void check_quantize_request(const QuantizeRequest& r, const ModelConfig& config) {
+  require(!method_needs_calibration(r.method) || !r.calibration.empty(), ErrorCode::kInvalidArgument,
+          std::string("--method ") + quant_method_name(r.method) + " needs calibration text: add --calibrate FILES");
+  require(r.bits == 0 || (std::isfinite(r.bits) && r.bits >= 2 && r.bits <= 16), ErrorCode::kInvalidArgument,
+          "--bits must be between 2 and 16 (average bits per weight), or 0 for none");
+  require(r.calibration_tokens > 0, ErrorCode::kInvalidArgument, "--calib-tokens must be positive");
+  require(r.window >= 0 && r.window <= config.context_length(), ErrorCode::kInvalidArgument,
+          "the calibration window exceeds the model's context of " + std::to_string(config.context_length()));
+  require(!r.embeddings_fixed || r.bits == 0 || embedding_quant_format(r.embeddings), ErrorCode::kInvalidArgument,
+          "a bit budget counts quantized matrices only; use --embeddings int8, nf4 or int4 with --bits");
+}
 
 QuantizeSummary quantize_model_folder(const fs::path& out, const ModelSource& source, const QuantizeRequest& request) {
   require(!source.quantization, ErrorCode::kInvalidArgument, "the model is already quantized; quantize its full-precision source");

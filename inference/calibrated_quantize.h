@@ -30,6 +30,10 @@ struct QuantizeRequest {
   // The next layer's statistics come from this layer's quantized output (GPTQ's sequential
   // order) rather than its full-precision one.
   bool propagate_quantized = true;
+  // The base the folder records (adapters match it): empty = `source`'s own fingerprint; weights
+  // tuned before quantizing (trainer/quantization_distillation.h) record their original's.
+  std::string source_fingerprint;
+  Json distillation;  // how the weights were tuned before quantizing, for the recipe; null = not
 };
 
 struct QuantizeSummary {
@@ -39,6 +43,10 @@ struct QuantizeSummary {
   int64_t high_precision = 0;    // matrices the budget kept in high_format
   Json recipe;                   // as recorded in the folder's config.json
 };
+
+// Fails (kInvalidArgument, naming the option) on a request that cannot run on a model of
+// `config`; quantize_model_folder checks with it before any work.
+void check_quantize_request(const QuantizeRequest& request, const ModelConfig& config);
 
 // Writes the quantized folder `out` from `source` (a full-precision model). Every check on the
 // request happens before any work; failures leave nothing at `out`.

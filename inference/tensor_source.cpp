@@ -81,4 +81,21 @@ std::vector<std::string> TensorMap::names() const {
   return out;
 }
 
+at::Tensor OverlayTensorSource::get(const std::string& name) const {
+  auto it = replaced_.find(name);
+  return it != replaced_.end() ? it->second : base_.get(name);
+}
+
+std::shared_ptr<SafetensorsFile> OverlayTensorSource::file_of(const std::string& name) const {
+  return replaced(name) ? nullptr : base_.file_of(name);
+}
+
+void OverlayTensorSource::release(const std::string& name) const {
+  if (!replaced(name)) base_.release(name);
+}
+
+std::shared_ptr<const QuantizedMatrix> OverlayTensorSource::packed(const std::string& name) const {
+  return replaced(name) ? nullptr : base_.packed(name);
+}
+
 }  // namespace hearth

@@ -48,4 +48,23 @@ class TensorMap : public TensorSource {
   std::map<std::string, at::Tensor> tensors_;
 };
 
+// `base` with some tensors replaced (weights tuned before quantizing, tests): the replacements
+// are read as given, everything else from `base`.
+class OverlayTensorSource : public TensorSource {
+ public:
+  OverlayTensorSource(const TensorSource& base, std::map<std::string, at::Tensor> replaced)
+      : base_(base), replaced_(std::move(replaced)) {}
+  bool contains(const std::string& name) const override { return replaced_.count(name) != 0 || base_.contains(name); }
+  at::Tensor get(const std::string& name) const override;
+  std::vector<std::string> names() const override { return base_.names(); }
+  std::shared_ptr<SafetensorsFile> file_of(const std::string& name) const override;
+  void release(const std::string& name) const override;
+  std::shared_ptr<const QuantizedMatrix> packed(const std::string& name) const override;
+
+ private:
+  bool replaced(const std::string& name) const { return replaced_.count(name) != 0; }
+  const TensorSource& base_;
+  std::map<std::string, at::Tensor> replaced_;
+};
+
 }  // namespace hearth

@@ -46,6 +46,19 @@ TEST(CliQuantize, CalibratedMixedPrecisionFolderIsWhatItReports) {
   EXPECT_EQ(ppl.exit_code, 0) << ppl.err;
 }
 
+TEST(CliQuantize, DistilledFolderRecordsItsDistillation) {
+  const fs::path dir = testing::fresh_temp_dir("cli_quantize_distill");
+  const fs::path out = dir / "q";
+  auto r = run_hearth({"quantize", "--model", testing::stories260k_dir().string(), "--calibrate", calibration_file(dir).string(),
+                       "--calib-tokens", "1024", "--distill-steps", "3", "--distill-batch", "2", "--threads", "1", "--out",
+                       out.string(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Json recipe = read_json_file(out / "config.json")["hearth_quantization"]["recipe"];
+  EXPECT_EQ(recipe.at("distillation").at("steps").get<int64_t>(), 3);
+  EXPECT_EQ(recipe.at("distillation").at("batch").get<int64_t>(), 2);
+  EXPECT_EQ(recipe.at("method"), "rtn");
+}
+
 void expect_one_error(const std::vector<std::string>& args, const std::string& needle, const fs::path& out) {
   auto r = run_hearth(args);
   EXPECT_EQ(r.signal, 0) << "crashed: " << r.err;
@@ -74,6 +87,12 @@ TEST(CliQuantize, BadRequestsGiveOneErrorAndNoFolder) {
   expect_one_error(q({"--bits", "2.5"}), "budget", out);
   expect_one_error(q({"--bits", "4.5", "--embeddings", "bf16"}), "--embeddings", out);
   expect_one_error(q({"--to", "gguf", "--format", "q4_0", "--method", "gptq", "--calibrate", calib}), "--to hearth", out);
+  expect_one_error(q({"--to", "gguf", "--format", "q4_0", "--distill-steps", "3"}), "--to hearth", out);
+  expect_one_error(q({"--distill-steps", "3"}), "--calibrate", out);
+  expect_one_error(q({"--distill-steps", "-1", "--calibrate", calib}), "--distill-steps", out);
+  expect_one_error(q({"--distill-steps", "3", "--distill-lr", "0", "--calibrate", calib}), "--distill-lr", out);
+  expect_one_error(q({"--distill-steps", "3", "--distill-lr", "inf", "--calibrate", calib}), "--distill-lr", out);
+  expect_one_error(q({"--distill-steps", "3", "--distill-batch", "99999999", "--calibrate", calib}), "--distill-batch", out);
 }
 
 }  // namespace

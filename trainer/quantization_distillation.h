@@ -1,0 +1,54 @@
+// Quantization-aware distillation before quantizing: the full-precision model teaches a copy of
+// itself whose matrices are rounded to their 4-bit format in every forward (straight through in
+// the backward), on calibration text; the copy's tuned weights are then quantized as usual.
+// What the rounding loses, the other weights and the norms learn to make up for. On small
+// models this is where most of 4-bit's remaining loss goes (docs/quantization.md).
+// Memory: the model four times over in fp32 (weights, teacher, AdamW's two moments) plus
+// activations, so it is for small models; quantize_with_distillation refuses large ones.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "inference/calibrated_quantize.h"
+#include "inference/model_loader.h"
+
+namespace hearth::trainer {
+
+struct DistillOptions {
+  int64_t steps = 0;   // AdamW updates; 0: no distillation
+  double lr = 1e-4;    // peak rate (after a 10% warm-up, cosine down to a tenth)
+  int64_t batch = 4;   // calibration windows per update
+  uint64_t seed = 1;   // which windows each update sees
+};
+
+struct DistillResult {
+  std::map<std::string, at::Tensor> tensors;  // the tuned fp32 matrices and norms, by checkpoint name
+  double first_loss = 0;  // KL(teacher ‖ rounded student), nats per token, before any update
+  double last_loss = 0;   // the same over the last tenth of the updates
+};
+
+// Tunes every projection (rounded to `projections`), the embedding table and untied head
+// (rounded to `table`, or left as they are when unset) and every norm, starting from `start`'s
+// weights, so that the rounded model matches `source`'s over `windows` (int64 [n, length]).
+DistillResult distill_for_quantization(const ModelSource& source, const TensorSource& start, const at::Tensor& windows,
+                                       QuantFormat projections, std::optional<QuantFormat> table, const DistillOptions& options);
+
+// The largest model distillation takes (parameters): about 16 bytes each, 2 GB.
+constexpr int64_t kMaxDistillParameters = 128LL << 20;
+
+// quantize_model_folder over the weights distillation tuned on the request's calibration text
+// (which it needs). A calibrated method rounds first and the distillation starts from its
+// result; the tuned weights are then rounded plainly, as the student was trained. The folder
+// records the distillation in its recipe and the original weights' fingerprint as its base.
+// Without steps, quantize_model_folder itself.
+QuantizeSummary quantize_with_distillation(const std::filesystem::path& out, const ModelSource& source,
+                                           const QuantizeRequest& request, const DistillOptions& options);
+
+// Checks the options up front (kInvalidArgument naming the option and its range).
+void validate(const DistillOptions& options);
+
+}  // namespace hearth::trainer
