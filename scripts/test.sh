@@ -24,7 +24,7 @@ bash scripts/peer/llama_cpp.sh npm
 # Every CPU: the kernel and model suites again with the portable fallbacks forced, and as an
 # AVX2-only machine (scripts/as_cpu.sh caps Hearth's, LibTorch's and OpenBLAS's kernels).
 bash scripts/as_cpu_suites.sh build
-echo "kernel and model suites passed as a portable and as an AVX2 machine"
+echo "kernel and model suites passed as a portable and as an AVX2 machine, the engine suite as an AVX2 one"
 
 # The C API from C under AddressSanitizer and UndefinedBehaviorSanitizer (the library itself is
 # not instrumented; malloc and free are, so misuse of what it returns is caught).

@@ -101,6 +101,7 @@ TEST_F(JobsCli, TwentySigkillsAndResumesGiveTheUninterruptedAdapterBitwise) {
       "SELECT COALESCE(MAX(step), 0) FROM checkpoints WHERE job_id = " + std::to_string(killed);
   int64_t last_step = 0, progressed = 0;
   const auto checkpointed = [&] { return std::stoll(sql(checkpointed_step)); };
+  const auto killed_job_done = [&] { return sql("SELECT status FROM jobs WHERE id = " + std::to_string(killed)) == "done"; };
   for (int kill = 0; kill < 20; ++kill) {
     const int64_t before = slices_started();
     const pid_t pid = testing::spawn_hearth(home_args({"jobs", "run", "--job", std::to_string(killed)}), log, env());
@@ -110,14 +111,13 @@ TEST_F(JobsCli, TwentySigkillsAndResumesGiveTheUninterruptedAdapterBitwise) {
     // Every fourth kill first lets a checkpoint land (up to a minute), so the job progresses
     // however slowly a loaded machine trains; the moment after it is random as for the others.
     if (kill % 4 == 1) {
-      const std::string status = "SELECT status FROM jobs WHERE id = " + std::to_string(killed);
-      for (int i = 0; i < 6000 && checkpointed() <= last_step && sql(status) != "done"; ++i)
+      for (int i = 0; i < 6000 && checkpointed() <= last_step && !killed_job_done(); ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(moment_ms(rng)));
     ::kill(pid, SIGKILL);
     testing::wait_for(pid);
-    if (sql("SELECT status FROM jobs WHERE id = " + std::to_string(killed)) == "done") break;
+    if (killed_job_done()) break;
     const int64_t now = checkpointed();
     EXPECT_GE(now, last_step) << "a kill lost work that was already checkpointed";
     progressed += now > last_step;
@@ -125,11 +125,11 @@ TEST_F(JobsCli, TwentySigkillsAndResumesGiveTheUninterruptedAdapterBitwise) {
   }
   EXPECT_GE(progressed, 3) << testing::slurp(log);  // the kills landed while it was training
   // The last kill may have come after the job finished; otherwise one more run completes it.
-  if (sql("SELECT status FROM jobs WHERE id = " + std::to_string(killed)) != "done") {
+  if (!killed_job_done()) {
     auto rest = run_hearth(home_args({"jobs", "run", "--job", std::to_string(killed), "--json"}), env());
     ASSERT_EQ(rest.exit_code, 0) << rest.err;
   }
-  EXPECT_EQ(sql("SELECT status FROM jobs WHERE id = " + std::to_string(killed)), "done");
+  EXPECT_TRUE(killed_job_done());
 
   const std::vector<at::Tensor> a = adapter_of("straight"), b = adapter_of("killed");
   ASSERT_EQ(a.size(), b.size());
