@@ -36,8 +36,7 @@ class MergedTensors : public TensorSource {
       const DecoderLayer& layer = decoder.layers()[l];
       for (const auto& [name, member] : DecoderLayer::norm_names(c)) add(p + name, [&layer, member = member] { return layer.*member; });
       for (const std::string& name : all_projection_names()) {
-        const bool attention = name != "gate_proj" && name != "up_proj" && name != "down_proj";
-        const std::string key = p + (attention ? "self_attn." : "mlp.") + name;
+        const std::string key = p + DecoderLayer::module_path(name);
         add(key + ".weight", [this, l, name] { return projection(l, name); });
         const Linear& linear = decoder_projection(layer, name);
         if (linear.bias().defined()) add(key + ".bias", [&linear] { return linear.bias(); });

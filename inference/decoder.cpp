@@ -12,6 +12,11 @@ std::vector<std::pair<const char*, Linear*>> DecoderLayer::projections() {
           {"gate_proj", &gate}, {"up_proj", &up}, {"down_proj", &down}};
 }
 
+std::string DecoderLayer::module_path(const std::string& projection) {
+  const bool mlp = projection == "gate_proj" || projection == "up_proj" || projection == "down_proj";
+  return (mlp ? "mlp." : "self_attn.") + projection;
+}
+
 std::vector<std::pair<std::string, at::Tensor DecoderLayer::*>> DecoderLayer::norm_names(const ModelConfig& config) {
   std::vector<std::pair<std::string, at::Tensor DecoderLayer::*>> out = {{"input_layernorm.weight", &DecoderLayer::attn_norm}};
   if (config.sandwich_norms()) {
@@ -223,11 +228,13 @@ size_t Decoder::weight_bytes() const {
       total += l->weight_bytes();
     }
   }
-  // A tied head shares the embedding's storage.
-  const bool tied = lm_head_.is_quantized() ? lm_head_.quantized_weight() == embedding_.quantized_table()
-                                            : lm_head_.dense_weight().is_same(embedding_.dense_table());
-  if (!tied) total += lm_head_.weight_bytes();
+  if (!head_is_embedding()) total += lm_head_.weight_bytes();  // a tied head shares the table's storage
   return total;
+}
+
+bool Decoder::head_is_embedding() const {
+  return lm_head_.is_quantized() ? lm_head_.quantized_weight() == embedding_.quantized_table()
+                                 : lm_head_.dense_weight().is_same(embedding_.dense_table());
 }
 
 }  // namespace hearth

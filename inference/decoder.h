@@ -25,6 +25,8 @@ struct DecoderLayer {
 
   // The seven projections with their PEFT / Hugging Face module names.
   std::vector<std::pair<const char*, Linear*>> projections();
+  // A projection's name in a checkpoint after "model.layers.N.": "q_proj" -> "self_attn.q_proj".
+  static std::string module_path(const std::string& projection);
   // The norms `config`'s architecture has, with their Hugging Face names after
   // "model.layers.N." (Gemma's "pre_feedforward_layernorm" is mlp_norm; Llama's
   // "post_attention_layernorm" is mlp_norm, Gemma's is post_attn_norm).
@@ -88,6 +90,8 @@ class Decoder {
   const Linear& lm_head() const { return lm_head_; }
   Linear& lm_head() { return lm_head_; }
   const at::Tensor& final_norm_weight() const { return final_norm_; }
+  // The output head is the embedding table itself (one storage), as in tied checkpoints.
+  bool head_is_embedding() const;
   const Rope& rope() const { return rope_; }
   // Bytes of all weights as held in memory (mapped or owned).
   size_t weight_bytes() const;

@@ -20,11 +20,6 @@ namespace {
 
 std::string layer_prefix(int64_t l) { return "model.layers." + std::to_string(l) + "."; }
 
-// A projection's checkpoint name after the layer prefix ("q_proj" -> "self_attn.q_proj").
-std::string projection_path(const std::string& name) {
-  const bool attention = name == "q_proj" || name == "k_proj" || name == "v_proj" || name == "o_proj";
-  return (attention ? "self_attn." : "mlp.") + name;
-}
 
 // The student: latent fp32 weights that train, each matrix's format (rounded in the forward),
 // and what stays fixed (biases).
@@ -35,8 +30,8 @@ class Student {
     for (int64_t l = 0; l < config_.num_layers; ++l) {
       DecoderLayer names;
       for (const auto& [name, linear] : names.projections()) {
-        add(t, layer_prefix(l) + projection_path(name) + ".weight", projections);
-        const std::string bias = layer_prefix(l) + projection_path(name) + ".bias";
+        add(t, layer_prefix(l) + DecoderLayer::module_path(name) + ".weight", projections);
+        const std::string bias = layer_prefix(l) + DecoderLayer::module_path(name) + ".bias";
         if (t.contains(bias)) fixed_[bias] = t.get(bias).to(at::kFloat);
       }
       for (const auto& [name, member] : DecoderLayer::norm_names(config_)) add(t, layer_prefix(l) + name, std::nullopt);
@@ -64,7 +59,7 @@ class Student {
     for (int64_t l = 0; l < config_.num_layers; ++l) {
       DecoderLayer& layer = layers[l];
       for (auto& [name, linear] : layer.projections()) {
-        const std::string p = layer_prefix(l) + projection_path(name);
+        const std::string p = layer_prefix(l) + DecoderLayer::module_path(name);
         auto bias = fixed_.find(p + ".bias");
         *linear = Linear::dense(forward_weight(p + ".weight"), bias == fixed_.end() ? at::Tensor() : bias->second);
       }
@@ -78,7 +73,7 @@ class Student {
 
   std::map<std::string, at::Tensor> tuned() const {
     std::map<std::string, at::Tensor> out;
-    for (const auto& [name, p] : latent_) out[name] = p.detach().clone();
+    for (const auto& [name, p] : latent_) out[name] = p.detach();  // the student ends here: no copy
     return out;
   }
 
@@ -113,14 +108,12 @@ std::map<std::string, at::Tensor> dequantized_weights(Decoder& model) {
   const ModelConfig& config = model.config();
   for (int64_t l = 0; l < config.num_layers; ++l) {
     DecoderLayer& layer = model.layers()[l];
-    for (const auto& [name, linear] : layer.projections()) out[layer_prefix(l) + projection_path(name) + ".weight"] = linear->weight_fp32();
+    for (const auto& [name, linear] : layer.projections()) out[layer_prefix(l) + DecoderLayer::module_path(name) + ".weight"] = linear->weight_fp32();
     for (const auto& [name, member] : DecoderLayer::norm_names(config)) out[layer_prefix(l) + name] = (layer.*member).to(at::kFloat);
   }
   const Embedding& e = model.embedding();
   out["model.embed_tokens.weight"] = e.quantized_table() ? quantized_to_fp32(*e.quantized_table()) : e.dense_table().to(at::kFloat);
-  const bool tied = model.lm_head().is_quantized() ? model.lm_head().quantized_weight() == e.quantized_table()
-                                                   : model.lm_head().dense_weight().is_same(e.dense_table());
-  if (!tied) out["lm_head.weight"] = model.lm_head().weight_fp32();
+  if (!model.head_is_embedding()) out["lm_head.weight"] = model.lm_head().weight_fp32();
   out["model.norm.weight"] = model.final_norm_weight().to(at::kFloat);
   return out;
 }
