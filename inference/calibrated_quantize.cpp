@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/runtime.h"
 #include "inference/activation_stats.h"
 #include "inference/awq_fold.h"
 #include "inference/calibration_data.h"
@@ -415,6 +416,9 @@ void check_quantize_request(const QuantizeRequest& r, const ModelConfig& config)
 
 QuantizeSummary quantize_model_folder(const fs::path& out, const ModelSource& source, const QuantizeRequest& request) {
   require(!source.quantization, ErrorCode::kInvalidArgument, "the model is already quantized; quantize its full-precision source");
+  // Per-layer Hessians and row chunks of hundreds of MB come and go: memory goes back to the
+  // kernel when they are freed, so the peak follows what is alive, not the heap's high-water mark.
+  ScopedMemoryPolicy bounded(MemoryPolicy::kBounded);
   return Pipeline(source, request).run(out);
 }
 
