@@ -16,6 +16,7 @@
 //   build/bench/bench_quant_quality formats [--embeddings int8|nf4|int4|bf16]
 //   build/bench/bench_quant_quality methods [--model DIR] [--eval FILE] [--calibrate generated|FILE...]
 //       [--methods rtn,hqq,...] [--configs nf4,int4,b4.5,...] [--calib-tokens N] [--ctx N] [--work DIR]
+//       [--distill-steps N] [--distill-lr R] [--distill-batch W] [--distill-seed S]
 // Every mode takes --threads N (default 2).
 #include <chrono>
 #include <cstdio>
@@ -246,6 +247,7 @@ int main(int argc, char** argv) {
     else if (a == "--distill-steps" && has_value) o.distill.steps = std::stoll(argv[++i]);
     else if (a == "--distill-lr" && has_value) o.distill.lr = std::stod(argv[++i]);
     else if (a == "--distill-batch" && has_value) o.distill.batch = std::stoll(argv[++i]);
+    else if (a == "--distill-seed" && has_value) o.distill.seed = std::stoull(argv[++i]);
     else if (a == "--awq-grid" && has_value) o.method_options.awq.grid = std::stoi(argv[++i]);
     else if (a == "--calibrate") {
       o.calibrate.clear();

@@ -232,7 +232,8 @@ class Pipeline {
     return alphas;
   }
 
-  std::vector<QuantFormat> candidate_formats() const {
+  std::vector<QuantFormat> candidate_formats(const std::string& prefix = "") const {
+    if (auto fixed = request_.fixed_formats.find(prefix); fixed != request_.fixed_formats.end()) return {fixed->second};
     std::vector<QuantFormat> formats = {request_.format};
     if (request_.bits > 0 && request_.high_format != request_.format) formats.push_back(request_.high_format);
     return formats;
@@ -242,7 +243,7 @@ class Pipeline {
     MatrixResult r;
     r.prefixes = {prefix};
     r.weights = w.numel();
-    for (QuantFormat f : candidate_formats()) {
+    for (QuantFormat f : candidate_formats(prefix)) {
       auto m = std::make_shared<const QuantizedMatrix>(quantize_matrix_by(w, f, request_.method, hessian, request_.options));
       r.candidates.push_back({f, {m}, request_.bits > 0 ? relative_error(*m, w, hessian) : 0.0});
     }
@@ -412,6 +413,7 @@ void check_quantize_request(const QuantizeRequest& r, const ModelConfig& config)
           "the calibration window exceeds the model's context of " + std::to_string(config.context_length()));
   require(!r.embeddings_fixed || r.bits == 0 || embedding_quant_format(r.embeddings), ErrorCode::kInvalidArgument,
           "a bit budget counts quantized matrices only; use --embeddings int8, nf4 or int4 with --bits");
+  require(r.fixed_formats.empty() || r.bits == 0, ErrorCode::kInternal, "projections with fixed formats take no bit budget");
 }
 
 QuantizeSummary quantize_model_folder(const fs::path& out, const ModelSource& source, const QuantizeRequest& request) {

@@ -4,6 +4,7 @@
 // higher-precision format. Writes a quantized folder that records how it was made.
 #pragma once
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,10 @@ struct QuantizeRequest {
   // stored byte counted); 0 = no budget, every projection in `format`.
   double bits = 0;
   QuantFormat high_format = QuantFormat::kInt8;
+  // Projections whose format was chosen beforehand (a budget's allocation before weights were
+  // tuned for it, trainer/quantization_distillation.h), by prefix ("model.layers.3.mlp.down_proj"):
+  // each is rounded in that format instead of `format`. Not with `bits`.
+  std::map<std::string, QuantFormat> fixed_formats;
   // The next layer's statistics come from this layer's quantized output (GPTQ's sequential
   // order) rather than its full-precision one.
   bool propagate_quantized = true;

@@ -25,20 +25,19 @@ std::string layer_prefix(int64_t l) { return "model.layers." + std::to_string(l)
 // and what stays fixed (biases).
 class Student {
  public:
-  Student(const ModelConfig& config, const TensorSource& t, QuantFormat projections, std::optional<QuantFormat> table)
-      : config_(config) {
+  Student(const ModelConfig& config, const TensorSource& t, const MatrixFormats& formats) : config_(config), format_(formats) {
     for (int64_t l = 0; l < config_.num_layers; ++l) {
       DecoderLayer names;
       for (const auto& [name, linear] : names.projections()) {
-        add(t, layer_prefix(l) + DecoderLayer::module_path(name) + ".weight", projections);
+        add(t, layer_prefix(l) + DecoderLayer::module_path(name) + ".weight");
         const std::string bias = layer_prefix(l) + DecoderLayer::module_path(name) + ".bias";
         if (t.contains(bias)) fixed_[bias] = t.get(bias).to(at::kFloat);
       }
-      for (const auto& [name, member] : DecoderLayer::norm_names(config_)) add(t, layer_prefix(l) + name, std::nullopt);
+      for (const auto& [name, member] : DecoderLayer::norm_names(config_)) add(t, layer_prefix(l) + name);
     }
-    add(t, "model.embed_tokens.weight", table);
-    if (!config_.tie_word_embeddings && t.contains("lm_head.weight")) add(t, "lm_head.weight", table);
-    add(t, "model.norm.weight", std::nullopt);
+    add(t, "model.embed_tokens.weight");
+    if (!config_.tie_word_embeddings && t.contains("lm_head.weight")) add(t, "lm_head.weight");
+    add(t, "model.norm.weight");
   }
 
   std::vector<at::Tensor> parameters() const {
@@ -78,10 +77,7 @@ class Student {
   }
 
  private:
-  void add(const TensorSource& t, const std::string& name, std::optional<QuantFormat> format) {
-    latent_[name] = t.get(name).to(at::kFloat).clone().set_requires_grad(true);
-    if (format) format_[name] = *format;
-  }
+  void add(const TensorSource& t, const std::string& name) { latent_[name] = t.get(name).to(at::kFloat).clone().set_requires_grad(true); }
 
   at::Tensor forward_weight(const std::string& name) const {
     const at::Tensor& w = latent_.at(name);
@@ -97,7 +93,7 @@ class Student {
 
   const ModelConfig& config_;
   std::map<std::string, at::Tensor> latent_;
-  std::map<std::string, QuantFormat> format_;
+  MatrixFormats format_;
   std::map<std::string, at::Tensor> fixed_;
 };
 
@@ -146,11 +142,19 @@ void validate(const DistillOptions& o) {
           "--distill-batch must be between 1 and 4096 windows, got " + std::to_string(o.batch));
 }
 
+MatrixFormats uniform_formats(const ModelConfig& config, QuantFormat projections, std::optional<QuantFormat> table) {
+  MatrixFormats formats;
+  for (int64_t l = 0; l < config.num_layers; ++l)
+    for (const auto& [name, linear] : DecoderLayer().projections()) formats[layer_prefix(l) + DecoderLayer::module_path(name) + ".weight"] = projections;
+  if (table) formats["model.embed_tokens.weight"] = formats["lm_head.weight"] = *table;
+  return formats;
+}
+
 DistillResult distill_for_quantization(const ModelSource& source, const TensorSource& start, const at::Tensor& windows,
-                                       QuantFormat projections, std::optional<QuantFormat> table, const DistillOptions& options) {
+                                       const MatrixFormats& formats, const DistillOptions& options) {
   validate(options);
   require(windows.dim() == 2 && windows.size(0) > 0, ErrorCode::kInvalidArgument, "distillation needs calibration windows");
-  Student student(source.config, start, projections, table);
+  Student student(source.config, start, formats);
   require(student.parameter_count() <= kMaxDistillParameters, ErrorCode::kInvalidArgument,
           "--distill-steps holds the model four times in fp32 and takes models up to " +
               std::to_string(kMaxDistillParameters >> 20) + "M parameters; this one has " +
@@ -189,6 +193,39 @@ DistillResult distill_for_quantization(const ModelSource& source, const TensorSo
   return result;
 }
 
+namespace {
+
+// What a budget chose in a staged folder: each projection's format and the table's storage.
+struct Allocation {
+  std::map<std::string, QuantFormat> projections;  // by prefix, as QuantizeRequest::fixed_formats
+  EmbeddingStorage table = EmbeddingStorage::kInt8;
+  Json budget;  // the staged recipe's record of it
+};
+
+Allocation read_allocation(const std::filesystem::path& folder) {
+  const ModelSource staged = open_model_source(folder);
+  const QuantizationInfo& info = *staged.quantization;
+  Allocation a;
+  for (int64_t l = 0; l < staged.config.num_layers; ++l) {
+    for (const auto& [name, linear] : DecoderLayer().projections()) {
+      const std::string prefix = layer_prefix(l) + DecoderLayer::module_path(name);
+      a.projections[prefix] = info.format_of(prefix);
+    }
+  }
+  a.table = info.embeddings;
+  a.budget = info.recipe.value("budget", Json());
+  return a;
+}
+
+MatrixFormats distilled_formats(const Allocation& a) {
+  MatrixFormats formats;
+  for (const auto& [prefix, format] : a.projections) formats[prefix + ".weight"] = format;
+  if (auto table = embedding_quant_format(a.table)) formats["model.embed_tokens.weight"] = formats["lm_head.weight"] = *table;
+  return formats;
+}
+
+}  // namespace
+
 QuantizeSummary quantize_with_distillation(const std::filesystem::path& out, const ModelSource& source,
                                            const QuantizeRequest& request, const DistillOptions& options) {
   validate(options);
@@ -200,21 +237,30 @@ QuantizeSummary quantize_with_distillation(const std::filesystem::path& out, con
   const int64_t window = request.window > 0 ? request.window : std::min<int64_t>(512, source.config.context_length());
   const CalibrationText text =
       read_calibration_text(*tokenizer, request.calibration, request.calibration_tokens, std::min(window, request.calibration_tokens));
-  // Under a budget the table is a candidate for the base format too; distil it in that one.
-  const bool budget_chooses_table = request.bits > 0 && !request.embeddings_fixed;
-  const std::optional<QuantFormat> table =
-      budget_chooses_table ? std::optional<QuantFormat>(request.format) : embedding_quant_format(request.embeddings);
-  // A calibrated method rounds first; the student starts from what it chose (each block's
-  // largest code is ±1, so plain rounding of those weights gives back the method's codes).
+  QuantizeRequest r = request;
+  MatrixFormats formats = uniform_formats(source.config, request.format, embedding_quant_format(request.embeddings));
   std::map<std::string, at::Tensor> start;
-  if (request.method != QuantMethod::kRtn) {
+  Json budget;
+  // A calibrated method rounds first and the student starts from what it chose (each block's
+  // largest code is ±1, so plain rounding of those weights gives back the method's codes). A
+  // budget allocates first, so the student learns around the formats the folder will have
+  // (allocating after would put matrices in int8 whose loss others had learned to make up for).
+  if (request.method != QuantMethod::kRtn || request.bits > 0) {
     const RemovedOnExit staged{std::filesystem::path(out.string() + ".rounded.tmp")};
     quantize_model_folder(staged.path, source, request);
-    LoadedModel rounded = load_model(staged.path, LoadOptions{});
-    start = dequantized_weights(*rounded.decoder);
+    if (request.method != QuantMethod::kRtn) start = dequantized_weights(*load_model(staged.path, LoadOptions{}).decoder);
+    if (request.bits > 0) {
+      const Allocation a = read_allocation(staged.path);
+      formats = distilled_formats(a);
+      r.fixed_formats = a.projections;
+      r.embeddings = a.table;
+      r.embeddings_fixed = true;
+      r.bits = 0;
+      budget = a.budget;
+    }
   }
   const OverlayTensorSource start_weights(*source.tensors, start);
-  const DistillResult tuned = distill_for_quantization(source, start_weights, text.windows, request.format, table, options);
+  const DistillResult tuned = distill_for_quantization(source, start_weights, text.windows, formats, options);
   spdlog::info("distillation: KL {:.4f} -> {:.4f} nats per token over {} updates", tuned.first_loss, tuned.last_loss, options.steps);
   ModelSource distilled;
   distilled.config = source.config;
@@ -222,13 +268,15 @@ QuantizeSummary quantize_with_distillation(const std::filesystem::path& out, con
   distilled.format = source.format;
   distilled.tokenizer = source.tokenizer;
   distilled.tokenizer_files = source.tokenizer_files;
-  QuantizeRequest r = request;
   r.method = QuantMethod::kRtn;  // rounding as the student was trained to
   r.source_fingerprint = source.fingerprint();
   r.distillation = {{"start", quant_method_name(request.method)}, {"steps", options.steps}, {"lr", options.lr},
                     {"batch", options.batch}, {"seed", options.seed}, {"kl_first", tuned.first_loss},
                     {"kl_last", tuned.last_loss}};
-  return quantize_model_folder(out, distilled, r);
+  if (!budget.is_null()) r.distillation["budget"] = budget;
+  QuantizeSummary summary = quantize_model_folder(out, distilled, r);
+  if (!budget.is_null()) summary.high_precision = budget.value("high_precision_matrices", int64_t(0));
+  return summary;
 }
 
 }  // namespace hearth::trainer

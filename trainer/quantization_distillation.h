@@ -31,19 +31,28 @@ struct DistillResult {
   double last_loss = 0;   // the same over the last tenth of the updates
 };
 
-// Tunes every projection (rounded to `projections`), the embedding table and untied head
-// (rounded to `table`, or left as they are when unset) and every norm, starting from `start`'s
-// weights, so that the rounded model matches `source`'s over `windows` (int64 [n, length]).
+// Each matrix's format by checkpoint weight name ("model.layers.3.mlp.down_proj.weight",
+// "model.embed_tokens.weight"): the student rounds it so in every forward. Absent: not rounded.
+using MatrixFormats = std::map<std::string, QuantFormat>;
+
+// Every projection in `projections`; the embedding table and an untied head in `table` if set.
+MatrixFormats uniform_formats(const ModelConfig& config, QuantFormat projections, std::optional<QuantFormat> table);
+
+// Tunes every projection, the embedding table and untied head (each rounded to its format in
+// `formats`) and every norm, starting from `start`'s weights, so that the rounded model matches
+// `source`'s over `windows` (int64 [n, length]).
 DistillResult distill_for_quantization(const ModelSource& source, const TensorSource& start, const at::Tensor& windows,
-                                       QuantFormat projections, std::optional<QuantFormat> table, const DistillOptions& options);
+                                       const MatrixFormats& formats, const DistillOptions& options);
 
 // The largest model distillation takes (parameters): about 16 bytes each, 2 GB.
 constexpr int64_t kMaxDistillParameters = 128LL << 20;
 
 // quantize_model_folder over the weights distillation tuned on the request's calibration text
 // (which it needs). A calibrated method rounds first and the distillation starts from its
-// result; the tuned weights are then rounded plainly, as the student was trained. The folder
-// records the distillation in its recipe and the original weights' fingerprint as its base.
+// result; a bit budget is allocated first (on the original weights) and the student trains in
+// the formats it chose; the tuned weights are then rounded plainly in those formats, as the
+// student was trained. The folder records the distillation (and the budget's choice) in its
+// recipe and the original weights' fingerprint as its base.
 // Without steps, quantize_model_folder itself.
 QuantizeSummary quantize_with_distillation(const std::filesystem::path& out, const ModelSource& source,
                                            const QuantizeRequest& request, const DistillOptions& options);

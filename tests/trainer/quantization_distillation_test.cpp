@@ -58,8 +58,8 @@ TEST(QuantizationDistillation, TunedWeightsRoundToAModelCloserToFullPrecisionOnU
   options.steps = 100;
   options.lr = 3e-4;
   options.batch = 8;
-  const trainer::DistillResult r =
-      trainer::distill_for_quantization(source, *source.tensors, train, QuantFormat::kNF4, QuantFormat::kNF4, options);
+  const trainer::MatrixFormats nf4 = trainer::uniform_formats(source.config, QuantFormat::kNF4, QuantFormat::kNF4);
+  const trainer::DistillResult r = trainer::distill_for_quantization(source, *source.tensors, train, nf4, options);
   EXPECT_LT(r.last_loss, r.first_loss);
   const auto reference = build_decoder(source.config, *source.tensors, LoadOptions{});
   const OverlayTensorSource tuned(*source.tensors, r.tensors);
@@ -93,6 +93,35 @@ TEST(QuantizationDistillation, FolderRecordsTheDistillationAndTheOriginalBase) {
   EXPECT_EQ(written.quantization->source_fingerprint, source.fingerprint());
   EXPECT_EQ(written.quantization->recipe, s.recipe);
   // The tuned norms are the ones stored.
+  EXPECT_FALSE(at::equal(written.tensors->get("model.norm.weight").to(at::kFloat), source.tensors->get("model.norm.weight").to(at::kFloat)));
+}
+
+TEST(QuantizationDistillation, ABudgetIsAllocatedFirstAndTheTunedWeightsKeepItsFormats) {
+  const fs::path dir = testing::fresh_temp_dir("distill_budget");
+  const ModelSource source = open_model_source(testing::stories260k_dir());
+  QuantizeRequest request;
+  request.calibration = {text_file(dir, "train.txt", 0, 400)};
+  request.calibration_tokens = 2048;
+  request.window = 64;
+  request.bits = 4.5;
+  request.embeddings_fixed = false;
+  // What the budget chooses on the original weights, without distillation.
+  const QuantizeSummary plain = quantize_model_folder(dir / "plain", source, request);
+  ASSERT_GT(plain.high_precision, 0);
+  trainer::DistillOptions options;
+  options.steps = 3;
+  const QuantizeSummary s = trainer::quantize_with_distillation(dir / "q", source, request, options);
+  const ModelSource chosen = open_model_source(dir / "plain"), written = open_model_source(dir / "q");
+  ASSERT_TRUE(chosen.quantization && written.quantization);
+  // The same matrices in int8, the same table storage, so the same bits; under the budget.
+  EXPECT_EQ(written.quantization->overrides, chosen.quantization->overrides);
+  EXPECT_EQ(written.quantization->embeddings, chosen.quantization->embeddings);
+  EXPECT_DOUBLE_EQ(s.bits_per_weight, plain.bits_per_weight);
+  EXPECT_LE(s.bits_per_weight, 4.5);
+  EXPECT_EQ(s.high_precision, plain.high_precision);
+  EXPECT_EQ(s.recipe.at("distillation").at("budget").at("high_precision_matrices").get<int64_t>(), plain.high_precision);
+  EXPECT_FALSE(fs::exists(dir / "q.rounded.tmp"));
+  // Distilled weights, not the plain folder's: the stored norms moved.
   EXPECT_FALSE(at::equal(written.tensors->get("model.norm.weight").to(at::kFloat), source.tensors->get("model.norm.weight").to(at::kFloat)));
 }
 
