@@ -49,6 +49,15 @@ std::shared_ptr<Decoder> nf4_model(const ModelSource& source, const TensorSource
   return build_decoder(source.config, tensors, nf4);
 }
 
+// 2,048 calibration tokens from the start of valid_a in windows of 64: quick to distil over.
+QuantizeRequest small_calibrated_request(const fs::path& dir) {
+  QuantizeRequest request;
+  request.calibration = {text_file(dir, "train.txt", 0, 400)};
+  request.calibration_tokens = 2048;
+  request.window = 64;
+  return request;
+}
+
 TEST(QuantizationDistillation, TunedWeightsRoundToAModelCloserToFullPrecisionOnUnseenText) {
   const fs::path dir = testing::fresh_temp_dir("distill_unseen");
   const ModelSource source = open_model_source(testing::stories260k_dir());
@@ -80,10 +89,7 @@ TEST(QuantizationDistillation, TunedWeightsRoundToAModelCloserToFullPrecisionOnU
 TEST(QuantizationDistillation, FolderRecordsTheDistillationAndTheOriginalBase) {
   const fs::path dir = testing::fresh_temp_dir("distill_folder");
   const ModelSource source = open_model_source(testing::stories260k_dir());
-  QuantizeRequest request;
-  request.calibration = {text_file(dir, "train.txt", 0, 400)};
-  request.calibration_tokens = 2048;
-  request.window = 64;
+  QuantizeRequest request = small_calibrated_request(dir);
   trainer::DistillOptions options;
   options.steps = 3;
   const QuantizeSummary s = trainer::quantize_with_distillation(dir / "q", source, request, options);
@@ -99,10 +105,7 @@ TEST(QuantizationDistillation, FolderRecordsTheDistillationAndTheOriginalBase) {
 TEST(QuantizationDistillation, ABudgetIsAllocatedFirstAndTheTunedWeightsKeepItsFormats) {
   const fs::path dir = testing::fresh_temp_dir("distill_budget");
   const ModelSource source = open_model_source(testing::stories260k_dir());
-  QuantizeRequest request;
-  request.calibration = {text_file(dir, "train.txt", 0, 400)};
-  request.calibration_tokens = 2048;
-  request.window = 64;
+  QuantizeRequest request = small_calibrated_request(dir);
   request.bits = 4.5;
   request.embeddings_fixed = false;
   // What the budget chooses on the original weights, without distillation.
