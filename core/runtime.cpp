@@ -31,6 +31,8 @@ void set_memory_policy(MemoryPolicy policy) {
 
 MemoryPolicy memory_policy() { return g_policy; }
 
+void return_free_memory() { malloc_trim(0); }
+
 void init_runtime(int threads) {
   set_memory_policy(MemoryPolicy::kReuse);
   set_num_threads(resolve_thread_count(threads));

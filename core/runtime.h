@@ -26,6 +26,11 @@ void init_runtime(int threads);
 void set_memory_policy(MemoryPolicy policy);
 MemoryPolicy memory_policy();
 
+// Gives the heap's free pages back to the kernel now, whatever the policy: for work whose
+// phases each free what the last one held (quantization's layers), so the resident size does
+// not keep every phase's high-water mark.
+void return_free_memory();
+
 // Sets a policy for its lifetime and restores the previous one.
 class ScopedMemoryPolicy {
  public:
