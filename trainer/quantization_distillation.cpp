@@ -77,7 +77,9 @@ class Student {
   }
 
  private:
-  void add(const TensorSource& t, const std::string& name) { latent_[name] = t.get(name).to(at::kFloat).clone().set_requires_grad(true); }
+  void add(const TensorSource& t, const std::string& name) {
+    latent_[name] = t.get(name).to(at::kFloat).clone().set_requires_grad(true);
+  }
 
   at::Tensor forward_weight(const std::string& name) const {
     const at::Tensor& w = latent_.at(name);
@@ -142,10 +144,21 @@ void validate(const DistillOptions& o) {
           "--distill-batch must be between 1 and 4096 windows, got " + std::to_string(o.batch));
 }
 
+namespace {
+
+// "model.layers.L.self_attn.q_proj" and the like: every projection of every layer.
+std::vector<std::string> projection_prefixes(int64_t layers) {
+  std::vector<std::string> out;
+  for (int64_t l = 0; l < layers; ++l)
+    for (const auto& [name, linear] : DecoderLayer().projections()) out.push_back(layer_prefix(l) + DecoderLayer::module_path(name));
+  return out;
+}
+
+}  // namespace
+
 MatrixFormats uniform_formats(const ModelConfig& config, QuantFormat projections, std::optional<QuantFormat> table) {
   MatrixFormats formats;
-  for (int64_t l = 0; l < config.num_layers; ++l)
-    for (const auto& [name, linear] : DecoderLayer().projections()) formats[layer_prefix(l) + DecoderLayer::module_path(name) + ".weight"] = projections;
+  for (const std::string& prefix : projection_prefixes(config.num_layers)) formats[prefix + ".weight"] = projections;
   if (table) formats["model.embed_tokens.weight"] = formats["lm_head.weight"] = *table;
   return formats;
 }
@@ -206,12 +219,7 @@ Allocation read_allocation(const std::filesystem::path& folder) {
   const ModelSource staged = open_model_source(folder);
   const QuantizationInfo& info = *staged.quantization;
   Allocation a;
-  for (int64_t l = 0; l < staged.config.num_layers; ++l) {
-    for (const auto& [name, linear] : DecoderLayer().projections()) {
-      const std::string prefix = layer_prefix(l) + DecoderLayer::module_path(name);
-      a.projections[prefix] = info.format_of(prefix);
-    }
-  }
+  for (const std::string& prefix : projection_prefixes(staged.config.num_layers)) a.projections[prefix] = info.format_of(prefix);
   a.table = info.embeddings;
   a.budget = info.recipe.value("budget", Json());
   return a;
