@@ -93,6 +93,9 @@ TEST(CliQuantize, BadRequestsGiveOneErrorAndNoFolder) {
   expect_one_error(q({"--distill-steps", "3", "--distill-lr", "0", "--calibrate", calib}), "--distill-lr", out);
   expect_one_error(q({"--distill-steps", "3", "--distill-lr", "inf", "--calibrate", calib}), "--distill-lr", out);
   expect_one_error(q({"--distill-steps", "3", "--distill-batch", "99999999", "--calibrate", calib}), "--distill-batch", out);
+  // The seed is an unsigned 64-bit number: a sign or text is the option parser's refusal.
+  expect_one_error(q({"--distill-steps", "3", "--distill-seed", "-1", "--calibrate", calib}), "--distill-seed", out);
+  expect_one_error(q({"--distill-steps", "3", "--distill-seed", "one", "--calibrate", calib}), "--distill-seed", out);
 }
 
 }  // namespace
