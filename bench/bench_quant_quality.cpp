@@ -17,6 +17,8 @@
 //   build/bench/bench_quant_quality methods [--model DIR] [--eval FILE] [--calibrate generated|FILE...]
 //       [--methods rtn,hqq,...] [--configs nf4,int4,b4.5,...] [--calib-tokens N] [--ctx N] [--work DIR]
 //       [--distill-steps N] [--distill-lr R] [--distill-batch W] [--distill-seed S]
+//   build/bench/bench_quant_quality blocks [--model DIR] [--eval FILE] [--work DIR]
+//       (what NF4 at 64-, 32- and 16-wide blocks would score: rounded, written as fp32, scored)
 // Every mode takes --threads N (default 2).
 #include <algorithm>
 #include <chrono>
