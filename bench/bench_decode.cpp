@@ -5,7 +5,8 @@
 //   bench_decode [--arch a,b] [--formats f,g] [--threads N] [--models DIR] [--decode-tokens N]
 //                [--prefill-tokens N] [--passes N] [--rounds N]
 //   bench_decode --one ARCH FORMAT [same options]   (child: prints one JSON line)
-// Formats: fp32 bf16 nf4 int4 int8 (quantized while loading) and nf4-mapped (a quantized folder).
+// Formats: fp32 bf16 nf4 nf4-32 int4 int8 (quantized while loading) and nf4-mapped, nf4-32-mapped
+// (quantized folders).
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,7 +40,9 @@ using hearth::ErrorCode;
 const std::vector<std::string> kAllArchs = {"smollm2-135m", "qwen2.5-0.5b", "llama3.2-1b"};
 // "<fmt>-mapped": the same weights from a folder quantized once (hearth quantize's layout) and
 // memory-mapped on load, as an app serves them; the plain formats quantize while loading.
-const std::vector<std::string> kAllFormats = {"fp32", "bf16", "nf4", "int4", "int8", "nf4-mapped"};
+const std::vector<std::string> kAllFormats = {"fp32", "bf16", "nf4", "nf4-32", "int4", "int8", "nf4-mapped", "nf4-32-mapped"};
+// What runs without --formats.
+const std::vector<std::string> kDefaultFormats = {"fp32", "bf16", "nf4", "int4", "int8", "nf4-mapped"};
 const std::string kMapped = "-mapped";
 
 bool is_mapped(const std::string& format) {
@@ -49,7 +52,7 @@ std::string base_format(const std::string& format) { return is_mapped(format) ? 
 
 struct Options {
   std::vector<std::string> archs = kAllArchs;
-  std::vector<std::string> formats = kAllFormats;
+  std::vector<std::string> formats = kDefaultFormats;
   int threads = 2;
   fs::path models = "build/bench-models";
   int decode_tokens = 64;
@@ -95,7 +98,7 @@ Options parse_args(int argc, char** argv) {
   }
   for (const auto& f : o.formats) {
     hearth::require(std::find(kAllFormats.begin(), kAllFormats.end(), f) != kAllFormats.end(), ErrorCode::kInvalidArgument,
-                    "unknown format " + f + " (fp32 | bf16 | nf4 | int4 | int8 | nf4-mapped)");
+                    "unknown format " + f + " (fp32 | bf16 | nf4 | nf4-32 | int4 | int8 | nf4-mapped | nf4-32-mapped)");
   }
   return o;
 }

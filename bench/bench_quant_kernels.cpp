@@ -119,7 +119,7 @@ int bench_prompt_rows() {
   std::printf("  %-16s %-6s %10s %10s\n", "[rows x cols]", "format", "1 thread", "2 threads");
   for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1536, 576}, {576, 1536}, {4864, 896}, {896, 4864}}) {
     const at::Tensor w = at::randn({rows, cols}) * 0.02, x = at::randn({128, cols});
-    for (QuantFormat f : {QuantFormat::kNF4, QuantFormat::kInt8}) {
+    for (QuantFormat f : {QuantFormat::kNF4, QuantFormat::kNF4_32, QuantFormat::kInt8}) {
       const QuantizedMatrix m = hearth::quantize_matrix(w, f);
       double gflops[2];
       for (int threads : {1, 2}) {
@@ -155,7 +155,7 @@ int bench_gguf() {
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "--gguf") return bench_gguf();
   if (argc > 1 && std::string(argv[1]) == "--prompt") return bench_prompt_rows();
-  const std::vector<QuantFormat> all = {QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8};
+  const std::vector<QuantFormat> all = {QuantFormat::kNF4, QuantFormat::kNF4_32, QuantFormat::kInt4, QuantFormat::kInt8};
   std::printf("Quantized kernel benchmark (kernels: %s)\n", hearth::active_kernels().name);
   for (auto [rows, cols] : {std::pair<int64_t, int64_t>{4864, 896}, {896, 4864}}) {
     at::Tensor w = at::randn({rows, cols}) * 0.02;

@@ -15,7 +15,7 @@
 //   build/bench/bench_quant_quality                      # both tables for stories260K
 //   build/bench/bench_quant_quality formats [--embeddings int8|nf4|int4|bf16]
 //   build/bench/bench_quant_quality methods [--model DIR] [--eval FILE] [--calibrate generated|FILE...]
-//       [--methods rtn,hqq,...] [--configs nf4,int4,b4.5,...] [--calib-tokens N] [--ctx N] [--work DIR]
+//       [--methods rtn,hqq,...] [--configs nf4,nf4-32,int4,b4.5,nf4-32/b4.5,...] [--calib-tokens N] [--ctx N] [--work DIR]
 //       [--distill-steps N] [--distill-lr R] [--distill-batch W] [--distill-seed S]
 //   build/bench/bench_quant_quality blocks [--model DIR] [--eval FILE] [--work DIR]
 //       (what NF4 at 64-, 32- and 16-wide blocks would score: rounded, written as fp32, scored)
@@ -166,19 +166,27 @@ struct Config {
   bool embeddings_fixed = true;
 };
 
+// "nf4", "nf4-32", "int4", "int8": every projection in that format; ":FORMAT" after it sets the
+// table's ("int8:nf4"); "b4.5": a budget of 4.5 bits over an nf4 base, the table chosen too;
+// "nf4-32/b4.5": the same over another base.
 Config parse_config(const std::string& name) {
   Config c;
   c.name = name;
-  const size_t colon = name.find(':');  // "int8:nf4": int8 projections, an nf4 table
-  const std::string format = name.substr(0, colon);
-  if (colon != std::string::npos) c.embeddings = parse_embedding_storage(name.substr(colon + 1));
-  if (format == "nf4" || format == "int4" || format == "int8") {
-    c.format = parse_quant_format(format);
-  } else if (name.size() > 1 && name[0] == 'b') {
-    c.bits = std::stod(name.substr(1));  // "b4.5": nf4 with a budget of 4.5 bits, table chosen too
+  const size_t slash = name.find("/b");
+  const std::string budget = slash != std::string::npos ? name.substr(slash + 1) : name;
+  if (slash != std::string::npos || (name.size() > 1 && name[0] == 'b')) {
+    if (slash != std::string::npos) c.format = parse_quant_format(name.substr(0, slash));
+    c.bits = std::stod(budget.substr(1));
     c.embeddings_fixed = false;
-  } else {
-    fail(ErrorCode::kInvalidArgument, "unknown configuration " + name + " (nf4, int4, int8 or b<bits>, a format optionally :table format)");
+    return c;
+  }
+  const size_t colon = name.find(':');
+  if (colon != std::string::npos) c.embeddings = parse_embedding_storage(name.substr(colon + 1));
+  try {
+    c.format = parse_quant_format(name.substr(0, colon));
+  } catch (const Error&) {
+    fail(ErrorCode::kInvalidArgument, "unknown configuration " + name +
+                                          " (a format optionally :table format, b<bits>, or format/b<bits>)");
   }
   return c;
 }
@@ -212,7 +220,9 @@ void methods_table(const MethodsOptions& o) {
       request.propagate_quantized = o.propagate_quantized;
       request.options = o.method_options;
       if (method_needs_calibration(request.method) || c.bits > 0) request.calibration = calibration;
-      const fs::path dir = o.work / (method + "-" + config_name);
+      std::string dir_name = method + "-" + config_name;
+      std::replace(dir_name.begin(), dir_name.end(), '/', '_');
+      const fs::path dir = o.work / dir_name;
       fs::remove_all(dir);
       const auto t0 = std::chrono::steady_clock::now();
       if (o.distill.steps > 0) request.calibration = calibration;

@@ -60,7 +60,7 @@ hearth_status hearth_open(const char* home, hearth_key_kind kind, const void* ke
 hearth_status hearth_close(hearth_engine* engine);
 
 /* Loads the base model once: a Hugging Face folder, a Hearth quantized folder or a llama2.c
- * model. `quant` quantizes at load time ("nf4", "int4", "int8") or is NULL. */
+ * model. `quant` quantizes at load time ("nf4", "nf4-32", "int4", "int8") or is NULL. */
 hearth_status hearth_load_base(hearth_engine* engine, const char* model_path, const char* quant);
 
 /* ---- A user's data (redacted and encrypted on the way in; one transaction per call) ------ */

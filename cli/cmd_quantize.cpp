@@ -76,12 +76,12 @@ struct QuantizeCommand {
 
 CommandRegistration quantize_command("quantize", [](CLI::App& app) {
   auto cmd = std::make_shared<QuantizeCommand>();
-  CLI::App* sub = app.add_subcommand("quantize", "write a quantized model folder (nf4, int4 or int8; rtn, hqq, awq, gptq)");
+  CLI::App* sub = app.add_subcommand("quantize", "write a quantized model folder (nf4, nf4-32, int4 or int8; rtn, hqq, awq, gptq)");
   sub->add_option("--model", cmd->model, "Hugging Face folder or llama2.c model")->required();
   sub->add_option("--tokenizer", cmd->tokenizer, "tokenizer file (default: found beside the model)");
-  sub->add_option("--format", cmd->format, "nf4 (QLoRA, double-quantized), int4 (groups of 32) or int8")->capture_default_str();
+  sub->add_option("--format", cmd->format, "nf4 (QLoRA, double-quantized, blocks of 64), nf4-32 (the same, blocks of 32), int4 (groups of 32) or int8")->capture_default_str();
   auto* embeddings = sub->add_option("--embeddings", cmd->embeddings,
-                                     "embedding table and output head: int8, nf4, int4 or bf16 (with --bits and not given: "
+                                     "embedding table and output head: int8, nf4, nf4-32, int4 or bf16 (with --bits and not given: "
                                      "chosen by the budget)")
                          ->capture_default_str();
   sub->add_option("--method", cmd->method,

@@ -13,8 +13,8 @@ void ModelOptions::add_to(CLI::App& app, bool with_adapter) {
   app.add_option("--model", model, "Hugging Face folder, quantized folder, llama2.c file, or folder with a llama2.c model")->required();
   app.add_option("--tokenizer", tokenizer, "tokenizer file (default: found beside the model)");
   app.add_option("--dtype", dtype, "precision of dense weights: fp32 or bf16")->capture_default_str();
-  app.add_option("--quant", quant, "quantize projections at load time: nf4, int4 or int8");
-  app.add_option("--embeddings", embeddings, "with --quant: storage of embeddings and output head: int8, nf4, int4, bf16")
+  app.add_option("--quant", quant, "quantize projections at load time: nf4, nf4-32, int4 or int8");
+  app.add_option("--embeddings", embeddings, "with --quant: storage of embeddings and output head: int8, nf4, nf4-32, int4, bf16")
       ->capture_default_str();
   if (with_adapter) app.add_option("--adapter", adapter, "a LoRA/DoRA adapter folder (PEFT layout) to apply");
 }

@@ -350,9 +350,7 @@ class Pipeline {
     for (const MatrixResult& r : tables_) {
       const Candidate& c = r.choice();
       for (size_t i = 0; i < r.prefixes.size(); ++i) prepared_.matrices[r.prefixes[i]] = c.matrices[i];
-      info.embeddings = c.format == QuantFormat::kInt8 ? EmbeddingStorage::kInt8
-                        : c.format == QuantFormat::kNF4 ? EmbeddingStorage::kNF4
-                                                        : EmbeddingStorage::kInt4;
+      info.embeddings = embedding_storage_of(c.format);
       if (request_.bits > 0 && c.format == request_.high_format && request_.high_format != request_.format) ++summary.high_precision;
       bits += c.bits();
       weights += r.weights;

@@ -11,7 +11,7 @@
 namespace hearth {
 
 // Storage of the embedding table and output head in a quantized model.
-enum class EmbeddingStorage { kInt8, kNF4, kInt4, kBF16 };
+enum class EmbeddingStorage { kInt8, kNF4, kNF4_32, kInt4, kBF16 };
 
 struct LoadOptions {
   at::ScalarType compute_dtype = at::kFloat;  // dense weights: kFloat or kBFloat16
@@ -21,7 +21,7 @@ struct LoadOptions {
 
 // "fp32" | "bf16" -> dtype; anything else is kInvalidArgument.
 at::ScalarType parse_compute_dtype(const std::string& name);
-// "int8" | "nf4" | "int4" | "bf16".
+// "int8" | "nf4" | "nf4-32" | "int4" | "bf16".
 EmbeddingStorage parse_embedding_storage(const std::string& name);
 const char* embedding_storage_name(EmbeddingStorage storage);
 

@@ -13,11 +13,23 @@ namespace fs = std::filesystem;
 std::optional<QuantFormat> embedding_quant_format(EmbeddingStorage storage) {
   switch (storage) {
     case EmbeddingStorage::kNF4: return QuantFormat::kNF4;
+    case EmbeddingStorage::kNF4_32: return QuantFormat::kNF4_32;
     case EmbeddingStorage::kInt4: return QuantFormat::kInt4;
     case EmbeddingStorage::kInt8: return QuantFormat::kInt8;
     case EmbeddingStorage::kBF16: return std::nullopt;
   }
   return std::nullopt;
+}
+
+EmbeddingStorage embedding_storage_of(QuantFormat format) {
+  switch (format) {
+    case QuantFormat::kNF4: return EmbeddingStorage::kNF4;
+    case QuantFormat::kNF4_32: return EmbeddingStorage::kNF4_32;
+    case QuantFormat::kInt4: return EmbeddingStorage::kInt4;
+    case QuantFormat::kInt8: return EmbeddingStorage::kInt8;
+    default: break;
+  }
+  fail(ErrorCode::kInternal, std::string("no embedding storage for the ") + quant_format_name(format) + " format");
 }
 
 QuantFormat QuantizationInfo::format_of(const std::string& prefix) const {

@@ -53,5 +53,7 @@ void write_quantized_model(const std::filesystem::path& out, const ModelConfig& 
 
 // Packed-format storage of the embedding table, or nullopt for bf16.
 std::optional<QuantFormat> embedding_quant_format(EmbeddingStorage storage);
+// The inverse for Hearth's formats (nf4, nf4-32, int4, int8).
+EmbeddingStorage embedding_storage_of(QuantFormat format);
 
 }  // namespace hearth

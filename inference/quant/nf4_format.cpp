@@ -38,18 +38,20 @@ uint8_t nf4_nearest_code(float v) {
   return code;
 }
 
-void nf4_quantize_block(const float* w, int64_t n, float absmax, uint8_t* codes) {
+void nf4_quantize_block(const float* w, int64_t n, float absmax, uint8_t* codes, int64_t block) {
   uint8_t q[64];
   // A non-positive absmax (an all-zero block, or double-quantization error) stores zeros.
   const float inv = absmax > 0.0f ? 1.0f / absmax : 0.0f;
-  for (int64_t i = 0; i < 64; ++i) q[i] = nf4_nearest_code(i < n ? w[i] * inv : 0.0f);
-  for (int i = 0; i < 32; ++i) codes[i] = static_cast<uint8_t>(q[i] | (q[i + 32] << 4));
+  const int64_t half = block / 2;
+  for (int64_t i = 0; i < block; ++i) q[i] = nf4_nearest_code(i < n ? w[i] * inv : 0.0f);
+  for (int64_t i = 0; i < half; ++i) codes[i] = static_cast<uint8_t>(q[i] | (q[i + half] << 4));
 }
 
-void nf4_dequantize_block(const uint8_t* codes, float absmax, float* out) {
-  for (int i = 0; i < 32; ++i) {
+void nf4_dequantize_block(const uint8_t* codes, float absmax, float* out, int64_t block) {
+  const int64_t half = block / 2;
+  for (int64_t i = 0; i < half; ++i) {
     out[i] = kNF4Table[codes[i] & 0x0F] * absmax;
-    out[i + 32] = kNF4Table[codes[i] >> 4] * absmax;
+    out[i + half] = kNF4Table[codes[i] >> 4] * absmax;
   }
 }
 

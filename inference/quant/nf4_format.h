@@ -1,5 +1,6 @@
-// NF4 (QLoRA's 4-bit NormalFloat) reference quantization: blocks of 64 weights scaled by their
-// absmax, and the double quantization of those absmaxes to int8 in groups of 256 blocks.
+// NF4 (QLoRA's 4-bit NormalFloat) reference quantization: blocks of 64 weights (nf4) or 32
+// (nf4-32) scaled by their absmax, and the double quantization of those absmaxes to int8 in
+// groups of 256 blocks.
 #pragma once
 #include <cstdint>
 
@@ -15,12 +16,12 @@ extern const int8_t kNF4Int8Table[16];
 // The code whose table value is nearest to v (v is normally in [-1, 1]).
 uint8_t nf4_nearest_code(float v);
 
-// Quantizes the first n (<= 64) weights of a block against `absmax`; missing weights are
-// padding and get the code of 0.0. Layout of the 32 bytes: byte i holds weight i in its low
-// nibble and weight i + 32 in its high nibble.
-void nf4_quantize_block(const float* w, int64_t n, float absmax, uint8_t* codes);
-// The 64 weights of a block: table[code] * absmax.
-void nf4_dequantize_block(const uint8_t* codes, float absmax, float* out);
+// Quantizes the first n (<= block, which is 64 or 32) weights of a block against `absmax`;
+// missing weights are padding and get the code of 0.0. Layout of the block / 2 bytes: byte i
+// holds weight i in its low nibble and weight i + block / 2 in its high nibble.
+void nf4_quantize_block(const float* w, int64_t n, float absmax, uint8_t* codes, int64_t block);
+// The `block` weights of a block: table[code] * absmax.
+void nf4_dequantize_block(const uint8_t* codes, float absmax, float* out, int64_t block);
 
 // Double quantization of n block absmaxes: per group of kNF4AbsmaxGroup, offset = mean and
 // scale = max|a - mean| / 127, code = round((a - mean) / scale). Writes n codes and

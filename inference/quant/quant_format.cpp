@@ -8,7 +8,7 @@ namespace hearth {
 
 namespace {
 
-constexpr QuantFormat kAllFormats[] = {QuantFormat::kNF4,  QuantFormat::kInt4, QuantFormat::kInt8, QuantFormat::kQ8_0,
+constexpr QuantFormat kAllFormats[] = {QuantFormat::kNF4,  QuantFormat::kNF4_32, QuantFormat::kInt4, QuantFormat::kInt8, QuantFormat::kQ8_0,
                                        QuantFormat::kQ4_0, QuantFormat::kQ4_1, QuantFormat::kQ4_K, QuantFormat::kQ5_K,
                                        QuantFormat::kQ6_K, QuantFormat::kF16,  QuantFormat::kBF16};
 
@@ -16,9 +16,10 @@ constexpr QuantFormat kAllFormats[] = {QuantFormat::kNF4,  QuantFormat::kInt4, Q
 
 QuantFormat parse_quant_format(const std::string& name) {
   if (name == "nf4") return QuantFormat::kNF4;
+  if (name == "nf4-32") return QuantFormat::kNF4_32;
   if (name == "int4") return QuantFormat::kInt4;
   if (name == "int8") return QuantFormat::kInt8;
-  fail(ErrorCode::kInvalidArgument, "unknown quantization format \"" + name + "\"; expected nf4, int4 or int8");
+  fail(ErrorCode::kInvalidArgument, "unknown quantization format \"" + name + "\"; expected nf4, nf4-32, int4 or int8");
 }
 
 QuantFormat parse_any_quant_format(const std::string& name) {
@@ -28,12 +29,13 @@ QuantFormat parse_any_quant_format(const std::string& name) {
     if (lower == quant_format_name(f)) return f;
   }
   fail(ErrorCode::kInvalidArgument,
-       "unknown quantization format \"" + name + "\"; expected nf4, int4, int8, q8_0, q4_0, q4_1, q4_k, q5_k, q6_k, f16 or bf16");
+       "unknown quantization format \"" + name + "\"; expected nf4, nf4-32, int4, int8, q8_0, q4_0, q4_1, q4_k, q5_k, q6_k, f16 or bf16");
 }
 
 const char* quant_format_name(QuantFormat format) {
   switch (format) {
     case QuantFormat::kNF4: return "nf4";
+    case QuantFormat::kNF4_32: return "nf4-32";
     case QuantFormat::kInt4: return "int4";
     case QuantFormat::kInt8: return "int8";
     case QuantFormat::kQ8_0: return "q8_0";
@@ -49,7 +51,7 @@ const char* quant_format_name(QuantFormat format) {
 }
 
 bool is_gguf_format(QuantFormat format) {
-  return format != QuantFormat::kNF4 && format != QuantFormat::kInt4 && format != QuantFormat::kInt8;
+  return !is_nf4_format(format) && format != QuantFormat::kInt4 && format != QuantFormat::kInt8;
 }
 
 int64_t quant_block_size(QuantFormat format) {
@@ -67,6 +69,7 @@ int64_t quant_block_size(QuantFormat format) {
 int64_t quant_block_bytes(QuantFormat format) {
   switch (format) {
     case QuantFormat::kNF4: return 32;
+    case QuantFormat::kNF4_32: return 16;
     case QuantFormat::kInt4: return 16;
     case QuantFormat::kInt8: return 32;
     case QuantFormat::kQ8_0: return 34;

@@ -27,7 +27,8 @@ int quant_grid_levels(QuantFormat format) { return format == QuantFormat::kInt8 
 
 float quant_grid_value(QuantFormat format, int level) {
   switch (format) {
-    case QuantFormat::kNF4: return kNF4Table[level];
+    case QuantFormat::kNF4:
+    case QuantFormat::kNF4_32: return kNF4Table[level];
     case QuantFormat::kInt4: return static_cast<float>(level - 8);
     case QuantFormat::kInt8: return static_cast<float>(level - 127);
   }
@@ -36,7 +37,8 @@ float quant_grid_value(QuantFormat format, int level) {
 
 int quant_grid_nearest(QuantFormat format, float v) {
   switch (format) {
-    case QuantFormat::kNF4: return nf4_nearest_code(v);
+    case QuantFormat::kNF4:
+    case QuantFormat::kNF4_32: return nf4_nearest_code(v);
     case QuantFormat::kInt4: return static_cast<int>(std::clamp(std::nearbyint(v), -8.0f, 7.0f)) + 8;
     case QuantFormat::kInt8: return static_cast<int>(std::clamp(std::nearbyint(v), -127.0f, 127.0f)) + 127;
   }
@@ -45,7 +47,8 @@ int quant_grid_nearest(QuantFormat format, float v) {
 
 float quant_grid_max(QuantFormat format) {
   switch (format) {
-    case QuantFormat::kNF4: return 1.0f;
+    case QuantFormat::kNF4:
+    case QuantFormat::kNF4_32: return 1.0f;
     case QuantFormat::kInt4: return 7.0f;
     case QuantFormat::kInt8: return 127.0f;
   }
@@ -62,7 +65,7 @@ StoredScales store_block_scales(QuantFormat format, const at::Tensor& wanted_in)
   const int64_t n = wanted.numel();
   const float* w = wanted.data_ptr<float>();
   float* v = s.values.data_ptr<float>();
-  if (format == QuantFormat::kNF4) {
+  if (is_nf4_format(format)) {
     const int64_t groups = (n + kNF4AbsmaxGroup - 1) / kNF4AbsmaxGroup;
     s.absmax_codes = at::empty({n}, at::kChar);
     s.absmax_scale = at::empty({groups}, at::kFloat);
@@ -136,7 +139,7 @@ QuantizedMatrix pack_quantized(const StoredScales& scales, const at::Tensor& lev
     int8_t* c = m.codes.data_ptr<int8_t>();
     for (int64_t i = 0; i < m.rows * padded; ++i) c[i] = static_cast<int8_t>(static_cast<int>(lp[i]) - 127);
   } else {
-    // nf4 and int4 store the level itself (int4's level is its value + 8, its stored code).
+    // nf4, nf4-32 and int4 store the level itself (int4's level is its value + 8, its stored code).
     m.codes = at::empty({m.rows, nb * half}, at::kByte);
     uint8_t* c = m.codes.data_ptr<uint8_t>();
     for (int64_t b = 0; b < m.rows * nb; ++b) {
@@ -144,7 +147,7 @@ QuantizedMatrix pack_quantized(const StoredScales& scales, const at::Tensor& lev
       for (int64_t i = 0; i < half; ++i) c[b * half + i] = static_cast<uint8_t>(src[i] | (src[i + half] << 4));
     }
   }
-  if (m.format == QuantFormat::kNF4) {
+  if (is_nf4_format(m.format)) {
     m.absmax_codes = scales.absmax_codes;
     m.absmax_scale = scales.absmax_scale;
     m.absmax_offset = scales.absmax_offset;

@@ -16,7 +16,7 @@ void write_quantized(SafetensorsWriter& w, const std::string& prefix, const Quan
   validate_quantized(m, prefix);
   w.add(prefix + ".codes", m.codes);
   if (is_gguf_format(m.format)) return;  // whole blocks, scales inside
-  if (m.format == QuantFormat::kNF4) {
+  if (is_nf4_format(m.format)) {
     w.add(prefix + ".absmax_codes", m.absmax_codes);
     w.add(prefix + ".absmax_scale", m.absmax_scale);
     w.add(prefix + ".absmax_offset", m.absmax_offset);
@@ -34,7 +34,7 @@ QuantizedMatrix read_quantized(const SafetensorsFile& f, const std::string& pref
   m.codes = read_part(f, prefix + ".codes");
   if (is_gguf_format(format)) {
     // nothing else: the blocks hold their scales
-  } else if (format == QuantFormat::kNF4) {
+  } else if (is_nf4_format(format)) {
     m.absmax_codes = read_part(f, prefix + ".absmax_codes");
     m.absmax_scale = read_part(f, prefix + ".absmax_scale");
     m.absmax_offset = read_part(f, prefix + ".absmax_offset");

@@ -1,4 +1,4 @@
-// AVX2 kernels: NF4 codes are decoded with two 8-entry permutes and a blend on bit 3 of the
+// AVX2 kernels: NF4 codes (nf4, nf4-32) are decoded with two 8-entry permutes and a blend on bit 3 of the
 // code; int4 and int8 codes convert to float directly. Decode uses the int8-activation GEMV of
 // quant_matvec_q8_avx2.cpp; these float kernels give the exact product (training, tests).
 #include <immintrin.h>
@@ -15,7 +15,7 @@ namespace {
 // Block scales of row r with the F16C conversion (the portable one is software and costs more
 // than the 32-weight block it scales); NF4 goes through the shared reconstruction.
 void row_scales_f16c(const PackedView& m, int64_t r, int64_t b0, int64_t b1, float* out) {
-  if (m.format == QuantFormat::kNF4) return row_block_scales(m, r, b0, b1, out);
+  if (is_nf4_format(m.format)) return row_block_scales(m, r, b0, b1, out);
   const uint16_t* h = m.scales + r * m.blocks_per_row;
   int64_t b = b0;
   for (; b + 8 <= b1; b += 8) {
@@ -47,6 +47,15 @@ inline void nf4_decode(const uint8_t* p, const Nf4Table& t, __m256 w[8]) {
   }
 }
 
+// The 32 weights of an nf4-32 block as 4 vectors in element order (unscaled).
+inline void nf4_32_decode(const uint8_t* p, const Nf4Table& t, __m256 w[4]) {
+  for (int k = 0; k < 2; ++k) {
+    const __m256i v = load_bytes8(p + 8 * k);
+    w[k] = lut16(v, t.lo, t.hi);
+    w[k + 2] = lut16(_mm256_srli_epi32(v, 4), t.lo, t.hi);
+  }
+}
+
 // The 32 weights of an int4 group as 4 vectors (unscaled).
 inline void int4_decode(const uint8_t* p, __m256 w[4]) {
   const __m256i eight = _mm256_set1_epi32(8), mask = _mm256_set1_epi32(15);
@@ -67,6 +76,7 @@ inline void int8_decode(const uint8_t* p, __m256 w[4]) {
 inline int decode_block(QuantFormat f, const uint8_t* p, const Nf4Table& t, __m256 w[8]) {
   switch (f) {
     case QuantFormat::kNF4: nf4_decode(p, t, w); return 8;
+    case QuantFormat::kNF4_32: nf4_32_decode(p, t, w); return 4;
     case QuantFormat::kInt4: int4_decode(p, w); return 4;
     case QuantFormat::kInt8: int8_decode(p, w); return 4;
     default: return 0;  // GGUF formats go to gguf_kernels_avx2.cpp
@@ -110,6 +120,7 @@ void matvec_rows_format(const PackedView& m, const float* x, float* y, int64_t r
 void matvec_rows_avx2(const PackedView& m, const float* x, float* y, int64_t r0, int64_t r1) {
   switch (m.format) {
     case QuantFormat::kNF4: return matvec_rows_format<QuantFormat::kNF4>(m, x, y, r0, r1);
+    case QuantFormat::kNF4_32: return matvec_rows_format<QuantFormat::kNF4_32>(m, x, y, r0, r1);
     case QuantFormat::kInt4: return matvec_rows_format<QuantFormat::kInt4>(m, x, y, r0, r1);
     case QuantFormat::kInt8: return matvec_rows_format<QuantFormat::kInt8>(m, x, y, r0, r1);
     default: return gguf_matvec_rows_avx2(m, x, y, r0, r1);

@@ -20,7 +20,7 @@ const float kInt4Values[16] = {-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5,
 // Block scales of row r with the F16C conversion (the portable one is software and costs more
 // than the 32-weight block it scales); NF4 goes through the shared reconstruction.
 void row_scales_f16c(const PackedView& m, int64_t r, int64_t b0, int64_t b1, float* out) {
-  if (m.format == QuantFormat::kNF4) return row_block_scales(m, r, b0, b1, out);
+  if (is_nf4_format(m.format)) return row_block_scales(m, r, b0, b1, out);
   const uint16_t* h = m.scales + r * m.blocks_per_row;
   int64_t b = b0;
   for (; b + 8 <= b1; b += 8) {
@@ -42,7 +42,8 @@ inline __m512 nf4_block_dot(const uint8_t* p, const float* x, __m512 table) {
   return _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v1, 4), table), _mm512_loadu_ps(x + 48), s);
 }
 
-// Dot product of one int4 group (32 weights, 16 bytes) with x, before the scale.
+// Dot product of one int4 or nf4-32 block (32 weights, 16 bytes) with x, before the scale;
+// `table` holds the format's 16 code values.
 inline __m512 int4_block_dot(const uint8_t* p, const float* x, __m512 table) {
   const __m512i v = load_bytes16(p);
   const __m512 s = _mm512_mul_ps(_mm512_permutexvar_ps(v, table), _mm512_loadu_ps(x));
@@ -85,6 +86,9 @@ void matvec_rows_avx512(const PackedView& m, const float* x, float* y, int64_t r
       case QuantFormat::kNF4:
         y[r] = row_dot(nb, scales.data(), 32, 64, q, x, [&](const uint8_t* p, const float* xb) { return nf4_block_dot(p, xb, nf4); });
         break;
+      case QuantFormat::kNF4_32:
+        y[r] = row_dot(nb, scales.data(), 16, 32, q, x, [&](const uint8_t* p, const float* xb) { return int4_block_dot(p, xb, nf4); });
+        break;
       case QuantFormat::kInt4:
         y[r] = row_dot(nb, scales.data(), 16, 32, q, x, [&](const uint8_t* p, const float* xb) { return int4_block_dot(p, xb, int4); });
         break;
@@ -106,10 +110,13 @@ void dequant_block(QuantFormat f, const uint8_t* p, __m512 s, float* o, __m512 n
       _mm512_storeu_ps(o + 48, _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v1, 4), nf4), s));
       break;
     }
+    case QuantFormat::kNF4_32:
     case QuantFormat::kInt4: {
+      // Both are 16 code bytes of two nibbles; only the code values differ.
+      const __m512 table = f == QuantFormat::kInt4 ? int4 : nf4;
       const __m512i v = load_bytes16(p);
-      _mm512_storeu_ps(o, _mm512_mul_ps(_mm512_permutexvar_ps(v, int4), s));
-      _mm512_storeu_ps(o + 16, _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), int4), s));
+      _mm512_storeu_ps(o, _mm512_mul_ps(_mm512_permutexvar_ps(v, table), s));
+      _mm512_storeu_ps(o + 16, _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table), s));
       break;
     }
     case QuantFormat::kInt8:

@@ -14,7 +14,7 @@ namespace hearth {
 
 void row_block_scales(const PackedView& m, int64_t r, int64_t b0, int64_t b1, float* out) {
   const int64_t base = r * m.blocks_per_row;
-  if (m.format == QuantFormat::kNF4) {
+  if (is_nf4_format(m.format)) {
     for (int64_t b = b0; b < b1; ++b) out[b - b0] = nf4_absmax(m.absmax_codes, m.absmax_scale, m.absmax_offset, base + b);
   } else {
     for (int64_t b = b0; b < b1; ++b) out[b - b0] = fp16_to_float(m.scales[base + b]);
@@ -26,7 +26,8 @@ namespace {
 // One block of any format to floats, through the reference dequantizers.
 void dequant_block(const PackedView& m, const uint8_t* codes, float scale, float* out) {
   switch (m.format) {
-    case QuantFormat::kNF4: nf4_dequantize_block(codes, scale, out); break;
+    case QuantFormat::kNF4: nf4_dequantize_block(codes, scale, out, 64); break;
+    case QuantFormat::kNF4_32: nf4_dequantize_block(codes, scale, out, 32); break;
     case QuantFormat::kInt4: int4_dequantize_block(codes, scale, out); break;
     case QuantFormat::kInt8: int8_dequantize_block(reinterpret_cast<const int8_t*>(codes), scale, out); break;
     default: break;  // GGUF formats go to gguf_kernels_scalar.cpp

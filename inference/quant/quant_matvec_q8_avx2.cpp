@@ -9,7 +9,7 @@
 // |x| <= 127 keep every pair sum within 2 * 127 * 127 < 32767, so nothing saturates. Weights are signed here (nf4: the
 // table value, int4: code - 8, int8: the stored byte), so no offset correction is needed, and x
 // stays in its natural order: an nf4 block's 32 code bytes hold weights i (low nibble) and
-// i + 32 (high), an int4 block's 16 bytes weights i and i + 16.
+// i + 32 (high), an nf4-32 or int4 block's 16 bytes weights i and i + 16.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -55,7 +55,7 @@ float block_absmax(const float* x, int64_t n) {
 void quantize_activation_avx2(const PackedView& m, const float* x, Q8Activation& a) {
   const int64_t block = quant_block_size(m.format), nb = m.blocks_per_row;
   // nf4's int8 table is the code value times 127: undone in x's scale.
-  const float unscale = m.format == QuantFormat::kNF4 ? 1.0f / 127.0f : 1.0f;
+  const float unscale = is_nf4_format(m.format) ? 1.0f / 127.0f : 1.0f;
   a.values.resize(nb * block);
   a.magnitudes.resize(nb * block);
   a.block_scales.resize(nb);
@@ -89,10 +89,15 @@ inline UnpackedBlock unpack_block(const uint8_t* q, __m256i table) {
     const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
     u.lo = _mm256_shuffle_epi8(table, _mm256_and_si256(codes, low4));
     u.hi = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(codes, 4), low4));
-  } else if constexpr (F == QuantFormat::kInt4) {
+  } else if constexpr (F == QuantFormat::kInt4 || F == QuantFormat::kNF4_32) {
     const __m128i codes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
-    const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(codes), _mm_srli_epi16(codes, 4), 1);
-    u.lo = _mm256_sub_epi8(_mm256_and_si256(both, low4), _mm256_set1_epi8(8));
+    const __m256i both = _mm256_and_si256(
+        _mm256_inserti128_si256(_mm256_castsi128_si256(codes), _mm_srli_epi16(codes, 4), 1), low4);
+    if constexpr (F == QuantFormat::kInt4) {
+      u.lo = _mm256_sub_epi8(both, _mm256_set1_epi8(8));
+    } else {
+      u.lo = _mm256_shuffle_epi8(table, both);
+    }
   } else {
     // Hearth writes int8 codes within +-127; a -128 from a foreign file would lose its sign in
     // w * sign x, so it is read as -127.
@@ -189,7 +194,7 @@ void q8_rows(const PackedView& m, const Q8Activation* const* xs, float* const* y
 // every path rounds alike; the compiler would fuse a plain multiply and add anyway); a run that crosses a 256-block group boundary takes each lane's
 // own group. Reads eight scales or codes at `first` straight from memory.
 __m256 eight_weight_scales(const PackedView& m, int64_t first) {
-  if (m.format != QuantFormat::kNF4) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(m.scales + first)));
+  if (!is_nf4_format(m.format)) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(m.scales + first)));
   const __m256 codes =
       _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(m.absmax_codes + first))));
   const int64_t group = first >> 8;
@@ -211,9 +216,9 @@ void weight_scales(const PackedView& m, int64_t r0, int64_t r1, std::vector<floa
   out.resize(n);
   // The scales come from memory as cold as the codes: ask for all their lines at once, so the
   // misses overlap instead of stalling one conversion after another.
-  const char* bytes = m.format == QuantFormat::kNF4 ? reinterpret_cast<const char*>(m.absmax_codes + first)
+  const char* bytes = is_nf4_format(m.format) ? reinterpret_cast<const char*>(m.absmax_codes + first)
                                                     : reinterpret_cast<const char*>(m.scales + first);
-  const int64_t length = m.format == QuantFormat::kNF4 ? n : 2 * n;
+  const int64_t length = is_nf4_format(m.format) ? n : 2 * n;
   for (int64_t i = 0; i < length; i += 64) _mm_prefetch(bytes + i, _MM_HINT_T0);
   int64_t k = 0;
   for (; k + 8 <= n; k += 8) _mm256_storeu_ps(out.data() + k, eight_weight_scales(m, first + k));
@@ -228,7 +233,7 @@ void weight_scales(const PackedView& m, int64_t r0, int64_t r1, std::vector<floa
   }
   for (; k < n; ++k) {
     const int64_t b = first + k, group = b >> 8;
-    out[k] = m.format == QuantFormat::kNF4 ? std::fma(float(m.absmax_codes[b]), m.absmax_scale[group], m.absmax_offset[group])
+    out[k] = is_nf4_format(m.format) ? std::fma(float(m.absmax_codes[b]), m.absmax_scale[group], m.absmax_offset[group])
                                            : _cvtsh_ss(m.scales[b]);
   }
 }
@@ -258,6 +263,7 @@ void matmul_q8_rows_avx2(const PackedView& m, const Q8Activation* const* xs, int
                          int64_t r1) {
   switch (m.format) {
     case QuantFormat::kNF4: return matmul_q8_rows_t<QuantFormat::kNF4>(m, xs, seqs, ys, r0, r1);
+    case QuantFormat::kNF4_32: return matmul_q8_rows_t<QuantFormat::kNF4_32>(m, xs, seqs, ys, r0, r1);
     case QuantFormat::kInt4: return matmul_q8_rows_t<QuantFormat::kInt4>(m, xs, seqs, ys, r0, r1);
     case QuantFormat::kInt8: return matmul_q8_rows_t<QuantFormat::kInt8>(m, xs, seqs, ys, r0, r1);
     default: return;  // GGUF formats never take this kernel (uses_int8_activations)

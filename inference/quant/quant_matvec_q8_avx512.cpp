@@ -3,12 +3,12 @@
 // into floats and could not keep up with memory. Here x is quantized once per product to int8
 // in blocks of the weight format's block size (scale = absmax / 127, like llama.cpp's Q8
 // activations) and each weight becomes an unsigned byte, so one vpdpbusd does 64 products:
-//   nf4:  round(NF4 value * 127) + 128, looked up with vpshufb (kNF4Int8Table);
+//   nf4, nf4-32: round(NF4 value * 127) + 128, looked up with vpshufb (kNF4Int8Table);
 //   int4: the stored code itself (value + 8);
 //   int8: the stored value with its sign bit flipped (value + 128).
 // That offset times the block's sum of x is taken off through the accumulators' starting values
 // (Q8Activation::lane_bias), so the inner loop has no correction step. Weights are read 64 code
-// bytes at a time (a group: 2 nf4, 4 int4 or 2 int8 blocks) and x is stored in the order those
+// bytes at a time (a group: 2 nf4, 4 nf4-32, 4 int4 or 2 int8 blocks) and x is stored in the order those
 // bytes and nibbles come out, so every load is contiguous.
 // nf4 and int8 rows are first read in super-groups of four blocks (128 code bytes): the two
 // zmm's 128-bit lanes are regrouped so each vector holds 16 weights of each of the four blocks,
@@ -45,6 +45,7 @@ struct GroupLayout {
 constexpr GroupLayout layout_of(QuantFormat f) {
   switch (f) {
     case QuantFormat::kNF4: return {2, 128, 32, 128};
+    case QuantFormat::kNF4_32: return {4, 128, 16, 128};
     case QuantFormat::kInt4: return {4, 128, 16, 8};
     case QuantFormat::kInt8: return {2, 64, 32, 128};
     default: break;  // GGUF formats never take this kernel (uses_int8_activations)
@@ -106,7 +107,7 @@ void quantize_activation_avx512(const PackedView& m, const float* x, Q8Activatio
   const RowUnits u = units_of(m, g);
   const int64_t block = quant_block_size(m.format), nb = m.blocks_per_row;
   // nf4's int8 table holds code values * 127; the lane scales undo it.
-  const float unscale = m.format == QuantFormat::kNF4 ? 1.0f / 127.0f : 1.0f;
+  const float unscale = is_nf4_format(m.format) ? 1.0f / 127.0f : 1.0f;
   a.values.assign(u.supers * u.super_x_bytes + u.groups * g.x_bytes, 0);
   a.block_scales.clear();
   a.lane_scales.assign(u.units() * kLanes, 0.0f);
@@ -141,7 +142,7 @@ void weight_block_scales(const PackedView& m, int64_t first, int64_t n, float* o
     const int64_t len = std::min<int64_t>(16, n - k), b = first + k;
     const __mmask16 mask = static_cast<__mmask16>((1u << len) - 1);
     __m512 w;
-    if (m.format != QuantFormat::kNF4) {
+    if (!is_nf4_format(m.format)) {
       w = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, m.scales + b));
     } else {
       const int64_t grp = b >> 8;
@@ -293,7 +294,7 @@ inline void groups_after(const PackedView& m, const RowUnits& u, const RowBlockA
       } else {
         lo[i] = _mm512_and_si512(codes, nibble);
         hi[i] = _mm512_and_si512(_mm512_srli_epi16(codes, 4), nibble);
-        if constexpr (F == QuantFormat::kNF4) {
+        if constexpr (is_nf4_format(F)) {
           lo[i] = _mm512_shuffle_epi8(args.table, lo[i]);
           hi[i] = _mm512_shuffle_epi8(args.table, hi[i]);
         }
@@ -386,6 +387,7 @@ void matmul_q8_rows_avx512(const PackedView& m, const Q8Activation* const* xs, i
                            int64_t r0, int64_t r1) {
   switch (m.format) {
     case QuantFormat::kNF4: return matmul_q8_rows_t<QuantFormat::kNF4>(m, xs, seqs, ys, r0, r1);
+    case QuantFormat::kNF4_32: return matmul_q8_rows_t<QuantFormat::kNF4_32>(m, xs, seqs, ys, r0, r1);
     case QuantFormat::kInt4: return matmul_q8_rows_t<QuantFormat::kInt4>(m, xs, seqs, ys, r0, r1);
     case QuantFormat::kInt8: return matmul_q8_rows_t<QuantFormat::kInt8>(m, xs, seqs, ys, r0, r1);
     default: return;

@@ -66,8 +66,10 @@ double decode_weight(const QuantizedMatrix& m, int64_t r, int64_t c, bool nf4_as
   const uint8_t* q = v.codes + r * v.row_bytes + b * quant_block_bytes(m.format);
   if (is_gguf_format(m.format)) return gguf_weight(m.format, q, i);
   switch (m.format) {
-    case QuantFormat::kNF4: {
-      const int code = i < 32 ? (q[i] & 0x0F) : (q[i - 32] >> 4);
+    case QuantFormat::kNF4:
+    case QuantFormat::kNF4_32: {
+      const int64_t half = bs / 2;  // byte i: weight i in the low nibble, i + half in the high
+      const int code = i < half ? (q[i] & 0x0F) : (q[i - half] >> 4);
       const double absmax = static_cast<double>(v.absmax_codes[block]) * v.absmax_scale[block / kNF4AbsmaxGroup] +
                             v.absmax_offset[block / kNF4AbsmaxGroup];
       const double value = nf4_as_int8 ? kNF4Int8Table[code] / 127.0 : static_cast<double>(kNF4Table[code]);

@@ -54,30 +54,32 @@ void for_each_row_chunk(const QuantizedMatrix& m, const at::Tensor& weight, Fn&&
 }
 
 void quantize_nf4(QuantizedMatrix& m, const at::Tensor& weight) {
-  const int64_t nb = m.blocks_per_row(), nblocks = m.rows * nb;
+  const int64_t nb = m.blocks_per_row(), nblocks = m.rows * nb, bs = m.block_size(), bb = quant_block_bytes(m.format);
   // Pass 1: every block's absmax, then their double quantization (groups span rows).
   std::vector<float> absmax(nblocks);
   for_each_row_chunk(m, weight, [&](int64_t b0, int64_t count, const float* src) {
     for (int64_t b = 0; b < count; ++b) {
       float a = 0.0f;
-      for (int64_t i = 0; i < 64; ++i) a = std::max(a, std::fabs(src[b * 64 + i]));
+      for (int64_t i = 0; i < bs; ++i) a = std::max(a, std::fabs(src[b * bs + i]));
       absmax[b0 + b] = a;
     }
   });
-  const int64_t groups = nf4_absmax_groups(m.rows, m.cols);
+  const int64_t groups = nf4_absmax_groups(m.format, m.rows, m.cols);
   m.absmax_codes = at::empty({nblocks}, at::kChar);
   m.absmax_scale = at::empty({groups}, at::kFloat);
   m.absmax_offset = at::empty({groups}, at::kFloat);
   nf4_quantize_absmax(absmax.data(), nblocks, m.absmax_codes.data_ptr<int8_t>(), m.absmax_scale.data_ptr<float>(),
                       m.absmax_offset.data_ptr<float>());
   // Pass 2: codes chosen against the reconstructed absmax the kernels will multiply by.
-  m.codes = at::empty({m.rows, nb * 32}, at::kByte);
+  m.codes = at::empty({m.rows, nb * bb}, at::kByte);
   const int8_t* ac = m.absmax_codes.data_ptr<int8_t>();
   const float *as = m.absmax_scale.data_ptr<float>(), *ao = m.absmax_offset.data_ptr<float>();
   uint8_t* dst = m.codes.data_ptr<uint8_t>();
   for_each_row_chunk(m, weight, [&](int64_t b0, int64_t count, const float* src) {
     at::parallel_for(0, count, 256, [&](int64_t c0, int64_t c1) {
-      for (int64_t b = c0; b < c1; ++b) nf4_quantize_block(src + b * 64, 64, nf4_absmax(ac, as, ao, b0 + b), dst + (b0 + b) * 32);
+      for (int64_t b = c0; b < c1; ++b) {
+        nf4_quantize_block(src + b * bs, bs, nf4_absmax(ac, as, ao, b0 + b), dst + (b0 + b) * bb, bs);
+      }
     });
   });
 }
@@ -133,8 +135,8 @@ void quantize_gguf(QuantizedMatrix& m, const at::Tensor& weight) {
 
 }  // namespace
 
-int64_t nf4_absmax_groups(int64_t rows, int64_t cols) {
-  const int64_t nblocks = rows * ((cols + 63) / 64);
+int64_t nf4_absmax_groups(QuantFormat format, int64_t rows, int64_t cols) {
+  const int64_t bs = quant_block_size(format), nblocks = rows * ((cols + bs - 1) / bs);
   return (nblocks + kNF4AbsmaxGroup - 1) / kNF4AbsmaxGroup;
 }
 
@@ -155,8 +157,8 @@ void validate_quantized(const QuantizedMatrix& m, const std::string& what) {
   const at::ScalarType code_type = m.format == QuantFormat::kInt8 ? at::kChar : at::kByte;
   check_part(m.codes, what + ".codes", code_type, {m.rows, nb * quant_block_bytes(m.format)});
   if (is_gguf_format(m.format)) return;  // whole blocks, scales inside
-  if (m.format == QuantFormat::kNF4) {
-    const int64_t groups = nf4_absmax_groups(m.rows, m.cols);
+  if (is_nf4_format(m.format)) {
+    const int64_t groups = nf4_absmax_groups(m.format, m.rows, m.cols);
     check_part(m.absmax_codes, what + ".absmax_codes", at::kChar, {m.rows * nb});
     check_part(m.absmax_scale, what + ".absmax_scale", at::kFloat, {groups});
     check_part(m.absmax_offset, what + ".absmax_offset", at::kFloat, {groups});
@@ -178,9 +180,9 @@ bool parts_ok(const QuantizedMatrix& m) {
   if (m.rows < 0 || m.cols <= 0) return false;
   const int64_t nb = m.blocks_per_row();
   if (is_gguf_format(m.format)) return part_ok(m.codes, at::kByte, m.rows, nb * quant_block_bytes(m.format));
-  if (m.format == QuantFormat::kNF4) {
-    const int64_t groups = nf4_absmax_groups(m.rows, m.cols);
-    return part_ok(m.codes, at::kByte, m.rows, nb * 32) && part_ok(m.absmax_codes, at::kChar, m.rows * nb, -1) &&
+  if (is_nf4_format(m.format)) {
+    const int64_t groups = nf4_absmax_groups(m.format, m.rows, m.cols);
+    return part_ok(m.codes, at::kByte, m.rows, nb * quant_block_bytes(m.format)) && part_ok(m.absmax_codes, at::kChar, m.rows * nb, -1) &&
            part_ok(m.absmax_scale, at::kFloat, groups, -1) && part_ok(m.absmax_offset, at::kFloat, groups, -1);
   }
   const at::ScalarType code_type = m.format == QuantFormat::kInt8 ? at::kChar : at::kByte;
@@ -199,7 +201,7 @@ PackedView QuantizedMatrix::view() const {
   v.row_bytes = codes.size(1);
   v.codes = static_cast<const uint8_t*>(codes.data_ptr());
   if (is_gguf_format(format)) return v;
-  if (format == QuantFormat::kNF4) {
+  if (is_nf4_format(format)) {
     v.absmax_codes = absmax_codes.data_ptr<int8_t>();
     v.absmax_scale = absmax_scale.data_ptr<float>();
     v.absmax_offset = absmax_offset.data_ptr<float>();
@@ -219,7 +221,7 @@ QuantizedMatrix quantize_matrix(const at::Tensor& weight, QuantFormat format) {
   m.cols = weight.size(1);
   if (is_gguf_format(format)) {
     quantize_gguf(m, weight);
-  } else if (format == QuantFormat::kNF4) {
+  } else if (is_nf4_format(format)) {
     quantize_nf4(m, weight);
   } else {
     quantize_int(m, weight);

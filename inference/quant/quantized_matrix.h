@@ -18,12 +18,12 @@ struct QuantizedMatrix {
   QuantFormat format = QuantFormat::kNF4;
   int64_t rows = 0;
   int64_t cols = 0;
-  // Packed codes, [rows, blocks_per_row() * quant_block_bytes(format)]: uint8 for nf4 and
-  // int4 (two codes per byte), int8 for int8.
+  // Packed codes, [rows, blocks_per_row() * quant_block_bytes(format)]: uint8 for nf4, nf4-32
+  // and int4 (two codes per byte), int8 for int8.
   at::Tensor codes;
   // int4 / int8: fp16 scale per block, [rows, blocks_per_row()].
   at::Tensor scales;
-  // nf4: the int8 double-quantized absmax per block, [rows * blocks_per_row()], and the fp32
+  // nf4, nf4-32: the int8 double-quantized absmax per block, [rows * blocks_per_row()], and the fp32
   // scale and offset per group of kNF4AbsmaxGroup blocks, [ceil(rows * blocks / 256)] each.
   at::Tensor absmax_codes;
   at::Tensor absmax_scale;
@@ -41,7 +41,7 @@ struct QuantizedMatrix {
 };
 
 // Sizes of the stored parts for a given shape, shared by quantize, validation and the reader.
-int64_t nf4_absmax_groups(int64_t rows, int64_t cols);
+int64_t nf4_absmax_groups(QuantFormat format, int64_t rows, int64_t cols);
 
 // Quantizes a float / bf16 / half weight [rows, cols]; any cols (the last block is padded).
 QuantizedMatrix quantize_matrix(const at::Tensor& weight, QuantFormat format);

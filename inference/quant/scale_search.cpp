@@ -23,7 +23,8 @@ const GridTensors& grid_tensors(QuantFormat format) {
   };
   static const GridTensors nf4 = make(QuantFormat::kNF4), int4 = make(QuantFormat::kInt4), int8 = make(QuantFormat::kInt8);
   switch (format) {
-    case QuantFormat::kNF4: return nf4;
+    case QuantFormat::kNF4:
+    case QuantFormat::kNF4_32: return nf4;
     case QuantFormat::kInt4: return int4;
     case QuantFormat::kInt8: return int8;
   }
@@ -45,7 +46,7 @@ at::Tensor grid_round_rows(QuantFormat format, const at::Tensor& w, const at::Te
   const at::Tensor zero = s.eq(0);
   const at::Tensor v = w.to(dtype) * at::where(zero, at::ones_like(s), s).reciprocal();
   at::Tensor q;
-  if (format == QuantFormat::kNF4) {
+  if (is_nf4_format(format)) {
     // The nearest NF4 value: how many midpoints lie strictly below v (as nf4_nearest_code).
     const GridTensors& g = grid_tensors(format);
     const at::Tensor index = at::bucketize(v.reshape({-1}), g.midpoints.to(dtype));

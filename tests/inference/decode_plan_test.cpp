@@ -158,7 +158,7 @@ TEST(DecodePlan, PromptRowsAreBitwiseTheirDecodeSteps) {
 }
 
 TEST(DecodePlan, MatchesTheDecoderOnStories260KInEveryFormat) {
-  for (QuantFormat format : {QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8}) {
+  for (QuantFormat format : {QuantFormat::kNF4, QuantFormat::kNF4_32, QuantFormat::kInt4, QuantFormat::kInt8}) {
     LoadOptions o;
     o.quant = format;
     LoadedModel m = load_model(testing::stories260k_dir(), o);

@@ -30,12 +30,17 @@ TEST(QuantizedStories260K, PerplexityStaysNearFp32) {
   const double fp32 = stories_ppl(LoadOptions{});
   const double int8 = stories_ppl(quantized(QuantFormat::kInt8));
   const double nf4 = stories_ppl(quantized(QuantFormat::kNF4));
+  const double nf4_32 = stories_ppl(quantized(QuantFormat::kNF4_32));
   const double int4 = stories_ppl(quantized(QuantFormat::kInt4));
   RecordProperty("fp32", std::to_string(fp32));
   RecordProperty("nf4", std::to_string(nf4));
+  RecordProperty("nf4-32", std::to_string(nf4_32));
   EXPECT_LT(std::abs(int8 / fp32 - 1), 0.002) << "int8 " << int8 << " fp32 " << fp32;
   EXPECT_LT(nf4 / fp32 - 1, 0.12) << "nf4 " << nf4 << " fp32 " << fp32;
   EXPECT_LT(int4 / fp32 - 1, 0.12) << "int4 " << int4 << " fp32 " << fp32;
+  // Half-width blocks follow the weights more closely: measured 11.8% for nf4 and 9.9% for
+  // nf4-32 over the projections of the whole valid_a text (docs/quantization.md).
+  EXPECT_LT(nf4_32, nf4) << "nf4-32 " << nf4_32 << " nf4 " << nf4;
   // Quantization loses information: the 4-bit formats cannot be better than a rounding error.
   EXPECT_GT(nf4, fp32 * 0.999);
 }
@@ -64,7 +69,8 @@ TEST_P(QuantizedFolder, EqualsLoadTimeQuantizationAndMapsTheFile) {
   EXPECT_EQ(q->codes.nbytes(), entry.end - entry.begin);
 }
 
-INSTANTIATE_TEST_SUITE_P(Formats, QuantizedFolder, ::testing::Values(QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8));
+INSTANTIATE_TEST_SUITE_P(Formats, QuantizedFolder,
+                         ::testing::Values(QuantFormat::kNF4, QuantFormat::kNF4_32, QuantFormat::kInt4, QuantFormat::kInt8));
 
 class BrokenQuantizedFolder : public ::testing::Test {
  protected:

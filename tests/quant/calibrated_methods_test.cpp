@@ -21,7 +21,7 @@
 namespace hearth {
 namespace {
 
-constexpr QuantFormat kCalibratedFormats[] = {QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8};
+constexpr QuantFormat kCalibratedFormats[] = {QuantFormat::kNF4, QuantFormat::kNF4_32, QuantFormat::kInt4, QuantFormat::kInt8};
 
 // Calibration-like inputs: n samples of `cols` channels, correlated through a random mixing
 // matrix, a few channels 10x larger than the rest (as activations have), one channel dead.

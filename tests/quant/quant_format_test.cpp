@@ -14,9 +14,10 @@ namespace {
 
 TEST(QuantFormat, ParsesNamesAndRejectsUnknown) {
   EXPECT_EQ(parse_quant_format("nf4"), QuantFormat::kNF4);
+  EXPECT_EQ(parse_quant_format("nf4-32"), QuantFormat::kNF4_32);
   EXPECT_EQ(parse_quant_format("int4"), QuantFormat::kInt4);
   EXPECT_EQ(parse_quant_format("int8"), QuantFormat::kInt8);
-  for (QuantFormat f : {QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8}) {
+  for (QuantFormat f : {QuantFormat::kNF4, QuantFormat::kNF4_32, QuantFormat::kInt4, QuantFormat::kInt8}) {
     EXPECT_EQ(parse_quant_format(quant_format_name(f)), f);
   }
   try {
@@ -48,6 +49,23 @@ TEST(Nf4Format, TableValuesQuantizeToTheirOwnCodesInTheDocumentedLayout) {
     EXPECT_EQ(q[i] >> 4, ((i + 32) * 7) % 16) << i;
   }
   EXPECT_TRUE(at::equal(dequantize_matrix(m), w));
+}
+
+TEST(Nf4Format, Nf4x32BlocksHoldHalfAsManyWeightsInTheDocumentedLayout) {
+  // One 32-weight block: byte i holds weight i (low nibble) and weight i + 16 (high).
+  at::Tensor w = at::empty({1, 32});
+  for (int i = 0; i < 32; ++i) w[0][i] = kNF4Table[(i * 7) % 16] * 2.5f;
+  QuantizedMatrix m = quantize_matrix(w, QuantFormat::kNF4_32);
+  ASSERT_EQ(m.codes.sizes(), (std::vector<int64_t>{1, 16}));
+  const uint8_t* q = m.codes.data_ptr<uint8_t>();
+  for (int i = 0; i < 16; ++i) {
+    EXPECT_EQ(q[i] & 0x0F, (i * 7) % 16) << i;
+    EXPECT_EQ(q[i] >> 4, ((i + 16) * 7) % 16) << i;
+  }
+  EXPECT_TRUE(at::equal(dequantize_matrix(m), w));
+  // A 64-wide row is two blocks with an absmax each, where nf4 has one.
+  EXPECT_EQ(quantize_matrix(at::randn({3, 64}), QuantFormat::kNF4_32).absmax_codes.numel(), 6);
+  EXPECT_EQ(quantize_matrix(at::randn({3, 64}), QuantFormat::kNF4).absmax_codes.numel(), 3);
 }
 
 TEST(Nf4Format, NearestCodeRoundsToClosestValue) {
@@ -98,7 +116,8 @@ void expect_round_trip_bound(QuantFormat format, int64_t rows, int64_t cols) {
       switch (format) {
         // Half the widest gap of the table (0.304 between -1 and -0.696), plus clipping when
         // the reconstructed absmax is below the true one.
-        case QuantFormat::kNF4: bound = 0.152f * std::max(absmax, s) + std::fabs(absmax - s); break;
+        case QuantFormat::kNF4:
+        case QuantFormat::kNF4_32: bound = 0.152f * std::max(absmax, s) + std::fabs(absmax - s); break;
         case QuantFormat::kInt4:
         case QuantFormat::kInt8: bound = 0.5f * std::fabs(s); break;  // int4 scales may be negative
         default: FAIL() << "GGUF formats are checked in gguf_blocks_test.cpp";
@@ -109,13 +128,14 @@ void expect_round_trip_bound(QuantFormat format, int64_t rows, int64_t cols) {
 }
 
 // Relative Frobenius error on Gaussian weights, a regression guard on quality (measured:
-// nf4 ~0.092, int4 ~0.097, int8 ~0.0054).
+// nf4 ~0.092, nf4-32 ~0.087, int4 ~0.085-0.097, int8 ~0.0054).
 TEST(QuantizedMatrix, GaussianRelativeErrorPerFormat) {
   const uint64_t seed = test::fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   auto gen = make_generator(seed);
   at::Tensor w = at::randn({256, 512}, gen);
-  const std::pair<QuantFormat, double> limits[] = {{QuantFormat::kNF4, 0.10}, {QuantFormat::kInt4, 0.11}, {QuantFormat::kInt8, 0.006}};
+  const std::pair<QuantFormat, double> limits[] = {
+      {QuantFormat::kNF4, 0.10}, {QuantFormat::kNF4_32, 0.09}, {QuantFormat::kInt4, 0.11}, {QuantFormat::kInt8, 0.006}};
   for (auto [format, limit] : limits) {
     const double rel = ((w - dequantize_matrix(quantize_matrix(w, format))).norm() / w.norm()).item<double>();
     std::printf("%s relative error %.4f\n", quant_format_name(format), rel);
@@ -124,6 +144,7 @@ TEST(QuantizedMatrix, GaussianRelativeErrorPerFormat) {
 }
 
 TEST(QuantizedMatrix, RoundTripErrorWithinBoundNf4) { expect_round_trip_bound(QuantFormat::kNF4, 37, 200); }
+TEST(QuantizedMatrix, RoundTripErrorWithinBoundNf4x32) { expect_round_trip_bound(QuantFormat::kNF4_32, 37, 200); }
 TEST(QuantizedMatrix, RoundTripErrorWithinBoundInt4) { expect_round_trip_bound(QuantFormat::kInt4, 37, 70); }
 TEST(QuantizedMatrix, RoundTripErrorWithinBoundInt8) { expect_round_trip_bound(QuantFormat::kInt8, 129, 33); }
 
@@ -162,6 +183,8 @@ TEST(QuantizedMatrix, BitsPerWeightCountScales) {
   QuantizedMatrix nf4 = quantize_matrix(w, QuantFormat::kNF4);
   // 4 bits + 8 bits per 64 + 64 bits per 64 * 256 weights.
   EXPECT_NEAR(nf4.bits_per_weight(), 4.0 + 8.0 / 64 + 64.0 / (64 * 256), 1e-3);
+  // nf4-32: 14336 blocks, 56 groups: 4 bits + 8 bits per 32 + 64 bits per 32 * 256 weights.
+  EXPECT_NEAR(quantize_matrix(w, QuantFormat::kNF4_32).bits_per_weight(), 4.0 + 8.0 / 32 + 64.0 / (32 * 256), 1e-9);
   EXPECT_DOUBLE_EQ(quantize_matrix(w, QuantFormat::kInt4).bits_per_weight(), 4.5);
   EXPECT_DOUBLE_EQ(quantize_matrix(w, QuantFormat::kInt8).bits_per_weight(), 8.5);
   EXPECT_EQ(quantize_matrix(w, QuantFormat::kInt4).storage_bytes(), size_t(512) * 896 / 2 + 512 * 28 * 2);

@@ -30,7 +30,7 @@ void expect_corrupt(const fs::path& path, QuantFormat format, int64_t rows, int6
 }
 
 TEST(QuantIo, RoundTripsEveryFormatAsZeroCopyViews) {
-  for (QuantFormat format : {QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8}) {
+  for (QuantFormat format : {QuantFormat::kNF4, QuantFormat::kNF4_32, QuantFormat::kInt4, QuantFormat::kInt8}) {
     QuantizedMatrix m = quantize_matrix(at::randn({33, 100}), format);
     auto path = temp_path(std::string("rt_") + quant_format_name(format) + ".safetensors");
     SafetensorsWriter w;

@@ -13,11 +13,12 @@
 namespace hearth {
 namespace {
 
-constexpr QuantFormat kFormats[] = {QuantFormat::kNF4,  QuantFormat::kInt4, QuantFormat::kInt8, QuantFormat::kQ8_0,
+constexpr QuantFormat kFormats[] = {QuantFormat::kNF4,  QuantFormat::kNF4_32, QuantFormat::kInt4, QuantFormat::kInt8, QuantFormat::kQ8_0,
                                     QuantFormat::kQ4_0, QuantFormat::kQ4_1, QuantFormat::kQ4_K, QuantFormat::kQ5_K,
                                     QuantFormat::kQ6_K, QuantFormat::kF16,  QuantFormat::kBF16};
 // The formats the int8-activation GEMV serves (GGUF formats always take the float GEMV).
-constexpr QuantFormat kInt8ActivationFormats[] = {QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8};
+constexpr QuantFormat kInt8ActivationFormats[] = {QuantFormat::kNF4, QuantFormat::kNF4_32, QuantFormat::kInt4,
+                                                  QuantFormat::kInt8};
 // Odd shapes: columns that are not multiples of 32 / 64 or of the vector width, a single row.
 // 4099 rows: a GEMV splits into several row chunks claimed by the threads, the last one short.
 const std::vector<std::pair<int64_t, int64_t>> kShapes = {{37, 70}, {129, 200}, {64, 64}, {1, 33}, {5, 1}, {300, 97}, {4099, 64}, {33, 600}, {9, 576}};
@@ -98,7 +99,7 @@ TEST(QuantKernels, Int8ActivationErrorStaysWithinItsRoundingBound) {
       at::Tensor xblocks = at::constant_pad_nd(x.abs(), {0, nb * bs - cols}).view({nb, bs});
       at::Tensor step = (std::get<0>(xblocks.max(1)) / 127.0).repeat_interleave(bs).narrow(0, 0, cols).to(at::kDouble);
       at::Tensor bound = at::mv(wd.abs(), step / 2) + kTol * at::mv(test::weight_magnitude(m, wd, kTol), x.abs().to(at::kDouble));
-      if (format == QuantFormat::kNF4) {
+      if (is_nf4_format(format)) {
         // The row's largest |w| bounds every block absmax of the row (a block's largest weight
         // always takes the code of +-1).
         at::Tensor row_absmax = std::get<0>(wd.abs().max(1));
@@ -239,7 +240,7 @@ TEST(QuantKernels, PromptRowsComputeEachRowAsItsDecodeStep) {
   auto gen = make_generator(seed);
   for (KernelIsa isa : test::supported_isas()) {
     force_kernel_isa(isa);
-    for (QuantFormat format : {QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8, QuantFormat::kQ4_0}) {
+    for (QuantFormat format : {QuantFormat::kNF4, QuantFormat::kNF4_32, QuantFormat::kInt4, QuantFormat::kInt8, QuantFormat::kQ4_0}) {
       const int64_t rows = 129, cols = 200, n = 300;
       QuantizedMatrix m = quantize_matrix(test::random_weight(rows, cols, gen), format);
       at::Tensor wd = reference_dequantize(m);

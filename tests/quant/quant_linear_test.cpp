@@ -15,7 +15,7 @@ TEST(QuantLinear, ForwardAndInputGradientMatchDoubleReference) {
   const uint64_t seed = test::fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   auto gen = make_generator(seed);
-  for (QuantFormat format : {QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8}) {
+  for (QuantFormat format : {QuantFormat::kNF4, QuantFormat::kNF4_32, QuantFormat::kInt4, QuantFormat::kInt8}) {
     for (int threads : {1, 2}) {
       set_num_threads(threads);
       const int64_t rows = 45, cols = 150;

@@ -49,7 +49,7 @@ inline at::Tensor weight_magnitude(const QuantizedMatrix& m, const at::Tensor& w
     at::Tensor block_max = std::get<0>(padded.max(2, /*keepdim=*/true)) * 1.1;
     return mag + block_max.expand({m.rows, nb, bs}).reshape({m.rows, nb * bs}).narrow(1, 0, m.cols);
   }
-  if (m.format != QuantFormat::kNF4) return mag;
+  if (!is_nf4_format(m.format)) return mag;
   const int64_t nb = m.blocks_per_row();
   at::Tensor group = at::arange(m.rows * nb, at::kLong).floor_divide(256);
   at::Tensor parts = (m.absmax_codes.to(at::kDouble) * m.absmax_scale.to(at::kDouble).index_select(0, group)).abs() +
