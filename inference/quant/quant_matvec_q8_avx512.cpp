@@ -14,8 +14,9 @@
 // zmm's 128-bit lanes are regrouped so each vector holds 16 weights of each of the four blocks,
 // and one accumulator gathers all four blocks, four lanes each. A block's float work (convert,
 // factor, fused add) then serves four vpdpbusd for nf4 and two for int8 instead of two and one;
-// that float work, not the integer products, was what bound batches and prompts. The blocks
-// left over (fewer than four) take the groups above.
+// that float work, not the integer products, was what bound batches and prompts. nf4-32's
+// super-groups are eight blocks (the same 128 bytes), regrouped by 8-byte halves, two lanes a
+// block. The blocks left over (fewer than a super-group) take the groups above.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
@@ -53,12 +54,13 @@ constexpr GroupLayout layout_of(QuantFormat f) {
   return {1, 64, 64, 0};
 }
 
-constexpr int64_t kSuperBlocks = 4;  // blocks per super-group
-constexpr int64_t kSuperCodeBytes = 128;  // nf4 and int8 blocks are 32 code bytes each
+constexpr int64_t kSuperCodeBytes = 128;  // 4 nf4 or int8 blocks of 32 code bytes, 8 nf4-32 of 16
 
-constexpr bool has_super_groups(QuantFormat f) { return f == QuantFormat::kNF4 || f == QuantFormat::kInt8; }
-// Vectors of unpacked weights per super-group: nf4 has two nibbles per code byte.
-constexpr int super_vectors(QuantFormat f) { return f == QuantFormat::kNF4 ? 4 : 2; }
+constexpr bool has_super_groups(QuantFormat f) { return is_nf4_format(f) || f == QuantFormat::kInt8; }
+// Blocks per super-group.
+constexpr int64_t super_blocks(QuantFormat f) { return f == QuantFormat::kNF4_32 ? 8 : 4; }
+// Vectors of unpacked weights per super-group: the nf4 formats have two nibbles per code byte.
+constexpr int super_vectors(QuantFormat f) { return is_nf4_format(f) ? 4 : 2; }
 
 // How a row's blocks fall into kernel units: `supers` super-groups, then `groups` groups; each
 // unit has 16 lanes of bias and scale, and its activation bytes in order.
@@ -70,8 +72,8 @@ struct RowUnits {
 
 RowUnits units_of(const PackedView& m, const GroupLayout& g) {
   RowUnits u;
-  u.supers = has_super_groups(m.format) ? m.blocks_per_row / kSuperBlocks : 0;
-  u.groups = (m.blocks_per_row - kSuperBlocks * u.supers + g.blocks - 1) / g.blocks;
+  u.supers = has_super_groups(m.format) ? m.blocks_per_row / super_blocks(m.format) : 0;
+  u.groups = (m.blocks_per_row - super_blocks(m.format) * u.supers + g.blocks - 1) / g.blocks;
   u.super_x_bytes = 64 * super_vectors(m.format);
   return u;
 }
@@ -86,17 +88,19 @@ struct BlockPlace {
 };
 
 // nf4 super-groups: weights 0-15 come from the first vector (low nibbles of bytes 0-15), 16-31
-// from the third (low nibbles of bytes 16-31), 32-47 the second, 48-63 the fourth.
+// from the third (low nibbles of bytes 16-31), 32-47 the second, 48-63 the fourth. nf4-32 the
+// same in runs of 8: low nibbles of bytes 0-7, of 8-15, then the high nibbles of each.
 constexpr int kNF4SuperOrder[4] = {0, 2, 1, 3};
 constexpr int kInOrder[4] = {0, 1, 2, 3};
 
 BlockPlace place_of(const PackedView& m, const GroupLayout& g, const RowUnits& u, int64_t b) {
-  if (b < kSuperBlocks * u.supers) {
-    const int64_t unit = b / kSuperBlocks, j = b % kSuperBlocks;
-    return {unit * u.super_x_bytes + 16 * j, unit * kLanes + 4 * j, 4, 16, 64,
-            m.format == QuantFormat::kNF4 ? kNF4SuperOrder : kInOrder};
+  const int64_t sb = super_blocks(m.format);
+  if (b < sb * u.supers) {
+    const int64_t unit = b / sb, j = b % sb, lanes = kLanes / sb, piece = 4 * lanes;  // 4 bytes per lane
+    return {unit * u.super_x_bytes + piece * j, unit * kLanes + lanes * j, lanes, piece, 64,
+            is_nf4_format(m.format) ? kNF4SuperOrder : kInOrder};
   }
-  const int64_t rest = b - kSuperBlocks * u.supers, group = rest / g.blocks, j = rest % g.blocks;
+  const int64_t rest = b - sb * u.supers, group = rest / g.blocks, j = rest % g.blocks;
   const int64_t lanes = kLanes / g.blocks;
   return {u.supers * u.super_x_bytes + group * g.x_bytes + j * g.half, (u.supers + group) * kLanes + j * lanes, lanes,
           g.half, g.x_bytes / 2, kInOrder};
@@ -121,11 +125,19 @@ void quantize_activation_avx512(const PackedView& m, const float* x, Q8Activatio
     const __m512 inv = _mm512_set1_ps(absmax > 0.0f ? 127.0f / absmax : 0.0f);
     const BlockPlace place = place_of(m, g, u, b);
     __m512i sum = _mm512_setzero_si512();
+    const auto pos = [&](int64_t i) {
+      return a.values.data() + place.x_offset + place.piece_order[i / place.piece] * place.piece_stride + i % place.piece;
+    };
     for (int64_t i = 0; i < block; i += 16) {
       const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xb + i), inv));  // round to nearest
       sum = _mm512_add_epi32(sum, q);
-      const int64_t pos = place.x_offset + place.piece_order[i / place.piece] * place.piece_stride + i % place.piece;
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(a.values.data() + pos), _mm512_cvtsepi32_epi8(q));
+      const __m128i bytes = _mm512_cvtsepi32_epi8(q);
+      if (place.piece >= 16) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(pos(i)), bytes);
+      } else {  // runs of 8 (nf4-32 super-groups)
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(pos(i)), bytes);
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(pos(i + 8)), _mm_unpackhi_epi64(bytes, bytes));
+      }
     }
     std::fill_n(a.lane_scales.data() + place.first_lane, place.lanes, (absmax / 127.0f) * unscale);
     // offset * sum spread evenly over the block's lanes (offset is a multiple of the lane count).
@@ -210,12 +222,21 @@ void store_sums(const __m512 (&acc)[kSeqs][kRows], float* const* ys, int64_t r) 
 }
 
 // One super-group's 128 code bytes as unsigned weight bytes: vector k holds 16 weights of each
-// of the four blocks in its 128-bit lanes (see kNF4SuperOrder for which).
+// of the four blocks in its 128-bit lanes, or 8 of each of nf4-32's eight blocks in its 64-bit
+// lanes (see kNF4SuperOrder for which).
 template <QuantFormat F>
 inline void unpack_super(const uint8_t* p, __m512i table, __m512i (&v)[4]) {
   const __m512i g0 = _mm512_loadu_si512(p), g1 = _mm512_loadu_si512(p + 64);
-  // Lanes 0 and 2 of each (every block's bytes 0-15), then lanes 1 and 3 (bytes 16-31).
-  const __m512i t0 = _mm512_shuffle_i64x2(g0, g1, 0x88), t1 = _mm512_shuffle_i64x2(g0, g1, 0xDD);
+  __m512i t0, t1;
+  if constexpr (F == QuantFormat::kNF4_32) {
+    // Even qwords (every block's bytes 0-7), then odd ones (bytes 8-15).
+    t0 = _mm512_permutex2var_epi64(g0, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), g1);
+    t1 = _mm512_permutex2var_epi64(g0, _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15), g1);
+  } else {
+    // Lanes 0 and 2 of each (every block's bytes 0-15), then lanes 1 and 3 (bytes 16-31).
+    t0 = _mm512_shuffle_i64x2(g0, g1, 0x88);
+    t1 = _mm512_shuffle_i64x2(g0, g1, 0xDD);
+  }
   if constexpr (F == QuantFormat::kInt8) {
     const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
     v[0] = _mm512_xor_si512(t0, sign);
@@ -235,7 +256,7 @@ struct RowBlockArgs {
   const Q8Activation* const* xs;
   float* const* ys;
   const float* w_scales;  // row r's blocks, rows contiguous, zero slack past the last
-  __m512i table, lane_block, lane_quarter;
+  __m512i table, lane_block, lane_super;
 };
 
 // The super-groups of kRows rows against kSeqs sequences, into acc.
@@ -243,6 +264,7 @@ template <QuantFormat F, int kRows, int kSeqs>
 inline void super_groups(const PackedView& m, const RowUnits& u, const RowBlockArgs& args, const uint8_t* const* q,
                          int64_t prefetch_distance, __m512 (&acc)[kSeqs][kRows]) {
   constexpr int kVectors = super_vectors(F);
+  constexpr int64_t kBlocks = super_blocks(F);
   const int64_t nb = m.blocks_per_row;
   for (int64_t su = 0; su < u.supers; ++su) {
     __m512i v[kRows][4];
@@ -252,8 +274,9 @@ inline void super_groups(const PackedView& m, const RowUnits& u, const RowBlockA
       _mm_prefetch(reinterpret_cast<const char*>(p + prefetch_distance), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(p + 64 + prefetch_distance), _MM_HINT_T0);
       unpack_super<F>(p, args.table, v[i]);
-      w_lanes[i] = _mm512_permutexvar_ps(args.lane_quarter,
-                                         _mm512_castps128_ps512(_mm_loadu_ps(args.w_scales + i * nb + su * kSuperBlocks)));
+      const float* ws = args.w_scales + i * nb + su * kBlocks;
+      const __m512 scales = kBlocks == 8 ? _mm512_castps256_ps512(_mm256_loadu_ps(ws)) : _mm512_castps128_ps512(_mm_loadu_ps(ws));
+      w_lanes[i] = _mm512_permutexvar_ps(args.lane_super, scales);
     }
     for (int s = 0; s < kSeqs; ++s) {
       const Q8Activation& a = *args.xs[s];
@@ -274,7 +297,7 @@ template <QuantFormat F, int kRows, int kSeqs>
 inline void groups_after(const PackedView& m, const RowUnits& u, const RowBlockArgs& args, const uint8_t* const* q,
                          int64_t prefetch_distance, __m512 (&acc)[kSeqs][kRows]) {
   constexpr GroupLayout g = layout_of(F);
-  const int64_t nb = m.blocks_per_row, first_block = kSuperBlocks * u.supers;
+  const int64_t nb = m.blocks_per_row, first_block = super_blocks(F) * u.supers;
   const int64_t tail_bytes = (nb - first_block - (u.groups - 1) * g.blocks) * quant_block_bytes(F);
   const __mmask64 tail_mask = tail_bytes >= kGroupCodeBytes ? ~__mmask64(0) : (__mmask64(1) << tail_bytes) - 1;
   const __m512i nibble = _mm512_set1_epi8(0x0F), sign = _mm512_set1_epi8(static_cast<char>(0x80));
@@ -346,7 +369,7 @@ template <QuantFormat F, int kRows, int kSeqs>
 void q8_rows(const PackedView& m, const Q8Activation* const* xs, float* const* ys, const float* w_scales, int64_t r0,
              int64_t r1) {
   const int64_t nb = m.blocks_per_row;
-  RowBlockArgs args{xs, ys, w_scales, nf4_u8_table(), lane_block_index(layout_of(F).blocks), lane_block_index(kSuperBlocks)};
+  RowBlockArgs args{xs, ys, w_scales, nf4_u8_table(), lane_block_index(layout_of(F).blocks), lane_block_index(super_blocks(F))};
   int64_t r = r0;
   for (; r + kRows <= r1; r += kRows) {
     args.w_scales = w_scales + (r - r0) * nb;
