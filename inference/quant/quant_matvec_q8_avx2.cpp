@@ -49,9 +49,9 @@ float block_absmax(const float* x, int64_t n) {
 
 }  // namespace
 
-// Layout: values in x's own order (blocks_per_row * block bytes), one scale per block (times
-// nf4's table unscale, see q8_rows); the accumulators need no starting values (lane_bias stays
-// empty).
+// Layout: values in x's own order (blocks_per_row * block bytes) but for nf4-32's pairs of
+// blocks, one scale per block (times nf4's table unscale, see q8_rows); the accumulators need no
+// starting values (lane_bias stays empty).
 void quantize_activation_avx2(const PackedView& m, const float* x, Q8Activation& a) {
   const int64_t block = quant_block_size(m.format), nb = m.blocks_per_row;
   // nf4's int8 table is the code value times 127: undone in x's scale.
@@ -71,6 +71,14 @@ void quantize_activation_avx2(const PackedView& m, const float* x, Q8Activation&
                           _mm256_abs_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v))));
     }
     a.block_scales[b] = (absmax / 127.0f) * unscale;
+    // nf4-32 pairs (see unit_blocks): the first block's last 16 trade places with the second's
+    // first 16.
+    if (m.format == QuantFormat::kNF4_32 && b % 2 == 1) {
+      for (std::vector<int8_t>* v : {&a.values, &a.magnitudes}) {
+        int8_t* pair = v->data() + (b - 1) * block;
+        std::swap_ranges(pair + 16, pair + 32, pair + 32);
+      }
+    }
   }
 }
 
@@ -136,7 +144,59 @@ __m256i nf4_int8_table() {
   return _mm256_load_si256(reinterpret_cast<const __m256i*>(t));
 }
 
-// kRows rows against kSeqs sequences: each block of codes is unpacked once for all the
+// nf4-32 reads its blocks in pairs as one nf4-like unit: the pair's 32 code bytes give, in
+// their low nibbles, both blocks' first 16 weights and in their high nibbles their last 16, so
+// a unit unpacks and multiplies exactly as an nf4 block does and lanes 0-3 of its dot belong to
+// the first block, 4-7 to the second. Its float work per weight is then nf4's; the activation
+// is stored in that order (quantize_activation_avx2). A row's odd last block goes alone.
+template <QuantFormat F>
+constexpr int64_t unit_blocks() { return F == QuantFormat::kNF4_32 ? 2 : 1; }
+template <QuantFormat F>
+constexpr QuantFormat unit_format() { return F == QuantFormat::kNF4_32 ? QuantFormat::kNF4 : F; }
+
+// A unit's per-lane scales from its blocks' scales at p: one block's everywhere, or a pair's
+// first in lanes 0-3 and second in 4-7.
+template <int64_t kBlocks>
+inline __m256 unit_scales(const float* p) {
+  if constexpr (kBlocks == 1) return _mm256_broadcast_ss(p);
+  const __m256 two = _mm256_castps128_ps256(_mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  return _mm256_permutevar8x32_ps(two, _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+}
+
+// What a row block's units read besides the codes.
+template <int kRows, int kSeqs>
+struct RowBlockState {
+  const int8_t* x_values[kSeqs];
+  const int8_t* x_magnitudes[kSeqs];
+  const float* x_scales[kSeqs];
+  __m256 acc[kSeqs][kRows];
+};
+
+// Units of kBlocks blocks read as format U, from block b on, into st.acc.
+template <QuantFormat U, int64_t kBlocks, int kRows, int kSeqs>
+inline void accumulate_unit(const PackedView& m, __m256i table, const float* w_scales, int64_t r, int64_t b,
+                            RowBlockState<kRows, kSeqs>& st) {
+  const int64_t nb = m.blocks_per_row, block = quant_block_size(m.format), block_bytes = quant_block_bytes(m.format);
+  UnpackedBlock w[kRows];
+  __m256 w_scale[kRows];
+  for (int i = 0; i < kRows; ++i) {
+    const uint8_t* q = m.codes + (r + i) * m.row_bytes + b * block_bytes;
+    _mm_prefetch(reinterpret_cast<const char*>(q + 4 * kRows * m.row_bytes), _MM_HINT_T0);
+    w[i] = unpack_block<U>(q, table);
+    w_scale[i] = unit_scales<kBlocks>(w_scales + i * nb + b);
+  }
+  for (int s = 0; s < kSeqs; ++s) {
+    const int8_t* xb = st.x_values[s] + b * block;
+    const int8_t* xa = st.x_magnitudes[s] + b * block;
+    const __m256 x_scale = unit_scales<kBlocks>(st.x_scales[s] + b);
+    for (int i = 0; i < kRows; ++i) {
+      const __m256 dot = _mm256_cvtepi32_ps(block_dot<U>(w[i], xb, xa));
+      st.acc[s][i] = _mm256_fmadd_ps(dot, _mm256_mul_ps(w_scale[i], x_scale), st.acc[s][i]);
+    }
+  }
+}
+
+// kRows rows against kSeqs sequences: each unit of codes is unpacked once for all the
 // sequences, each x block is shared by the rows. A block's factor is its weight scale (w_scales:
 // row r's blocks, rows contiguous) times x's block scale, formed in registers. A (row, sequence)
 // pair's arithmetic does not depend on kRows or kSeqs, so a sequence's result is bitwise what it
@@ -144,38 +204,19 @@ __m256i nf4_int8_table() {
 template <QuantFormat F, int kRows, int kSeqs>
 void row_block(const PackedView& m, const Q8Activation* const* xs, __m256i table, const float* w_scales,
                float* const* ys, int64_t r) {
-  const int64_t nb = m.blocks_per_row, block = quant_block_size(F), block_bytes = quant_block_bytes(F);
-  const int8_t* x_values[kSeqs];
-  const int8_t* x_magnitudes[kSeqs];
-  const float* x_scales[kSeqs];
-  __m256 acc[kSeqs][kRows];
+  constexpr int64_t kUnit = unit_blocks<F>();
+  const int64_t nb = m.blocks_per_row, paired = nb / kUnit * kUnit;
+  RowBlockState<kRows, kSeqs> st;
   for (int s = 0; s < kSeqs; ++s) {
-    x_values[s] = xs[s]->values.data();
-    x_magnitudes[s] = xs[s]->magnitudes.data();
-    x_scales[s] = xs[s]->block_scales.data();
-    for (int i = 0; i < kRows; ++i) acc[s][i] = _mm256_setzero_ps();
+    st.x_values[s] = xs[s]->values.data();
+    st.x_magnitudes[s] = xs[s]->magnitudes.data();
+    st.x_scales[s] = xs[s]->block_scales.data();
+    for (int i = 0; i < kRows; ++i) st.acc[s][i] = _mm256_setzero_ps();
   }
-  for (int64_t b = 0; b < nb; ++b) {
-    UnpackedBlock w[kRows];
-    __m256 w_scale[kRows];
-    for (int i = 0; i < kRows; ++i) {
-      const uint8_t* q = m.codes + (r + i) * m.row_bytes + b * block_bytes;
-      _mm_prefetch(reinterpret_cast<const char*>(q + 4 * kRows * m.row_bytes), _MM_HINT_T0);
-      w[i] = unpack_block<F>(q, table);
-      w_scale[i] = _mm256_broadcast_ss(w_scales + i * nb + b);
-    }
-    for (int s = 0; s < kSeqs; ++s) {
-      const int8_t* xb = x_values[s] + b * block;
-      const int8_t* xa = x_magnitudes[s] + b * block;
-      const __m256 x_scale = _mm256_broadcast_ss(x_scales[s] + b);
-      for (int i = 0; i < kRows; ++i) {
-        const __m256 dot = _mm256_cvtepi32_ps(block_dot<F>(w[i], xb, xa));
-        acc[s][i] = _mm256_fmadd_ps(dot, _mm256_mul_ps(w_scale[i], x_scale), acc[s][i]);
-      }
-    }
-  }
+  for (int64_t b = 0; b < paired; b += kUnit) accumulate_unit<unit_format<F>(), kUnit>(m, table, w_scales, r, b, st);
+  if (paired < nb) accumulate_unit<F, 1>(m, table, w_scales, r, paired, st);
   for (int s = 0; s < kSeqs; ++s)
-    for (int i = 0; i < kRows; ++i) ys[s][r + i] = hsum(acc[s][i]);
+    for (int i = 0; i < kRows; ++i) ys[s][r + i] = hsum(st.acc[s][i]);
 }
 
 // Rows [r0, r1) for kSeqs sequences; w_scales holds the weight scales of rows [r0, r1).
