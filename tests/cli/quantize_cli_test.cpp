@@ -46,6 +46,28 @@ TEST(CliQuantize, CalibratedMixedPrecisionFolderIsWhatItReports) {
   EXPECT_EQ(ppl.exit_code, 0) << ppl.err;
 }
 
+// The recipe that takes stories260K under 4.5 bits with the least loss (docs/quantization.md):
+// nf4-32 projections and table, a budget for int8 where it counts.
+TEST(CliQuantize, Nf4x32BudgetFolderKeepsItsFormatsAndServes) {
+  const fs::path dir = testing::fresh_temp_dir("cli_quantize_nf4_32");
+  const fs::path out = dir / "q";
+  auto r = run_hearth({"quantize", "--model", testing::stories260k_dir().string(), "--format", "nf4-32", "--method", "gptq",
+                       "--calibrate", calibration_file(dir).string(), "--calib-tokens", "2048", "--bits", "4.5", "--threads",
+                       "1", "--out", out.string(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Json j = last_json_line(r.out);
+  EXPECT_LE(j.at("bits_per_weight").get<double>(), 4.5);
+  // Every matrix nf4-32 is 4.37 bits here, so the budget buys some int8.
+  EXPECT_GT(j.at("bits_per_weight").get<double>(), 4.4);
+  const Json q = read_json_file(out / "config.json")["hearth_quantization"];
+  EXPECT_EQ(q.at("format"), "nf4-32");
+  EXPECT_EQ(q.at("block_size").get<int64_t>(), 32);
+  std::ofstream(dir / "eval.txt") << "Once upon a time, there was a little girl named Lily.\nShe liked to play outside.\n";
+  auto ppl = run_hearth({"ppl", "--model", out.string(), "--data", (dir / "eval.txt").string(), "--ctx", "16", "--json"});
+  ASSERT_EQ(ppl.exit_code, 0) << ppl.err;
+  EXPECT_LT(last_json_line(ppl.out).at("ppl").get<double>(), 100.0);
+}
+
 TEST(CliQuantize, DistilledFolderRecordsItsDistillation) {
   const fs::path dir = testing::fresh_temp_dir("cli_quantize_distill");
   const fs::path out = dir / "q";
