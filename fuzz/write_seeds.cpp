@@ -137,7 +137,8 @@ void model_seeds(SeedWriter& w) {
   const std::pair<QuantFormat, EmbeddingStorage> formats[] = {{QuantFormat::kNF4, EmbeddingStorage::kInt8},
                                                               {QuantFormat::kInt4, EmbeddingStorage::kBF16},
                                                               {QuantFormat::kInt8, EmbeddingStorage::kInt4},
-                                                              {QuantFormat::kNF4, EmbeddingStorage::kNF4}};
+                                                              {QuantFormat::kNF4, EmbeddingStorage::kNF4},
+                                                              {QuantFormat::kNF4_32, EmbeddingStorage::kNF4_32}};
   for (const auto& [format, embeddings] : formats) {
     for (const fuzz::SmallModel* m : {&llama, &qwen}) {
       const fs::path dir = w.scratch("quantized");
