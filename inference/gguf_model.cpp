@@ -305,6 +305,11 @@ GgufModel read_gguf_model(const std::shared_ptr<GgufFile>& file) {
   const GgufTensorInfo* embd = f.find_tensor("token_embd.weight");
   require(embd != nullptr && embd->dims.size() == 2, ErrorCode::kCorruptFile, f.name() + ": no 2-D token_embd.weight tensor");
   c.vocab_size = embd->dims[1];
+  // The table's width is the model's: found by fuzzing, a file whose metadata says otherwise
+  // was accepted and failed only when the table was used.
+  require(embd->dims[0] == static_cast<uint64_t>(c.hidden_size), ErrorCode::kCorruptFile,
+          f.name() + ": token_embd.weight is " + std::to_string(embd->dims[0]) + " wide but " + a +
+              "embedding_length is " + std::to_string(c.hidden_size) + "; the file is damaged or mislabelled");
   c.tie_word_embeddings = f.find_tensor("output.weight") == nullptr;
   c.attention_bias = arch->attention_bias || f.find_tensor("blk.0.attn_q.bias") != nullptr;
   c.bos_token_id = f.find_int("tokenizer.ggml.bos_token_id").value_or(-1);

@@ -3,10 +3,13 @@
 // from; fingerprints tell bases apart.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "core/assets.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "inference/gguf_export.h"
+#include "inference/gguf_file.h"
 #include "inference/gguf_model.h"
 #include "inference/gguf_tokenizer.h"
 #include "inference/model_files.h"
@@ -273,6 +276,27 @@ TEST(GgufTokenizer, HostileSentencePieceVocabulariesAreRefusedByName) {
   EXPECT_NE(refusal({"a", "b", "ab"}, {0, 0, std::nanf("")}, 3).find("non-finite score"), std::string::npos);
   EXPECT_NE(refusal({"a", "b", "ab"}, {0, 0, -1}, 2).find("token_type"), std::string::npos);
   fs::remove_all(dir);
+}
+
+// Found by fuzz_gguf: metadata whose embedding_length differs from the table's width.
+TEST_F(GgufStories, EmbeddingWidthDifferentFromTheMetadataIsRefused) {
+  std::string bytes = read_file(*dir_ / "f32.gguf");
+  const std::string key = "llama.embedding_length";
+  const size_t at = bytes.find(key);
+  ASSERT_NE(at, std::string::npos);
+  uint32_t width = 0;  // the value follows the key and its type (u32)
+  std::memcpy(&width, bytes.data() + at + key.size() + 4, 4);
+  ASSERT_EQ(width, 64u);
+  width = 48;
+  std::memcpy(bytes.data() + at + key.size() + 4, &width, 4);
+  try {
+    read_gguf_model(GgufFile::from_bytes(bytes, "relabelled.gguf"));
+    FAIL() << "a 64-wide table with embedding_length 48 was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCorruptFile);
+    EXPECT_NE(std::string(e.what()).find("token_embd.weight is 64 wide but llama.embedding_length is 48"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(GgufModel, ArchitectureMappingNamesBothWays) {
