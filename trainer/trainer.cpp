@@ -450,6 +450,7 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
     st.train_seconds += step_seconds;
 
     const double loss = step_tokens > 0 ? loss_sum / step_tokens : 0;
+    st.last_loss = loss;
     const double tok_s = double(st.step * rows_per_step * cfg.seq_len) / std::max(1e-9, st.train_seconds);
     const double eta = st.train_seconds / double(st.step) * double(cfg.steps - st.step);
     const Json line{{"step", st.step},          {"loss", loss},          {"lr", schedule.at(st.step - 1)},
@@ -511,6 +512,9 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
   }
   const size_t tail = std::max<size_t>(1, losses.size() / 10);
   for (size_t i = losses.size() - std::min(tail, losses.size()); i < losses.size(); ++i) result.train_loss += losses[i] / double(tail);
+  // A run resumed after its last step (an in-memory one keeps only its own lines) logged no
+  // step: its loss is the last one trained, not zero.
+  if (losses.empty()) result.train_loss = st.last_loss;
 
   if (!result.completed) {
     checkpoint_now();

@@ -24,6 +24,7 @@ Json loop_state_json(const LoopState& state, const Trainable& trainable, const J
               {"eval_loss_before", state.eval_loss_before},
               {"trained_tokens", state.trained_tokens},
               {"train_seconds", state.train_seconds},
+              {"last_loss", std::isfinite(state.last_loss) ? Json(state.last_loss) : Json(nullptr)},
               {"method", trainable.method()},
               {"identity", identity}};
 }
@@ -50,6 +51,8 @@ LoopState loop_state_from_json(const Json& j, const std::string& what) {
   s.eval_loss_before = json_get_number_in_range(j, "eval_loss_before", 0, 1e6, what);
   s.trained_tokens = json_get_integer_in_range(j, "trained_tokens", 0, kMaxCount, what);
   s.train_seconds = json_get_number_in_range(j, "train_seconds", 0, 1e12, what);
+  // Absent from checkpoints written before it existed.
+  if (j.contains("last_loss") && !j["last_loss"].is_null()) s.last_loss = json_get_number_in_range(j, "last_loss", 0, 1e6, what);
   return s;
 }
 

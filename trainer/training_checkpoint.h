@@ -25,6 +25,7 @@ struct LoopState {
   double eval_loss_before = 0;
   int64_t trained_tokens = 0;
   double train_seconds = 0;
+  double last_loss = 0;  // the latest step's training loss (a resumed run may log no step)
 };
 
 // Writes dir/ (trainable.safetensors, optimizer/, rng.safetensors, state.json) as a whole;

@@ -81,6 +81,35 @@ TEST(Interruption, StopsInsideStepsAndResumesBitwiseEqual) {
   for (size_t i = 0; i < last.params.size(); ++i) EXPECT_TRUE(at::equal(last.params[i], straight.params[i])) << i;
 }
 
+// Stopped during the final evaluation, after its last step: the resumed run trains no step, only
+// evaluates, and its training loss is still the last step's (it was 0: found when an engine job's
+// last slice happened to start there).
+TEST(Interruption, ResumedAfterTheLastStepKeepsTheTrainingLoss) {
+  std::map<int64_t, std::string> store;
+  const trainer::TrainConfig cfg = in_memory_config(store);
+  const TrainedRun straight = run_interrupted(cfg);
+  ASSERT_TRUE(straight.result.completed);
+  ASSERT_GT(straight.result.train_loss, 0.0);
+
+  trainer::TrainConfig c = cfg;
+  int64_t steps_seen = 0;
+  c.on_step = [&](const Json& line) {
+    if (line.contains("loss")) ++steps_seen;
+  };
+  c.should_stop = [&] { return steps_seen >= cfg.steps; };  // any ask after the last step: the final evaluation
+  const TrainedRun stopped = run_interrupted(c);
+  ASSERT_FALSE(stopped.result.completed);
+  ASSERT_EQ(stopped.result.steps_done, cfg.steps);
+
+  trainer::TrainConfig again = cfg;
+  again.resume = true;
+  const TrainedRun resumed = run_interrupted(again);
+  ASSERT_TRUE(resumed.result.completed);
+  // Six steps: the last tenth is the last step alone, so the two are the same number.
+  EXPECT_EQ(resumed.result.train_loss, straight.result.train_loss);
+  EXPECT_EQ(resumed.result.eval_loss_after, straight.result.eval_loss_after);
+}
+
 TEST(Interruption, StopDuringTheFirstEvaluationSavesNothing) {
   std::map<int64_t, std::string> store;
   trainer::TrainConfig cfg = in_memory_config(store);
