@@ -42,9 +42,9 @@ inline __m512 nf4_block_dot(const uint8_t* p, const float* x, __m512 table) {
   return _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v1, 4), table), _mm512_loadu_ps(x + 48), s);
 }
 
-// Dot product of one int4 or nf4-32 block (32 weights, 16 bytes) with x, before the scale;
+// Dot product of one 32-weight nibble block (int4 or nf4-32, 16 bytes) with x, before the scale;
 // `table` holds the format's 16 code values.
-inline __m512 int4_block_dot(const uint8_t* p, const float* x, __m512 table) {
+inline __m512 nibble32_block_dot(const uint8_t* p, const float* x, __m512 table) {
   const __m512i v = load_bytes16(p);
   const __m512 s = _mm512_mul_ps(_mm512_permutexvar_ps(v, table), _mm512_loadu_ps(x));
   return _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table), _mm512_loadu_ps(x + 16), s);
@@ -87,10 +87,10 @@ void matvec_rows_avx512(const PackedView& m, const float* x, float* y, int64_t r
         y[r] = row_dot(nb, scales.data(), 32, 64, q, x, [&](const uint8_t* p, const float* xb) { return nf4_block_dot(p, xb, nf4); });
         break;
       case QuantFormat::kNF4_32:
-        y[r] = row_dot(nb, scales.data(), 16, 32, q, x, [&](const uint8_t* p, const float* xb) { return int4_block_dot(p, xb, nf4); });
+        y[r] = row_dot(nb, scales.data(), 16, 32, q, x, [&](const uint8_t* p, const float* xb) { return nibble32_block_dot(p, xb, nf4); });
         break;
       case QuantFormat::kInt4:
-        y[r] = row_dot(nb, scales.data(), 16, 32, q, x, [&](const uint8_t* p, const float* xb) { return int4_block_dot(p, xb, int4); });
+        y[r] = row_dot(nb, scales.data(), 16, 32, q, x, [&](const uint8_t* p, const float* xb) { return nibble32_block_dot(p, xb, int4); });
         break;
       case QuantFormat::kInt8:
         y[r] = row_dot(nb, scales.data(), 32, 32, q, x, [](const uint8_t* p, const float* xb) { return int8_block_dot(p, xb); });

@@ -79,6 +79,8 @@ class BrokenQuantizedFolder : public ::testing::Test {
     ModelSource source = open_model_source(testing::stories260k_dir());
     write_quantized_model(*dir_ / "good", source.config, *source.tensors,
                           {QuantFormat::kNF4, EmbeddingStorage::kInt8, source.fingerprint()}, source.tokenizer_files);
+    write_quantized_model(*dir_ / "good-nf4-32", source.config, *source.tensors,
+                          {QuantFormat::kNF4_32, EmbeddingStorage::kNF4_32, source.fingerprint()}, source.tokenizer_files);
   }
   static void TearDownTestSuite() {
     fs::remove_all(*dir_);
@@ -110,6 +112,33 @@ TEST_F(BrokenQuantizedFolder, ScalesOfTheWrongLength) {
   c["hearth_quantization"]["block_size"] = 32;
   write_file_atomic(m / "config.json", c.dump());
   expect_refused(m, "scales");
+}
+
+// nf4 and nf4-32 share the code grid and the absmax encoding; only the block (64 or 32 weights)
+// tells them apart, so a folder whose config names the other one must be caught by the parts'
+// lengths, not read as garbage weights.
+TEST_F(BrokenQuantizedFolder, Nf4PartsClaimedAsNf4x32AreRefused) {
+  fs::path m = testing::copy_folder(*dir_ / "good", *dir_ / "as-nf4-32");
+  Json c = read_json_file(m / "config.json");
+  c["hearth_quantization"]["format"] = "nf4-32";
+  c["hearth_quantization"]["block_size"] = 32;
+  write_file_atomic(m / "config.json", c.dump());
+  expect_refused(m, "absmax");
+}
+
+TEST_F(BrokenQuantizedFolder, Nf4x32PartsClaimedAsNf4AreRefused) {
+  fs::path m = testing::copy_folder(*dir_ / "good-nf4-32", *dir_ / "as-nf4");
+  Json c = read_json_file(m / "config.json");
+  c["hearth_quantization"]["format"] = "nf4";
+  c["hearth_quantization"]["block_size"] = 64;
+  write_file_atomic(m / "config.json", c.dump());
+  expect_refused(m, "absmax");
+}
+
+TEST_F(BrokenQuantizedFolder, TruncatedNf4x32) {
+  fs::path m = testing::copy_folder(*dir_ / "good-nf4-32", *dir_ / "trunc-nf4-32");
+  fs::resize_file(m / "model.safetensors", fs::file_size(m / "model.safetensors") - 100);
+  expect_refused(m, "truncated");
 }
 
 TEST_F(BrokenQuantizedFolder, UnknownFormat) {
