@@ -95,7 +95,7 @@ struct TrainResult {
   bool checkpoint_saved = false;   // a stopped run saved a checkpoint (not when it stopped before step 1)
   std::string stop_reason;         // "finished" | "early_stopping" | "interrupted" | "step_limit"
   int64_t steps_done = 0;
-  double train_loss = 0;           // mean loss of the last logged steps (last 10% of the run, at least 1)
+  double train_loss = 0;           // mean loss of the run's last steps (its last 10%, at least 1, at most 1024)
   double eval_loss_before = 0, eval_loss_after = 0;
   double eval_ppl_before = 0, eval_ppl_after = 0;  // meaningful only when eval_rows > 0
   int64_t eval_rows = 0;           // held-out rows evaluated on; 0: no held-out perplexity

@@ -450,7 +450,7 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
     st.train_seconds += step_seconds;
 
     const double loss = step_tokens > 0 ? loss_sum / step_tokens : 0;
-    st.last_loss = loss;
+    record_recent_loss(st, loss, recent_losses_to_keep(cfg.steps));
     const double tok_s = double(st.step * rows_per_step * cfg.seq_len) / std::max(1e-9, st.train_seconds);
     const double eta = st.train_seconds / double(st.step) * double(cfg.steps - st.step);
     const Json line{{"step", st.step},          {"loss", loss},          {"lr", schedule.at(st.step - 1)},
@@ -505,16 +505,9 @@ TrainResult train(Decoder& decoder, Trainable& trainable, const PackedRows& trai
   result.optimizer_state_bytes = optimizer->state_bytes();
   for (const auto& [name, bytes] : optimizer->state_bytes_by_group()) result.optimizer_state_by_group[name] = bytes;
   if (dp) result.privacy = dp->report();
-  // Train loss: mean of the last tenth of the logged steps.
-  std::vector<double> losses;
-  for (const Json& j : metrics.lines()) {
-    if (j.contains("loss")) losses.push_back(j["loss"].get<double>());
-  }
-  const size_t tail = std::max<size_t>(1, losses.size() / 10);
-  for (size_t i = losses.size() - std::min(tail, losses.size()); i < losses.size(); ++i) result.train_loss += losses[i] / double(tail);
-  // A run resumed after its last step (an in-memory one keeps only its own lines) logged no
-  // step: its loss is the last one trained, not zero.
-  if (losses.empty()) result.train_loss = st.last_loss;
+  // Train loss: mean of the last tenth of the run's steps, kept through checkpoints, so a run
+  // trained in slices reports what an uninterrupted one does.
+  result.train_loss = recent_training_loss(st);
 
   if (!result.completed) {
     checkpoint_now();

@@ -16,6 +16,31 @@ constexpr const char* kOptimizerTensor = "optimizer_state";
 
 std::string generator_name(size_t i) { return "generator." + std::to_string(i); }
 
+// A diverged step's loss (NaN, infinity) is written as null: JSON has no such numbers.
+Json recent_losses_json(const std::vector<double>& losses) {
+  Json out = Json::array();
+  for (double l : losses) out.push_back(std::isfinite(l) ? Json(l) : Json(nullptr));
+  return out;
+}
+
+std::vector<double> recent_losses_from_json(const Json& j, const std::string& what) {
+  std::vector<double> losses;
+  if (j.contains("recent_losses")) {
+    const Json& a = j["recent_losses"];
+    require(a.is_array() && a.size() <= kRecentLossesKept, ErrorCode::kCorruptFile,
+            what + ": recent_losses must be an array of at most " + std::to_string(kRecentLossesKept) + " numbers");
+    for (const Json& l : a) {
+      require(l.is_null() || (l.is_number() && l.get<double>() >= 0 && l.get<double>() <= 1e6), ErrorCode::kCorruptFile,
+              what + ": recent_losses holds " + l.dump() + " (losses are numbers in [0, 1e6] or null)");
+      losses.push_back(l.is_null() ? std::numeric_limits<double>::quiet_NaN() : l.get<double>());
+    }
+  } else if (j.contains("last_loss") && !j["last_loss"].is_null()) {
+    // Checkpoints of session 30 kept only the latest loss.
+    losses.push_back(json_get_number_in_range(j, "last_loss", 0, 1e6, what));
+  }
+  return losses;
+}
+
 Json loop_state_json(const LoopState& state, const Trainable& trainable, const Json& identity) {
   return Json{{"step", state.step},
               {"rows_consumed", state.rows_consumed},
@@ -24,7 +49,7 @@ Json loop_state_json(const LoopState& state, const Trainable& trainable, const J
               {"eval_loss_before", state.eval_loss_before},
               {"trained_tokens", state.trained_tokens},
               {"train_seconds", state.train_seconds},
-              {"last_loss", std::isfinite(state.last_loss) ? Json(state.last_loss) : Json(nullptr)},
+              {"recent_losses", recent_losses_json(state.recent_losses)},
               {"method", trainable.method()},
               {"identity", identity}};
 }
@@ -51,8 +76,9 @@ LoopState loop_state_from_json(const Json& j, const std::string& what) {
   s.eval_loss_before = json_get_number_in_range(j, "eval_loss_before", 0, 1e6, what);
   s.trained_tokens = json_get_integer_in_range(j, "trained_tokens", 0, kMaxCount, what);
   s.train_seconds = json_get_number_in_range(j, "train_seconds", 0, 1e12, what);
-  // Absent from checkpoints written before it existed.
-  if (j.contains("last_loss") && !j["last_loss"].is_null()) s.last_loss = json_get_number_in_range(j, "last_loss", 0, 1e6, what);
+  // Absent from checkpoints written before it existed (their runs report the loss of the steps
+  // they log themselves).
+  s.recent_losses = recent_losses_from_json(j, what);
   return s;
 }
 
@@ -82,6 +108,24 @@ void restore_tensors(const SafetensorsFile& params, const std::string& param_pre
 }
 
 }  // namespace
+
+size_t recent_losses_to_keep(int64_t steps) {
+  return std::min<size_t>(kRecentLossesKept, std::max<int64_t>(1, steps / 10));
+}
+
+void record_recent_loss(LoopState& state, double loss, size_t keep) {
+  state.recent_losses.push_back(loss);
+  if (state.recent_losses.size() > keep)
+    state.recent_losses.erase(state.recent_losses.begin(), state.recent_losses.end() - std::ptrdiff_t(keep));
+}
+
+double recent_training_loss(const LoopState& state) {
+  const size_t tail = std::min(state.recent_losses.size(), recent_losses_to_keep(state.step));
+  if (tail == 0) return 0;
+  double sum = 0;
+  for (size_t i = state.recent_losses.size() - tail; i < state.recent_losses.size(); ++i) sum += state.recent_losses[i];
+  return sum / double(tail);
+}
 
 void save_training_checkpoint(const fs::path& dir, const Trainable& trainable, const optim::Optimizer& optimizer,
                               const std::vector<at::Generator>& generators, const LoopState& state,

@@ -25,8 +25,20 @@ struct LoopState {
   double eval_loss_before = 0;
   int64_t trained_tokens = 0;
   double train_seconds = 0;
-  double last_loss = 0;  // the latest step's training loss (a resumed run may log no step)
+  // The latest steps' training losses, oldest first: the last tenth of the run (at most
+  // kRecentLossesKept), so a run resumed from a checkpoint reports the same training loss as one
+  // that never stopped, even when this process logged none of those steps.
+  std::vector<double> recent_losses;
 };
+
+constexpr size_t kRecentLossesKept = 1024;
+
+// How many recent losses a run of `steps` updates keeps: its last tenth, at least one.
+size_t recent_losses_to_keep(int64_t steps);
+// Appends `loss`, dropping the oldest beyond `keep`.
+void record_recent_loss(LoopState& state, double loss, size_t keep);
+// The training loss a run reports: the mean of the last tenth of its `steps_done` updates.
+double recent_training_loss(const LoopState& state);
 
 // Writes dir/ (trainable.safetensors, optimizer/, rng.safetensors, state.json) as a whole;
 // an existing checkpoint there is replaced only once the new one is complete.

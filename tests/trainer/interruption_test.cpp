@@ -110,6 +110,37 @@ TEST(Interruption, ResumedAfterTheLastStepKeepsTheTrainingLoss) {
   EXPECT_EQ(resumed.result.eval_loss_after, straight.result.eval_loss_after);
 }
 
+// A run of 30 steps reports the mean loss of its last three; stopped after 17 and resumed, the
+// second process logs only 13 steps, yet reports the same mean (the losses travel in the
+// checkpoint). Same steps, same arithmetic, same order: the numbers are equal exactly.
+TEST(Interruption, ResumedRunReportsTheWholeRunsTrainingLoss) {
+  std::map<int64_t, std::string> store;
+  trainer::TrainConfig cfg = in_memory_config(store);
+  cfg.steps = 30;
+  const TrainedRun straight = run_interrupted(cfg);
+  ASSERT_TRUE(straight.result.completed);
+
+  trainer::TrainConfig c = cfg;
+  int64_t steps_seen = 0;
+  c.on_step = [&](const Json& line) {
+    if (line.contains("loss")) ++steps_seen;
+  };
+  c.should_stop = [&] { return steps_seen >= 17; };
+  ASSERT_EQ(run_interrupted(c).result.steps_done, 17);
+  trainer::TrainConfig again = cfg;
+  again.resume = true;
+  std::vector<double> resumed_losses;
+  again.on_step = [&](const Json& line) {
+    if (line.contains("loss")) resumed_losses.push_back(line["loss"].get<double>());
+  };
+  const TrainedRun resumed = run_interrupted(again);
+  ASSERT_TRUE(resumed.result.completed);
+  ASSERT_EQ(resumed_losses.size(), 13u);
+  const double last_three = (resumed_losses[10] + resumed_losses[11] + resumed_losses[12]) / 3;
+  EXPECT_EQ(resumed.result.train_loss, straight.result.train_loss);
+  EXPECT_DOUBLE_EQ(resumed.result.train_loss, last_three);
+}
+
 TEST(Interruption, StopDuringTheFirstEvaluationSavesNothing) {
   std::map<int64_t, std::string> store;
   trainer::TrainConfig cfg = in_memory_config(store);

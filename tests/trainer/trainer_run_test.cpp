@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "core/atomic_file.h"
+#include "core/json.h"
 #include "core/safetensors.h"
 #include "trainer/stop_signal.h"
 #include "trainer/trainer.h"
@@ -127,6 +129,32 @@ TEST(TrainerRun, ResumeWithOtherSettingsIsRefused) {
   cfg.resume = true;
   cfg.lr *= 2;
   EXPECT_THROW(run("lora", cfg), Error);
+  fs::remove_all(dir);
+}
+
+// The checkpoint's recent losses are read like any other field of a file on disk: a value that is
+// not a loss is refused as corruption, naming the field, before anything is resumed.
+TEST(TrainerRun, ResumeRefusesACheckpointWithMalformedRecentLosses) {
+  const fs::path dir = testing::fresh_temp_dir("resume_losses");
+  trainer::TrainConfig cfg = testing::small_config(dir);
+  cfg.stop_after_steps = 2;
+  EXPECT_FALSE(run("lora", cfg).completed);
+  const fs::path state = dir / "checkpoint" / "state.json";
+  Json j = read_json_file(state);
+  ASSERT_EQ(j.at("recent_losses").size(), 1u);  // six steps keep their last one
+  cfg.stop_after_steps = 0;
+  cfg.resume = true;
+  for (const Json& bad : {Json::array({"x"}), Json::array({-1.0}), Json(1.5), Json(std::vector<double>(2000, 1.0))}) {
+    j["recent_losses"] = bad;
+    write_file_atomic(state, j.dump());
+    try {
+      run("lora", cfg);
+      ADD_FAILURE() << "accepted " << bad.dump().substr(0, 40);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kCorruptFile) << e.what();
+      EXPECT_NE(std::string(e.what()).find("recent_losses"), std::string::npos) << e.what();
+    }
+  }
   fs::remove_all(dir);
 }
 
