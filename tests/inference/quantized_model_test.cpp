@@ -94,6 +94,15 @@ class BrokenQuantizedFolder : public ::testing::Test {
       EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
     }
   }
+  // A copy of the folder `good` whose config claims `format` with `block` weights per block.
+  static fs::path claiming(const std::string& good, const std::string& copy, const std::string& format, int block) {
+    fs::path m = testing::copy_folder(*dir_ / good, *dir_ / copy);
+    Json c = read_json_file(m / "config.json");
+    c["hearth_quantization"]["format"] = format;
+    c["hearth_quantization"]["block_size"] = block;
+    write_file_atomic(m / "config.json", c.dump());
+    return m;
+  }
   static fs::path* dir_;
 };
 fs::path* BrokenQuantizedFolder::dir_ = nullptr;
@@ -106,33 +115,18 @@ TEST_F(BrokenQuantizedFolder, Truncated) {
 
 TEST_F(BrokenQuantizedFolder, ScalesOfTheWrongLength) {
   // Claim a different format: nf4 parts read as int4 have no scales of the right length.
-  fs::path m = testing::copy_folder(*dir_ / "good", *dir_ / "scales");
-  Json c = read_json_file(m / "config.json");
-  c["hearth_quantization"]["format"] = "int4";
-  c["hearth_quantization"]["block_size"] = 32;
-  write_file_atomic(m / "config.json", c.dump());
-  expect_refused(m, "scales");
+  expect_refused(claiming("good", "scales", "int4", 32), "scales");
 }
 
 // nf4 and nf4-32 share the code grid and the absmax encoding; only the block (64 or 32 weights)
 // tells them apart, so a folder whose config names the other one must be caught by the parts'
 // lengths, not read as garbage weights.
 TEST_F(BrokenQuantizedFolder, Nf4PartsClaimedAsNf4x32AreRefused) {
-  fs::path m = testing::copy_folder(*dir_ / "good", *dir_ / "as-nf4-32");
-  Json c = read_json_file(m / "config.json");
-  c["hearth_quantization"]["format"] = "nf4-32";
-  c["hearth_quantization"]["block_size"] = 32;
-  write_file_atomic(m / "config.json", c.dump());
-  expect_refused(m, "absmax");
+  expect_refused(claiming("good", "as-nf4-32", "nf4-32", 32), "absmax");
 }
 
 TEST_F(BrokenQuantizedFolder, Nf4x32PartsClaimedAsNf4AreRefused) {
-  fs::path m = testing::copy_folder(*dir_ / "good-nf4-32", *dir_ / "as-nf4");
-  Json c = read_json_file(m / "config.json");
-  c["hearth_quantization"]["format"] = "nf4";
-  c["hearth_quantization"]["block_size"] = 64;
-  write_file_atomic(m / "config.json", c.dump());
-  expect_refused(m, "absmax");
+  expect_refused(claiming("good-nf4-32", "as-nf4", "nf4", 64), "absmax");
 }
 
 TEST_F(BrokenQuantizedFolder, TruncatedNf4x32) {
