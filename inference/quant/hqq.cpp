@@ -33,8 +33,10 @@ double lp_error(QuantFormat format, const double* w, int64_t n, double s, double
 }
 
 void check_options(const HqqOptions& o) {
-  require(o.p > 0 && o.p <= 2 && o.beta > 0 && o.kappa >= 1 && o.iterations >= 0 && o.iterations <= 10000,
-          ErrorCode::kInvalidArgument, "HQQ options out of range (0 < p <= 2, beta > 0, kappa >= 1, 0 <= iterations <= 10000)");
+  require(o.p > 0 && o.p <= 2 && o.selection_p > 0 && o.selection_p <= 2 && o.beta > 0 && o.kappa >= 1 &&
+              o.iterations >= 0 && o.iterations <= 10000,
+          ErrorCode::kInvalidArgument,
+          "HQQ options out of range (0 < p <= 2, 0 < selection_p <= 2, beta > 0, kappa >= 1, 0 <= iterations <= 10000)");
 }
 
 }  // namespace
@@ -53,7 +55,7 @@ at::Tensor hqq_block_scales(QuantFormat format, const at::Tensor& w_in, const at
   const at::Tensor wn = blocks / absmax.unsqueeze(1);
   at::Tensor s = initial.to(at::kDouble).reshape({-1}) / absmax;
   const auto error_of = [&](const at::Tensor& scale) {
-    return (wn - grid_round_rows(format, wn, scale)).abs().pow(o.p).sum(1);
+    return (wn - grid_round_rows(format, wn, scale)).abs().pow(o.selection_p).sum(1);
   };
   at::Tensor best = s.clone(), best_err = error_of(s);
   double beta = o.beta;
@@ -80,7 +82,7 @@ double hqq_block_scale_reference(QuantFormat format, const float* w_in, int64_t 
   if (absmax == 0.0) return initial;
   std::vector<double> w(n), q(n);
   for (int64_t i = 0; i < n; ++i) w[i] = w_in[i] / absmax;
-  double s = initial / absmax, best = s, best_err = lp_error(format, w.data(), n, s, o.p), beta = o.beta;
+  double s = initial / absmax, best = s, best_err = lp_error(format, w.data(), n, s, o.selection_p), beta = o.beta;
   for (int it = 0; it < o.iterations; ++it) {
     double num = 0.0, den = 0.0;
     for (int64_t i = 0; i < n; ++i) {
@@ -91,7 +93,7 @@ double hqq_block_scale_reference(QuantFormat format, const float* w_in, int64_t 
     }
     if (den > 0.0) s = num / den;
     beta *= o.kappa;
-    const double err = lp_error(format, w.data(), n, s, o.p);
+    const double err = lp_error(format, w.data(), n, s, o.selection_p);
     if (err < best_err) {
       best = s;
       best_err = err;

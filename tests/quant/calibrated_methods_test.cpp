@@ -154,10 +154,11 @@ TEST(Hqq, TensorFormEqualsPerBlockReference) {
   }
 }
 
-// HQQ keeps the best iterate by its own measure, so the lp error (p = 0.7) of the weights never
-// rises above absmax's, and on these weights it falls: 0.9-2% (nf4) and 2.3-2.6% (int4) lower
-// over 30 seeds (rows 100x apart in scale make the sum vary); asserted: 0.5% lower.
-TEST(Hqq, NeverRaisesTheLpErrorAndLowersItOnAverage) {
+// HQQ keeps the iterate with the least squared error (the starting scale included), so the
+// squared error of the weights never rises above absmax's, and on these weights it falls:
+// 4.4-7.8% (nf4) and 4.9-11.7% (int4) lower over 30 seeds (rows 100x apart in scale make the sum
+// vary); asserted: 2% lower.
+TEST(Hqq, NeverRaisesTheSquaredErrorAndLowersItOnAverage) {
   const uint64_t seed = test::fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   auto gen = make_generator(seed);
@@ -166,12 +167,12 @@ TEST(Hqq, NeverRaisesTheLpErrorAndLowersItOnAverage) {
     const auto lp = [&](const at::Tensor& wanted) {
       const int64_t bs = quant_block_size(format);
       const at::Tensor d = grid_round_rows(format, w.view({-1, bs}), wanted.reshape({-1})) - w.view({-1, bs});
-      return d.abs().pow(0.7).sum(1);
+      return d.square().sum(1);
     };
     const at::Tensor initial = absmax_block_scales(format, w);
     const at::Tensor before = lp(initial), after = lp(hqq_block_scales(format, w, initial));
     EXPECT_TRUE((after <= before * (1 + 1e-5)).all().item<bool>()) << quant_format_name(format);
-    EXPECT_LT(after.sum().item<double>(), 0.995 * before.sum().item<double>()) << quant_format_name(format);
+    EXPECT_LT(after.sum().item<double>(), 0.98 * before.sum().item<double>()) << quant_format_name(format);
   }
 }
 
