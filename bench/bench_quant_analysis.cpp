@@ -105,17 +105,25 @@ void matrices_table(const Options& o) {
     for (int32_t t : calib) counts[t] += 1;
     const at::Tensor order = at::argsort(counts, 0, /*descending=*/true);
     const at::Tensor int8_rows = round_uniform_32(table, 8);
-    for (double share : {0.125, 0.25, 0.5}) {
-      const int64_t n = int64_t(share * double(table.size(0)));
-      const at::Tensor top = order.narrow(0, 0, n);
-      at::Tensor mixed = nf4_rows.clone();
-      mixed.index_copy_(0, top, int8_rows.index_select(0, top));
-      const double covered = counts.index_select(0, top).sum().item<double>() / double(calib.size());
-      TensorMap t = dequantized;
-      t.add(kTable, mixed);
-      char what[96];
-      std::snprintf(what, sizeof what, "... table %.0f%% rows int8 (%.0f%% of tokens)", 100 * share, 100 * covered);
-      row(what, t);
+    // The folder's own table rows (GPTQ treats rows independently, so these are the rows a
+    // split table's 4-bit part would hold), when the folder's table is quantized.
+    std::vector<std::pair<std::string, at::Tensor>> bases = {{"nf4-32 rounded", nf4_rows}};
+    if (q.decoder->embedding().quantized_table())
+      bases.push_back({"the folder's", dequantize_matrix(*q.decoder->embedding().quantized_table())});
+    for (const auto& [base_name, base_rows] : bases) {
+      for (double share : {0.125, 0.25, 0.5}) {
+        const int64_t n = int64_t(share * double(table.size(0)));
+        const at::Tensor top = order.narrow(0, 0, n);
+        at::Tensor mixed = base_rows.clone();
+        mixed.index_copy_(0, top, int8_rows.index_select(0, top));
+        const double covered = counts.index_select(0, top).sum().item<double>() / double(calib.size());
+        TensorMap t = dequantized;
+        t.add(kTable, mixed);
+        char what[128];
+        std::snprintf(what, sizeof what, "... table %.0f%% rows int8 (%.0f%% of tokens), rest %s", 100 * share, 100 * covered,
+                      base_name.c_str());
+        row(what, t);
+      }
     }
   }
   if (o.table_only) return;
