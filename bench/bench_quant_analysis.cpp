@@ -2,11 +2,12 @@
 // work. `matrices` measures on the evaluation text itself, so it explains results and never
 // chooses a format; `rotate` writes a model to quantize with bench_quant_quality.
 //
-//   build/bench/bench_quant_analysis matrices --quantized DIR [--calibration FILE] [--table-only] [--model DIR] [--eval FILE] [--ctx N]
+//   build/bench/bench_quant_analysis matrices --quantized DIR [--calibration FILE] [--table-only] [--folder-weights] [--model DIR] [--eval FILE] [--ctx N]
 //       the quantized folder's projections dequantized and scored with an fp32 table; then that
 //       table rounded (int4/5/6/8 and nf4-32, 32-wide blocks, plain rounding; with a calibration
 //       text, the rows of its most frequent tokens int8 and the rest nf4-32); then each
-//       projection alone put back to fp32
+//       projection alone put back to fp32. --folder-weights: the norms and the table are the
+//       folder's too (a distilled folder tuned them), the table rounded from its stored rows
 //   build/bench/bench_quant_analysis rotate --work DIR [--model DIR] [--rotation orthogonal|hadamard|none] [--seed S]
 //       the model with its residual stream rotated (incoherence processing), as an fp32 folder
 // Both take --threads N (default 2).
@@ -36,6 +37,7 @@ struct Options {
   fs::path quantized;
   fs::path calibration;  // matrices: token frequencies for the mixed table
   bool table_only = false;  // matrices: skip the projections one by one
+  bool folder_weights = false;  // matrices: norms and table from the folder (a distilled one tuned them)
   fs::path work = "/tmp/quant-analysis";
   std::string rotation = "orthogonal";
   uint64_t seed = 1;
@@ -73,12 +75,16 @@ void matrices_table(const Options& o) {
   LoadedModel q = load_model(o.quantized, LoadOptions{});
   const std::vector<int32_t> stream = perplexity_token_stream(*fp.tokenizer, read_file(o.eval));
   const double fp32 = evaluate_perplexity(*fp.decoder, stream, o.ctx).perplexity;
+  // A distilled folder's norms and table were tuned together with its projections, so they come
+  // from the folder too; otherwise from the source, so only the projections differ from fp32.
   TensorMap dequantized;
-  for (const std::string& n : source.tensors->names()) dequantized.add(n, source.tensors->get(n).to(at::kFloat));
-  for (size_t l = 0; l < q.decoder->layers().size(); ++l) {
-    const DecoderLayer& layer = q.decoder->layers()[l];
-    const Linear* linears[] = {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down};
-    for (int i = 0; i < 7; ++i) dequantized.add(projection_name(l, kProjections[i]), linears[i]->weight_fp32());
+  if (o.folder_weights) {
+    for (const auto& [n, t] : weights_fp32(*q.decoder)) dequantized.add(n, t);
+  } else {
+    for (const std::string& n : source.tensors->names()) dequantized.add(n, source.tensors->get(n).to(at::kFloat));
+    for (size_t l = 0; l < q.decoder->layers().size(); ++l)
+      for (const auto& [name, linear] : q.decoder->layers()[l].projections())
+        dequantized.add("model.layers." + std::to_string(l) + "." + DecoderLayer::module_path(name) + ".weight", linear->weight_fp32());
   }
   const fs::path scratch = o.work / "scored";
   auto row = [&](const std::string& what, const TensorSource& tensors) {
@@ -87,8 +93,8 @@ void matrices_table(const Options& o) {
     std::fflush(stdout);
   };
   std::printf("%s, projections of %s; fp32 ppl %.4f\n", o.eval.filename().c_str(), o.quantized.c_str(), fp32);
-  row("projections quantized, table fp32", dequantized);
-  const at::Tensor table = source.tensors->get(kTable).to(at::kFloat);
+  row(o.folder_weights ? "the folder's weights, table as stored" : "projections quantized, table fp32", dequantized);
+  const at::Tensor table = dequantized.get(kTable);
   for (int bits : {4, 5, 6, 8}) {
     TensorMap t = dequantized;
     t.add(kTable, round_uniform_32(table, bits));
@@ -217,6 +223,7 @@ int main(int argc, char** argv) {
     else if (a == "--quantized" && has_value) o.quantized = argv[++i];
     else if (a == "--calibration" && has_value) o.calibration = argv[++i];
     else if (a == "--table-only") o.table_only = true;
+    else if (a == "--folder-weights") o.folder_weights = true;
     else if (a == "--work" && has_value) o.work = argv[++i];
     else if (a == "--rotation" && has_value) o.rotation = argv[++i];
     else if (a == "--seed" && has_value) o.seed = std::stoull(argv[++i]);

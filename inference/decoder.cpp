@@ -4,10 +4,16 @@
 
 #include "core/error.h"
 #include "inference/decode_kernels.h"
+#include "inference/linear_quantized.h"
 
 namespace hearth {
 
 std::vector<std::pair<const char*, Linear*>> DecoderLayer::projections() {
+  return {{"q_proj", &q}, {"k_proj", &k}, {"v_proj", &v}, {"o_proj", &o},
+          {"gate_proj", &gate}, {"up_proj", &up}, {"down_proj", &down}};
+}
+
+std::vector<std::pair<const char*, const Linear*>> DecoderLayer::projections() const {
   return {{"q_proj", &q}, {"k_proj", &k}, {"v_proj", &v}, {"o_proj", &o},
           {"gate_proj", &gate}, {"up_proj", &up}, {"down_proj", &down}};
 }
@@ -235,6 +241,22 @@ size_t Decoder::weight_bytes() const {
 bool Decoder::head_is_embedding() const {
   return lm_head_.is_quantized() ? lm_head_.quantized_weight() == embedding_.quantized_table()
                                  : lm_head_.dense_weight().is_same(embedding_.dense_table());
+}
+
+std::map<std::string, at::Tensor> weights_fp32(const Decoder& model) {
+  std::map<std::string, at::Tensor> out;
+  const ModelConfig& config = model.config();
+  for (int64_t l = 0; l < config.num_layers; ++l) {
+    const DecoderLayer& layer = model.layers()[l];
+    const std::string prefix = "model.layers." + std::to_string(l) + ".";
+    for (const auto& [name, linear] : layer.projections()) out[prefix + DecoderLayer::module_path(name) + ".weight"] = linear->weight_fp32();
+    for (const auto& [name, member] : DecoderLayer::norm_names(config)) out[prefix + name] = (layer.*member).to(at::kFloat);
+  }
+  const Embedding& e = model.embedding();
+  out["model.embed_tokens.weight"] = e.quantized_table() ? quantized_to_fp32(*e.quantized_table()) : e.dense_table().to(at::kFloat);
+  if (!model.head_is_embedding()) out["lm_head.weight"] = model.lm_head().weight_fp32();
+  out["model.norm.weight"] = model.final_norm_weight().to(at::kFloat);
+  return out;
 }
 
 }  // namespace hearth

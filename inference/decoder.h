@@ -5,6 +5,8 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <map>
+#include <string>
 #include <vector>
 
 #include "inference/embedding.h"
@@ -25,6 +27,7 @@ struct DecoderLayer {
 
   // The seven projections with their PEFT / Hugging Face module names.
   std::vector<std::pair<const char*, Linear*>> projections();
+  std::vector<std::pair<const char*, const Linear*>> projections() const;
   // A projection's name in a checkpoint after "model.layers.N.": "q_proj" -> "self_attn.q_proj".
   static std::string module_path(const std::string& projection);
   // The norms `config`'s architecture has, with their Hugging Face names after
@@ -107,5 +110,10 @@ class Decoder {
   Rope rope_;
   Rope local_rope_;  // sliding-window layers' base (unused without them)
 };
+
+// Every weight of a model as fp32 tensors by checkpoint name ("model.layers.0.mlp.up_proj.weight",
+// "model.norm.weight", ...): quantized matrices dequantized (transient copies), the table, and
+// an untied head as "lm_head.weight". Biases are left out.
+std::map<std::string, at::Tensor> weights_fp32(const Decoder& model);
 
 }  // namespace hearth

@@ -99,23 +99,6 @@ class Student {
   std::map<std::string, at::Tensor> fixed_;
 };
 
-// Every weight of `model` (a quantized folder, loaded) as full-precision tensors by checkpoint
-// name: the dequantized matrices, the norms, the table.
-std::map<std::string, at::Tensor> dequantized_weights(Decoder& model) {
-  std::map<std::string, at::Tensor> out;
-  const ModelConfig& config = model.config();
-  for (int64_t l = 0; l < config.num_layers; ++l) {
-    DecoderLayer& layer = model.layers()[l];
-    for (const auto& [name, linear] : layer.projections()) out[layer_prefix(l) + DecoderLayer::module_path(name) + ".weight"] = linear->weight_fp32();
-    for (const auto& [name, member] : DecoderLayer::norm_names(config)) out[layer_prefix(l) + name] = (layer.*member).to(at::kFloat);
-  }
-  const Embedding& e = model.embedding();
-  out["model.embed_tokens.weight"] = e.quantized_table() ? quantized_to_fp32(*e.quantized_table()) : e.dense_table().to(at::kFloat);
-  if (!model.head_is_embedding()) out["lm_head.weight"] = model.lm_head().weight_fp32();
-  out["model.norm.weight"] = model.final_norm_weight().to(at::kFloat);
-  return out;
-}
-
 // Removes a staging folder however the work ends.
 struct RemovedOnExit {
   std::filesystem::path path;
@@ -256,7 +239,7 @@ QuantizeSummary quantize_with_distillation(const std::filesystem::path& out, con
   if (request.method != QuantMethod::kRtn || request.bits > 0) {
     const RemovedOnExit staged{std::filesystem::path(out.string() + ".rounded.tmp")};
     quantize_model_folder(staged.path, source, request);
-    if (request.method != QuantMethod::kRtn) start = dequantized_weights(*load_model(staged.path, LoadOptions{}).decoder);
+    if (request.method != QuantMethod::kRtn) start = weights_fp32(*load_model(staged.path, LoadOptions{}).decoder);
     if (request.bits > 0) {
       const Allocation a = read_allocation(staged.path);
       formats = distilled_formats(a);
