@@ -2,6 +2,8 @@
 // folders equal load-time quantization, and broken quantized folders are refused clearly.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "bad_model_cases.h"
 #include "core/atomic_file.h"
 #include "inference/model_loader.h"
@@ -43,6 +45,26 @@ TEST(QuantizedStories260K, PerplexityStaysNearFp32) {
   EXPECT_LT(nf4_32, nf4) << "nf4-32 " << nf4_32 << " nf4 " << nf4;
   // Quantization loses information: the 4-bit formats cannot be better than a rounding error.
   EXPECT_GT(nf4, fp32 * 0.999);
+}
+
+// weights_fp32 gives back every checkpoint weight by its name: the source's own values for a
+// full-precision load, and for a quantized one each matrix as its format rounds it.
+TEST(QuantizedStories260K, WeightsFp32NamesEveryCheckpointWeight) {
+  const ModelSource source = open_model_source(testing::stories260k_dir());
+  const LoadedModel fp = load_model(testing::stories260k_dir(), LoadOptions{});
+  const LoadedModel q = load_model(testing::stories260k_dir(), quantized(QuantFormat::kNF4_32, EmbeddingStorage::kInt8));
+  const std::map<std::string, at::Tensor> dense = weights_fp32(*fp.decoder), rounded = weights_fp32(*q.decoder);
+  std::vector<std::string> names;
+  for (const auto& [name, t] : dense) names.push_back(name);
+  std::vector<std::string> checkpoint = source.tensors->names();
+  std::sort(checkpoint.begin(), checkpoint.end());
+  EXPECT_EQ(names, checkpoint);  // stories260K: tied head, no biases
+  for (const auto& [name, t] : dense) EXPECT_TRUE(at::equal(t, source.tensors->get(name).to(at::kFloat))) << name;
+  const std::string up = "model.layers.2.mlp.up_proj.weight", table = "model.embed_tokens.weight";
+  // Dequantizing is exact arithmetic on the stored codes and scales, the same in both.
+  EXPECT_TRUE(at::equal(rounded.at(up), dequantize_matrix(quantize_matrix(source.tensors->get(up), QuantFormat::kNF4_32))));
+  EXPECT_TRUE(at::equal(rounded.at(table), dequantize_matrix(quantize_matrix(source.tensors->get(table), QuantFormat::kInt8))));
+  EXPECT_TRUE(at::equal(rounded.at("model.norm.weight"), dense.at("model.norm.weight")));
 }
 
 class QuantizedFolder : public ::testing::TestWithParam<QuantFormat> {};
