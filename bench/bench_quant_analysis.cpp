@@ -75,17 +75,13 @@ void matrices_table(const Options& o) {
   LoadedModel q = load_model(o.quantized, LoadOptions{});
   const std::vector<int32_t> stream = perplexity_token_stream(*fp.tokenizer, read_file(o.eval));
   const double fp32 = evaluate_perplexity(*fp.decoder, stream, o.ctx).perplexity;
-  // A distilled folder's norms and table were tuned together with its projections, so they come
-  // from the folder too; otherwise from the source, so only the projections differ from fp32.
+  // The source's weights with the folder's projections; a distilled folder's norms and table were
+  // tuned together with its projections, so with --folder-weights they come from the folder too.
+  // Biases (never tuned) stay the source's.
   TensorMap dequantized;
-  if (o.folder_weights) {
-    for (const auto& [n, t] : weights_fp32(*q.decoder)) dequantized.add(n, t);
-  } else {
-    for (const std::string& n : source.tensors->names()) dequantized.add(n, source.tensors->get(n).to(at::kFloat));
-    for (size_t l = 0; l < q.decoder->layers().size(); ++l)
-      for (const auto& [name, linear] : q.decoder->layers()[l].projections())
-        dequantized.add("model.layers." + std::to_string(l) + "." + DecoderLayer::module_path(name) + ".weight", linear->weight_fp32());
-  }
+  for (const std::string& n : source.tensors->names()) dequantized.add(n, source.tensors->get(n).to(at::kFloat));
+  for (const auto& [n, t] : weights_fp32(*q.decoder))
+    if (o.folder_weights || n.find("_proj.weight") != std::string::npos) dequantized.add(n, t);
   const fs::path scratch = o.work / "scored";
   auto row = [&](const std::string& what, const TensorSource& tensors) {
     const double ppl = score(source, tensors, scratch, stream, o.ctx);
