@@ -26,14 +26,6 @@ const std::vector<std::pair<int64_t, int64_t>> kShapes = {{37, 70}, {129, 200}, 
 // |y - ref| <= tol * sum |W| |x| per element (float accumulation error relative to the terms;
 // weight_magnitude adds nf4's absmax rebuilding); a wrong kernel is off by orders of magnitude more.
 constexpr double kTol = 4e-5;
-void expect_close_to_reference(const at::Tensor& y, const at::Tensor& ref, const at::Tensor& abs_ref, double tol,
-                               const std::string& what) {
-  at::Tensor err = (y.to(at::kDouble) - ref).abs();
-  at::Tensor bound = abs_ref * tol + 1e-9;
-  const bool ok = (err <= bound).all().item<bool>();
-  EXPECT_TRUE(ok) << what << ": max error " << err.max().item<double>() << ", max ratio "
-                  << (err / bound).max().item<double>();
-}
 
 // Float kernels are checked against the exact dequantized product; the int8-activation kernel
 // against the same product with x rounded to int8 as it defines it (reference_matvec_q8).
@@ -60,11 +52,11 @@ TEST(QuantKernels, MatvecMatchesDoubleReferenceOnEveryIsaAndThreadCount) {
           quant_matvec(m, x.data_ptr<float>(), y.data_ptr<float>());
           const std::string what = std::string(quant_format_name(format)) + " " + kernel_isa_name(isa) + " " +
                                    std::to_string(rows) + "x" + std::to_string(cols) + " threads " + std::to_string(threads);
-          expect_close_to_reference(y, int8_activations ? ref_q8 : ref, abs_ref, kTol, what);
+          test::expect_close_to_reference(y, int8_activations ? ref_q8 : ref, abs_ref, kTol, what);
           // Asked for the exact product, every kernel set gives it.
           y.fill_(std::nanf(""));
           quant_matvec(m, x.data_ptr<float>(), y.data_ptr<float>(), ActivationRounding::kExact);
-          expect_close_to_reference(y, ref, abs_ref, kTol, what + " exact");
+          test::expect_close_to_reference(y, ref, abs_ref, kTol, what + " exact");
         }
       }
     }
@@ -155,7 +147,7 @@ TEST(QuantKernels, BatchedInt8GemvGivesEverySequenceExactlyWhatItGetsAlone) {
           matvec_q8_rows(k, v, q8[s], alone.back().data_ptr<float>(), 0, rows);
           at::Tensor ref = test::as_tensor(reference_matvec_q8(m, x.data_ptr<float>()));
           at::Tensor abs_ref = at::mv(test::weight_magnitude(m, reference_dequantize(m), kTol), x.abs().to(at::kDouble));
-          expect_close_to_reference(alone.back(), ref, abs_ref, kTol,
+          test::expect_close_to_reference(alone.back(), ref, abs_ref, kTol,
                                     std::string(kernel_isa_name(isa)) + " " + quant_format_name(format) + " alone");
           together.push_back(at::full({rows}, std::nanf("")));
           xs.push_back(&q8[s]);
@@ -216,12 +208,12 @@ TEST(QuantKernels, MatmulAndTransposedMatchDoubleReference) {
           if (n == 1 && uses_int8_activations(active_kernels(), format)) {
             expected = test::as_tensor(reference_matvec_q8(m, x.data_ptr<float>())).view({1, rows});
           }
-          expect_close_to_reference(y, expected, at::mm(xd.abs(), wmag.t()), kTol, what);
+          test::expect_close_to_reference(y, expected, at::mm(xd.abs(), wmag.t()), kTol, what);
           at::Tensor g = at::randn({n, rows}, gen);
           at::Tensor gd = g.to(at::kDouble);
           at::Tensor gx = quant_matmul_transposed(m, g);
           ASSERT_EQ(gx.sizes(), (std::vector<int64_t>{n, cols}));
-          expect_close_to_reference(gx, at::mm(gd, wd), at::mm(gd.abs(), wmag), kTol, what + " transposed");
+          test::expect_close_to_reference(gx, at::mm(gd, wd), at::mm(gd.abs(), wmag), kTol, what + " transposed");
         }
       }
     }
@@ -253,14 +245,14 @@ TEST(QuantKernels, PromptRowsComputeEachRowAsItsDecodeStep) {
       const std::string what = std::string(kernel_isa_name(isa)) + " " + quant_format_name(format);
       at::Tensor abs_ref = at::mm(x.abs().to(at::kDouble), test::weight_magnitude(m, wd, kTol).t());
       if (!uses_int8_activations(active_kernels(), format)) {
-        expect_close_to_reference(y, at::mm(x.to(at::kDouble), wd.t()), abs_ref, kTol, what + " exact");
+        test::expect_close_to_reference(y, at::mm(x.to(at::kDouble), wd.t()), abs_ref, kTol, what + " exact");
         continue;
       }
       for (int64_t i : {int64_t(0), int64_t(7), int64_t(8), int64_t(131), n - 1}) {
         at::Tensor alone = quant_matmul(m, x.narrow(0, i, 1));
         EXPECT_TRUE(at::equal(y.narrow(0, i, 1), alone)) << what << " row " << i;
         at::Tensor ref = test::as_tensor(reference_matvec_q8(m, x[i].contiguous().data_ptr<float>())).view({1, rows});
-        expect_close_to_reference(y.narrow(0, i, 1), ref, abs_ref.narrow(0, i, 1), kTol, what + " row " + std::to_string(i));
+        test::expect_close_to_reference(y.narrow(0, i, 1), ref, abs_ref.narrow(0, i, 1), kTol, what + " row " + std::to_string(i));
       }
     }
   }
@@ -277,8 +269,8 @@ TEST(QuantKernels, MatmulSpansSeveralTiles) {
   at::Tensor x = at::randn({4, cols}, gen), g = at::randn({4, rows}, gen);
   at::Tensor xd = x.to(at::kDouble), gd = g.to(at::kDouble);
   at::Tensor wmag = test::weight_magnitude(m, wd, kTol);
-  expect_close_to_reference(quant_matmul(m, x), at::mm(xd, wd.t()), at::mm(xd.abs(), wmag.t()), kTol, "matmul");
-  expect_close_to_reference(quant_matmul_transposed(m, g), at::mm(gd, wd), at::mm(gd.abs(), wmag), kTol, "transposed");
+  test::expect_close_to_reference(quant_matmul(m, x), at::mm(xd, wd.t()), at::mm(xd.abs(), wmag.t()), kTol, "matmul");
+  test::expect_close_to_reference(quant_matmul_transposed(m, g), at::mm(gd, wd), at::mm(gd.abs(), wmag), kTol, "transposed");
 }
 
 // Decoding runs under InferenceMode and autograd functions without grad mode, both thread-local:

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <random>
+#include <string>
 
 #include "core/rng.h"
 #include "core/threads.h"
@@ -56,6 +57,16 @@ inline at::Tensor weight_magnitude(const QuantizedMatrix& m, const at::Tensor& w
                      m.absmax_offset.to(at::kDouble).index_select(0, group).abs();
   at::Tensor per_weight = parts.view({m.rows, nb}).repeat_interleave(m.block_size(), 1).narrow(1, 0, m.cols);
   return mag + per_weight * (std::ldexp(1.0, -22) / tol);
+}
+
+// |y - ref| <= tol * abs_ref + 1e-9 elementwise, abs_ref being the sum of |terms| of each element.
+inline void expect_close_to_reference(const at::Tensor& y, const at::Tensor& ref, const at::Tensor& abs_ref, double tol,
+                                      const std::string& what) {
+  at::Tensor err = (y.to(at::kDouble) - ref).abs();
+  at::Tensor bound = abs_ref * tol + 1e-9;
+  const bool ok = (err <= bound).all().item<bool>();
+  EXPECT_TRUE(ok) << what << ": max error " << err.max().item<double>() << ", max ratio "
+                  << (err / bound).max().item<double>();
 }
 
 // Restores the automatic kernel choice and the thread count when a test ends.
