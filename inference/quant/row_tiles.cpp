@@ -1,0 +1,43 @@
+#include "inference/quant/row_tiles.h"
+
+#include <cstring>
+
+namespace hearth {
+namespace {
+
+// Where byte i of row r lives in the tiles (row_bytes is a multiple of 16, so runs of four bytes
+// never cross a row's end).
+int64_t tile_offset(const RowTiles& t, int64_t r, int64_t i) {
+  const int64_t chunk = (r / kTileRows) * t.chunks_per_row + i / kTileChunkBytes;
+  const int64_t run = (i % kTileChunkBytes) / 4;
+  return chunk * 8 * kTileRunBytes + run * kTileRunBytes + (r % kTileRows) * 4 + i % 4;
+}
+
+}  // namespace
+
+RowTiles tile_rows(const PackedView& m) {
+  RowTiles t;
+  t.source = m;
+  t.tiles = (m.rows + kTileRows - 1) / kTileRows;
+  t.chunks_per_row = (m.row_bytes + kTileChunkBytes - 1) / kTileChunkBytes;
+  t.codes.assign(t.tiles * t.chunks_per_row * 8 * kTileRunBytes, 0);
+  for (int64_t r = 0; r < m.rows; ++r) {
+    for (int64_t i = 0; i < m.row_bytes; i += 4) std::memcpy(t.codes.data() + tile_offset(t, r, i), m.codes + r * m.row_bytes + i, 4);
+  }
+  const int64_t nb = m.blocks_per_row, tiled_blocks = t.tiles * nb * kTileRows;
+  const bool nf4 = is_nf4_format(m.format);
+  if (nf4) t.absmax_codes.assign(tiled_blocks, 0);
+  else t.scales.assign(tiled_blocks, 0);
+  for (int64_t r = 0; r < m.rows; ++r) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const int64_t to = ((r / kTileRows) * nb + b) * kTileRows + r % kTileRows, from = r * nb + b;
+      if (nf4) t.absmax_codes[to] = m.absmax_codes[from];
+      else t.scales[to] = m.scales[from];
+    }
+  }
+  return t;
+}
+
+uint8_t tiled_code_byte(const RowTiles& t, int64_t r, int64_t i) { return t.codes[tile_offset(t, r, i)]; }
+
+}  // namespace hearth

@@ -1,0 +1,63 @@
+// Packed codes interleaved across rows, for int8-activation kernels that broadcast x instead of
+// loading it. A tile holds 16 rows; each 32-byte chunk of those rows' codes is stored as eight
+// runs of 64 bytes, run j holding bytes 4j..4j+3 of row 0, then of row 1, ... of row 15. One
+// 64-byte load is then 16 rows x 4 code bytes: the lanes of a vpdpbusd whose other operand is
+// four bytes of x broadcast, so every lane sums one row. A block's dot products end as one
+// vector of 16 rows' exact int32 sums: no horizontal sums, one convert-and-scale per 16 rows, and
+// each weight vector serves every sequence in registers.
+//
+// Each (row, sequence) result is sum over blocks b, in order, of fma(float(dot_b), w_b * x_b):
+// dot_b is exact, so the result does not depend on the tile, the sequences beside it or the
+// kernel's shape. (The row-major kernels of quant_matvec_q8_*.cpp sum in another order.)
+//
+// Not yet the decode path's layout: bench_quant_kernels --row-tiles measures it against the
+// row-major kernels (docs/performance.md, "Rows interleaved in tiles").
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "inference/quant/quant_kernels.h"
+
+namespace hearth {
+
+constexpr int64_t kTileRows = 16;
+constexpr int64_t kTileChunkBytes = 32;  // of each row, per chunk
+constexpr int64_t kTileRunBytes = 64;    // one run: 4 bytes of each of the 16 rows
+
+struct RowTiles {
+  PackedView source;  // format and shape, and nf4's double-quantization groups
+  int64_t tiles = 0, chunks_per_row = 0;
+  std::vector<uint8_t> codes;  // tiles * chunks_per_row * 8 runs of 64 bytes
+  // The block scales in the same order, [tile][block][16 rows] (rows past the last zero), so a
+  // block's 16 scales are one load: int4 / int8 the fp16 bits, nf4 the int8 absmax codes (their
+  // groups still those of the row-major index, row * blocks_per_row + block).
+  std::vector<uint16_t> scales;
+  std::vector<int8_t> absmax_codes;
+
+  const uint8_t* chunk(int64_t tile, int64_t c) const {
+    return codes.data() + (tile * chunks_per_row + c) * (8 * kTileRunBytes);
+  }
+};
+
+// The tiles of m's packed codes and block scales (rows past the last are zero).
+RowTiles tile_rows(const PackedView& m);
+// Byte i of row r's packed codes, read back from the tiles.
+uint8_t tiled_code_byte(const RowTiles& t, int64_t r, int64_t i);
+
+// x rounded to int8 in blocks of the weight format's block size, in its natural order:
+// q = round(x * 127 / absmax) per block (as Q8Activation), the block's scale and the
+// accumulator's starting value (minus the weight bytes' offset times the block's sum of q).
+struct Q8Blocks {
+  std::vector<int8_t> values;
+  std::vector<float> scales;
+  std::vector<int32_t> bias;
+};
+
+// AVX-512 VNNI kernels (row_tiles_avx512.cpp); call only where cpu_supports_isa(kAvx512Vnni).
+void quantize_x_blocks_avx512(const PackedView& m, const float* x_padded, Q8Blocks& out);
+// ys[s][r] = sum_c W[r, c] * x_s[c] for the rows of tiles [t0, t1) (rows past m.rows are not
+// written), every sequence bitwise what it gets alone.
+void matmul_row_tiles_avx512(const RowTiles& w, const Q8Blocks* const* xs, int64_t seqs, float* const* ys, int64_t t0,
+                             int64_t t1);
+
+}  // namespace hearth
