@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "inference/quant/int8_kernels_avx512.h"
 #include "inference/quant/nf4_format.h"
 #include "inference/quant/quant_kernels.h"
 #include "inference/quant/seq_chunks.h"
@@ -116,12 +117,9 @@ void quantize_activation_avx512(const PackedView& m, const float* x, Q8Activatio
   a.block_scales.clear();
   a.lane_scales.assign(u.units() * kLanes, 0.0f);
   a.lane_bias.assign(u.units() * kLanes, 0);
-  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
   for (int64_t b = 0; b < nb; ++b) {
     const float* xb = x + b * block;
-    __m512 amax = _mm512_setzero_ps();
-    for (int64_t i = 0; i < block; i += 16) amax = _mm512_max_ps(amax, _mm512_and_ps(_mm512_loadu_ps(xb + i), abs_mask));
-    const float absmax = _mm512_reduce_max_ps(amax);
+    const float absmax = block_absmax_avx512(xb, block);
     const __m512 inv = _mm512_set1_ps(absmax > 0.0f ? 127.0f / absmax : 0.0f);
     const BlockPlace place = place_of(m, g, u, b);
     __m512i sum = _mm512_setzero_si512();
@@ -177,12 +175,6 @@ __m512i lane_block_index(int64_t blocks) {
   alignas(64) int32_t idx[kLanes];
   for (int i = 0; i < kLanes; ++i) idx[i] = static_cast<int32_t>(i / (kLanes / blocks));
   return _mm512_load_si512(idx);
-}
-
-__m512i nf4_u8_table() {
-  alignas(64) uint8_t t[64];
-  for (int i = 0; i < 64; ++i) t[i] = static_cast<uint8_t>(kNF4Int8Table[i % 16] + 128);
-  return _mm512_load_si512(t);
 }
 
 // The four horizontal sums of a[0..3], as one __m128. Each sum depends on its own accumulator

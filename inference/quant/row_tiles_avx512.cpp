@@ -2,6 +2,8 @@
 // quant_matvec_q8_avx512.cpp (nf4: its int8 table value + 128; int4: the code; int8: the value
 // with its sign bit flipped); x stays signed and is broadcast four bytes at a time, and the
 // weights' offset times the block's sum of x is the accumulator's starting value.
+// GCC 12 warns inside its own AVX-512 intrinsics (their undefined-vector placeholders).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include <algorithm>
@@ -9,6 +11,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "inference/quant/int8_kernels_avx512.h"
 #include "inference/quant/nf4_format.h"
 #include "inference/quant/row_tiles.h"
 #include "inference/quant/seq_chunks.h"
@@ -38,12 +41,6 @@ constexpr ChunkLayout chunk_layout(QuantFormat f) {
 
 // Tiles are read in order; this far ahead the hardware prefetcher alone falls behind.
 constexpr int64_t kPrefetchBytes = 2048;
-
-__m512i nf4_u8_table() {
-  alignas(64) uint8_t t[64];
-  for (int i = 0; i < 64; ++i) t[i] = static_cast<uint8_t>(kNF4Int8Table[i % 16] + 128);
-  return _mm512_load_si512(t);
-}
 
 __m512i broadcast4(const int8_t* p) {
   int32_t v;
@@ -206,12 +203,9 @@ void quantize_x_blocks_avx512(const PackedView& m, const float* x, Q8Blocks& out
   out.values.resize(nb * block);
   out.scales.resize(nb);
   out.bias.resize(nb);
-  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
   for (int64_t b = 0; b < nb; ++b) {
     const float* xb = x + b * block;
-    __m512 amax = _mm512_setzero_ps();
-    for (int64_t i = 0; i < block; i += 16) amax = _mm512_max_ps(amax, _mm512_and_ps(_mm512_loadu_ps(xb + i), abs_mask));
-    const float absmax = _mm512_reduce_max_ps(amax);
+    const float absmax = block_absmax_avx512(xb, block);
     const __m512 inv = _mm512_set1_ps(absmax > 0.0f ? 127.0f / absmax : 0.0f);
     __m512i sum = _mm512_setzero_si512();
     for (int64_t i = 0; i < block; i += 16) {
