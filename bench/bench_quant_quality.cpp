@@ -92,6 +92,7 @@ void formats_table(const std::string& embeddings) {
   double fp32 = 0;
   for (const char* format : {"fp32", "int8", "nf4", "int4"}) {
     LoadOptions options;
+    options.row_tiles = false;  // bits as stored: weight_bytes() counts row tiles too
     if (std::strcmp(format, "fp32") != 0) {
       options.quant = parse_quant_format(format);
       options.embeddings = parse_embedding_storage(embeddings);

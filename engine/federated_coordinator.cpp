@@ -57,7 +57,9 @@ class Coordinator {
     if (seed == 0) randombytes_buf(&seed, sizeof(seed));
     rng_.seed(seed);
     seed_ = seed;
-    model_ = load_model(o.base.path, o.base.load_options(), o.base.tokenizer);
+    LoadOptions load = o.base.load_options();
+    load.row_tiles = false;  // training reads the row-major codes only
+    model_ = load_model(o.base.path, load, o.base.tokenizer);
     population_ = Adapter::create(*model_.decoder, adapter_config_of(settings_.local));
     settings_.base_fingerprint = model_.fingerprint;
     settings_.update_size = lora_products_size(*population_) + 1;

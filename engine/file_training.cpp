@@ -52,7 +52,9 @@ FileTrainingReport train_on_files(const FileTrainingRequest& request) {
   require(!request.data.empty(), ErrorCode::kInvalidArgument, "no training data: give --data FILE...");
   request.config.validate();
   if (!request.full) request.adapter.validate();
-  LoadedModel m = load_model(request.base.path, request.base.load_options(), request.base.tokenizer);
+  LoadOptions load = request.base.load_options();
+  load.row_tiles = false;  // training reads the row-major codes only
+  LoadedModel m = load_model(request.base.path, load, request.base.tokenizer);
   request.config.validate_for_model(m.decoder->config());  // --seq-len within the context, before packing
   trainer::DataOptions options = request.data_options;
   if (!request.eval_data.empty()) options.eval_fraction = 0;  // held out: the eval files, whole

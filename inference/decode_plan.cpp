@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "inference/decode_kernels.h"
 #include "inference/quant/quant.h"
+#include "inference/quant/row_tiles.h"
 
 namespace hearth {
 
@@ -16,6 +17,7 @@ namespace hearth {
 struct DecodePlan::Matrix {
   const Linear* linear = nullptr;
   PackedView view;
+  const RowTiles* tiles = nullptr;  // the weight's row tiles, if it carries them
   const float* bias = nullptr;
   std::vector<float>* out = nullptr;  // row s: sequence s's output (view.rows floats); null: ys set by the caller
   size_t input = 0;
@@ -31,14 +33,19 @@ struct DecodePlan::Matrix {
 // Matrix-vector products that share one input (q, k and v; gate and up; ...), split into row
 // chunks that the pool's threads claim one at a time; each chunk runs for every sequence.
 struct DecodePlan::Product {
-  // The input once per weight format: padded to whole blocks, and as int8 when the kernels take it.
+  // The input once per weight format (and row layout): padded to whole blocks, and as int8 when
+  // the kernels take it, in the layout of the kernel that reads it.
   struct Input {
     QuantFormat format;
+    bool has_tiles = false;  // its matrices carry row tiles
     PackedView view;  // of the first matrix with this format: the activation layout's geometry
     std::vector<float> padded;  // seqs rows of padded_cols
     std::vector<Q8Activation> q8;
     std::vector<const Q8Activation*> q8_rows;
+    std::vector<Q8Blocks> blocks;
+    std::vector<const Q8Blocks*> block_rows;
     bool int8 = false;
+    bool tiled = false;  // this step reads the row tiles (int8 too)
     int64_t padded_cols() const { return view.blocks_per_row * quant_block_size(format); }
   };
   struct Chunk {
@@ -64,13 +71,13 @@ struct DecodePlan::Layer {
 
 namespace {
 
-// Rows per chunk: a multiple of the kernels' 4-row blocks, sized so every thread gets about
+// Rows per chunk: whole row tiles (the row-major kernels' 4-row blocks too), sized so every thread gets about
 // eight chunks of the product (balance when one core is slowed), each 16-256 KiB of packed
 // weights (long enough streams for the prefetcher, few enough claims).
 int64_t chunk_rows(const QuantizedMatrix& m, int64_t product_bytes, int threads) {
   const int64_t row_bytes = std::max<int64_t>(1, static_cast<int64_t>(m.storage_bytes()) / std::max<int64_t>(1, m.rows));
   const int64_t target = std::clamp<int64_t>(product_bytes / (8 * threads), 16 << 10, 256 << 10);
-  return std::max<int64_t>(4, target / row_bytes / 4 * 4);
+  return std::max<int64_t>(kTileRows, target / row_bytes / kTileRows * kTileRows);
 }
 
 void add_matrix(DecodePlan::Product& p, const Linear& linear, std::vector<float>* out) {
@@ -78,14 +85,18 @@ void add_matrix(DecodePlan::Product& p, const Linear& linear, std::vector<float>
   DecodePlan::Matrix m;
   m.linear = &linear;
   m.view = w.view();
+  m.tiles = w.tiles.get();
   m.bias = linear.bias().defined() ? linear.bias().data_ptr<float>() : nullptr;
   m.out = out;
-  auto same_format = [&](const DecodePlan::Product::Input& in) { return in.format == w.format; };
+  auto same_format = [&](const DecodePlan::Product::Input& in) {
+    return in.format == w.format && in.has_tiles == (m.tiles != nullptr);
+  };
   auto it = std::find_if(p.inputs.begin(), p.inputs.end(), same_format);
   m.input = static_cast<size_t>(it - p.inputs.begin());
   if (it == p.inputs.end()) {
     DecodePlan::Product::Input in;
     in.format = w.format;
+    in.has_tiles = m.tiles != nullptr;
     in.view = m.view;
     p.inputs.push_back(std::move(in));
   }
@@ -224,6 +235,16 @@ void DecodePlan::run(Product& p, int64_t seqs) {
     for (int64_t s = 0; s < seqs; ++s)
       std::copy_n(p.source->data() + s * p.cols, p.cols, in.padded.begin() + s * pc);
     in.int8 = uses_int8_activations(k, in.format);
+    in.tiled = in.int8 && in.has_tiles && k.matmul_row_tiles != nullptr;
+    if (in.tiled) {
+      in.blocks.resize(seqs);
+      in.block_rows.resize(seqs);
+      for (int64_t s = 0; s < seqs; ++s) {
+        k.quantize_blocks(in.view, in.padded.data() + s * pc, in.blocks[s]);
+        in.block_rows[s] = &in.blocks[s];
+      }
+      continue;
+    }
     if (!in.int8) continue;
     in.q8.resize(seqs);
     in.q8_rows.resize(seqs);
@@ -255,7 +276,10 @@ void DecodePlan::run(Product& p, int64_t seqs) {
     const Product::Chunk& c = p.chunks[i - a_tasks];
     Matrix& m = p.matrices[c.matrix];
     const Product::Input& in = p.inputs[m.input];
-    if (in.int8) {
+    if (in.tiled) {
+      k.matmul_row_tiles(*m.tiles, in.block_rows.data(), seqs, m.ys.data(), c.r0 / kTileRows,
+                         (c.r1 + kTileRows - 1) / kTileRows);
+    } else if (in.int8) {
       k.matmul_q8_rows(m.view, in.q8_rows.data(), seqs, m.ys.data(), c.r0, c.r1);
     } else {
       for (int64_t s = 0; s < seqs; ++s) k.matvec_rows(m.view, in.padded.data() + s * in.padded_cols(), m.ys[s], c.r0, c.r1);

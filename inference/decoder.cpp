@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "inference/decode_kernels.h"
 #include "inference/linear_quantized.h"
+#include "inference/quant/row_tiles.h"
 
 namespace hearth {
 
@@ -235,12 +236,15 @@ size_t Decoder::weight_bytes() const {
     }
   }
   if (!head_is_embedding()) total += lm_head_.weight_bytes();  // a tied head shares the table's storage
+  else if (lm_head_.is_quantized() && lm_head_.quantized_weight()->tiles) total += lm_head_.quantized_weight()->tiles->bytes();
   return total;
 }
 
 bool Decoder::head_is_embedding() const {
-  return lm_head_.is_quantized() ? lm_head_.quantized_weight() == embedding_.quantized_table()
-                                 : lm_head_.dense_weight().is_same(embedding_.dense_table());
+  // The same codes (the head may be a copy of the table's matrix that carries row tiles too).
+  if (lm_head_.is_quantized())
+    return embedding_.quantized_table() != nullptr && lm_head_.quantized_weight()->codes.is_same(embedding_.quantized_table()->codes);
+  return lm_head_.dense_weight().is_same(embedding_.dense_table());
 }
 
 std::map<std::string, at::Tensor> weights_fp32(const Decoder& model) {

@@ -39,7 +39,7 @@ class Linear {
   at::Tensor weight_rows_fp32(int64_t first, int64_t count) const;
   // ||W_i||_2 for every output row i, fp32 [out]; computed once (tile by tile) and cached.
   at::Tensor weight_row_norms() const;
-  // Bytes the weight and bias occupy.
+  // Bytes the weight and bias occupy in memory (a quantized weight's row tiles included).
   size_t weight_bytes() const;
 
   void set_adapter(std::shared_ptr<const LinearAdapter> adapter) { adapter_ = std::move(adapter); }

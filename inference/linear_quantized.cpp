@@ -1,12 +1,13 @@
 #include "inference/linear_quantized.h"
 
 #include "inference/quant/quant.h"
+#include "inference/quant/row_tiles.h"
 
 namespace hearth {
 
 int64_t quantized_rows(const QuantizedMatrix& m) { return m.rows; }
 int64_t quantized_cols(const QuantizedMatrix& m) { return m.cols; }
-size_t quantized_bytes(const QuantizedMatrix& m) { return m.storage_bytes(); }
+size_t quantized_bytes(const QuantizedMatrix& m) { return m.storage_bytes() + (m.tiles ? m.tiles->bytes() : 0); }
 
 at::Tensor quantized_linear_forward(const at::Tensor& x, const std::shared_ptr<const QuantizedMatrix>& m) {
   return quant_linear(x.to(at::kFloat), m);

@@ -17,6 +17,9 @@ struct LoadOptions {
   at::ScalarType compute_dtype = at::kFloat;  // dense weights: kFloat or kBFloat16
   std::optional<QuantFormat> quant;           // quantize projections at load time
   EmbeddingStorage embeddings = EmbeddingStorage::kInt8;
+  // load_model gives quantized projections and head row tiles too, where the CPU's kernels read
+  // them (faster prompts and batches, a second copy of the codes): off for bases that only train.
+  bool row_tiles = true;
 };
 
 // "fp32" | "bf16" -> dtype; anything else is kInvalidArgument.

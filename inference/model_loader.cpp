@@ -10,6 +10,7 @@
 #include "inference/gguf_tokenizer.h"
 #include "inference/llama2c_model.h"
 #include "inference/model_builder.h"
+#include "inference/quant/quantized_matrix.h"
 
 namespace hearth {
 namespace {
@@ -35,6 +36,21 @@ fs::path find_llama2c_file(const fs::path& dir) {
   require(candidates.size() == 1, ErrorCode::kInvalidArgument,
           dir.string() + " holds several llama2.c .bin files; name one with --model");
   return candidates.front();
+}
+
+// Every quantized projection and the head of d with row tiles as well (with_row_tiles). Pages
+// of the row-major codes that a quantized folder maps then leave resident memory (they come back
+// from the file if read: the embedding's rows, a merge); codes quantized while loading stay.
+void add_row_tiles(Decoder& d, const TensorSource& tensors) {
+  auto tile = [&](Linear& l, const std::string& prefix) {
+    if (!l.is_quantized()) return;
+    l = Linear::quantized(with_row_tiles(l.quantized_weight()), l.bias());
+    if (l.quantized_weight()->tiles) tensors.release(prefix + ".codes");
+  };
+  for (size_t i = 0; i < d.layers().size(); ++i)
+    for (auto& [name, linear] : d.layers()[i].projections())
+      tile(*linear, "model.layers." + std::to_string(i) + "." + DecoderLayer::module_path(name));
+  tile(d.lm_head(), d.head_is_embedding() ? "model.embed_tokens" : "lm_head");
 }
 
 }  // namespace
@@ -96,6 +112,7 @@ LoadedModel load_model(const fs::path& model, const LoadOptions& options, const 
   ModelSource source = open_model_source(model, tokenizer);
   LoadedModel loaded;
   loaded.decoder = build_decoder(source.config, *source.tensors, options, source.quantization);
+  if (options.row_tiles) add_row_tiles(*loaded.decoder, *source.tensors);
   loaded.fingerprint = source.fingerprint();
   loaded.format = source.format;
   loaded.gguf = source.gguf;

@@ -44,6 +44,13 @@ using QuantizeActivationFn = void (*)(const PackedView& m, const float* x_padded
 // exactly as they would alone).
 using MatmulQ8RowsFn = void (*)(const PackedView& m, const Q8Activation* const* xs, int64_t seqs, float* const* ys,
                                 int64_t r0, int64_t r1);
+// The same product over a matrix's rows interleaved in tiles (row_tiles.h): x quantized in its
+// natural order, then tiles [t0, t1) for every sequence.
+struct RowTiles;
+struct Q8Blocks;
+using QuantizeBlocksFn = void (*)(const PackedView& m, const float* x_padded, Q8Blocks& out);
+using MatmulRowTilesFn = void (*)(const RowTiles& w, const Q8Blocks* const* xs, int64_t seqs, float* const* ys,
+                                  int64_t t0, int64_t t1);
 
 struct QuantKernelSet {
   const char* name;
@@ -53,6 +60,10 @@ struct QuantKernelSet {
   // matvec_rows when present. Its result differs from the float one by the activation rounding.
   QuantizeActivationFn quantize_activation = nullptr;
   MatmulQ8RowsFn matmul_q8_rows = nullptr;
+  // Optional: the int8-activation product for matrices that carry row tiles, used instead of
+  // matmul_q8_rows for them (every path of a process then sums such a matrix in the same order).
+  QuantizeBlocksFn quantize_blocks = nullptr;
+  MatmulRowTilesFn matmul_row_tiles = nullptr;
 };
 
 // matmul_q8_rows for one activation vector.

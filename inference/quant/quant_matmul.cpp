@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "inference/quant/row_tiles.h"
 
 namespace hearth {
 namespace {
@@ -23,13 +24,13 @@ at::Tensor as_float_matrix(const at::Tensor& x, int64_t cols, const char* what) 
   return x.detach().to(at::kFloat).contiguous();
 }
 
-// Rows per work item of a GEMV: a multiple of the kernels' 4-row blocks and about 128 KiB of
+// Rows per work item of a GEMV: whole row tiles (the row-major kernels' 4-row blocks too) and about 128 KiB of
 // packed weights (each item a long stream, far longer than the kernels' prefetch distance),
 // but small enough that every thread gets about four items to balance with; 16 KiB at least.
 int64_t matvec_chunk_rows(const QuantizedMatrix& m, int threads) {
   const int64_t row_bytes = std::max<int64_t>(1, m.storage_bytes() / std::max<int64_t>(1, m.rows));
   const int64_t bytes = std::max<int64_t>(16 << 10, std::min<int64_t>(128 << 10, m.storage_bytes() / (4 * threads)));
-  return std::max<int64_t>(4, (bytes / row_bytes) / 4 * 4);
+  return std::max<int64_t>(kTileRows, (bytes / row_bytes) / kTileRows * kTileRows);
 }
 
 // Runs rows(r0, r1) over all rows of m, the threads claiming chunks from a shared counter
@@ -65,6 +66,25 @@ const float* padded_rows(const QuantizedMatrix& m, const float* x, int64_t n) {
   return buffer.data();
 }
 
+// y [n, rows] = x [n, padded cols] W^T through m's row tiles, each row quantized to int8 here on
+// the calling thread, then shared read-only by the workers, who take chunks of whole tiles.
+void matmul_row_tiles(const QuantKernelSet& k, const QuantizedMatrix& m, const float* xp, int64_t n, float* y) {
+  const PackedView v = m.view();
+  thread_local std::vector<Q8Blocks> buffer;  // named through a reference inside the lambda
+  std::vector<Q8Blocks>& xq = buffer;
+  if (static_cast<int64_t>(xq.size()) < n) xq.resize(n);
+  std::vector<const Q8Blocks*> xs(n);
+  std::vector<float*> ys(n);
+  for (int64_t j = 0; j < n; ++j) {
+    k.quantize_blocks(v, xp + j * m.padded_cols(), xq[j]);
+    xs[j] = &xq[j];
+    ys[j] = y + j * m.rows;
+  }
+  for_row_chunks(m, [&](int64_t r0, int64_t r1) {
+    k.matmul_row_tiles(*m.tiles, xs.data(), n, ys.data(), r0 / kTileRows, (r1 + kTileRows - 1) / kTileRows);
+  });
+}
+
 }  // namespace
 
 int64_t quant_tile_rows(int64_t padded_cols) { return std::max<int64_t>(16, (kTileFloats / padded_cols) / 16 * 16); }
@@ -73,6 +93,10 @@ void quant_matvec(const QuantizedMatrix& m, const float* x, float* y, Activation
   const PackedView v = m.view();
   const float* xp = padded_rows(m, x, 1);
   const auto& k = active_kernels();
+  if (uses_row_tiles(k, m) && rounding == ActivationRounding::kInt8WhereFaster) {
+    matmul_row_tiles(k, m, xp, 1, y);
+    return;
+  }
   if (uses_int8_activations(k, m.format) && rounding == ActivationRounding::kInt8WhereFaster) {
     // Quantized once here, on the calling thread, then shared read-only by the row workers.
     // (A thread_local buffer, so it must be named through a reference inside the lambda.)
@@ -104,6 +128,10 @@ void quant_matvec_batch(const QuantizedMatrix& m, const float* x, int64_t n, flo
   const int64_t pc = m.padded_cols();
   const float* xp = padded_rows(m, x, n);
   const auto& k = active_kernels();
+  if (uses_row_tiles(k, m) && rounding == ActivationRounding::kInt8WhereFaster) {
+    matmul_row_tiles(k, m, xp, n, y);
+    return;
+  }
   if (uses_int8_activations(k, m.format) && rounding == ActivationRounding::kInt8WhereFaster) {
     thread_local std::vector<Q8Activation> q8_buffer;
     std::vector<Q8Activation>& xq = q8_buffer;

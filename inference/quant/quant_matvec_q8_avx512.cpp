@@ -26,6 +26,7 @@
 #include "inference/quant/int8_kernels_avx512.h"
 #include "inference/quant/nf4_format.h"
 #include "inference/quant/quant_kernels.h"
+#include "inference/quant/row_tiles.h"
 #include "inference/quant/seq_chunks.h"
 
 namespace hearth {
@@ -413,7 +414,8 @@ void matmul_q8_rows_avx512(const PackedView& m, const Q8Activation* const* xs, i
 
 const QuantKernelSet& avx512_vnni_kernels() {
   static const QuantKernelSet set{"avx512-vnni", avx512_kernels().matvec_rows, avx512_kernels().dequant_tile,
-                                  quantize_activation_avx512, matmul_q8_rows_avx512};
+                                  quantize_activation_avx512, matmul_q8_rows_avx512,
+                                  quantize_x_blocks_avx512, matmul_row_tiles_avx512};
   return set;
 }
 

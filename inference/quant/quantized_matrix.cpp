@@ -12,6 +12,7 @@
 #include "inference/quant/int4_format.h"
 #include "inference/quant/int8_format.h"
 #include "inference/quant/nf4_format.h"
+#include "inference/quant/row_tiles.h"
 
 namespace hearth {
 namespace {
@@ -190,6 +191,13 @@ bool parts_ok(const QuantizedMatrix& m) {
 }
 
 }  // namespace
+
+std::shared_ptr<const QuantizedMatrix> with_row_tiles(std::shared_ptr<const QuantizedMatrix> m) {
+  if (!cpu_supports_isa(KernelIsa::kAvx512Vnni) || is_gguf_format(m->format) || m->tiles) return m;
+  auto tiled = std::make_shared<QuantizedMatrix>(*m);  // shares the tensors: their pointers stay valid
+  tiled->tiles = std::make_shared<const RowTiles>(tile_rows(tiled->view()));
+  return tiled;
+}
 
 PackedView QuantizedMatrix::view() const {
   if (!parts_ok(*this)) validate_quantized(*this, std::string("quantized ") + quant_format_name(format) + " matrix");

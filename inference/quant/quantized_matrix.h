@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "inference/quant/quant_format.h"
 #include "inference/quant/quant_kernels.h"
@@ -28,6 +29,9 @@ struct QuantizedMatrix {
   at::Tensor absmax_codes;
   at::Tensor absmax_scale;
   at::Tensor absmax_offset;
+  // Optional, for inference: the codes again with rows interleaved in tiles, which the int8
+  // kernels of CPUs with AVX-512 VNNI read instead (with_row_tiles). Never saved or trained.
+  std::shared_ptr<const RowTiles> tiles;
 
   int64_t block_size() const { return quant_block_size(format); }
   int64_t blocks_per_row() const { return (cols + block_size() - 1) / block_size(); }
@@ -39,6 +43,14 @@ struct QuantizedMatrix {
   // Raw pointers for the kernels; checks the tensors are contiguous and of the right size.
   PackedView view() const;
 };
+
+// m with its rows also interleaved in tiles when the best kernels this CPU allows read tiles and
+// m's format has int8 kernels; else m itself. Costs a second copy of the codes (for now).
+std::shared_ptr<const QuantizedMatrix> with_row_tiles(std::shared_ptr<const QuantizedMatrix> m);
+// Whether kernel set k runs m through its row tiles.
+inline bool uses_row_tiles(const QuantKernelSet& k, const QuantizedMatrix& m) {
+  return m.tiles != nullptr && k.matmul_row_tiles != nullptr;
+}
 
 // Sizes of the stored parts for a given shape, shared by quantize, validation and the reader.
 int64_t nf4_absmax_groups(QuantFormat format, int64_t rows, int64_t cols);

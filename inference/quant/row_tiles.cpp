@@ -21,8 +21,11 @@ RowTiles tile_rows(const PackedView& m) {
   t.tiles = (m.rows + kTileRows - 1) / kTileRows;
   t.chunks_per_row = (m.row_bytes + kTileChunkBytes - 1) / kTileChunkBytes;
   t.codes.assign(t.tiles * t.chunks_per_row * 8 * kTileRunBytes, 0);
+  // Row by row, each row's bytes four at a time to consecutive runs: one pass over the source.
   for (int64_t r = 0; r < m.rows; ++r) {
-    for (int64_t i = 0; i < m.row_bytes; i += 4) std::memcpy(t.codes.data() + tile_offset(t, r, i), m.codes + r * m.row_bytes + i, 4);
+    const uint8_t* row = m.codes + r * m.row_bytes;
+    uint8_t* lane = t.codes.data() + (r / kTileRows) * t.chunks_per_row * 8 * kTileRunBytes + (r % kTileRows) * 4;
+    for (int64_t i = 0; i < m.row_bytes; i += 4) std::memcpy(lane + (i / 4) * kTileRunBytes, row + i, 4);
   }
   const int64_t nb = m.blocks_per_row, tiled_blocks = t.tiles * nb * kTileRows;
   const bool nf4 = is_nf4_format(m.format);

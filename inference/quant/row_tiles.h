@@ -10,8 +10,9 @@
 // dot_b is exact, so the result does not depend on the tile, the sequences beside it or the
 // kernel's shape. (The row-major kernels of quant_matvec_q8_*.cpp sum in another order.)
 //
-// Not yet the decode path's layout: bench_quant_kernels --row-tiles measures it against the
-// row-major kernels (docs/performance.md, "Rows interleaved in tiles").
+// load_model adds tiles beside a base's row-major codes on CPUs with AVX-512 VNNI
+// (QuantizedMatrix::tiles, with_row_tiles), and every int8 product of such a matrix reads them.
+// bench_row_tiles measures them against the row-major kernels (docs/performance.md).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -34,6 +35,7 @@ struct RowTiles {
   std::vector<uint16_t> scales;
   std::vector<int8_t> absmax_codes;
 
+  size_t bytes() const { return codes.size() + scales.size() * sizeof(uint16_t) + absmax_codes.size(); }
   const uint8_t* chunk(int64_t tile, int64_t c) const {
     return codes.data() + (tile * chunks_per_row + c) * (8 * kTileRunBytes);
   }

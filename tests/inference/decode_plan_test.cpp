@@ -15,6 +15,7 @@
 #include "inference/quant/quant.h"
 #include "inference/quant/quant_kernels.h"
 #include "inference/quant/quant_matmul.h"
+#include "inference/quant/row_tiles.h"
 #include "test_helpers.h"
 
 namespace hearth {
@@ -167,15 +168,18 @@ TEST(DecodePlan, MatchesTheDecoderOnStories260KInEveryFormat) {
 }
 
 // A Qwen2-shaped model: q/k/v biases, grouped heads, widths that are not whole nf4 blocks, and an
-// untied quantized head.
-std::unique_ptr<Decoder> small_qwen2(QuantFormat format) {
+// untied quantized head; its projections and head with row tiles too when `tiles`.
+std::unique_ptr<Decoder> small_qwen2(QuantFormat format, bool tiles = false) {
   ModelConfig c;
   c.architecture = Architecture::kQwen2, c.attention_bias = true;
   c.hidden_size = 96, c.intermediate_size = 200, c.num_layers = 2, c.num_heads = 6, c.num_kv_heads = 2, c.head_dim = 16;
   c.vocab_size = 512, c.max_position_embeddings = 64, c.rope_theta = 1e6, c.rms_norm_eps = 1e-6;
   c.validate("test model");
   at::manual_seed(7);
-  auto q = [&](int64_t out, int64_t in) { return quantize_for_load(at::randn({out, in}) * 0.1, format); };
+  auto q = [&](int64_t out, int64_t in) {
+    auto m = quantize_for_load(at::randn({out, in}) * 0.1, format);
+    return tiles ? with_row_tiles(m) : m;
+  };
   std::vector<DecoderLayer> layers(2);
   for (DecoderLayer& l : layers) {
     l.attn_norm = at::rand({96}) + 0.5;
@@ -193,8 +197,54 @@ std::unique_ptr<Decoder> small_qwen2(QuantFormat format) {
 }
 
 TEST(DecodePlan, MatchesTheDecoderWithBiasesAndPaddedBlocks) {
-  for (QuantFormat format : {QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8})
-    expect_paths_agree(*small_qwen2(format), std::string("qwen2-shaped ") + quant_format_name(format));
+  for (QuantFormat format : {QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8}) {
+    for (bool tiles : {false, true})
+      expect_paths_agree(*small_qwen2(format, tiles),
+                         std::string("qwen2-shaped ") + quant_format_name(format) + (tiles ? " with row tiles" : ""));
+  }
+}
+
+// Logits of every position of `tokens` as one prompt through the float kernels (no rounding of x).
+at::Tensor exact_logits(const Decoder& d, const std::vector<int64_t>& tokens) {
+  at::InferenceMode guard;
+  KVCache cache(d.config(), 1, int64_t(tokens.size()) + 1);
+  return d.logits(d.hidden_states({at::tensor(tokens, at::kLong).unsqueeze(0), {}, {}, &cache}))[0];
+}
+
+// load_model adds row tiles beside the codes where the CPU's kernels read them. The tied head
+// stays the embedding table and the memory count includes the tiles. The tiles change only the
+// summation order, so their logits are as far from the float kernels' (x not rounded to int8) as
+// the row-major kernels' are: not exactly as far, since a last-bit difference can flip one
+// element's int8 rounding in a later layer (stories260K then moves a position's logits by up to
+// ~0.2 of 17), hence 1.5x; a wrong tile row or scale moves them by O(1).
+TEST(DecodePlan, RowTilesChangeOnlyTheSummationOrder) {
+  const std::vector<int64_t> tokens = {1, 45, 201, 7, 99, 12, 33, 400, 5, 18, 250, 61, 2, 77};
+  const bool vnni = cpu_supports_isa(KernelIsa::kAvx512Vnni);
+  for (QuantFormat format : {QuantFormat::kNF4, QuantFormat::kInt8}) {
+    const std::string what = quant_format_name(format);
+    LoadOptions o;
+    o.quant = format;
+    const LoadedModel tiled = load_model(testing::stories260k_dir(), o);
+    o.row_tiles = false;
+    const LoadedModel plain = load_model(testing::stories260k_dir(), o);
+    size_t tile_bytes = 0;
+    for (const DecoderLayer& l : tiled.decoder->layers())
+      for (const auto& [name, linear] : l.projections()) {
+        const auto& t = linear->quantized_weight()->tiles;
+        EXPECT_EQ(t != nullptr, vnni) << what << " " << name;
+        tile_bytes += t ? t->bytes() : 0;
+      }
+    const auto& head_tiles = tiled.decoder->lm_head().quantized_weight()->tiles;
+    EXPECT_EQ(head_tiles != nullptr, vnni) << what << " head";
+    tile_bytes += head_tiles ? head_tiles->bytes() : 0;
+    EXPECT_EQ(plain.decoder->layers()[0].q.quantized_weight()->tiles, nullptr);
+    EXPECT_TRUE(tiled.decoder->head_is_embedding()) << "stories260K's head is its table, tiles or not";
+    EXPECT_EQ(tiled.decoder->weight_bytes(), plain.decoder->weight_bytes() + tile_bytes) << what;
+    const at::Tensor exact = exact_logits(*plain.decoder, tokens);
+    const double plain_error = (logits_in_parts(*plain.decoder, tokens, {14}) - exact).abs().max().item<double>();
+    const double tiled_error = (logits_in_parts(*tiled.decoder, tokens, {14}) - exact).abs().max().item<double>();
+    EXPECT_LE(tiled_error, 1.5 * plain_error) << what;  // both 0 where no int8 kernels run (portable)
+  }
 }
 
 // Phi-3: the split parts of the fused projections, 12 of 16 dimensions rotating, longrope's

@@ -1,10 +1,11 @@
-// Row tiles (inference/quant/row_tiles.h): the layout holds every packed code byte, and the
+// Row tiles (inference/quant/row_tiles.h): the layout holds every packed code byte, the
 // AVX-512 VNNI kernel over it is the product with x rounded to int8, every sequence bitwise what
-// it gets alone.
+// it gets alone, and every int8 product of a matrix carrying tiles reads them.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
+#include "inference/quant/quant_matmul.h"
 #include "inference/quant/quant_reference.h"
 #include "inference/quant/row_tiles.h"
 #include "quant_test_util.h"
@@ -83,6 +84,70 @@ TEST(RowTiles, Avx512KernelMatchesDoubleReferenceAndBatchesBitwise) {
             << what << " sequence " << s << ": max difference " << (together[s] - alone[s]).abs().max().item<float>();
     }
   }
+}
+
+
+// quant_matmul's three int8 paths over an [n, cols] x: one GEMV per row, the rows as one batch
+// of decode steps, and the rows as a prompt.
+struct ThreePaths {
+  at::Tensor gemv, batch, prompt;
+};
+ThreePaths products_by_every_path(const QuantizedMatrix& m, const at::Tensor& x) {
+  const int64_t n = x.size(0);
+  ThreePaths out{at::empty({n, m.rows}), at::empty({n, m.rows}), {}};
+  for (int64_t j = 0; j < n; ++j) out.gemv[j].copy_(quant_matmul(m, x.narrow(0, j, 1))[0]);
+  quant_matvec_batch(m, x.data_ptr<float>(), n, out.batch.data_ptr<float>());
+  PromptRowsScope prompt_rows;
+  out.prompt = quant_matmul(m, x);
+  return out;
+}
+
+// A matrix given the tiles of another matrix of its shape computes that other matrix's product
+// on every path (so each reads the tiles, not the row-major codes), bitwise alike (the kernel's
+// sums do not depend on the batch or the row chunks). With the AVX2 kernels forced, the same
+// calls read the row-major codes: the tiles are for the VNNI kernels only.
+TEST(RowTiles, EveryInt8ProductOfATiledMatrixReadsItsTiles) {
+  if (!cpu_supports_isa(KernelIsa::kAvx512Vnni)) GTEST_SKIP() << "tiles are read by the AVX-512 VNNI kernels only";
+  test::KernelGuard guard;
+  set_num_threads(2);  // several row chunks, as in decode
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  auto gen = make_generator(seed);
+  constexpr int64_t kRows = 1000, kCols = 200, kSeqs = 20;  // 200: padded blocks; 20 rows: a prompt past the batch size
+  for (QuantFormat format : kTiledFormats) {
+    const std::string what = quant_format_name(format);
+    const QuantizedMatrix own = quantize_matrix(test::random_weight(kRows, kCols, gen), format);
+    const QuantizedMatrix other = quantize_matrix(test::random_weight(kRows, kCols, gen), format);
+    QuantizedMatrix m = own;
+    m.tiles = std::make_shared<const RowTiles>(tile_rows(other.view()));
+    const at::Tensor x = at::randn({kSeqs, kCols}, gen);
+    const ThreePaths y = products_by_every_path(m, x);
+    EXPECT_TRUE(at::equal(y.batch, y.gemv)) << what << ": max difference " << (y.batch - y.gemv).abs().max().item<float>();
+    EXPECT_TRUE(at::equal(y.prompt, y.gemv)) << what << ": max difference " << (y.prompt - y.gemv).abs().max().item<float>();
+    const at::Tensor other_abs = test::weight_magnitude(other, reference_dequantize(other), kTiledTol);
+    for (int64_t j = 0; j < kSeqs; ++j) {
+      const at::Tensor ref = test::as_tensor(reference_matvec_q8(other, x[j].data_ptr<float>()));
+      test::expect_close_to_reference(y.batch[j], ref, at::mv(other_abs, x[j].abs().to(at::kDouble)), kTiledTol,
+                                      what + " row " + std::to_string(j));
+    }
+    force_kernel_isa(KernelIsa::kAvx2);
+    const at::Tensor row_major = quant_matmul(m, x.narrow(0, 0, 1))[0];
+    force_kernel_isa(KernelIsa::kAuto);
+    const at::Tensor own_abs = test::weight_magnitude(own, reference_dequantize(own), kTiledTol);
+    test::expect_close_to_reference(row_major, test::as_tensor(reference_matvec_q8(own, x[0].data_ptr<float>())),
+                                    at::mv(own_abs, x[0].abs().to(at::kDouble)), kTiledTol, what + " with AVX2 forced");
+  }
+}
+
+// with_row_tiles adds tiles exactly where the CPU's kernels read them, and shares the codes.
+TEST(RowTiles, AreAddedOnlyWhereTheKernelsReadThem) {
+  auto gen = make_generator(test::fresh_seed());
+  auto m = std::make_shared<const QuantizedMatrix>(quantize_matrix(test::random_weight(40, 64, gen), QuantFormat::kNF4));
+  const auto tiled = with_row_tiles(m);
+  EXPECT_EQ(tiled->tiles != nullptr, cpu_supports_isa(KernelIsa::kAvx512Vnni));
+  EXPECT_TRUE(tiled->codes.is_same(m->codes)) << "the row-major codes are shared, not copied";
+  auto gguf = std::make_shared<const QuantizedMatrix>(quantize_matrix(test::random_weight(40, 64, gen), QuantFormat::kQ4_0));
+  EXPECT_EQ(with_row_tiles(gguf)->tiles, nullptr) << "GGUF formats have no int8 kernels";
 }
 
 }  // namespace
