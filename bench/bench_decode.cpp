@@ -6,7 +6,9 @@
 //                [--prefill-tokens N] [--passes N] [--rounds N]
 //   bench_decode --one ARCH FORMAT [same options]   (child: prints one JSON line)
 // Formats: fp32 bf16 nf4 nf4-32 int4 int8 (quantized while loading) and nf4-mapped, nf4-32-mapped
-// (quantized folders).
+// (quantized folders); any of them with "-rowmajor" appended loads without row tiles
+// (LoadOptions::row_tiles), the int8 kernels then reading the row-major codes: the baseline that
+// measures the tiles in the same run (they exist only on CPUs with AVX-512 VNNI).
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,12 +45,21 @@ const std::vector<std::string> kAllArchs = {"smollm2-135m", "qwen2.5-0.5b", "lla
 const std::vector<std::string> kAllFormats = {"fp32", "bf16", "nf4", "nf4-32", "int4", "int8", "nf4-mapped", "nf4-32-mapped"};
 // What runs without --formats.
 const std::vector<std::string> kDefaultFormats = {"fp32", "bf16", "nf4", "int4", "int8", "nf4-mapped"};
-const std::string kMapped = "-mapped";
+const std::string kMapped = "-mapped", kRowMajor = "-rowmajor";
 
-bool is_mapped(const std::string& format) {
-  return format.size() > kMapped.size() && format.compare(format.size() - kMapped.size(), kMapped.size(), kMapped) == 0;
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() > tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
-std::string base_format(const std::string& format) { return is_mapped(format) ? format.substr(0, format.size() - kMapped.size()) : format; }
+bool is_row_major(const std::string& format) { return ends_with(format, kRowMajor); }
+// The format without "-rowmajor": which weights to load.
+std::string weights_format(const std::string& format) {
+  return is_row_major(format) ? format.substr(0, format.size() - kRowMajor.size()) : format;
+}
+bool is_mapped(const std::string& format) { return ends_with(weights_format(format), kMapped); }
+std::string base_format(const std::string& format) {
+  const std::string w = weights_format(format);
+  return is_mapped(w) ? w.substr(0, w.size() - kMapped.size()) : w;
+}
 
 struct Options {
   std::vector<std::string> archs = kAllArchs;
@@ -97,17 +108,21 @@ Options parse_args(int argc, char** argv) {
     }
   }
   for (const auto& f : o.formats) {
-    hearth::require(std::find(kAllFormats.begin(), kAllFormats.end(), f) != kAllFormats.end(), ErrorCode::kInvalidArgument,
-                    "unknown format " + f + " (fp32 | bf16 | nf4 | nf4-32 | int4 | int8 | nf4-mapped | nf4-32-mapped)");
+    hearth::require(std::find(kAllFormats.begin(), kAllFormats.end(), weights_format(f)) != kAllFormats.end(),
+                    ErrorCode::kInvalidArgument,
+                    "unknown format " + f + " (fp32 | bf16 | nf4 | nf4-32 | int4 | int8 | nf4-mapped | nf4-32-mapped, "
+                    "each optionally with -rowmajor)");
   }
   return o;
 }
 
 hearth::LoadOptions load_options_for(const std::string& format) {
   hearth::LoadOptions o;
+  o.row_tiles = !is_row_major(format);
   if (is_mapped(format)) return o;  // the folder names its own format
-  if (format == "bf16") o.compute_dtype = at::kBFloat16;
-  else if (format != "fp32") o.quant = hearth::parse_quant_format(format);  // embeddings: int8 (the default)
+  const std::string weights = base_format(format);
+  if (weights == "bf16") o.compute_dtype = at::kBFloat16;
+  else if (weights != "fp32") o.quant = hearth::parse_quant_format(weights);  // embeddings: int8 (the default)
   return o;
 }
 
@@ -165,7 +180,7 @@ fs::path ensure_model(const fs::path& root, const std::string& arch) {
 
 // The quantized folder for a "-mapped" format, written once from the random model.
 fs::path ensure_mapped_model(const fs::path& root, const std::string& arch, const std::string& format) {
-  const fs::path dir = root / (arch + "-" + format);
+  const fs::path dir = root / (arch + "-" + weights_format(format));
   if (!fs::exists(dir / "config.json")) {
     std::fprintf(stderr, "quantizing %s to %s (once)\n", arch.c_str(), dir.string().c_str());
     hearth::ModelSource source = hearth::open_model_source(root / arch);
@@ -185,7 +200,7 @@ double median(std::vector<double> v) {
 // Child: one (arch, format). Loads, runs a prefill and a decode, prints one JSON line.
 int run_one(const Options& o) {
   hearth::set_num_threads(o.threads);
-  const fs::path dir = is_mapped(o.one_format) ? o.models / (o.one_arch + "-" + o.one_format) : o.models / o.one_arch;
+  const fs::path dir = is_mapped(o.one_format) ? o.models / (o.one_arch + "-" + weights_format(o.one_format)) : o.models / o.one_arch;
   auto t0 = std::chrono::steady_clock::now();
   hearth::LoadedModel m = hearth::load_model(dir, load_options_for(o.one_format));
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
