@@ -71,13 +71,13 @@ struct DecodePlan::Layer {
 
 namespace {
 
-// Rows per chunk: whole row tiles (the row-major kernels' 4-row blocks too), sized so every thread gets about
+// Rows per chunk: whole passes of row tiles (the row-major kernels' 4-row blocks too), sized so every thread gets about
 // eight chunks of the product (balance when one core is slowed), each 16-256 KiB of packed
 // weights (long enough streams for the prefetcher, few enough claims).
 int64_t chunk_rows(const QuantizedMatrix& m, int64_t product_bytes, int threads) {
   const int64_t row_bytes = std::max<int64_t>(1, static_cast<int64_t>(m.storage_bytes()) / std::max<int64_t>(1, m.rows));
   const int64_t target = std::clamp<int64_t>(product_bytes / (8 * threads), 16 << 10, 256 << 10);
-  return std::max<int64_t>(kTileRows, target / row_bytes / kTileRows * kTileRows);
+  return std::max<int64_t>(kTilePassRows, target / row_bytes / kTilePassRows * kTilePassRows);
 }
 
 void add_matrix(DecodePlan::Product& p, const Linear& linear, std::vector<float>* out) {

@@ -24,13 +24,13 @@ at::Tensor as_float_matrix(const at::Tensor& x, int64_t cols, const char* what) 
   return x.detach().to(at::kFloat).contiguous();
 }
 
-// Rows per work item of a GEMV: whole row tiles (the row-major kernels' 4-row blocks too) and about 128 KiB of
+// Rows per work item of a GEMV: whole passes of row tiles (the row-major kernels' 4-row blocks too) and about 128 KiB of
 // packed weights (each item a long stream, far longer than the kernels' prefetch distance),
 // but small enough that every thread gets about four items to balance with; 16 KiB at least.
 int64_t matvec_chunk_rows(const QuantizedMatrix& m, int threads) {
   const int64_t row_bytes = std::max<int64_t>(1, m.storage_bytes() / std::max<int64_t>(1, m.rows));
   const int64_t bytes = std::max<int64_t>(16 << 10, std::min<int64_t>(128 << 10, m.storage_bytes() / (4 * threads)));
-  return std::max<int64_t>(kTileRows, (bytes / row_bytes) / kTileRows * kTileRows);
+  return std::max<int64_t>(kTilePassRows, (bytes / row_bytes) / kTilePassRows * kTilePassRows);
 }
 
 // Runs rows(r0, r1) over all rows of m, the threads claiming chunks from a shared counter

@@ -24,6 +24,9 @@ namespace hearth {
 constexpr int64_t kTileRows = 16;
 constexpr int64_t kTileChunkBytes = 32;  // of each row, per chunk
 constexpr int64_t kTileRunBytes = 64;    // one run: 4 bytes of each of the 16 rows
+// Rows of the kernel's widest pass for a decode step (4 tiles): callers split a product into
+// row chunks of multiples of this, so no chunk ends in passes of single tiles.
+constexpr int64_t kTilePassRows = 4 * kTileRows;
 
 struct RowTiles {
   PackedView source;  // format and shape, and nf4's double-quantization groups

@@ -163,11 +163,13 @@ void tile_pass(const RowTiles& w, const Q8Blocks* const* xs, float* const* ys, i
   }
 }
 
-// Tiles [t0, t1) against kSeqs sequences, kTiles at a time, then one by one.
+// Tiles [t0, t1) against kSeqs sequences, kTiles at a time, then two, then one.
 template <QuantFormat F, int kTiles, int kSeqs>
 void tile_range_pass(const RowTiles& w, const Q8Blocks* const* xs, float* const* ys, int64_t t0, int64_t t1) {
   int64_t t = t0;
   for (; t + kTiles <= t1; t += kTiles) tile_pass<F, kTiles, kSeqs>(w, xs, ys, t);
+  if constexpr (kTiles > 2)  // a lone tile has too few independent sums in flight for a decode step
+    for (; t + 2 <= t1; t += 2) tile_pass<F, 2, kSeqs>(w, xs, ys, t);
   for (; t < t1; ++t) tile_pass<F, 1, kSeqs>(w, xs, ys, t);
 }
 
