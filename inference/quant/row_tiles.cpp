@@ -24,7 +24,7 @@ RowTiles tile_rows(const PackedView& m) {
   // Row by row, each row's bytes four at a time to consecutive runs: one pass over the source.
   for (int64_t r = 0; r < m.rows; ++r) {
     const uint8_t* row = m.codes + r * m.row_bytes;
-    uint8_t* lane = t.codes.data() + (r / kTileRows) * t.chunks_per_row * 8 * kTileRunBytes + (r % kTileRows) * 4;
+    uint8_t* lane = t.codes.data() + tile_offset(t, r, 0);  // byte i then sits (i / 4) runs further on
     for (int64_t i = 0; i < m.row_bytes; i += 4) std::memcpy(lane + (i / 4) * kTileRunBytes, row + i, 4);
   }
   const int64_t nb = m.blocks_per_row, tiled_blocks = t.tiles * nb * kTileRows;
