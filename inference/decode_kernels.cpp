@@ -193,6 +193,11 @@ void attend_kv_head_portable(const KvHeadAttention& a) { attend_kv_head_body(a);
 
 // y[r] = alpha * dot(m[r, :], x) (+ y[r] when accumulate) over fp16 rows, widened in registers
 // (F16C on both fast paths).
+// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their undefined pass-through vectors
+// once these kernels inline them (a known false positive); popped after the kernels.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 struct DenseRowsFp16 {
   const uint16_t* m;
   int64_t cols;
@@ -203,38 +208,67 @@ struct DenseRowsFp16 {
   float* y;
 };
 
+__attribute__((target("avx512f,f16c"), always_inline)) inline __m512 fp16x16(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+// Four rows at a time: one row's chain of fused adds waits on its own latency, four keep the FMA
+// units busy. Each row still sums in the same order, so its result does not depend on its
+// neighbours.
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c"))) void dense_rows_fp16_avx512(const DenseRowsFp16& a) {
-  for (int64_t r = a.r0; r < a.r1; ++r) {
-    const uint16_t* row = a.m + r * a.cols;
-    __m512 acc = _mm512_setzero_ps();
+  constexpr int64_t kRows = 4;
+  int64_t r = a.r0;
+  for (; r < a.r1; r += kRows) {
+    const int64_t n = std::min(kRows, a.r1 - r);
+    const uint16_t* row[kRows];
+    for (int64_t k = 0; k < kRows; ++k) row[k] = a.m + (r + std::min(k, n - 1)) * a.cols;  // past the end: the last row again
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
     int64_t i = 0;
     for (; i + 16 <= a.cols; i += 16) {
-      const __m512 w = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + i)));
-      acc = _mm512_fmadd_ps(w, _mm512_loadu_ps(a.x + i), acc);
+      const __m512 xv = _mm512_loadu_ps(a.x + i);
+      acc0 = _mm512_fmadd_ps(fp16x16(row[0] + i), xv, acc0);
+      acc1 = _mm512_fmadd_ps(fp16x16(row[1] + i), xv, acc1);
+      acc2 = _mm512_fmadd_ps(fp16x16(row[2] + i), xv, acc2);
+      acc3 = _mm512_fmadd_ps(fp16x16(row[3] + i), xv, acc3);
     }
-    float total = _mm512_reduce_add_ps(acc);
-    for (; i < a.cols; ++i) total += _cvtsh_ss(row[i]) * a.x[i];
-    a.y[r] = a.alpha * total + (a.accumulate ? a.y[r] : 0.0f);
+    const __m512 acc[kRows] = {acc0, acc1, acc2, acc3};
+    for (int64_t k = 0; k < n; ++k) {
+      float total = _mm512_reduce_add_ps(acc[k]);
+      for (int64_t j = i; j < a.cols; ++j) total += _cvtsh_ss(row[k][j]) * a.x[j];
+      a.y[r + k] = a.alpha * total + (a.accumulate ? a.y[r + k] : 0.0f);
+    }
   }
 }
 
+// One row's sum over two chains of fused adds per iteration (cols 0-7 and 8-15 of each 16);
+// two rows at a time keep four chains in flight. Each row sums in its own fixed order.
+__attribute__((target("avx2,fma,f16c"))) inline float dense_row_fp16_total_avx2(__m256 acc0, __m256 acc1, const uint16_t* row,
+                                                                              const float* x, int64_t i, int64_t cols) {
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, _mm256_add_ps(acc0, acc1));
+  float total = 0;
+  for (float l : lanes) total += l;
+  for (; i < cols; ++i) total += _cvtsh_ss(row[i]) * x[i];
+  return total;
+}
+
 __attribute__((target("avx2,fma,f16c"))) void dense_rows_fp16_avx2(const DenseRowsFp16& a) {
-  for (int64_t r = a.r0; r < a.r1; ++r) {
-    const uint16_t* row = a.m + r * a.cols;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  for (int64_t r = a.r0; r < a.r1; r += 2) {
+    const bool pair = r + 1 < a.r1;
+    const uint16_t* row0 = a.m + r * a.cols;
+    const uint16_t* row1 = pair ? row0 + a.cols : row0;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     int64_t i = 0;
     for (; i + 16 <= a.cols; i += 16) {
-      const __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + i)));
-      const __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + i + 8)));
-      acc0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(a.x + i), acc0);
-      acc1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(a.x + i + 8), acc1);
+      const __m256 x0 = _mm256_loadu_ps(a.x + i), x1 = _mm256_loadu_ps(a.x + i + 8);
+      acc[0] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row0 + i))), x0, acc[0]);
+      acc[1] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row0 + i + 8))), x1, acc[1]);
+      acc[2] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row1 + i))), x0, acc[2]);
+      acc[3] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row1 + i + 8))), x1, acc[3]);
     }
-    alignas(32) float lanes[8];
-    _mm256_store_ps(lanes, _mm256_add_ps(acc0, acc1));
-    float total = 0;
-    for (float l : lanes) total += l;
-    for (; i < a.cols; ++i) total += _cvtsh_ss(row[i]) * a.x[i];
-    a.y[r] = a.alpha * total + (a.accumulate ? a.y[r] : 0.0f);
+    a.y[r] = a.alpha * dense_row_fp16_total_avx2(acc[0], acc[1], row0, a.x, i, a.cols) + (a.accumulate ? a.y[r] : 0.0f);
+    if (pair)
+      a.y[r + 1] = a.alpha * dense_row_fp16_total_avx2(acc[2], acc[3], row1, a.x, i, a.cols) + (a.accumulate ? a.y[r + 1] : 0.0f);
   }
 }
 
@@ -267,8 +301,20 @@ __attribute__((target("fma,f16c"), always_inline)) inline void dense_cols_fp16_t
   }
 }
 
+// 64 rows (four vectors) at a time, for four independent chains of fused adds in flight.
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c"))) void dense_cols_fp16_avx512(const DenseColsFp16& a) {
   int64_t r = a.r0;
+  for (; r + 64 <= a.r1; r += 64) {
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int64_t j = 0; j < a.rank; ++j) {
+      const __m512 u = _mm512_set1_ps(a.u[j]);
+      const uint16_t* w = a.mt + j * a.rows + r;
+      for (int k = 0; k < 4; ++k)
+        acc[k] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 * k))), u, acc[k]);
+    }
+    for (int k = 0; k < 4; ++k)
+      _mm512_storeu_ps(a.y + r + 16 * k, _mm512_fmadd_ps(acc[k], _mm512_set1_ps(a.alpha), _mm512_loadu_ps(a.y + r + 16 * k)));
+  }
   for (; r + 16 <= a.r1; r += 16) {
     __m512 acc = _mm512_setzero_ps();
     for (int64_t j = 0; j < a.rank; ++j) {
@@ -280,8 +326,20 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c"))) void dens
   dense_cols_fp16_tail(a, r);
 }
 
+// 32 rows (four vectors) at a time, for four independent chains of fused adds in flight.
 __attribute__((target("avx2,fma,f16c"))) void dense_cols_fp16_avx2(const DenseColsFp16& a) {
   int64_t r = a.r0;
+  for (; r + 32 <= a.r1; r += 32) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t j = 0; j < a.rank; ++j) {
+      const __m256 u = _mm256_set1_ps(a.u[j]);
+      const uint16_t* w = a.mt + j * a.rows + r;
+      for (int k = 0; k < 4; ++k)
+        acc[k] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 8 * k))), u, acc[k]);
+    }
+    for (int k = 0; k < 4; ++k)
+      _mm256_storeu_ps(a.y + r + 8 * k, _mm256_fmadd_ps(acc[k], _mm256_set1_ps(a.alpha), _mm256_loadu_ps(a.y + r + 8 * k)));
+  }
   for (; r + 8 <= a.r1; r += 8) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t j = 0; j < a.rank; ++j) {
@@ -300,6 +358,8 @@ void dense_cols_fp16_portable(const DenseColsFp16& a) {
     a.y[r] += a.alpha * total;
   }
 }
+
+#pragma GCC diagnostic pop
 
 using DenseColsFp16Fn = void (*)(const DenseColsFp16&);
 DenseColsFp16Fn dense_cols_fp16_for_cpu() {

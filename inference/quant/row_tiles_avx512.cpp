@@ -117,30 +117,38 @@ void tile_pass(const RowTiles& w, const Q8Blocks* const* xs, float* const* ys, i
   const __m512i table = nf4_u8_table();
   const __m512i lane_first_blocks = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                                        _mm512_set1_epi32(static_cast<int32_t>(nb)));
-  __m512 acc[kTiles][kSeqs];
-  for (int t = 0; t < kTiles; ++t)
-    for (int s = 0; s < kSeqs; ++s) acc[t][s] = _mm512_setzero_ps();
+  // The float sums live in L1, read and written once per block: kept in registers beside the
+  // kTiles x kSeqs integer sums they left too few of the 32 for the runs, whose loop then carried
+  // its sums through register copies and stack spills.
+  alignas(64) float acc[kTiles][kSeqs][kTileRows] = {};
   for (int64_t b = 0; b < nb; ++b) {
     const int64_t chunk = b / L.blocks, first_run = (b % L.blocks) * L.runs;
     __m512i dot[kTiles][kSeqs], dot_high[kTiles][kSeqs];
+#pragma GCC unroll 16
     for (int s = 0; s < kSeqs; ++s)
+#pragma GCC unroll 16
       for (int t = 0; t < kTiles; ++t) {
         dot[t][s] = _mm512_set1_epi32(xs[s]->bias[b]);
         dot_high[t][s] = _mm512_setzero_si512();
       }
+#pragma GCC unroll 8
     for (int64_t j = 0; j < L.runs; ++j) {
       __m512i lo[kTiles], hi[kTiles];
+#pragma GCC unroll 16
       for (int t = 0; t < kTiles; ++t) {
         const uint8_t* p = w.chunk(tile + t, chunk) + (first_run + j) * kTileRunBytes;
         _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
         unpack_run<F>(p, table, lo[t], hi[t]);
       }
+#pragma GCC unroll 16
       for (int s = 0; s < kSeqs; ++s) {
         const int8_t* xv = xs[s]->values.data() + b * block + 4 * j;
         const __m512i x_lo = broadcast4(xv);
+#pragma GCC unroll 16
         for (int t = 0; t < kTiles; ++t) dot[t][s] = _mm512_dpbusd_epi32(dot[t][s], lo[t], x_lo);
         if constexpr (L.high_offset != 0) {
           const __m512i x_hi = broadcast4(xv + L.high_offset);
+#pragma GCC unroll 16
           for (int t = 0; t < kTiles; ++t) {
             __m512i& into = kSplitHigh ? dot_high[t][s] : dot[t][s];
             into = _mm512_dpbusd_epi32(into, hi[t], x_hi);
@@ -148,18 +156,23 @@ void tile_pass(const RowTiles& w, const Q8Blocks* const* xs, float* const* ys, i
         }
       }
     }
+#pragma GCC unroll 16
     for (int t = 0; t < kTiles; ++t) {
       const __m512 ws = tile_block_scales<F>(w, tile + t, b, lane_first_blocks);
+#pragma GCC unroll 16
       for (int s = 0; s < kSeqs; ++s) {
         const __m512i sum = kSplitHigh ? _mm512_add_epi32(dot[t][s], dot_high[t][s]) : dot[t][s];
-        acc[t][s] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(ws, _mm512_set1_ps(xs[s]->scales[b])), acc[t][s]);
+        const __m512 factor = _mm512_mul_ps(ws, _mm512_set1_ps(xs[s]->scales[b]));
+        _mm512_store_ps(acc[t][s], _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), factor, _mm512_load_ps(acc[t][s])));
       }
     }
   }
+#pragma GCC unroll 16
   for (int t = 0; t < kTiles; ++t) {
     const int64_t rows_left = w.source.rows - (tile + t) * kTileRows;
     const __mmask16 mask = rows_left >= kTileRows ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << rows_left) - 1);
-    for (int s = 0; s < kSeqs; ++s) _mm512_mask_storeu_ps(ys[s] + (tile + t) * kTileRows, mask, acc[t][s]);
+#pragma GCC unroll 16
+    for (int s = 0; s < kSeqs; ++s) _mm512_mask_storeu_ps(ys[s] + (tile + t) * kTileRows, mask, _mm512_load_ps(acc[t][s]));
   }
 }
 
