@@ -33,18 +33,18 @@ bool LoraLayer::add_update_as_decode_step(const at::Tensor& x, const at::Tensor&
 
 namespace {
 
-// Makes `copy` the fp16 image of `factor` (transposed when `transpose`) again if `factor`
-// changed since (its version counter).
+// Makes `copy` the fp16 image of `factor` (B: in the decode step's column tiles) again if
+// `factor` changed since (its version counter).
 template <typename Copy>
-void refresh_fp16(const at::Tensor& factor, bool transpose, Copy& copy) {
+void refresh_fp16(const at::Tensor& factor, bool b_tiles, Copy& copy) {
   const int64_t version = factor.is_inference() ? 0 : int64_t(factor._version());
   if (copy.version == version && copy.scaled.defined()) return;
   at::NoGradGuard no_grad;
-  const at::Tensor f = transpose ? factor.detach().t() : factor.detach();
+  const at::Tensor f = factor.detach();
   const float largest = f.abs().max().item<float>();
   // 2^k * largest lands in [2^14, 2^15): below fp16's 65504.
   const int k = largest > 0 ? 14 - std::ilogb(largest) : 0;
-  copy.scaled = (f * std::ldexp(1.0, k)).to(at::kHalf).contiguous();
+  copy.scaled = b_tiles ? low_rank_b_tiles_fp16(f, std::ldexp(1.0, k)) : (f * std::ldexp(1.0, k)).to(at::kHalf).contiguous();
   copy.unscale = static_cast<float>(std::ldexp(1.0, -k));
   copy.version = version;
 }
@@ -61,12 +61,12 @@ bool LoraLayer::low_rank_update(LowRankUpdate& out) const {
   // fp32). Each factor is scaled by a power of two (exact) so its largest value sits near fp16's
   // top: no overflow, and values down to 2^-28 of the largest keep 11 bits.
   std::lock_guard<std::mutex> lock(fp16_mu_);
-  refresh_fp16(a_, /*transpose=*/false, a16_);
-  refresh_fp16(b_, /*transpose=*/true, bt16_);
+  refresh_fp16(a_, /*b_tiles=*/false, a16_);
+  refresh_fp16(b_, /*b_tiles=*/true, b16_);
   out.a_fp16 = reinterpret_cast<const uint16_t*>(a16_.scaled.data_ptr<at::Half>());
-  out.bt_fp16 = reinterpret_cast<const uint16_t*>(bt16_.scaled.data_ptr<at::Half>());
+  out.b_tiles_fp16 = reinterpret_cast<const uint16_t*>(b16_.scaled.data_ptr<at::Half>());
   out.a_fp16_scale = a16_.unscale;
-  out.bt_fp16_scale = bt16_.unscale;
+  out.b_fp16_scale = b16_.unscale;
   return true;
 }
 

@@ -19,8 +19,11 @@ class LoraLayer : public LowRankLayer {
   bool low_rank_update(LowRankUpdate& out) const override;
   // Through the fp16 images and the decode step's kernels (add_low_rank_rows).
   bool add_update_as_decode_step(const at::Tensor& x, const at::Tensor& out, double strength) const override;
-  // The fp16 A and B^T: 2 bytes per factor element.
-  size_t decode_copy_bytes() const override { return size_t(a_.numel() + b_.numel()) * 2; }
+  // The fp16 A and B (B's outputs padded to whole tiles): 2 bytes per factor element.
+  size_t decode_copy_bytes() const override {
+    const int64_t padded_out = (b_.size(0) + kLowRankTileRows - 1) / kLowRankTileRows * kLowRankTileRows;
+    return size_t(a_.numel() + padded_out * b_.size(1)) * 2;
+  }
 
  private:
   struct Fp16Factor {
@@ -29,7 +32,7 @@ class LoraLayer : public LowRankLayer {
     int64_t version = -1;
   };
   mutable std::mutex fp16_mu_;
-  mutable Fp16Factor a16_, bt16_;  // A [rank, in]; B transposed [rank, out]
+  mutable Fp16Factor a16_, b16_;  // A [rank, in]; B in column tiles (LowRankUpdate)
 };
 
 }  // namespace hearth

@@ -282,79 +282,78 @@ void dense_rows_fp16_portable(const DenseRowsFp16& a) {
 }
 
 struct DenseColsFp16 {
-  const uint16_t* mt;
-  int64_t rows, rank;
+  const uint16_t* tiles;  // b_tiles_fp16 layout
+  int64_t rank;
   const float* u;
   int64_t r0, r1;
   float alpha;
   float* y;
 };
 
-// Rows [r, a.r1) one at a time: what is left after the last whole vector. Each row rounds as a
-// vector lane does (fused multiply-adds in the same order), so a row's result does not depend on
-// where a range starts or ends: the decode step's chunks and a whole prompt's rows agree bitwise.
-__attribute__((target("fma,f16c"), always_inline)) inline void dense_cols_fp16_tail(const DenseColsFp16& a, int64_t r) {
-  for (; r < a.r1; ++r) {
+// Row r's factor j in the column tiles.
+inline int64_t b_tile_index(int64_t r, int64_t j, int64_t rank) {
+  return ((r / kLowRankTileRows) * rank + j) * kLowRankTileRows + r % kLowRankTileRows;
+}
+
+// Rows [r, end) one at a time: those before the first whole vector and after the last. Each row
+// rounds as a vector lane does (fused multiply-adds in the same order), so a row's result does
+// not depend on where a range starts or ends: the decode step's chunks and a whole prompt's rows
+// agree bitwise.
+__attribute__((target("fma,f16c"), always_inline)) inline void dense_cols_fp16_rows(const DenseColsFp16& a, int64_t r,
+                                                                                   int64_t end) {
+  for (; r < end; ++r) {
     float total = 0;
-    for (int64_t j = 0; j < a.rank; ++j) total = std::fma(_cvtsh_ss(a.mt[j * a.rows + r]), a.u[j], total);
+    for (int64_t j = 0; j < a.rank; ++j) total = std::fma(_cvtsh_ss(a.tiles[b_tile_index(r, j, a.rank)]), a.u[j], total);
     a.y[r] = std::fma(total, a.alpha, a.y[r]);
   }
 }
 
-// 64 rows (four vectors) at a time, for four independent chains of fused adds in flight.
+// Between the scalar rows: four vectors of outputs at a time (four chains of fused adds in
+// flight over the rank, each reading a contiguous run of its tile), then one.
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c"))) void dense_cols_fp16_avx512(const DenseColsFp16& a) {
-  int64_t r = a.r0;
-  for (; r + 64 <= a.r1; r += 64) {
+  constexpr int64_t kLanes = 16;
+  const int64_t first = std::min(a.r1, (a.r0 + kLanes - 1) / kLanes * kLanes);
+  dense_cols_fp16_rows(a, a.r0, first);
+  int64_t r = first;
+  for (; r + kLanes <= a.r1;) {
+    const int kVectors = r + 4 * kLanes <= a.r1 ? 4 : 1;
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     for (int64_t j = 0; j < a.rank; ++j) {
       const __m512 u = _mm512_set1_ps(a.u[j]);
-      const uint16_t* w = a.mt + j * a.rows + r;
-      for (int k = 0; k < 4; ++k)
-        acc[k] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 * k))), u, acc[k]);
+      for (int k = 0; k < kVectors; ++k)
+        acc[k] = _mm512_fmadd_ps(fp16x16(a.tiles + b_tile_index(r + k * kLanes, j, a.rank)), u, acc[k]);
     }
-    for (int k = 0; k < 4; ++k)
-      _mm512_storeu_ps(a.y + r + 16 * k, _mm512_fmadd_ps(acc[k], _mm512_set1_ps(a.alpha), _mm512_loadu_ps(a.y + r + 16 * k)));
+    for (int k = 0; k < kVectors; ++k, r += kLanes)
+      _mm512_storeu_ps(a.y + r, _mm512_fmadd_ps(acc[k], _mm512_set1_ps(a.alpha), _mm512_loadu_ps(a.y + r)));
   }
-  for (; r + 16 <= a.r1; r += 16) {
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t j = 0; j < a.rank; ++j) {
-      const __m512 w = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.mt + j * a.rows + r)));
-      acc = _mm512_fmadd_ps(w, _mm512_set1_ps(a.u[j]), acc);
-    }
-    _mm512_storeu_ps(a.y + r, _mm512_fmadd_ps(acc, _mm512_set1_ps(a.alpha), _mm512_loadu_ps(a.y + r)));
-  }
-  dense_cols_fp16_tail(a, r);
+  dense_cols_fp16_rows(a, r, a.r1);
 }
 
-// 32 rows (four vectors) at a time, for four independent chains of fused adds in flight.
 __attribute__((target("avx2,fma,f16c"))) void dense_cols_fp16_avx2(const DenseColsFp16& a) {
-  int64_t r = a.r0;
-  for (; r + 32 <= a.r1; r += 32) {
+  constexpr int64_t kLanes = 8;
+  const int64_t first = std::min(a.r1, (a.r0 + kLanes - 1) / kLanes * kLanes);
+  dense_cols_fp16_rows(a, a.r0, first);
+  int64_t r = first;
+  for (; r + kLanes <= a.r1;) {
+    const int kVectors = r + 4 * kLanes <= a.r1 ? 4 : 1;
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int64_t j = 0; j < a.rank; ++j) {
       const __m256 u = _mm256_set1_ps(a.u[j]);
-      const uint16_t* w = a.mt + j * a.rows + r;
-      for (int k = 0; k < 4; ++k)
-        acc[k] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 8 * k))), u, acc[k]);
+      for (int k = 0; k < kVectors; ++k) {
+        const uint16_t* w = a.tiles + b_tile_index(r + k * kLanes, j, a.rank);
+        acc[k] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w))), u, acc[k]);
+      }
     }
-    for (int k = 0; k < 4; ++k)
-      _mm256_storeu_ps(a.y + r + 8 * k, _mm256_fmadd_ps(acc[k], _mm256_set1_ps(a.alpha), _mm256_loadu_ps(a.y + r + 8 * k)));
+    for (int k = 0; k < kVectors; ++k, r += kLanes)
+      _mm256_storeu_ps(a.y + r, _mm256_fmadd_ps(acc[k], _mm256_set1_ps(a.alpha), _mm256_loadu_ps(a.y + r)));
   }
-  for (; r + 8 <= a.r1; r += 8) {
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t j = 0; j < a.rank; ++j) {
-      const __m256 w = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.mt + j * a.rows + r)));
-      acc = _mm256_fmadd_ps(w, _mm256_set1_ps(a.u[j]), acc);
-    }
-    _mm256_storeu_ps(a.y + r, _mm256_fmadd_ps(acc, _mm256_set1_ps(a.alpha), _mm256_loadu_ps(a.y + r)));
-  }
-  dense_cols_fp16_tail(a, r);
+  dense_cols_fp16_rows(a, r, a.r1);
 }
 
 void dense_cols_fp16_portable(const DenseColsFp16& a) {
   for (int64_t r = a.r0; r < a.r1; ++r) {
     float total = 0;
-    for (int64_t j = 0; j < a.rank; ++j) total += c10::detail::fp16_ieee_to_fp32_value(a.mt[j * a.rows + r]) * a.u[j];
+    for (int64_t j = 0; j < a.rank; ++j) total += c10::detail::fp16_ieee_to_fp32_value(a.tiles[b_tile_index(r, j, a.rank)]) * a.u[j];
     a.y[r] += a.alpha * total;
   }
 }
@@ -395,21 +394,36 @@ void dense_rows_fp16(const uint16_t* m, int64_t cols, const float* x, int64_t r0
   rows({m, cols, x, r0, r1, alpha, accumulate, y});
 }
 
-void dense_cols_fp16(const uint16_t* mt, int64_t rows, int64_t rank, const float* u, int64_t r0, int64_t r1, float alpha,
-                     float* y) {
+void dense_cols_fp16(const uint16_t* b_tiles, int64_t rank, const float* u, int64_t r0, int64_t r1, float alpha, float* y) {
   static const DenseColsFp16Fn cols = dense_cols_fp16_for_cpu();
-  cols({mt, rows, rank, u, r0, r1, alpha, y});
+  cols({b_tiles, rank, u, r0, r1, alpha, y});
+}
+
+void prefetch_low_rank_b(const LowRankUpdate& u, int64_t r0, int64_t r1) {
+  if (u.rank == 0 || r1 <= r0) return;
+  const char* begin = reinterpret_cast<const char*>(u.b_tiles_fp16 + b_tile_index(r0 / kLowRankTileRows * kLowRankTileRows, 0, u.rank));
+  const char* end = reinterpret_cast<const char*>(u.b_tiles_fp16 + b_tile_index((r1 - 1) / kLowRankTileRows * kLowRankTileRows, u.rank, u.rank));
+  for (const char* p = begin; p < end; p += 64) _mm_prefetch(p, _MM_HINT_T1);
+}
+
+at::Tensor low_rank_b_tiles_fp16(const at::Tensor& b, double multiplier) {
+  require(b.dim() == 2, ErrorCode::kInternal, "low_rank_b_tiles_fp16: expected B [out, rank]");
+  const int64_t out = b.size(0), rank = b.size(1), tiles = (out + kLowRankTileRows - 1) / kLowRankTileRows;
+  at::Tensor padded = at::zeros({tiles * kLowRankTileRows, rank}, b.options().dtype(at::kFloat));
+  padded.narrow(0, 0, out).copy_(b);
+  padded.mul_(multiplier);
+  return padded.view({tiles, kLowRankTileRows, rank}).permute({0, 2, 1}).to(at::kHalf).contiguous();
 }
 
 void add_low_rank_rows(const LowRankUpdate& u, const float* x, int64_t in, float* y, int64_t out, int64_t rows) {
   if (u.rank == 0 || rows <= 0) return;
-  const float alpha = u.scale * u.bt_fp16_scale;  // as the decode step forms it
+  const float alpha = u.scale * u.b_fp16_scale;  // as the decode step forms it
   // Rows are independent, so any split over threads gives the same bits.
   at::parallel_for(0, rows, kLowRankRowsPerTask, [&](int64_t r0, int64_t r1) {
     std::vector<float> ax(u.rank);
     for (int64_t r = r0; r < r1; ++r) {
       dense_rows_fp16(u.a_fp16, in, x + r * in, 0, u.rank, u.a_fp16_scale, false, ax.data());
-      dense_cols_fp16(u.bt_fp16, out, u.rank, ax.data(), 0, out, alpha, y + r * out);
+      dense_cols_fp16(u.b_tiles_fp16, u.rank, ax.data(), 0, out, alpha, y + r * out);
     }
   });
 }

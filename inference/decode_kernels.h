@@ -59,10 +59,14 @@ void attend_kv_head(const KvHeadAttention& a);
 // IEEE fp16 m [rows, cols], widened to fp32 in registers: an adapter's A x in the decode step.
 void dense_rows_fp16(const uint16_t* m, int64_t cols, const float* x, int64_t r0, int64_t r1, float alpha, bool accumulate,
                      float* y);
-// y[r] += alpha * sum_j u[j] * mt[j, r] for r in [r0, r1), mt [rank, rows] fp16 row-major: an
-// adapter's s B u from B transposed, 16 (AVX-512) or 8 (AVX2) outputs per vector FMA chain.
-void dense_cols_fp16(const uint16_t* mt, int64_t rows, int64_t rank, const float* u, int64_t r0, int64_t r1, float alpha,
-                     float* y);
+// y[r] += alpha * sum_j u[j] * B[r, j] for r in [r0, r1), from B's fp16 column tiles (the
+// LowRankUpdate::b_tiles_fp16 layout): an adapter's s B u, 16 (AVX-512) or 8 (AVX2) outputs per
+// vector FMA chain. A row's result does not depend on the range it comes in.
+void dense_cols_fp16(const uint16_t* b_tiles, int64_t rank, const float* u, int64_t r0, int64_t r1, float alpha, float* y);
+// Asks for u's B factors of outputs [r0, r1) to be brought into L2 (they are contiguous).
+void prefetch_low_rank_b(const LowRankUpdate& u, int64_t r0, int64_t r1);
+// B [out, rank] (any float type) in the b_tiles_fp16 layout, as fp16 of B * multiplier.
+at::Tensor low_rank_b_tiles_fp16(const at::Tensor& b, double multiplier);
 // y[r, :] += scale * B (A x[r, :]) for rows r of x [rows, in] and y [rows, out], from the fp16
 // images the prepared decode step reads, with its kernels in its order: a row gets bitwise what
 // that step gives it, whether it comes in a prompt, a mixed batch or alone (so a served request

@@ -7,18 +7,24 @@ namespace hearth {
 
 class Linear;
 
+// B [out, rank] as the decode step reads it: tile t holds outputs 16t..16t+15 as rank runs of 16
+// (element [t][j][l] = B[16t + l, j]), outputs past `out` zero. One output's factors sit 16 apart
+// and a tile is contiguous, so a chunk of outputs reads one stream instead of rank of them.
+constexpr int64_t kLowRankTileRows = 16;
+
 // An adapter whose whole inference effect is y += scale * B (A x): plain LoRA, not training.
-// The decode step reads fp16 copies (half the bytes of fp32) of A * 2^ka [rank, in] and of B
-// transposed, B^T * 2^kb [rank, out] (so s B u is rank vector FMAs per 16 outputs, no horizontal
-// sums), with a_fp16_scale = 2^-ka and bt_fp16_scale = 2^-kb. The pointers stay valid while the
-// adapter is alive and its factors unchanged.
+// The decode step reads fp16 copies (half the bytes of fp32) of A * 2^ka [rank, in] and of B * 2^kb
+// in column tiles (b_tiles_fp16, kLowRankTileRows outputs per tile; so s B u is rank vector FMAs
+// per 16 outputs, no horizontal sums, over contiguous bytes), with a_fp16_scale = 2^-ka and
+// b_fp16_scale = 2^-kb. The pointers stay valid while the adapter is alive and its factors
+// unchanged.
 struct LowRankUpdate {
   int64_t rank = 0;
   float scale = 0;
   const uint16_t* a_fp16 = nullptr;
-  const uint16_t* bt_fp16 = nullptr;
+  const uint16_t* b_tiles_fp16 = nullptr;
   float a_fp16_scale = 1;
-  float bt_fp16_scale = 1;
+  float b_fp16_scale = 1;
 };
 
 class LinearAdapter {

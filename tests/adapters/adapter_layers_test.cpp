@@ -122,7 +122,7 @@ TEST(DoraLayer, NormIsRecomputedAfterAnInPlaceUpdateOfB) {
   EXPECT_LT(relative_error(after, dora_row_norms_reference(c.weight64, c.a, c.b * 3.0, kScale)), 1e-6);
 }
 
-// The fp16 factors the decode step reads: A * 2^ka and B^T * 2^kb with the power of two that puts
+// The fp16 factors the decode step reads: A * 2^ka and B * 2^kb (in column tiles) with the power of two that puts
 // the largest value in [2^14, 2^15), each within fp16's rounding (2^-11 of the value, 2^-25 for
 // a subnormal) of the fp32 factor; made again after an in-place change (an optimizer step).
 TEST(LoraLayer, Fp16FactorsForDecodeFollowTheFactors) {
@@ -138,18 +138,28 @@ TEST(LoraLayer, Fp16FactorsForDecodeFollowTheFactors) {
     const at::Tensor bound = f.to(at::kDouble).abs() * std::ldexp(1.0, -11) + double(unscale) * std::ldexp(1.0, -24);
     EXPECT_TRUE((image - f.to(at::kDouble)).abs().le(bound).all().item<bool>()) << what;
   };
+  // B's image is in column tiles [tiles, rank, 16]: back to [rows, rank] for the comparison.
+  auto expect_b_image = [&](const LowRankUpdate& u, const char* what) {
+    const at::Tensor b = layer->lora_B().detach();
+    const int64_t rows = b.size(0), rank = b.size(1), tiles = (rows + kLowRankTileRows - 1) / kLowRankTileRows;
+    const at::Tensor image = at::from_blob(const_cast<uint16_t*>(u.b_tiles_fp16), {tiles, rank, kLowRankTileRows}, at::kHalf);
+    const at::Tensor rows_first = image.permute({0, 2, 1}).reshape({tiles * kLowRankTileRows, rank});
+    EXPECT_TRUE(rows_first.narrow(0, rows, tiles * kLowRankTileRows - rows).eq(0).all().item<bool>()) << what << ": padding";
+    const at::Tensor b_rows = rows_first.narrow(0, 0, rows).contiguous();
+    expect_image(reinterpret_cast<const uint16_t*>(b_rows.data_ptr<at::Half>()), u.b_fp16_scale, b, what);
+  };
   LowRankUpdate u;
   ASSERT_TRUE(layer->low_rank_update(u));
   ASSERT_NE(u.a_fp16, nullptr);
-  ASSERT_NE(u.bt_fp16, nullptr);
+  ASSERT_NE(u.b_tiles_fp16, nullptr);
   expect_image(u.a_fp16, u.a_fp16_scale, layer->lora_A(), "A");
-  expect_image(u.bt_fp16, u.bt_fp16_scale, layer->lora_B().t().contiguous(), "B transposed");
+  expect_b_image(u, "B");
   {
     at::NoGradGuard no_grad;
     layer->lora_B().mul_(1000.0);  // what an optimizer step does, by a lot
   }
   ASSERT_TRUE(layer->low_rank_update(u));
-  expect_image(u.bt_fp16, u.bt_fp16_scale, layer->lora_B().t().contiguous(), "B transposed after an update");
+  expect_b_image(u, "B after an update");
 }
 
 // Generation (inference mode) adds the update from the decode step's fp16 images with its

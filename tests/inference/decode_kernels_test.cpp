@@ -170,20 +170,33 @@ TEST(DenseRowsFp16, MatchesDoubleReferenceAndTheFp32FactorsWithinRounding) {
   }
 }
 
-// s B u from B transposed in fp16, over a row range that starts and ends off the vector width:
+// B [rows, rank] fp16 in the documented column tiles: element [t][j][l] = B[16t + l, j], zero past
+// the last row.
+std::vector<uint16_t> column_tiles(const at::Tensor& b16) {
+  const int64_t rows = b16.size(0), rank = b16.size(1), tiles = (rows + 15) / 16;
+  std::vector<uint16_t> out(tiles * rank * 16, 0);
+  const at::Tensor c = b16.contiguous();
+  const uint16_t* src = reinterpret_cast<const uint16_t*>(c.data_ptr<at::Half>());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < rank; ++j) out[((r / 16) * rank + j) * 16 + r % 16] = src[r * rank + j];
+  return out;
+}
+
+// s B u from B's fp16 column tiles, over a row range that starts and ends off the vector width:
 // against the double product of the same fp16 values (fp32 sums of 16 terms in another order:
-// 1e-5 of the sum of |terms|), leaving the rows outside the range alone.
+// 1e-5 of the sum of |terms|), leaving the rows outside the range alone; and each row's result
+// bitwise the same from another range (the decode step's chunks and a prompt's rows agree).
 TEST(DenseColsFp16, MatchesDoubleReferenceOverARowRange) {
   for (int64_t rank : {1, 16, 7}) {
     const int64_t rows = 77, r0 = 3, r1 = 70;
-    const at::Tensor mt16 = (at::randn({rank, rows}) * 0.05).to(at::kHalf);
+    const at::Tensor b16 = (at::randn({rows, rank}) * 0.05).to(at::kHalf);
+    const std::vector<uint16_t> tiles = column_tiles(b16);
     const at::Tensor u = at::randn({rank});
     at::Tensor y = at::randn({rows});
     const at::Tensor y0 = y.clone();
     const float alpha = 1.5f;
-    dense_cols_fp16(reinterpret_cast<const uint16_t*>(mt16.data_ptr<at::Half>()), rows, rank, u.data_ptr<float>(), r0, r1,
-                    alpha, y.data_ptr<float>());
-    const at::Tensor m = mt16.to(at::kDouble).t();  // [rows, rank]
+    dense_cols_fp16(tiles.data(), rank, u.data_ptr<float>(), r0, r1, alpha, y.data_ptr<float>());
+    const at::Tensor m = b16.to(at::kDouble);  // [rows, rank]
     const at::Tensor exact = at::mv(m, u.to(at::kDouble)) * alpha + y0.to(at::kDouble);
     const at::Tensor magnitude = at::mv(m.abs(), u.to(at::kDouble).abs()) * alpha;
     for (int64_t r = 0; r < rows; ++r) {
@@ -194,7 +207,31 @@ TEST(DenseColsFp16, MatchesDoubleReferenceOverARowRange) {
       EXPECT_NEAR(y[r].item<double>(), exact[r].item<double>(), 1e-5 * magnitude[r].item<double>() + 1e-6)
           << "rank " << rank << ", row " << r;
     }
+    at::Tensor whole = y0.clone();
+    dense_cols_fp16(tiles.data(), rank, u.data_ptr<float>(), 0, rows, alpha, whole.data_ptr<float>());
+    EXPECT_TRUE(at::equal(whole.narrow(0, r0, r1 - r0), y.narrow(0, r0, r1 - r0))) << "rank " << rank;
   }
+}
+
+// The column tiles of B: every element in its documented place, as fp16 of B times the
+// multiplier (round to nearest: 2^-11 of the value), and the padding past the last row zero.
+TEST(LowRankBTiles, PlacesEveryFactorInItsTileAndPadsWithZeros) {
+  const int64_t rows = 37, rank = 5;
+  const at::Tensor b = at::randn({rows, rank});
+  const at::Tensor tiles = low_rank_b_tiles_fp16(b, 8.0);
+  ASSERT_EQ(tiles.sizes(), (at::IntArrayRef{3, rank, 16}));
+  ASSERT_EQ(tiles.scalar_type(), at::kHalf);
+  const at::Tensor t = tiles.to(at::kDouble);
+  for (int64_t r = 0; r < 48; ++r)
+    for (int64_t j = 0; j < rank; ++j) {
+      const double got = t[r / 16][j][r % 16].item<double>();
+      if (r >= rows) {
+        EXPECT_EQ(got, 0.0) << "padding row " << r;
+        continue;
+      }
+      const double want = b[r][j].item<double>() * 8.0;
+      EXPECT_NEAR(got, want, std::abs(want) * std::ldexp(1.0, -11) + 1e-7) << "row " << r << ", factor " << j;
+    }
 }
 
 TEST(CanFuseForInference, OnlyWithoutGradientsAndInFp32) {
