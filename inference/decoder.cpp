@@ -236,7 +236,8 @@ size_t Decoder::weight_bytes() const {
     }
   }
   if (!head_is_embedding()) total += lm_head_.weight_bytes();  // a tied head shares the table's storage
-  else if (lm_head_.is_quantized() && lm_head_.quantized_weight()->tiles) total += lm_head_.quantized_weight()->tiles->bytes();
+  else if (lm_head_.is_quantized() && lm_head_.quantized_weight()->tiles && !embedding_.quantized_table()->tiles)
+    total += lm_head_.quantized_weight()->tiles->bytes();  // embedding_.bytes() counts them when it reads them too
   return total;
 }
 

@@ -90,6 +90,7 @@ class Decoder {
   std::vector<DecoderLayer>& layers() { return layers_; }
   const std::vector<DecoderLayer>& layers() const { return layers_; }
   const Embedding& embedding() const { return embedding_; }
+  Embedding& embedding() { return embedding_; }
   const Linear& lm_head() const { return lm_head_; }
   Linear& lm_head() { return lm_head_; }
   const at::Tensor& final_norm_weight() const { return final_norm_; }

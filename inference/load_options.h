@@ -20,6 +20,10 @@ struct LoadOptions {
   // load_model gives quantized projections and head row tiles too, where the CPU's kernels read
   // them (faster prompts and batches, a second copy of the codes): off for bases that only train.
   bool row_tiles = true;
+  // Before and after loading, drop the clean pages of shared libraries from resident memory
+  // (LibTorch's start-up leaves ~100 MB; core/library_pages.h), and after, the heap that loading
+  // freed. Off only to measure what it saves.
+  bool release_library_pages = true;
 };
 
 // "fp32" | "bf16" -> dtype; anything else is kInvalidArgument.

@@ -1,8 +1,12 @@
 #include "inference/model_loader.h"
 
 #include <regex>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "core/error.h"
+#include "core/library_pages.h"
 #include "core/json.h"
 #include "inference/fingerprint.h"
 #include "inference/fused_projections.h"
@@ -50,7 +54,11 @@ void add_row_tiles(Decoder& d, const TensorSource& tensors) {
   for (size_t i = 0; i < d.layers().size(); ++i)
     for (auto& [name, linear] : d.layers()[i].projections())
       tile(*linear, "model.layers." + std::to_string(i) + "." + DecoderLayer::module_path(name));
-  tile(d.lm_head(), d.head_is_embedding() ? "model.embed_tokens" : "lm_head");
+  const bool tied = d.head_is_embedding();
+  tile(d.lm_head(), tied ? "model.embed_tokens" : "lm_head");
+  // The table's lookups read the tied head's tiles as well, so its released pages stay out.
+  if (tied && d.lm_head().is_quantized() && d.lm_head().quantized_weight()->tiles)
+    d.embedding() = Embedding::quantized(d.lm_head().quantized_weight());
 }
 
 }  // namespace
@@ -109,6 +117,9 @@ ModelSource open_model_source(const fs::path& model, const fs::path& tokenizer) 
 }
 
 LoadedModel load_model(const fs::path& model, const LoadOptions& options, const fs::path& tokenizer) {
+  // Before the weights come in as well as after: the process's peak is start-up's library pages
+  // plus the weights otherwise.
+  if (options.release_library_pages) release_library_pages();
   ModelSource source = open_model_source(model, tokenizer);
   LoadedModel loaded;
   loaded.decoder = build_decoder(source.config, *source.tensors, options, source.quantization);
@@ -121,6 +132,12 @@ LoadedModel load_model(const fs::path& model, const LoadOptions& options, const 
   require(loaded.tokenizer->vocab_size() <= loaded.decoder->config().vocab_size, ErrorCode::kInvalidArgument,
           "the tokenizer has " + std::to_string(loaded.tokenizer->vocab_size()) + " tokens but the model only " +
               std::to_string(loaded.decoder->config().vocab_size));
+  if (options.release_library_pages) {
+    release_library_pages();
+#ifdef __GLIBC__
+    malloc_trim(0);  // the heap freed while loading (the tokenizer's JSON: ~14 MB on SmolLM2) goes back too
+#endif
+  }
   return loaded;
 }
 

@@ -28,8 +28,12 @@ void nf4_dequantize_block(const uint8_t* codes, float absmax, float* out, int64_
 // ceil(n / 256) scales and offsets.
 void nf4_quantize_absmax(const float* absmax, int64_t n, int8_t* codes, float* group_scale, float* group_offset);
 // The reconstructed absmax of block i.
+// Block i's absmax from its code (wherever the code is stored, e.g. in row tiles).
+inline float nf4_absmax_of(int8_t code, const float* group_scale, const float* group_offset, int64_t i) {
+  return static_cast<float>(code) * group_scale[i >> 8] + group_offset[i >> 8];
+}
 inline float nf4_absmax(const int8_t* codes, const float* group_scale, const float* group_offset, int64_t i) {
-  return static_cast<float>(codes[i]) * group_scale[i >> 8] + group_offset[i >> 8];
+  return nf4_absmax_of(codes[i], group_scale, group_offset, i);
 }
 
 }  // namespace hearth

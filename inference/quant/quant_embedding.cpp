@@ -1,6 +1,7 @@
 #include "inference/quant/quant_embedding.h"
 
 #include "core/error.h"
+#include "inference/quant/row_tiles.h"
 
 namespace hearth {
 
@@ -15,7 +16,10 @@ at::Tensor quant_embedding(const QuantizedMatrix& m, const at::Tensor& ids_in) {
   for (int64_t i = 0; i < n; ++i) {
     require(id[i] >= 0 && id[i] < m.rows, ErrorCode::kInvalidArgument,
             "quant_embedding: token id " + std::to_string(id[i]) + " is outside the table of " + std::to_string(m.rows) + " rows");
-    k.dequant_tile(v, id[i], id[i] + 1, 0, v.blocks_per_row, out.data_ptr<float>() + i * ld, ld);
+    // A tied head's tiles hold the same rows: reading them keeps the row-major copy (a mapped
+    // file's pages, which the kernel brings back a whole large folio at a time) out of memory.
+    if (m.tiles) dequant_tiled_row(*m.tiles, id[i], out.data_ptr<float>() + i * ld);
+    else k.dequant_tile(v, id[i], id[i] + 1, 0, v.blocks_per_row, out.data_ptr<float>() + i * ld, ld);
   }
   std::vector<int64_t> shape = ids_in.sizes().vec();
   shape.push_back(m.cols);

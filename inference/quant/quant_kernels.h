@@ -111,5 +111,9 @@ void matmul_q8_rows_avx2(const PackedView& m, const Q8Activation* const* xs, int
 
 // The reconstructed block scales of row r, blocks [b0, b1), as floats (shared by all kernels).
 void row_block_scales(const PackedView& m, int64_t r, int64_t b0, int64_t b1, float* out);
+// Blocks [0, blocks) of one row of `format` (codes in row-major order) to floats, each with its
+// decoded scale, through the reference dequantizers (not for GGUF formats).
+void dequant_row_blocks_scalar(QuantFormat format, const uint8_t* codes, const float* block_scales, int64_t blocks,
+                               float* out);
 
 }  // namespace hearth

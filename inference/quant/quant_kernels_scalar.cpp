@@ -53,6 +53,17 @@ void matvec_rows_scalar(const PackedView& m, const float* x, float* y, int64_t r
   }
 }
 
+}  // namespace
+
+void dequant_row_blocks_scalar(QuantFormat format, const uint8_t* codes, const float* block_scales, int64_t blocks,
+                               float* out) {
+  const PackedView m{format, 1, 0, blocks, 0, nullptr, nullptr, nullptr, nullptr, nullptr};
+  const int64_t bs = quant_block_size(format), bb = quant_block_bytes(format);
+  for (int64_t b = 0; b < blocks; ++b) dequant_block(m, codes + b * bb, block_scales[b], out + b * bs);
+}
+
+namespace {
+
 void dequant_tile_scalar(const PackedView& m, int64_t r0, int64_t r1, int64_t b0, int64_t b1, float* out, int64_t ld) {
   if (is_gguf_format(m.format)) return gguf_dequant_tile_scalar(m, r0, r1, b0, b1, out, ld);
   const int64_t bs = quant_block_size(m.format), bb = quant_block_bytes(m.format);

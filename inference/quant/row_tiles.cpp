@@ -2,6 +2,9 @@
 
 #include <cstring>
 
+#include "inference/quant/fp16.h"
+#include "inference/quant/nf4_format.h"
+
 namespace hearth {
 namespace {
 
@@ -42,5 +45,20 @@ RowTiles tile_rows(const PackedView& m) {
 }
 
 uint8_t tiled_code_byte(const RowTiles& t, int64_t r, int64_t i) { return t.codes[tile_offset(t, r, i)]; }
+
+void dequant_tiled_row(const RowTiles& t, int64_t r, float* out) {
+  const PackedView& m = t.source;
+  const int64_t nb = m.blocks_per_row;
+  std::vector<uint8_t> codes(m.row_bytes);
+  const uint8_t* lane = t.codes.data() + tile_offset(t, r, 0);
+  for (int64_t i = 0; i < m.row_bytes; i += 4) std::memcpy(codes.data() + i, lane + (i / 4) * kTileRunBytes, 4);
+  std::vector<float> scales(nb);
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t at = ((r / kTileRows) * nb + b) * kTileRows + r % kTileRows;
+    scales[b] = is_nf4_format(m.format) ? nf4_absmax_of(t.absmax_codes[at], m.absmax_scale, m.absmax_offset, r * nb + b)
+                                        : fp16_to_float(t.scales[at]);
+  }
+  dequant_row_blocks_scalar(m.format, codes.data(), scales.data(), nb, out);
+}
 
 }  // namespace hearth

@@ -48,6 +48,10 @@ struct RowTiles {
 RowTiles tile_rows(const PackedView& m);
 // Byte i of row r's packed codes, read back from the tiles.
 uint8_t tiled_code_byte(const RowTiles& t, int64_t r, int64_t i);
+// Row r as floats (blocks_per_row * block of them) from the tiles alone, through the reference
+// dequantizers: an embedding lookup of a table whose tiles serve as the tied head, so the
+// row-major copy (a mapped file's pages) is never read again.
+void dequant_tiled_row(const RowTiles& t, int64_t r, float* out);
 
 // x rounded to int8 in blocks of the weight format's block size, in its natural order:
 // q = round(x * 127 / absmax) per block (as Q8Activation), the block's scale and the

@@ -9,6 +9,7 @@
 #include "inference/model_loader.h"
 #include "inference/perplexity.h"
 #include "inference/quant/quant.h"
+#include "inference/quant/row_tiles.h"
 
 namespace hearth {
 namespace {
@@ -89,6 +90,33 @@ TEST_P(QuantizedFolder, EqualsLoadTimeQuantizationAndMapsTheFile) {
   auto file = SafetensorsFile::open(dir / "q" / "model.safetensors");
   const auto& entry = file->entry("model.layers.0.self_attn.q_proj.codes");
   EXPECT_EQ(q->codes.nbytes(), entry.end - entry.begin);
+}
+
+// stories260K ties its head to the table. Where the head gets row tiles, the table's lookups read
+// them too (the mapped row-major table then stays out of memory), with the same values: an int8
+// row is one product per weight either way.
+TEST(QuantizedFolderTiedHead, LookupsReadTheHeadsTilesAndGiveTheSameRows) {
+  auto dir = testing::fresh_temp_dir("qfolder_tied");
+  ModelSource source = open_model_source(testing::stories260k_dir());
+  write_quantized_model(dir / "q", source.config, *source.tensors, {QuantFormat::kNF4, EmbeddingStorage::kInt8, source.fingerprint()},
+                        source.tokenizer_files);
+  LoadedModel tiled = load_model(dir / "q", LoadOptions{});
+  LoadOptions plain_options;
+  plain_options.row_tiles = false;
+  LoadedModel plain = load_model(dir / "q", plain_options);
+  const Decoder& d = *tiled.decoder;
+  ASSERT_TRUE(d.head_is_embedding());
+  const bool has_tiles = d.lm_head().quantized_weight()->tiles != nullptr;
+  EXPECT_EQ(has_tiles, cpu_supports_isa(KernelIsa::kAvx512Vnni));
+  EXPECT_EQ(d.embedding().quantized_table()->tiles, d.lm_head().quantized_weight()->tiles) << "the table reads the head's tiles";
+  EXPECT_EQ(plain.decoder->embedding().quantized_table()->tiles, nullptr);
+  size_t tile_bytes = has_tiles ? d.lm_head().quantized_weight()->tiles->bytes() : 0;
+  for (auto& layer : tiled.decoder->layers())
+    for (auto& [name, linear] : layer.projections())
+      if (linear->quantized_weight()->tiles) tile_bytes += linear->quantized_weight()->tiles->bytes();
+  EXPECT_EQ(d.weight_bytes(), plain.decoder->weight_bytes() + tile_bytes) << "every tile counted once";
+  const at::Tensor every_id = at::arange(d.config().vocab_size, at::kLong);
+  EXPECT_TRUE(at::equal(d.embedding().lookup(every_id), plain.decoder->embedding().lookup(every_id)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, QuantizedFolder,

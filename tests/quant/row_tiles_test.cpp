@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "inference/quant/quant_matmul.h"
 #include "inference/quant/quant_reference.h"
@@ -136,6 +137,35 @@ TEST(RowTiles, EveryInt8ProductOfATiledMatrixReadsItsTiles) {
     const at::Tensor own_abs = test::weight_magnitude(own, reference_dequantize(own), kTiledTol);
     test::expect_close_to_reference(row_major, test::as_tensor(reference_matvec_q8(own, x[0].data_ptr<float>())),
                                     at::mv(own_abs, x[0].abs().to(at::kDouble)), kTiledTol, what + " with AVX2 forced");
+  }
+}
+
+// A row read back from the tiles (a tied head's embedding lookups) is the row the row-major
+// reference dequantizer gives, bitwise (the same per-weight float arithmetic), and within float
+// rounding of the double reference (as the dequantizers' test: 1e-6 of the largest weight covers
+// the block scale and the product each rounded to float once).
+TEST(RowTiles, DequantizedRowsMatchTheRowMajorRowsAndTheDoubleReference) {
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  auto gen = make_generator(seed);
+  for (QuantFormat format : kTiledFormats) {
+    for (auto [rows, cols] : kTiledShapes) {
+      const QuantizedMatrix m = quantize_matrix(test::random_weight(rows, cols, gen), format);
+      const PackedView v = m.view();
+      const RowTiles t = tile_rows(v);
+      const int64_t width = v.blocks_per_row * quant_block_size(format);
+      std::vector<float> tiled(width), row_major(width);
+      const double tol = 1e-6 * reference_dequantize(m).abs().max().item<double>();
+      int64_t differ = 0, outside = 0;
+      for (int64_t r = 0; r < rows; ++r) {
+        dequant_tiled_row(t, r, tiled.data());
+        scalar_kernels().dequant_tile(v, r, r + 1, 0, v.blocks_per_row, row_major.data(), width);
+        for (int64_t c = 0; c < width; ++c) differ += std::memcmp(&tiled[c], &row_major[c], sizeof(float)) != 0;
+        for (int64_t c = 0; c < cols; ++c) outside += std::abs(tiled[c] - reference_weight(m, r, c)) > tol;
+      }
+      EXPECT_EQ(differ, 0) << quant_format_name(format) << " " << rows << "x" << cols;
+      EXPECT_EQ(outside, 0) << quant_format_name(format) << " " << rows << "x" << cols;
+    }
   }
 }
 
