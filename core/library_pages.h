@@ -15,7 +15,9 @@ struct ReleasedLibraryPages {
 // copies of their files: mappings that are not writable and hold no page of their own
 // (smaps' Anonymous: 0). The kernel's page cache keeps them, so a page used again comes back by a
 // minor fault, with the same bytes. Each library is first pinned (never unloaded), so no other
-// mapping can take its addresses. Returns what was released; nothing on a kernel without smaps.
+// mapping can take its addresses: in a host app that later unloads a library of its own, that
+// library stays mapped (its clean pages still cost nothing resident). Returns what was released;
+// nothing on a kernel without smaps.
 ReleasedLibraryPages release_library_pages();
 
 }  // namespace hearth
