@@ -21,8 +21,7 @@ class LoraLayer : public LowRankLayer {
   bool add_update_as_decode_step(const at::Tensor& x, const at::Tensor& out, double strength) const override;
   // The fp16 A and B (B's outputs padded to whole tiles): 2 bytes per factor element.
   size_t decode_copy_bytes() const override {
-    const int64_t padded_out = (b_.size(0) + kLowRankTileRows - 1) / kLowRankTileRows * kLowRankTileRows;
-    return size_t(a_.numel() + padded_out * b_.size(1)) * 2;
+    return size_t(a_.numel() + low_rank_b_tiled_rows(b_.size(0)) * b_.size(1)) * 2;
   }
 
  private:

@@ -5,7 +5,7 @@
 
 #include <cctype>
 #include <fstream>
-#include <set>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -78,16 +78,12 @@ bool pin_loaded_library(const std::string& path) {
 
 ReleasedLibraryPages release_library_pages() {
   ReleasedLibraryPages released;
-  std::set<std::string> pinned, refused;
+  std::map<std::string, bool> pinned;  // by path: whether it is a loaded library, now pinned
   for (const Mapping& m : read_smaps()) {
-    if (!releasable(m) || refused.count(m.path)) continue;
-    if (!pinned.count(m.path)) {
-      if (!pin_loaded_library(m.path)) {
-        refused.insert(m.path);
-        continue;
-      }
-      pinned.insert(m.path);
-    }
+    if (!releasable(m)) continue;
+    auto [it, first_seen] = pinned.try_emplace(m.path, false);
+    if (first_seen) it->second = pin_loaded_library(m.path);
+    if (!it->second) continue;
     if (madvise(reinterpret_cast<void*>(m.begin), m.end - m.begin, MADV_DONTNEED) != 0) continue;
     ++released.mappings;
     released.bytes += m.rss_kb * 1024;

@@ -191,13 +191,13 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c"))) void atte
 __attribute__((target("avx2,fma,f16c"))) void attend_kv_head_avx2(const KvHeadAttention& a) { attend_kv_head_body(a); }
 void attend_kv_head_portable(const KvHeadAttention& a) { attend_kv_head_body(a); }
 
-// y[r] = alpha * dot(m[r, :], x) (+ y[r] when accumulate) over fp16 rows, widened in registers
-// (F16C on both fast paths).
 // GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their undefined pass-through vectors
-// once these kernels inline them (a known false positive); popped after the kernels.
+// once the fp16 kernels below inline them (a known false positive); popped after them.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+// y[r] = alpha * dot(m[r, :], x) (+ y[r] when accumulate) over fp16 rows, widened in registers
+// (F16C on both fast paths).
 struct DenseRowsFp16 {
   const uint16_t* m;
   int64_t cols;
@@ -401,18 +401,20 @@ void dense_cols_fp16(const uint16_t* b_tiles, int64_t rank, const float* u, int6
 
 void prefetch_low_rank_b(const LowRankUpdate& u, int64_t r0, int64_t r1) {
   if (u.rank == 0 || r1 <= r0) return;
-  const char* begin = reinterpret_cast<const char*>(u.b_tiles_fp16 + b_tile_index(r0 / kLowRankTileRows * kLowRankTileRows, 0, u.rank));
-  const char* end = reinterpret_cast<const char*>(u.b_tiles_fp16 + b_tile_index((r1 - 1) / kLowRankTileRows * kLowRankTileRows, u.rank, u.rank));
+  // Whole tiles from the one holding r0 to the one holding r1 - 1, each rank x 16 fp16 values.
+  const int64_t tile_halves = u.rank * kLowRankTileRows;
+  const char* begin = reinterpret_cast<const char*>(u.b_tiles_fp16 + (r0 / kLowRankTileRows) * tile_halves);
+  const char* end = reinterpret_cast<const char*>(u.b_tiles_fp16 + ((r1 - 1) / kLowRankTileRows + 1) * tile_halves);
   for (const char* p = begin; p < end; p += 64) _mm_prefetch(p, _MM_HINT_T1);
 }
 
 at::Tensor low_rank_b_tiles_fp16(const at::Tensor& b, double multiplier) {
   require(b.dim() == 2, ErrorCode::kInternal, "low_rank_b_tiles_fp16: expected B [out, rank]");
-  const int64_t out = b.size(0), rank = b.size(1), tiles = (out + kLowRankTileRows - 1) / kLowRankTileRows;
-  at::Tensor padded = at::zeros({tiles * kLowRankTileRows, rank}, b.options().dtype(at::kFloat));
+  const int64_t out = b.size(0), rank = b.size(1), rows = low_rank_b_tiled_rows(out);
+  at::Tensor padded = at::zeros({rows, rank}, b.options().dtype(at::kFloat));
   padded.narrow(0, 0, out).copy_(b);
   padded.mul_(multiplier);
-  return padded.view({tiles, kLowRankTileRows, rank}).permute({0, 2, 1}).to(at::kHalf).contiguous();
+  return padded.view({rows / kLowRankTileRows, kLowRankTileRows, rank}).permute({0, 2, 1}).to(at::kHalf).contiguous();
 }
 
 void add_low_rank_rows(const LowRankUpdate& u, const float* x, int64_t in, float* y, int64_t out, int64_t rows) {

@@ -11,6 +11,8 @@ class Linear;
 // (element [t][j][l] = B[16t + l, j]), outputs past `out` zero. One output's factors sit 16 apart
 // and a tile is contiguous, so a chunk of outputs reads one stream instead of rank of them.
 constexpr int64_t kLowRankTileRows = 16;
+// Outputs the tiles hold for `out` outputs: whole tiles.
+constexpr int64_t low_rank_b_tiled_rows(int64_t out) { return (out + kLowRankTileRows - 1) / kLowRankTileRows * kLowRankTileRows; }
 
 // An adapter whose whole inference effect is y += scale * B (A x): plain LoRA, not training.
 // The decode step reads fp16 copies (half the bytes of fp32) of A * 2^ka [rank, in] and of B * 2^kb

@@ -24,8 +24,8 @@ void row_block_scales(const PackedView& m, int64_t r, int64_t b0, int64_t b1, fl
 namespace {
 
 // One block of any format to floats, through the reference dequantizers.
-void dequant_block(const PackedView& m, const uint8_t* codes, float scale, float* out) {
-  switch (m.format) {
+void dequant_block(QuantFormat format, const uint8_t* codes, float scale, float* out) {
+  switch (format) {
     case QuantFormat::kNF4: nf4_dequantize_block(codes, scale, out, 64); break;
     case QuantFormat::kNF4_32: nf4_dequantize_block(codes, scale, out, 32); break;
     case QuantFormat::kInt4: int4_dequantize_block(codes, scale, out); break;
@@ -44,7 +44,7 @@ void matvec_rows_scalar(const PackedView& m, const float* x, float* y, int64_t r
     const uint8_t* q = m.codes + r * m.row_bytes;
     float acc = 0.0f;
     for (int64_t b = 0; b < m.blocks_per_row; ++b) {
-      dequant_block(m, q + b * bb, 1.0f, w);
+      dequant_block(m.format, q + b * bb, 1.0f, w);
       float s = 0.0f;
       for (int64_t i = 0; i < bs; ++i) s += w[i] * x[b * bs + i];
       acc += s * scales[b];
@@ -57,22 +57,19 @@ void matvec_rows_scalar(const PackedView& m, const float* x, float* y, int64_t r
 
 void dequant_row_blocks_scalar(QuantFormat format, const uint8_t* codes, const float* block_scales, int64_t blocks,
                                float* out) {
-  const PackedView m{format, 1, 0, blocks, 0, nullptr, nullptr, nullptr, nullptr, nullptr};
   const int64_t bs = quant_block_size(format), bb = quant_block_bytes(format);
-  for (int64_t b = 0; b < blocks; ++b) dequant_block(m, codes + b * bb, block_scales[b], out + b * bs);
+  for (int64_t b = 0; b < blocks; ++b) dequant_block(format, codes + b * bb, block_scales[b], out + b * bs);
 }
 
 namespace {
 
 void dequant_tile_scalar(const PackedView& m, int64_t r0, int64_t r1, int64_t b0, int64_t b1, float* out, int64_t ld) {
   if (is_gguf_format(m.format)) return gguf_dequant_tile_scalar(m, r0, r1, b0, b1, out, ld);
-  const int64_t bs = quant_block_size(m.format), bb = quant_block_bytes(m.format);
+  const int64_t bb = quant_block_bytes(m.format);
   std::vector<float> scales(b1 - b0);
   for (int64_t r = r0; r < r1; ++r) {
     row_block_scales(m, r, b0, b1, scales.data());
-    const uint8_t* q = m.codes + r * m.row_bytes;
-    float* o = out + (r - r0) * ld;
-    for (int64_t b = b0; b < b1; ++b) dequant_block(m, q + b * bb, scales[b - b0], o + (b - b0) * bs);
+    dequant_row_blocks_scalar(m.format, m.codes + r * m.row_bytes + b0 * bb, scales.data(), b1 - b0, out + (r - r0) * ld);
   }
 }
 

@@ -16,6 +16,11 @@ int64_t tile_offset(const RowTiles& t, int64_t r, int64_t i) {
   return chunk * 8 * kTileRunBytes + run * kTileRunBytes + (r % kTileRows) * 4 + i % 4;
 }
 
+// Where row r's block b scale lives in the tiles: [tile][block][16 rows].
+int64_t tile_scale_index(int64_t blocks_per_row, int64_t r, int64_t b) {
+  return ((r / kTileRows) * blocks_per_row + b) * kTileRows + r % kTileRows;
+}
+
 }  // namespace
 
 RowTiles tile_rows(const PackedView& m) {
@@ -36,7 +41,7 @@ RowTiles tile_rows(const PackedView& m) {
   else t.scales.assign(tiled_blocks, 0);
   for (int64_t r = 0; r < m.rows; ++r) {
     for (int64_t b = 0; b < nb; ++b) {
-      const int64_t to = ((r / kTileRows) * nb + b) * kTileRows + r % kTileRows, from = r * nb + b;
+      const int64_t to = tile_scale_index(nb, r, b), from = r * nb + b;
       if (nf4) t.absmax_codes[to] = m.absmax_codes[from];
       else t.scales[to] = m.scales[from];
     }
@@ -54,7 +59,7 @@ void dequant_tiled_row(const RowTiles& t, int64_t r, float* out) {
   for (int64_t i = 0; i < m.row_bytes; i += 4) std::memcpy(codes.data() + i, lane + (i / 4) * kTileRunBytes, 4);
   std::vector<float> scales(nb);
   for (int64_t b = 0; b < nb; ++b) {
-    const int64_t at = ((r / kTileRows) * nb + b) * kTileRows + r % kTileRows;
+    const int64_t at = tile_scale_index(nb, r, b);
     scales[b] = is_nf4_format(m.format) ? nf4_absmax_of(t.absmax_codes[at], m.absmax_scale, m.absmax_offset, r * nb + b)
                                         : fp16_to_float(t.scales[at]);
   }
