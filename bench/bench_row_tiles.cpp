@@ -1,5 +1,6 @@
 // Row tiles (inference/quant/row_tiles.h) against the row-major int8-activation kernels of the
-// AVX-512 VNNI set, one thread, on the projection shapes of SmolLM2-135M and Qwen2.5-0.5B and
+// same set, for each set with tile kernels this CPU runs (AVX-512 VNNI, AVX2; `bench_row_tiles
+// avx2` runs one), one thread, on the projection shapes of SmolLM2-135M and Qwen2.5-0.5B and
 // Qwen's int8 head: 1 sequence (a decode step), 8 (a batched step) and 128 (a prompt). Rounds
 // alternate between the two kernels so both see the same machine; prints the median GFLOP/s of
 // each and their ratio. Prints figures; never fails.
@@ -40,11 +41,10 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-void compare(int64_t rows, int64_t cols, QuantFormat format, int64_t seqs) {
+void compare(const hearth::QuantKernelSet& k, int64_t rows, int64_t cols, QuantFormat format, int64_t seqs) {
   const hearth::QuantizedMatrix m = hearth::quantize_matrix(at::randn({rows, cols}) * 0.02, format);
   const hearth::PackedView v = m.view();
   const hearth::RowTiles tiles = hearth::tile_rows(v);
-  const hearth::QuantKernelSet& k = hearth::active_kernels();
   std::vector<hearth::Q8Activation> row_major(seqs);
   std::vector<hearth::Q8Blocks> tiled(seqs);
   std::vector<const hearth::Q8Activation*> xs_row_major;
@@ -55,7 +55,7 @@ void compare(int64_t rows, int64_t cols, QuantFormat format, int64_t seqs) {
     at::Tensor x = at::zeros({m.padded_cols()});
     x.narrow(0, 0, cols).normal_();
     k.quantize_activation(v, x.data_ptr<float>(), row_major[s]);
-    hearth::quantize_x_blocks_avx512(v, x.data_ptr<float>(), tiled[s]);
+    k.quantize_blocks(v, x.data_ptr<float>(), tiled[s]);
     xs_row_major.push_back(&row_major[s]);
     xs_tiled.push_back(&tiled[s]);
     ys_row_major.push_back(y_row_major[s].data_ptr<float>());
@@ -65,7 +65,7 @@ void compare(int64_t rows, int64_t cols, QuantFormat format, int64_t seqs) {
   std::vector<double> t_row_major, t_tiled;
   for (int round = 0; round < kRounds; ++round) {
     t_row_major.push_back(seconds_per_call([&] { k.matmul_q8_rows(v, xs_row_major.data(), seqs, ys_row_major.data(), 0, rows); }, min_seconds));
-    t_tiled.push_back(seconds_per_call([&] { hearth::matmul_row_tiles_avx512(tiles, xs_tiled.data(), seqs, ys_tiled.data(), 0, tiles.tiles); }, min_seconds));
+    t_tiled.push_back(seconds_per_call([&] { k.matmul_row_tiles(tiles, xs_tiled.data(), seqs, ys_tiled.data(), 0, tiles.tiles); }, min_seconds));
   }
   const double flops = 2.0 * rows * cols * seqs / 1e9;
   const double a = flops / median(t_row_major), b = flops / median(t_tiled);
@@ -76,22 +76,29 @@ void compare(int64_t rows, int64_t cols, QuantFormat format, int64_t seqs) {
               static_cast<long>(seqs), a, b, b / a, diff);
 }
 
-}  // namespace
-
-int main() {
-  if (!hearth::cpu_supports_isa(hearth::KernelIsa::kAvx512Vnni)) {
-    std::printf("bench_row_tiles: the row-tile kernel needs AVX-512 VNNI, which this CPU lacks\n");
-    return 0;
-  }
-  hearth::force_kernel_isa(hearth::KernelIsa::kAvx512Vnni);
-  hearth::set_num_threads(1);
-  std::printf("Row tiles vs row-major int8-activation kernels, avx512-vnni, 1 thread, GFLOP/s (medians of %d rounds)\n", kRounds);
+void compare_set(hearth::KernelIsa isa) {
+  const hearth::QuantKernelSet& k = hearth::kernels_for(isa);
+  std::printf("Row tiles vs row-major int8-activation kernels, %s, 1 thread, GFLOP/s (medians of %d rounds)\n", k.name, kRounds);
   std::printf("  %-16s %-5s %5s %12s %12s %9s %12s\n", "[rows x cols]", "fmt", "seqs", "row-major", "row tiles", "ratio", "rel. diff");
   for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1536, 576}, {576, 1536}, {4864, 896}, {896, 4864}}) {
     for (QuantFormat f : {QuantFormat::kNF4, QuantFormat::kInt8})
-      for (int64_t seqs : {1, 8, 128}) compare(rows, cols, f, seqs);
+      for (int64_t seqs : {1, 8, 128}) compare(k, rows, cols, f, seqs);
   }
   // Qwen2.5-0.5B's tied head in int8 (136 MB, streamed from DRAM).
-  for (int64_t seqs : {1, 8}) compare(151936, 896, QuantFormat::kInt8, seqs);
+  for (int64_t seqs : {1, 8}) compare(k, 151936, 896, QuantFormat::kInt8, seqs);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string only = argc > 1 ? argv[1] : "";
+  hearth::set_num_threads(1);
+  bool ran = false;
+  for (hearth::KernelIsa isa : {hearth::KernelIsa::kAvx512Vnni, hearth::KernelIsa::kAvx2}) {
+    if (!hearth::cpu_supports_isa(isa) || (!only.empty() && only != hearth::kernel_isa_name(isa))) continue;
+    compare_set(isa);
+    ran = true;
+  }
+  if (!ran) std::printf("bench_row_tiles: no row-tile kernel set (avx512-vnni, avx2) this CPU runs%s\n", only.empty() ? "" : " by that name");
   return 0;
 }

@@ -14,15 +14,6 @@ namespace {
 
 std::atomic<int> g_forced{static_cast<int>(KernelIsa::kAuto)};
 
-const QuantKernelSet& kernels_for(KernelIsa isa) {
-  switch (isa) {
-    case KernelIsa::kAvx512Vnni: return avx512_vnni_kernels();
-    case KernelIsa::kAvx512: return avx512_kernels();
-    case KernelIsa::kAvx2: return avx2_kernels();
-    default: return scalar_kernels();
-  }
-}
-
 // F16C is CPUID leaf 1, ECX bit 29, read directly: clang's __builtin_cpu_supports does not know
 // "f16c" (GCC's does), and the sanitizer build is compiled with clang.
 bool cpu_has_f16c() {
@@ -72,6 +63,15 @@ KernelIsa best_available_isa() {
                                 : cpu_supports_isa(KernelIsa::kAvx2)  ? KernelIsa::kAvx2
                                                                       : KernelIsa::kScalar;
   return best;
+}
+
+const QuantKernelSet& kernels_for(KernelIsa isa) {
+  switch (isa) {
+    case KernelIsa::kAvx512Vnni: return avx512_vnni_kernels();
+    case KernelIsa::kAvx512: return avx512_kernels();
+    case KernelIsa::kAvx2: return avx2_kernels();
+    default: return scalar_kernels();
+  }
 }
 
 const char* kernel_isa_name(KernelIsa isa) {

@@ -95,6 +95,8 @@ KernelIsa best_available_isa();
 void force_kernel_isa(KernelIsa isa);
 // The kernel set the quantized ops use now.
 const QuantKernelSet& active_kernels();
+// The kernel set of `isa` (kAuto: the scalar one), whether or not this CPU can run it.
+const QuantKernelSet& kernels_for(KernelIsa isa);
 const char* kernel_isa_name(KernelIsa isa);
 
 // Per-ISA kernel sets (defined in quant_kernels_<isa>.cpp).

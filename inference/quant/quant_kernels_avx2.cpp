@@ -8,6 +8,7 @@
 #include "inference/quant/gguf_kernels.h"
 #include "inference/quant/nf4_format.h"
 #include "inference/quant/quant_kernels.h"
+#include "inference/quant/row_tiles.h"
 
 namespace hearth {
 namespace {
@@ -149,7 +150,7 @@ void dequant_tile_avx2(const PackedView& m, int64_t r0, int64_t r1, int64_t b0, 
 
 const QuantKernelSet& avx2_kernels() {
   static const QuantKernelSet set{"avx2", matvec_rows_avx2, dequant_tile_avx2, quantize_activation_avx2,
-                                  matmul_q8_rows_avx2};
+                                  matmul_q8_rows_avx2, quantize_x_blocks_avx2, matmul_row_tiles_avx2};
   return set;
 }
 

@@ -16,38 +16,12 @@
 #include <cmath>
 #include <vector>
 
+#include "inference/quant/int8_kernels_avx2.h"
 #include "inference/quant/nf4_format.h"
 #include "inference/quant/quant_kernels.h"
 #include "inference/quant/seq_chunks.h"
 
 namespace hearth {
-namespace {
-
-// Eight floats rounded to nearest (even) int32, as the reference's nearbyint does.
-inline __m256i round_to_int32(const float* x, __m256 inv) { return _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), inv)); }
-
-// 32 floats -> 32 int8 in order (values already within [-127, 127]).
-inline void store_int8x32(const float* x, __m256 inv, int8_t* out) {
-  const __m256i a = round_to_int32(x, inv), b = round_to_int32(x + 8, inv);
-  const __m256i c = round_to_int32(x + 16, inv), d = round_to_int32(x + 24, inv);
-  // packs works within 128-bit lanes; the final permute puts the four 8-byte runs back in order.
-  const __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
-  const __m256i bytes = _mm256_packs_epi16(ab, cd);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out),
-                      _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
-}
-
-float block_absmax(const float* x, int64_t n) {
-  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
-  __m256 m = _mm256_setzero_ps();
-  for (int64_t i = 0; i < n; i += 8) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask));
-  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-  h = _mm_max_ss(h, _mm_movehdup_ps(h));
-  return _mm_cvtss_f32(h);
-}
-
-}  // namespace
 
 // Layout: values in x's own order (blocks_per_row * block bytes) but for nf4-32's pairs of
 // blocks, one scale per block (times nf4's table unscale, see q8_rows); the accumulators need no
@@ -62,7 +36,7 @@ void quantize_activation_avx2(const PackedView& m, const float* x, Q8Activation&
   a.lane_bias.clear();
   for (int64_t b = 0; b < nb; ++b) {
     const float* xb = x + b * block;
-    const float absmax = block_absmax(xb, block);
+    const float absmax = block_absmax_avx2(xb, block);
     const __m256 inv = _mm256_set1_ps(absmax > 0.0f ? 127.0f / absmax : 0.0f);
     for (int64_t i = 0; i < block; i += 32) {
       int8_t* v = a.values.data() + b * block + i;
@@ -136,12 +110,6 @@ inline float hsum(__m256 v) {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
-}
-
-__m256i nf4_int8_table() {
-  alignas(32) int8_t t[32];
-  for (int i = 0; i < 32; ++i) t[i] = kNF4Int8Table[i % 16];
-  return _mm256_load_si256(reinterpret_cast<const __m256i*>(t));
 }
 
 // nf4-32 reads its blocks in pairs as one nf4-like unit: the pair's 32 code bytes give, in
@@ -224,7 +192,7 @@ template <QuantFormat F, int kRows, int kSeqs>
 void q8_rows(const PackedView& m, const Q8Activation* const* xs, float* const* ys, const float* w_scales, int64_t r0,
              int64_t r1) {
   const int64_t nb = m.blocks_per_row;
-  const __m256i table = nf4_int8_table();
+  const __m256i table = nf4_i8_table();
   int64_t r = r0;
   for (; r + kRows <= r1; r += kRows) row_block<F, kRows, kSeqs>(m, xs, table, w_scales + (r - r0) * nb, ys, r);
   for (; r < r1; ++r) row_block<F, 1, kSeqs>(m, xs, table, w_scales + (r - r0) * nb, ys, r);

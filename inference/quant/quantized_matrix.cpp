@@ -193,7 +193,7 @@ bool parts_ok(const QuantizedMatrix& m) {
 }  // namespace
 
 std::shared_ptr<const QuantizedMatrix> with_row_tiles(std::shared_ptr<const QuantizedMatrix> m) {
-  if (!cpu_supports_isa(KernelIsa::kAvx512Vnni) || is_gguf_format(m->format) || m->tiles) return m;
+  if (kernels_for(best_available_isa()).matmul_row_tiles == nullptr || is_gguf_format(m->format) || m->tiles) return m;
   auto tiled = std::make_shared<QuantizedMatrix>(*m);  // shares the tensors: their pointers stay valid
   tiled->tiles = std::make_shared<const RowTiles>(tile_rows(tiled->view()));
   return tiled;

@@ -30,7 +30,7 @@ struct QuantizedMatrix {
   at::Tensor absmax_scale;
   at::Tensor absmax_offset;
   // Optional, for inference: the codes again with rows interleaved in tiles, which the int8
-  // kernels of CPUs with AVX-512 VNNI read instead (with_row_tiles). Never saved or trained.
+  // kernels of CPUs with AVX-512 VNNI or AVX2 read instead (with_row_tiles). Never saved or trained.
   std::shared_ptr<const RowTiles> tiles;
 
   int64_t block_size() const { return quant_block_size(format); }

@@ -10,8 +10,9 @@
 // dot_b is exact, so the result does not depend on the tile, the sequences beside it or the
 // kernel's shape. (The row-major kernels of quant_matvec_q8_*.cpp sum in another order.)
 //
-// load_model adds tiles beside a base's row-major codes on CPUs with AVX-512 VNNI
-// (QuantizedMatrix::tiles, with_row_tiles), and every int8 product of such a matrix reads them.
+// load_model adds tiles beside a base's row-major codes where the CPU's best kernel set reads
+// them (AVX-512 VNNI, AVX2; QuantizedMatrix::tiles, with_row_tiles), and every int8 product of
+// such a matrix reads them.
 // bench_row_tiles measures them against the row-major kernels (docs/performance.md).
 #pragma once
 #include <cstdint>
@@ -44,6 +45,24 @@ struct RowTiles {
   }
 };
 
+// How a format's blocks sit in a 32-byte chunk of a row: run j of a block (bytes 4j..4j+3)
+// holds weights 4j..4j+3, in the low nibbles for the 4-bit formats, whose high nibbles hold the
+// weights high_offset further on.
+struct TileChunkLayout {
+  int64_t blocks;       // per chunk
+  int64_t runs;         // per block
+  int64_t high_offset;  // 0: one byte per weight
+};
+
+constexpr TileChunkLayout tile_chunk_layout(QuantFormat f) {
+  switch (f) {
+    case QuantFormat::kNF4: return {1, 8, 32};
+    case QuantFormat::kNF4_32: return {2, 4, 16};
+    case QuantFormat::kInt4: return {2, 4, 16};
+    default: return {1, 8, 0};  // int8 (GGUF formats never take the int8 kernels)
+  }
+}
+
 // The tiles of m's packed codes and block scales (rows past the last are zero).
 RowTiles tile_rows(const PackedView& m);
 // Byte i of row r's packed codes, read back from the tiles.
@@ -55,11 +74,13 @@ void dequant_tiled_row(const RowTiles& t, int64_t r, float* out);
 
 // x rounded to int8 in blocks of the weight format's block size, in its natural order:
 // q = round(x * 127 / absmax) per block (as Q8Activation), the block's scale and the
-// accumulator's starting value (minus the weight bytes' offset times the block's sum of q).
+// accumulator's starting value (AVX-512: minus the weight bytes' offset times the block's sum
+// of q; AVX2, whose weights are signed: none).
 struct Q8Blocks {
   std::vector<int8_t> values;
+  std::vector<int8_t> magnitudes;  // AVX2: |values|
   std::vector<float> scales;
-  std::vector<int32_t> bias;
+  std::vector<int32_t> bias;  // AVX-512
 };
 
 // AVX-512 VNNI kernels (row_tiles_avx512.cpp); call only where cpu_supports_isa(kAvx512Vnni).
@@ -68,5 +89,10 @@ void quantize_x_blocks_avx512(const PackedView& m, const float* x_padded, Q8Bloc
 // written), every sequence bitwise what it gets alone.
 void matmul_row_tiles_avx512(const RowTiles& w, const Q8Blocks* const* xs, int64_t seqs, float* const* ys, int64_t t0,
                              int64_t t1);
+
+// AVX2 kernels (row_tiles_avx2.cpp), the same contract; call only where cpu_supports_isa(kAvx2).
+void quantize_x_blocks_avx2(const PackedView& m, const float* x_padded, Q8Blocks& out);
+void matmul_row_tiles_avx2(const RowTiles& w, const Q8Blocks* const* xs, int64_t seqs, float* const* ys, int64_t t0,
+                           int64_t t1);
 
 }  // namespace hearth

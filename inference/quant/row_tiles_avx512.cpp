@@ -19,25 +19,8 @@
 namespace hearth {
 namespace {
 
-// How a format's blocks sit in a 32-byte chunk of a row: run j of a block (bytes 4j..4j+3)
-// holds weights 4j..4j+3, in the low nibbles for the 4-bit formats, whose high nibbles hold the
-// weights high_offset further on.
-struct ChunkLayout {
-  int64_t blocks;       // per chunk
-  int64_t runs;         // per block
-  int64_t high_offset;  // 0: one byte per weight
-  int32_t offset;       // what the unsigned weight byte adds to the signed weight
-};
-
-constexpr ChunkLayout chunk_layout(QuantFormat f) {
-  switch (f) {
-    case QuantFormat::kNF4: return {1, 8, 32, 128};
-    case QuantFormat::kNF4_32: return {2, 4, 16, 128};
-    case QuantFormat::kInt4: return {2, 4, 16, 8};
-    case QuantFormat::kInt8: return {1, 8, 0, 128};
-    default: return {1, 8, 0, 0};  // GGUF formats never take the int8 kernels
-  }
-}
+// What the unsigned weight byte adds to the signed weight.
+constexpr int32_t weight_byte_offset(QuantFormat f) { return f == QuantFormat::kInt4 ? 8 : 128; }
 
 // Tiles are read in order; this far ahead the hardware prefetcher alone falls behind.
 constexpr int64_t kPrefetchBytes = 2048;
@@ -111,7 +94,7 @@ inline __m512 tile_block_scales(const RowTiles& w, int64_t tile, int64_t b, __m5
 // block's end): otherwise too few chains of dependent vpdpbusd hide their latency.
 template <QuantFormat F, int kTiles, int kSeqs>
 void tile_pass(const RowTiles& w, const Q8Blocks* const* xs, float* const* ys, int64_t tile) {
-  constexpr ChunkLayout L = chunk_layout(F);
+  constexpr TileChunkLayout L = tile_chunk_layout(F);
   constexpr bool kSplitHigh = L.high_offset != 0 && kSeqs <= 2;
   const int64_t nb = w.source.blocks_per_row, block = quant_block_size(F);
   const __m512i table = nf4_u8_table();
@@ -214,7 +197,7 @@ void quantize_x_blocks_avx512(const PackedView& m, const float* x, Q8Blocks& out
   const int64_t block = quant_block_size(m.format), nb = m.blocks_per_row;
   // nf4's int8 table holds code values * 127; the block scales undo it.
   const float unscale = is_nf4_format(m.format) ? 1.0f / 127.0f : 1.0f;
-  const int32_t offset = chunk_layout(m.format).offset;
+  const int32_t offset = weight_byte_offset(m.format);
   out.values.resize(nb * block);
   out.scales.resize(nb);
   out.bias.resize(nb);

@@ -17,6 +17,7 @@
 #include "inference/quant/quant_matmul.h"
 #include "inference/quant/row_tiles.h"
 #include "test_helpers.h"
+#include "quant/quant_test_util.h"
 
 namespace hearth {
 namespace {
@@ -219,7 +220,7 @@ at::Tensor exact_logits(const Decoder& d, const std::vector<int64_t>& tokens) {
 // ~0.2 of 17), hence 1.5x; a wrong tile row or scale moves them by O(1).
 TEST(DecodePlan, RowTilesChangeOnlyTheSummationOrder) {
   const std::vector<int64_t> tokens = {1, 45, 201, 7, 99, 12, 33, 400, 5, 18, 250, 61, 2, 77};
-  const bool vnni = cpu_supports_isa(KernelIsa::kAvx512Vnni);
+  const bool tiles_expected = test::row_tiles_expected();
   for (QuantFormat format : {QuantFormat::kNF4, QuantFormat::kInt8}) {
     const std::string what = quant_format_name(format);
     LoadOptions o;
@@ -231,11 +232,11 @@ TEST(DecodePlan, RowTilesChangeOnlyTheSummationOrder) {
     for (const DecoderLayer& l : tiled.decoder->layers())
       for (const auto& [name, linear] : l.projections()) {
         const auto& t = linear->quantized_weight()->tiles;
-        EXPECT_EQ(t != nullptr, vnni) << what << " " << name;
+        EXPECT_EQ(t != nullptr, tiles_expected) << what << " " << name;
         tile_bytes += t ? t->bytes() : 0;
       }
     const auto& head_tiles = tiled.decoder->lm_head().quantized_weight()->tiles;
-    EXPECT_EQ(head_tiles != nullptr, vnni) << what << " head";
+    EXPECT_EQ(head_tiles != nullptr, tiles_expected) << what << " head";
     tile_bytes += head_tiles ? head_tiles->bytes() : 0;
     EXPECT_EQ(plain.decoder->layers()[0].q.quantized_weight()->tiles, nullptr);
     EXPECT_TRUE(tiled.decoder->head_is_embedding()) << "stories260K's head is its table, tiles or not";

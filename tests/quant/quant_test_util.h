@@ -85,4 +85,19 @@ inline std::vector<KernelIsa> supported_isas() {
   return isas;
 }
 
+// Whether load_model gives quantized matrices row tiles on this machine: where the best kernel
+// set allowed is AVX-512 VNNI or AVX2, the two with row-tile kernels.
+inline bool row_tiles_expected() {
+  const KernelIsa best = best_available_isa();
+  return best == KernelIsa::kAvx512Vnni || best == KernelIsa::kAvx2;
+}
+
+// The ISAs this CPU runs whose kernel sets carry row-tile kernels.
+inline std::vector<KernelIsa> row_tile_isas() {
+  std::vector<KernelIsa> isas;
+  for (KernelIsa isa : {KernelIsa::kAvx2, KernelIsa::kAvx512Vnni})
+    if (cpu_supports_isa(isa)) isas.push_back(isa);
+  return isas;
+}
+
 }  // namespace hearth::test

@@ -1,6 +1,6 @@
-// Row tiles (inference/quant/row_tiles.h): the layout holds every packed code byte, the
-// AVX-512 VNNI kernel over it is the product with x rounded to int8, every sequence bitwise what
-// it gets alone, and every int8 product of a matrix carrying tiles reads them.
+// Row tiles (inference/quant/row_tiles.h): the layout holds every packed code byte, the AVX-512
+// VNNI and AVX2 kernels over it are the product with x rounded to int8, every sequence bitwise
+// what it gets alone, and every int8 product of a matrix carrying tiles reads them.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -44,14 +44,15 @@ TEST(RowTiles, HoldEveryCodeByteOfEveryRow) {
   }
 }
 
-TEST(RowTiles, Avx512KernelMatchesDoubleReferenceAndBatchesBitwise) {
-  if (!cpu_supports_isa(KernelIsa::kAvx512Vnni)) GTEST_SKIP() << "the row-tile kernel exists for AVX-512 VNNI only";
-  const uint64_t seed = test::fresh_seed();
-  SCOPED_TRACE("seed " + std::to_string(seed));
-  auto gen = make_generator(seed);
+// Every ISA's row-tile kernel against the double reference of the int8-rounded product, and
+// each sequence of a batch split between calls bitwise what it gets alone.
+void expect_tile_kernel_matches_reference(KernelIsa isa, at::Generator& gen) {
+  const QuantKernelSet& k = kernels_for(isa);
+  ASSERT_NE(k.matmul_row_tiles, nullptr) << kernel_isa_name(isa);
   for (QuantFormat format : kTiledFormats) {
     for (auto [rows, cols] : kTiledShapes) {
-      const std::string what = std::string(quant_format_name(format)) + " " + std::to_string(rows) + "x" + std::to_string(cols);
+      const std::string what = std::string(kernel_isa_name(isa)) + " " + quant_format_name(format) + " " +
+                               std::to_string(rows) + "x" + std::to_string(cols);
       QuantizedMatrix m = quantize_matrix(test::random_weight(rows, cols, gen), format);
       const PackedView v = m.view();
       const RowTiles t = tile_rows(v);
@@ -64,11 +65,11 @@ TEST(RowTiles, Avx512KernelMatchesDoubleReferenceAndBatchesBitwise) {
         at::Tensor x = at::randn({cols}, gen) * (s + 1);  // differently scaled sequences
         at::Tensor padded = at::zeros({m.padded_cols()});
         padded.narrow(0, 0, cols).copy_(x);
-        quantize_x_blocks_avx512(v, padded.data_ptr<float>(), q8[s]);
+        k.quantize_blocks(v, padded.data_ptr<float>(), q8[s]);
         alone.push_back(at::full({rows}, std::nanf("")));
         const Q8Blocks* one[] = {&q8[s]};
         float* y[] = {alone.back().data_ptr<float>()};
-        matmul_row_tiles_avx512(t, one, 1, y, 0, t.tiles);
+        k.matmul_row_tiles(t, one, 1, y, 0, t.tiles);
         at::Tensor ref = test::as_tensor(reference_matvec_q8(m, x.data_ptr<float>()));
         at::Tensor abs_ref = at::mv(test::weight_magnitude(m, reference_dequantize(m), kTiledTol), x.abs().to(at::kDouble));
         test::expect_close_to_reference(alone.back(), ref, abs_ref, kTiledTol, what + " alone");
@@ -78,13 +79,21 @@ TEST(RowTiles, Avx512KernelMatchesDoubleReferenceAndBatchesBitwise) {
       }
       // Two calls split between tiles, as threads would share them.
       const int64_t split = t.tiles / 2;
-      matmul_row_tiles_avx512(t, xs.data(), kSeqs, ys.data(), 0, split);
-      matmul_row_tiles_avx512(t, xs.data(), kSeqs, ys.data(), split, t.tiles);
+      k.matmul_row_tiles(t, xs.data(), kSeqs, ys.data(), 0, split);
+      k.matmul_row_tiles(t, xs.data(), kSeqs, ys.data(), split, t.tiles);
       for (int64_t s = 0; s < kSeqs; ++s)
         EXPECT_TRUE(at::equal(together[s], alone[s]))
             << what << " sequence " << s << ": max difference " << (together[s] - alone[s]).abs().max().item<float>();
     }
   }
+}
+
+TEST(RowTiles, KernelsMatchDoubleReferenceAndBatchesBitwise) {
+  if (test::row_tile_isas().empty()) GTEST_SKIP() << "row-tile kernels exist for AVX2 and AVX-512 VNNI only";
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  auto gen = make_generator(seed);
+  for (KernelIsa isa : test::row_tile_isas()) expect_tile_kernel_matches_reference(isa, gen);
 }
 
 
@@ -105,10 +114,10 @@ ThreePaths products_by_every_path(const QuantizedMatrix& m, const at::Tensor& x)
 
 // A matrix given the tiles of another matrix of its shape computes that other matrix's product
 // on every path (so each reads the tiles, not the row-major codes), bitwise alike (the kernel's
-// sums do not depend on the batch or the row chunks). With the AVX2 kernels forced, the same
-// calls read the row-major codes: the tiles are for the VNNI kernels only.
+// sums do not depend on the batch or the row chunks), with every ISA's tile kernels. With the
+// portable kernels forced, which have none, the same calls read the row-major codes.
 TEST(RowTiles, EveryInt8ProductOfATiledMatrixReadsItsTiles) {
-  if (!cpu_supports_isa(KernelIsa::kAvx512Vnni)) GTEST_SKIP() << "tiles are read by the AVX-512 VNNI kernels only";
+  if (test::row_tile_isas().empty()) GTEST_SKIP() << "tiles are read by the AVX2 and AVX-512 VNNI kernels only";
   test::KernelGuard guard;
   set_num_threads(2);  // several row chunks, as in decode
   const uint64_t seed = test::fresh_seed();
@@ -122,21 +131,27 @@ TEST(RowTiles, EveryInt8ProductOfATiledMatrixReadsItsTiles) {
     QuantizedMatrix m = own;
     m.tiles = std::make_shared<const RowTiles>(tile_rows(other.view()));
     const at::Tensor x = at::randn({kSeqs, kCols}, gen);
-    const ThreePaths y = products_by_every_path(m, x);
-    EXPECT_TRUE(at::equal(y.batch, y.gemv)) << what << ": max difference " << (y.batch - y.gemv).abs().max().item<float>();
-    EXPECT_TRUE(at::equal(y.prompt, y.gemv)) << what << ": max difference " << (y.prompt - y.gemv).abs().max().item<float>();
     const at::Tensor other_abs = test::weight_magnitude(other, reference_dequantize(other), kTiledTol);
-    for (int64_t j = 0; j < kSeqs; ++j) {
-      const at::Tensor ref = test::as_tensor(reference_matvec_q8(other, x[j].data_ptr<float>()));
-      test::expect_close_to_reference(y.batch[j], ref, at::mv(other_abs, x[j].abs().to(at::kDouble)), kTiledTol,
-                                      what + " row " + std::to_string(j));
+    for (KernelIsa isa : test::row_tile_isas()) {
+      force_kernel_isa(isa);
+      const std::string where = what + " " + kernel_isa_name(isa);
+      const ThreePaths y = products_by_every_path(m, x);
+      EXPECT_TRUE(at::equal(y.batch, y.gemv)) << where << ": max difference " << (y.batch - y.gemv).abs().max().item<float>();
+      EXPECT_TRUE(at::equal(y.prompt, y.gemv)) << where << ": max difference " << (y.prompt - y.gemv).abs().max().item<float>();
+      for (int64_t j = 0; j < kSeqs; ++j) {
+        const at::Tensor ref = test::as_tensor(reference_matvec_q8(other, x[j].data_ptr<float>()));
+        test::expect_close_to_reference(y.batch[j], ref, at::mv(other_abs, x[j].abs().to(at::kDouble)), kTiledTol,
+                                        where + " row " + std::to_string(j));
+      }
     }
-    force_kernel_isa(KernelIsa::kAvx2);
+    // The portable kernels multiply by x in float: the double reference of own's plain product.
+    force_kernel_isa(KernelIsa::kScalar);
     const at::Tensor row_major = quant_matmul(m, x.narrow(0, 0, 1))[0];
     force_kernel_isa(KernelIsa::kAuto);
+    const at::Tensor x0 = x[0].to(at::kDouble).contiguous();
     const at::Tensor own_abs = test::weight_magnitude(own, reference_dequantize(own), kTiledTol);
-    test::expect_close_to_reference(row_major, test::as_tensor(reference_matvec_q8(own, x[0].data_ptr<float>())),
-                                    at::mv(own_abs, x[0].abs().to(at::kDouble)), kTiledTol, what + " with AVX2 forced");
+    test::expect_close_to_reference(row_major, test::as_tensor(reference_matvec(own, x0.data_ptr<double>())),
+                                    at::mv(own_abs, x0.abs()), kTiledTol, what + " with the portable kernels forced");
   }
 }
 
@@ -174,7 +189,7 @@ TEST(RowTiles, AreAddedOnlyWhereTheKernelsReadThem) {
   auto gen = make_generator(test::fresh_seed());
   auto m = std::make_shared<const QuantizedMatrix>(quantize_matrix(test::random_weight(40, 64, gen), QuantFormat::kNF4));
   const auto tiled = with_row_tiles(m);
-  EXPECT_EQ(tiled->tiles != nullptr, cpu_supports_isa(KernelIsa::kAvx512Vnni));
+  EXPECT_EQ(tiled->tiles != nullptr, test::row_tiles_expected());
   EXPECT_TRUE(tiled->codes.is_same(m->codes)) << "the row-major codes are shared, not copied";
   auto gguf = std::make_shared<const QuantizedMatrix>(quantize_matrix(test::random_weight(40, 64, gen), QuantFormat::kQ4_0));
   EXPECT_EQ(with_row_tiles(gguf)->tiles, nullptr) << "GGUF formats have no int8 kernels";
