@@ -81,7 +81,10 @@ inline __m512 tile_block_scales(const RowTiles& w, int64_t tile, int64_t b, __m5
     __m512 scale, offset;
     lane_groups(m, block_index, first_block, valid, scale, offset);
     const __m512 codes = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.absmax_codes.data() + at))));
-    return _mm512_add_ps(_mm512_mul_ps(codes, scale), offset);  // as nf4_absmax: no fused multiply-add
+    // Fused, as GCC contracts a multiply and add here anyway (-mfma): the portable nf4_absmax
+    // rounds twice, so its scales may differ in the last bit; results are compared across
+    // paths with tolerances, and bitwise only within this one.
+    return _mm512_fmadd_ps(codes, scale, offset);
   } else {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.scales.data() + at)));
   }
