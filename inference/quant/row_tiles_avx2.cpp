@@ -17,7 +17,6 @@
 #include "inference/quant/int8_kernels_avx2.h"
 #include "inference/quant/nf4_format.h"
 #include "inference/quant/row_tiles.h"
-#include "inference/quant/seq_chunks.h"
 
 namespace hearth {
 namespace {
@@ -103,10 +102,29 @@ inline __m256 half_block_scales(const RowTiles& w, int64_t tile, int64_t h, int6
   }
 }
 
+// One block's end for a half's kSeqs sequences: acc += float(dot) * (the half's weight scales ws
+// times the sequence's x scale of block b), one convert and fused add per 8 rows.
+template <int kSeqs>
+inline void add_block(__m256 ws, const Q8Blocks* const* xs, int64_t b, const __m256i* dot, float (*acc)[kHalfRows]) {
+#pragma GCC unroll 8
+  for (int s = 0; s < kSeqs; ++s) {
+    const __m256 factor = _mm256_mul_ps(ws, _mm256_set1_ps(xs[s]->scales[b]));
+    _mm256_store_ps(acc[s], _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[s]), factor, _mm256_load_ps(acc[s])));
+  }
+}
+
+// Half h of `tile`'s sums into each sequence's output (rows past the matrix's last dropped).
+template <int kSeqs>
+inline void store_half(const RowTiles& w, int64_t tile, int64_t h, const float (*acc)[kHalfRows], float* const* ys) {
+  const int64_t first_row = tile * kTileRows + h * kHalfRows;
+  const int64_t rows = std::min<int64_t>(kHalfRows, w.source.rows - first_row);
+  for (int s = 0; s < kSeqs && rows > 0; ++s) std::copy_n(acc[s], rows, ys[s] + first_row);
+}
+
 // kTiles tiles from `tile` on against kSeqs sequences. Per block: the int32 sums of every (half,
 // sequence), each half-run unpacked once for all the sequences; then one convert and fused add
-// per 8 rows into float sums kept in L1. Each (row, sequence) result is the same chain of fused
-// adds whatever the pass's shape.
+// per 8 rows into float sums kept in L1 (add_block). Each (row, sequence) result is the same
+// chain of fused adds whatever the pass's shape.
 template <QuantFormat F, int kTiles, int kSeqs>
 void tile_pass(const RowTiles& w, const Q8Blocks* const* xs, float* const* ys, int64_t tile) {
   constexpr TileChunkLayout L = tile_chunk_layout(F);
@@ -121,7 +139,7 @@ void tile_pass(const RowTiles& w, const Q8Blocks* const* xs, float* const* ys, i
     for (int h = 0; h < kHalves; ++h)
 #pragma GCC unroll 8
       for (int s = 0; s < kSeqs; ++s) dot[h][s] = _mm256_setzero_si256();
-    // Not unrolled: GCC then re-associated the runs' int32 sums into trees and spilled their parts.
+    // Unrolled fully, GCC re-associated the runs' int32 sums into trees and spilled their parts.
 #pragma GCC unroll 2
     for (int64_t j = 0; j < L.runs; ++j) {
 #pragma GCC unroll 8
@@ -141,21 +159,9 @@ void tile_pass(const RowTiles& w, const Q8Blocks* const* xs, float* const* ys, i
       }
     }
 #pragma GCC unroll 8
-    for (int h = 0; h < kHalves; ++h) {
-      const __m256 ws = half_block_scales<F>(w, tile + h / 2, h % 2, b);
-#pragma GCC unroll 8
-      for (int s = 0; s < kSeqs; ++s) {
-        const __m256 factor = _mm256_mul_ps(ws, _mm256_set1_ps(xs[s]->scales[b]));
-        _mm256_store_ps(acc[h][s], _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[h][s]), factor, _mm256_load_ps(acc[h][s])));
-      }
-    }
+    for (int h = 0; h < kHalves; ++h) add_block<kSeqs>(half_block_scales<F>(w, tile + h / 2, h % 2, b), xs, b, dot[h], acc[h]);
   }
-  for (int h = 0; h < kHalves; ++h) {
-    const int64_t first_row = (tile + h / 2) * kTileRows + (h % 2) * kHalfRows;
-    const int64_t rows = std::min<int64_t>(kHalfRows, w.source.rows - first_row);
-    if (rows <= 0) continue;
-    for (int s = 0; s < kSeqs; ++s) std::copy_n(acc[h][s], rows, ys[s] + first_row);
-  }
+  for (int h = 0; h < kHalves; ++h) store_half<kSeqs>(w, tile + h / 2, h % 2, acc[h], ys);
 }
 
 // One tile against kWideSeqs sequences, each half-run unpacked once for all of them; their int32
@@ -196,20 +202,9 @@ void wide_tile_pass(const RowTiles& w, const Q8Blocks* const* xs, float* const* 
         }
       }
     }
-    for (int h = 0; h < 2; ++h) {
-      const __m256 ws = half_block_scales<F>(w, tile, h, b);
-      for (int s = 0; s < kWideSeqs; ++s) {
-        const __m256 factor = _mm256_mul_ps(ws, _mm256_set1_ps(xs[s]->scales[b]));
-        _mm256_store_ps(acc[h][s], _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[h][s]), factor, _mm256_load_ps(acc[h][s])));
-      }
-    }
+    for (int h = 0; h < 2; ++h) add_block<kWideSeqs>(half_block_scales<F>(w, tile, h, b), xs, b, dot[h], acc[h]);
   }
-  for (int h = 0; h < 2; ++h) {
-    const int64_t first_row = tile * kTileRows + h * kHalfRows;
-    const int64_t rows = std::min<int64_t>(kHalfRows, w.source.rows - first_row);
-    if (rows <= 0) continue;
-    for (int s = 0; s < kWideSeqs; ++s) std::copy_n(acc[h][s], rows, ys[s] + first_row);
-  }
+  for (int h = 0; h < 2; ++h) store_half<kWideSeqs>(w, tile, h, acc[h], ys);
 }
 
 // Tiles [t0, t1) against kSeqs sequences, kTiles at a time, then one.
@@ -224,9 +219,11 @@ void tile_range_pass(const RowTiles& w, const Q8Blocks* const* xs, float* const*
 // over them (as in row_tiles_avx512.cpp).
 constexpr int64_t kTileBlockBytes = 128 << 10;
 
-// Sequences up to four at a time: 2 halves x 4 sequences of int32 sums, the unpacked weights and
-// the constants fill AVX2's sixteen registers. One or two sequences take two tiles at a time, so
-// each x broadcast serves four halves.
+// The passes that measured fastest on one Zen 5 core (bench_row_tiles avx2): the 4-bit formats
+// take eight sequences at a time in wide passes (each half-run unpacked once for eight; in
+// registers, four sequences' sums spilled and ran slower than pairs), then pairs of sequences
+// over one tile (the sums, x's broadcasts and a half-run fill the sixteen registers); a lone
+// sequence takes four tiles at a time, each x broadcast serving eight halves.
 template <QuantFormat F>
 void matmul_row_tiles_t(const RowTiles& w, const Q8Blocks* const* xs, int64_t seqs, float* const* ys, int64_t t0,
                         int64_t t1) {
@@ -239,7 +236,7 @@ void matmul_row_tiles_t(const RowTiles& w, const Q8Blocks* const* xs, int64_t se
       for (; s + kWideSeqs <= seqs; s += kWideSeqs)
         for (int64_t t = tb; t < te; ++t) wide_tile_pass<F>(w, xs + s, ys + s, t);
     for (; s + 2 <= seqs; s += 2) tile_range_pass<F, 1, 2>(w, xs + s, ys + s, tb, te);
-    if (s < seqs) tile_range_pass<F, 2, 1>(w, xs + s, ys + s, tb, te);
+    if (s < seqs) tile_range_pass<F, 4, 1>(w, xs + s, ys + s, tb, te);
   }
 }
 
