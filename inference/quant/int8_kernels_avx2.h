@@ -42,4 +42,22 @@ inline float block_absmax_avx2(const float* x, int64_t n) {
   return _mm_cvtss_f32(h);
 }
 
+// x rounded to int8 in blocks of `block` floats, q = round(x * 127 / absmax) per block, in x's
+// order, with |q| beside (vpmaddubsw takes x's magnitude and moves its sign onto the weight);
+// scales[b] = absmax_b / 127 * unscale.
+inline void quantize_blocks_avx2(const float* x, int64_t blocks, int64_t block, float unscale, int8_t* values,
+                                 int8_t* magnitudes, float* scales) {
+  for (int64_t b = 0; b < blocks; ++b) {
+    const float* xb = x + b * block;
+    const float absmax = block_absmax_avx2(xb, block);
+    const __m256 inv = _mm256_set1_ps(absmax > 0.0f ? 127.0f / absmax : 0.0f);
+    for (int64_t i = b * block; i < (b + 1) * block; i += 32) {
+      store_int8x32(x + i, inv, values + i);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(magnitudes + i),
+                          _mm256_abs_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(values + i))));
+    }
+    scales[b] = (absmax / 127.0f) * unscale;
+  }
+}
+
 }  // namespace hearth

@@ -34,24 +34,14 @@ void quantize_activation_avx2(const PackedView& m, const float* x, Q8Activation&
   a.magnitudes.resize(nb * block);
   a.block_scales.resize(nb);
   a.lane_bias.clear();
-  for (int64_t b = 0; b < nb; ++b) {
-    const float* xb = x + b * block;
-    const float absmax = block_absmax_avx2(xb, block);
-    const __m256 inv = _mm256_set1_ps(absmax > 0.0f ? 127.0f / absmax : 0.0f);
-    for (int64_t i = 0; i < block; i += 32) {
-      int8_t* v = a.values.data() + b * block + i;
-      store_int8x32(xb + i, inv, v);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(a.magnitudes.data() + b * block + i),
-                          _mm256_abs_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v))));
-    }
-    a.block_scales[b] = (absmax / 127.0f) * unscale;
-    // nf4-32 pairs (see unit_blocks): the first block's last 16 trade places with the second's
-    // first 16.
-    if (m.format == QuantFormat::kNF4_32 && b % 2 == 1) {
-      for (std::vector<int8_t>* v : {&a.values, &a.magnitudes}) {
-        int8_t* pair = v->data() + (b - 1) * block;
-        std::swap_ranges(pair + 16, pair + 32, pair + 32);
-      }
+  quantize_blocks_avx2(x, nb, block, unscale, a.values.data(), a.magnitudes.data(), a.block_scales.data());
+  // nf4-32 pairs (see unit_blocks): the first block's last 16 trade places with the second's
+  // first 16.
+  if (m.format != QuantFormat::kNF4_32) return;
+  for (int64_t b = 1; b < nb; b += 2) {
+    for (std::vector<int8_t>* v : {&a.values, &a.magnitudes}) {
+      int8_t* pair = v->data() + (b - 1) * block;
+      std::swap_ranges(pair + 16, pair + 32, pair + 32);
     }
   }
 }

@@ -250,18 +250,7 @@ void quantize_x_blocks_avx2(const PackedView& m, const float* x, Q8Blocks& out) 
   out.magnitudes.resize(nb * block);
   out.scales.resize(nb);
   out.bias.clear();
-  for (int64_t b = 0; b < nb; ++b) {
-    const float* xb = x + b * block;
-    const float absmax = block_absmax_avx2(xb, block);
-    const __m256 inv = _mm256_set1_ps(absmax > 0.0f ? 127.0f / absmax : 0.0f);
-    for (int64_t i = 0; i < block; i += 32) {
-      int8_t* v = out.values.data() + b * block + i;
-      store_int8x32(xb + i, inv, v);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.magnitudes.data() + b * block + i),
-                          _mm256_abs_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v))));
-    }
-    out.scales[b] = (absmax / 127.0f) * unscale;
-  }
+  quantize_blocks_avx2(x, nb, block, unscale, out.values.data(), out.magnitudes.data(), out.scales.data());
 }
 
 void matmul_row_tiles_avx2(const RowTiles& w, const Q8Blocks* const* xs, int64_t seqs, float* const* ys, int64_t t0,
