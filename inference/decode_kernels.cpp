@@ -76,23 +76,32 @@ __attribute__((always_inline)) inline float exp_bounded(float x) {
 // exp_bounded's range: beyond it e^x is past float's normals.
 constexpr float kExpRange = 88.3f;
 
-__attribute__((always_inline)) inline void silu_mul_body(const float* gate, const float* up, int64_t n, float* out) {
+// No trapping math (no FP exceptions are ever unmasked here): GCC then turns the loop's
+// comparisons into selects and vectorizes it; the arithmetic is unchanged.
+#define HEARTH_VECTORIZE_SELECTS __attribute__((optimize("no-trapping-math")))
+
+__attribute__((always_inline)) HEARTH_VECTORIZE_SELECTS inline void silu_mul_body(const float* gate, const float* up, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) {
-    const float e = exp_bounded(std::min(kExpRange, std::max(-kExpRange, -gate[i])));
+    const float g = gate[i];
+    const float m = -g < -kExpRange ? -kExpRange : -g;  // not std::min / max: calls under the optimize attribute
+    const float e = exp_bounded(m > kExpRange ? kExpRange : m);
+    // Computed whatever the branch: a division only on one side would keep GCC (trapping math)
+    // from vectorizing the loop.
+    const float silu_up = g / (1.0f + e) * up[i];
     // Past the range silu(g) is g itself (e^-g is below float's normals) or below 4e-37 in size.
-    out[i] = -gate[i] > kExpRange ? 0.0f : gate[i] / (1.0f + e) * up[i];
+    out[i] = -g > kExpRange ? 0.0f : silu_up;
   }
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma"))) void silu_mul_avx512(const float* gate, const float* up,
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma"))) HEARTH_VECTORIZE_SELECTS void silu_mul_avx512(const float* gate, const float* up,
                                                                                     int64_t n, float* out) {
   silu_mul_body(gate, up, n, out);
 }
-__attribute__((target("avx2,fma"))) void silu_mul_avx2(const float* gate, const float* up, int64_t n, float* out) {
+__attribute__((target("avx2,fma"))) HEARTH_VECTORIZE_SELECTS void silu_mul_avx2(const float* gate, const float* up, int64_t n, float* out) {
   silu_mul_body(gate, up, n, out);
 }
 
-void silu_mul_portable(const float* gate, const float* up, int64_t n, float* out) { silu_mul_body(gate, up, n, out); }
+HEARTH_VECTORIZE_SELECTS void silu_mul_portable(const float* gate, const float* up, int64_t n, float* out) { silu_mul_body(gate, up, n, out); }
 
 using SiluMulFn = void (*)(const float*, const float*, int64_t, float*);
 SiluMulFn silu_mul_for_cpu() {
@@ -141,10 +150,12 @@ namespace {
 // picked through the quantized kernels' dispatch, so HEARTH_ISA caps it like every other fast
 // path: the fixed 16-wide inner loops become one, two or four vector operations (a single
 // running sum would be a chain of dependent adds the compiler may not reorder).
-__attribute__((always_inline)) inline void attend_kv_head_body(const KvHeadAttention& a) {
+// (No std:: helpers in the HEARTH_VECTORIZE_SELECTS bodies: under the optimize attribute they
+// stay calls.)
+__attribute__((always_inline)) HEARTH_VECTORIZE_SELECTS inline void attend_kv_head_body(const KvHeadAttention& a) {
   const int64_t s = a.s, d = a.d, group = a.group;
   float* p = a.scores;
-  std::fill(a.out, a.out + group * d, 0.0f);
+  for (int64_t i = 0; i < group * d; ++i) a.out[i] = 0.0f;
   for (int64_t j = 0; j < s; ++j) {
     const float* kj = a.k + j * a.k_stride;
     for (int64_t g = 0; g < group; ++g) {
@@ -162,13 +173,14 @@ __attribute__((always_inline)) inline void attend_kv_head_body(const KvHeadAtten
   for (int64_t g = 0; g < group; ++g) {
     float* pg = p + g * s;
     float top = pg[0];
-    for (int64_t j = 1; j < s; ++j) top = std::max(top, pg[j]);
+    for (int64_t j = 1; j < s; ++j) top = top < pg[j] ? pg[j] : top;
     // exp_bounded vectorizes (libm's expf, one call per score, made a prompt's attention, whose
     // rows see up to all the keys each, cost more than its products); below -88.3 the weight
     // is under float's normals and taken as 0.
     for (int64_t j = 0; j < s; ++j) {
       const float z = pg[j] - top;
-      pg[j] = z < -kExpRange ? 0.0f : exp_bounded(std::max(-kExpRange, z));  // max: a NaN stays in range
+      const float e = exp_bounded(-kExpRange < z ? z : -kExpRange);  // a NaN stays in range
+      pg[j] = z < -kExpRange ? 0.0f : e;                     // a select, so the loop vectorizes
     }
     double sum = 0;
     for (int64_t j = 0; j < s; ++j) sum += pg[j];
@@ -185,11 +197,11 @@ __attribute__((always_inline)) inline void attend_kv_head_body(const KvHeadAtten
   }
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c"))) void attend_kv_head_avx512(const KvHeadAttention& a) {
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c"))) HEARTH_VECTORIZE_SELECTS void attend_kv_head_avx512(const KvHeadAttention& a) {
   attend_kv_head_body(a);
 }
-__attribute__((target("avx2,fma,f16c"))) void attend_kv_head_avx2(const KvHeadAttention& a) { attend_kv_head_body(a); }
-void attend_kv_head_portable(const KvHeadAttention& a) { attend_kv_head_body(a); }
+__attribute__((target("avx2,fma,f16c"))) HEARTH_VECTORIZE_SELECTS void attend_kv_head_avx2(const KvHeadAttention& a) { attend_kv_head_body(a); }
+HEARTH_VECTORIZE_SELECTS void attend_kv_head_portable(const KvHeadAttention& a) { attend_kv_head_body(a); }
 
 // GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their undefined pass-through vectors
 // once the fp16 kernels below inline them (a known false positive); popped after them.

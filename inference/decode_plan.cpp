@@ -12,6 +12,10 @@
 
 namespace hearth {
 
+// From this many rows a pass is a prompt's: its row-wise steps run on the pool and its products
+// take finer chunks. Fewer (a decode step's sequences) stay on the calling thread.
+constexpr int64_t kManyRows = 16;
+
 // One weight of a product: its packed view, optional bias, where its output goes, and which of
 // the product's prepared inputs it reads.
 struct DecodePlan::Matrix {
@@ -34,16 +38,12 @@ struct DecodePlan::Matrix {
 // chunks that the pool's threads claim one at a time; each chunk runs for every sequence.
 struct DecodePlan::Product {
   // The input once per weight format (and row layout): padded to whole blocks, and as int8 when
-  // the kernels take it, in the layout of the kernel that reads it.
+  // the kernels take it, in the layout of the kernel that reads it (DecodePlan::Activations,
+  // the one of its slot).
   struct Input {
     QuantFormat format;
     bool has_tiles = false;  // its matrices carry row tiles
     PackedView view;  // of the first matrix with this format: the activation layout's geometry
-    std::vector<float> padded;  // seqs rows of padded_cols
-    std::vector<Q8Activation> q8;
-    std::vector<const Q8Activation*> q8_rows;
-    std::vector<Q8Blocks> blocks;
-    std::vector<const Q8Blocks*> block_rows;
     bool int8 = false;
     bool tiled = false;  // this step reads the row tiles (int8 too)
     int64_t padded_cols() const { return view.blocks_per_row * quant_block_size(format); }
@@ -58,10 +58,24 @@ struct DecodePlan::Product {
   std::vector<Input> inputs;
   std::vector<Matrix> matrices;
   std::vector<Chunk> chunks;
+  // The same rows cut finer for a pass of many rows (a prompt), where even one tile's rows are
+  // work enough: small products (o, down) then split evenly over the threads.
+  std::vector<Chunk> prompt_chunks;
+  const std::vector<Chunk>& chunks_for(int64_t seqs) const { return seqs >= kManyRows ? prompt_chunks : chunks; }
   // This step's u = A x per adapted (matrix, sequence): the first tasks of the product's phase,
   // each raising its flag when done; a base chunk then adds s B u to its own rows.
   std::vector<Chunk> lora_a;
   std::vector<std::atomic<bool>> u_ready;
+};
+
+// One input slot's rows as the kernels read them. The products run one after another, so every
+// product's input i uses slot i: a prompt's chunk of rows needs one set, not one per layer.
+struct DecodePlan::Activations {
+  std::vector<float> padded;  // seqs rows of padded_cols
+  std::vector<Q8Activation> q8;
+  std::vector<const Q8Activation*> q8_rows;
+  std::vector<Q8Blocks> blocks;
+  std::vector<const Q8Blocks*> block_rows;
 };
 
 struct DecodePlan::Layer {
@@ -113,10 +127,14 @@ DecodePlan::Product make_product(const std::vector<float>* source,
     add_matrix(p, *linear, out);
     bytes += static_cast<int64_t>(linear->quantized_weight()->storage_bytes());
   }
+  int64_t rows = 0;
+  for (const auto& part : parts) rows += part.first->quantized_weight()->rows;
+  const int64_t prompt_step = std::max<int64_t>(kTileRows, rows / (16 * threads) / kTileRows * kTileRows);
   for (size_t i = 0; i < parts.size(); ++i) {
     const QuantizedMatrix& w = *parts[i].first->quantized_weight();
     const int64_t step = chunk_rows(w, bytes, threads);
     for (int64_t r = 0; r < w.rows; r += step) p.chunks.push_back({i, r, std::min(w.rows, r + step)});
+    for (int64_t r = 0; r < w.rows; r += prompt_step) p.prompt_chunks.push_back({i, r, std::min(w.rows, r + prompt_step)});
   }
   return p;
 }
@@ -132,14 +150,15 @@ bool row_updates(const Linear& linear, int64_t seqs, LowRankUpdate* out) {
 }
 
 // Reads each matrix's adapters for this step (adapters are switched per request) and lays out
-// the step's adapter work.
-void refresh_adapters(DecodePlan::Product& p, int64_t seqs) {
+// the step's adapter work. shared: every row is routing row 0 (a prompt's tokens).
+void refresh_adapters(DecodePlan::Product& p, int64_t seqs, bool shared) {
   p.lora_a.clear();
   for (size_t i = 0; i < p.matrices.size(); ++i) {
     DecodePlan::Matrix& m = p.matrices[i];
     m.lora.resize(seqs);
-    require(row_updates(*m.linear, seqs, m.lora.data()), ErrorCode::kInternal,
+    require(row_updates(*m.linear, shared ? 1 : seqs, m.lora.data()), ErrorCode::kInternal,
             "DecodePlan: an adapter stopped being a plain low-rank update during a step");
+    if (shared) std::fill(m.lora.begin() + 1, m.lora.end(), m.lora.front());
     m.u_stride = 0;
     for (const LowRankUpdate& u : m.lora) m.u_stride = std::max(m.u_stride, u.rank);
     m.lora_u.resize(seqs * m.u_stride);
@@ -194,6 +213,10 @@ DecodePlan::DecodePlan(const Decoder& decoder, WorkerPool& pool) : decoder_(deco
   // The head writes straight into the caller's logits (set per step).
   if (decoder.lm_head().is_quantized())
     head_ = std::make_unique<Product>(make_product(&x_, {{&decoder.lm_head(), nullptr}}, threads));
+  size_t slots = head_ ? head_->inputs.size() : 0;
+  for (const Layer& l : layers_)
+    for (const Product* p : {&l.qkv, &l.o, &l.gate_up, &l.down}) slots = std::max(slots, p->inputs.size());
+  activations_.resize(slots);
   resize_for(1);
 }
 
@@ -208,62 +231,98 @@ void DecodePlan::resize_for(int64_t seqs) {
   seqs_ = seqs;
 }
 
-bool DecodePlan::can_step(const std::vector<KVCache*>& caches) const {
-  const int64_t seqs = static_cast<int64_t>(caches.size());
-  if (seqs == 0) return false;
+bool DecodePlan::can_run(const std::vector<KVCache*>& caches, int64_t new_positions, int64_t adapter_rows) const {
+  if (caches.empty()) return false;
   for (const KVCache* cache : caches)
-    if (cache == nullptr || cache->dtype() != at::kFloat || cache->batch() != 1 || cache->length() >= cache->capacity())
+    if (cache == nullptr || cache->dtype() != at::kFloat || cache->batch() != 1 ||
+        cache->length() + new_positions > cache->capacity())
       return false;
   // Past the context (longrope's short factors end there) the decoder's path refuses the position.
   for (const KVCache* cache : caches)
-    if (cache->length() >= decoder_.config().context_length()) return false;
-  std::vector<LowRankUpdate> updates(seqs);
+    if (cache->length() + new_positions > decoder_.config().context_length()) return false;
+  std::vector<LowRankUpdate> updates(adapter_rows);
   for (const Layer& l : layers_) {
     const DecoderLayer& s = *l.source;
     for (const Linear* p : {&s.q, &s.k, &s.v, &s.o, &s.gate, &s.up, &s.down})
-      if (!row_updates(*p, seqs, updates.data())) return false;
+      if (!row_updates(*p, adapter_rows, updates.data())) return false;
   }
-  return row_updates(decoder_.lm_head(), seqs, updates.data());
+  return row_updates(decoder_.lm_head(), adapter_rows, updates.data());
 }
 
-void DecodePlan::run(Product& p, int64_t seqs) {
+bool DecodePlan::can_step(const std::vector<KVCache*>& caches) const {
+  return can_run(caches, 1, static_cast<int64_t>(caches.size()));
+}
+
+bool DecodePlan::can_prefill(KVCache& cache, int64_t tokens) const {
+  // Without int8-activation kernels a prompt's rows would each be a float GEMV re-reading the
+  // weights; the decoder's dequantized-tile GEMMs are faster there.
   const QuantKernelSet& k = active_kernels();
-  for (Product::Input& in : p.inputs) {
-    // Zeros past cols, so the kernels need no tail handling.
+  auto per_row = [&](const Product& p) {
+    return std::all_of(p.inputs.begin(), p.inputs.end(), [&](const Product::Input& in) { return uses_int8_activations(k, in.format); });
+  };
+  for (const Layer& l : layers_)
+    if (!per_row(l.qkv) || !per_row(l.o) || !per_row(l.gate_up) || !per_row(l.down)) return false;
+  return tokens > 0 && (!head_ || per_row(*head_)) && can_run({&cache}, tokens, 1);
+}
+
+template <typename F>
+void DecodePlan::for_rows(int64_t seqs, const F& fn) {
+  if (seqs < kManyRows) {  // a phase's wake-up would cost more than the rows' work
+    for (int64_t s = 0; s < seqs; ++s) fn(s);
+    return;
+  }
+  // A row's work is a microsecond or less: tasks of one row each spent their time claiming.
+  // Four ranges per thread still let a thread whose core is shared take fewer.
+  const int64_t tasks = std::min<int64_t>(seqs, 4 * pool_.threads()), per_task = (seqs + tasks - 1) / tasks;
+  pool_.for_each(tasks, [&](int64_t t) {
+    for (int64_t s = t * per_task; s < std::min(seqs, (t + 1) * per_task); ++s) fn(s);
+  });
+}
+
+void DecodePlan::run(Product& p, int64_t seqs, bool shared_adapter) {
+  const QuantKernelSet& k = active_kernels();
+  for (size_t i = 0; i < p.inputs.size(); ++i) {
+    Product::Input& in = p.inputs[i];
+    Activations& a = activations_[i];
     const int64_t pc = in.padded_cols();
-    in.padded.assign(seqs * pc, 0.0f);
-    for (int64_t s = 0; s < seqs; ++s)
-      std::copy_n(p.source->data() + s * p.cols, p.cols, in.padded.begin() + s * pc);
+    a.padded.resize(seqs * pc);
     in.int8 = uses_int8_activations(k, in.format);
     in.tiled = in.int8 && in.has_tiles && k.matmul_row_tiles != nullptr;
-    if (in.tiled) {
-      in.blocks.resize(seqs);
-      in.block_rows.resize(seqs);
-      for (int64_t s = 0; s < seqs; ++s) {
-        k.quantize_blocks(in.view, in.padded.data() + s * pc, in.blocks[s]);
-        in.block_rows[s] = &in.blocks[s];
+    // Rows are only ever added: each keeps its buffers for the next product.
+    if (in.tiled && int64_t(a.blocks.size()) < seqs) {
+      a.blocks.resize(seqs);
+      a.block_rows.resize(seqs);
+    }
+    if (in.int8 && !in.tiled && int64_t(a.q8.size()) < seqs) {
+      a.q8.resize(seqs);
+      a.q8_rows.resize(seqs);
+    }
+    for_rows(seqs, [&](int64_t s) {
+      // Zeros past cols, so the kernels need no tail handling.
+      float* row = a.padded.data() + s * pc;
+      std::copy_n(p.source->data() + s * p.cols, p.cols, row);
+      std::fill(row + p.cols, row + pc, 0.0f);
+      if (in.tiled) {
+        k.quantize_blocks(in.view, row, a.blocks[s]);
+        a.block_rows[s] = &a.blocks[s];
+      } else if (in.int8) {
+        k.quantize_activation(in.view, row, a.q8[s]);
+        a.q8_rows[s] = &a.q8[s];
       }
-      continue;
-    }
-    if (!in.int8) continue;
-    in.q8.resize(seqs);
-    in.q8_rows.resize(seqs);
-    for (int64_t s = 0; s < seqs; ++s) {
-      k.quantize_activation(in.view, in.padded.data() + s * pc, in.q8[s]);
-      in.q8_rows[s] = &in.q8[s];
-    }
+    });
   }
   for (Matrix& m : p.matrices) {
     if (m.out == nullptr) continue;  // the head: the caller's logits
     m.ys.resize(seqs);
     for (int64_t s = 0; s < seqs; ++s) m.ys[s] = m.out->data() + s * m.view.rows;
   }
-  refresh_adapters(p, seqs);
+  refresh_adapters(p, seqs, shared_adapter);
   // One phase: the adapters' u = A x first (the pool hands out tasks in index order, so each is
   // under way before any chunk that waits for it), then the base chunks, each finishing its rows
   // with the bias and s B u in that order.
   const int64_t a_tasks = static_cast<int64_t>(p.lora_a.size());
-  pool_.for_each(a_tasks + static_cast<int64_t>(p.chunks.size()), [&](int64_t i) {
+  const std::vector<Product::Chunk>& chunks = p.chunks_for(seqs);
+  pool_.for_each(a_tasks + static_cast<int64_t>(chunks.size()), [&](int64_t i) {
     if (i < a_tasks) {  // from the unpadded input
       const Product::Chunk& c = p.lora_a[i];
       Matrix& m = p.matrices[c.matrix];
@@ -273,20 +332,21 @@ void DecodePlan::run(Product& p, int64_t seqs) {
       p.u_ready[i].store(true, std::memory_order_release);
       return;
     }
-    const Product::Chunk& c = p.chunks[i - a_tasks];
+    const Product::Chunk& c = chunks[i - a_tasks];
     Matrix& m = p.matrices[c.matrix];
     const Product::Input& in = p.inputs[m.input];
+    const Activations& a = activations_[m.input];
     // The adapters' B rows of this chunk come from DRAM (8 adapters: 70 MB a step on Qwen2.5-0.5B);
     // fetched while the base product computes, they are in L2 when s B u reads them.
     for (int64_t s = 0; s < seqs; ++s)
       if (m.u_task[s] >= 0) prefetch_low_rank_b(m.lora[s], c.r0, c.r1);
     if (in.tiled) {
-      k.matmul_row_tiles(*m.tiles, in.block_rows.data(), seqs, m.ys.data(), c.r0 / kTileRows,
+      k.matmul_row_tiles(*m.tiles, a.block_rows.data(), seqs, m.ys.data(), c.r0 / kTileRows,
                          (c.r1 + kTileRows - 1) / kTileRows);
     } else if (in.int8) {
-      k.matmul_q8_rows(m.view, in.q8_rows.data(), seqs, m.ys.data(), c.r0, c.r1);
+      k.matmul_q8_rows(m.view, a.q8_rows.data(), seqs, m.ys.data(), c.r0, c.r1);
     } else {
-      for (int64_t s = 0; s < seqs; ++s) k.matvec_rows(m.view, in.padded.data() + s * in.padded_cols(), m.ys[s], c.r0, c.r1);
+      for (int64_t s = 0; s < seqs; ++s) k.matvec_rows(m.view, a.padded.data() + s * in.padded_cols(), m.ys[s], c.r0, c.r1);
     }
     for (int64_t s = 0; s < seqs; ++s) {
       if (m.bias != nullptr)
@@ -300,29 +360,31 @@ void DecodePlan::run(Product& p, int64_t seqs) {
   });
 }
 
-void DecodePlan::attention(int64_t layer, const std::vector<KVCache*>& caches) {
+void DecodePlan::attention(int64_t layer, const std::vector<PassRow>& rows) {
   const ModelConfig& c = decoder_.config();
   const int64_t d = c.head_dim, kv_heads = c.num_kv_heads, group = c.num_heads / kv_heads, rot = c.rotary_dim(), half = rot / 2;
-  const int64_t seqs = static_cast<int64_t>(caches.size()), q_width = c.num_heads * d, kv_width = kv_heads * d;
-  for (int64_t s = 0; s < seqs; ++s) {
+  const int64_t seqs = static_cast<int64_t>(rows.size()), q_width = c.num_heads * d, kv_width = kv_heads * d;
+  // Every row's key and value are in the cache before any row attends: a prompt's row t reads
+  // the rows before it in this pass.
+  for_rows(seqs, [&](int64_t s) {
     float* q = q_.data() + s * q_width;
     float* k = k_.data() + s * kv_width;
     rope_rows(q, c.num_heads, d, rot, cos_.data() + s * half, sin_.data() + s * half, c.rope_interleaved);
     rope_rows(k, kv_heads, d, rot, cos_.data() + s * half, sin_.data() + s * half, c.rope_interleaved);
-    KVCache& cache = *caches[s];
+    KVCache& cache = *rows[s].cache;
     float* keys = cache.layer_keys(layer).data_ptr<float>();
     float* values = cache.layer_values(layer).data_ptr<float>();
-    const int64_t head_stride = cache.capacity() * d, position = cache.length();  // [1, kv_heads, capacity, d]
+    const int64_t head_stride = cache.capacity() * d, position = rows[s].position;  // [1, kv_heads, capacity, d]
     for (int64_t h = 0; h < kv_heads; ++h) {
       std::copy_n(k + h * d, d, keys + h * head_stride + position * d);
       std::copy_n(v_.data() + s * kv_width + h * d, d, values + h * head_stride + position * d);
     }
-  }
+  });
   const float scale = static_cast<float>(1.0 / std::sqrt(double(d)));
   pool_.for_each(seqs * kv_heads, [&](int64_t i) {
     const int64_t s = i / kv_heads, h = i % kv_heads;
-    KVCache& cache = *caches[s];
-    const int64_t head_stride = cache.capacity() * d, length = cache.length() + 1;
+    KVCache& cache = *rows[s].cache;
+    const int64_t head_stride = cache.capacity() * d, length = rows[s].position + 1;
     const float* keys = cache.layer_keys(layer).data_ptr<float>() + h * head_stride;
     const float* values = cache.layer_values(layer).data_ptr<float>() + h * head_stride;
     thread_local std::vector<float> scores;
@@ -332,12 +394,8 @@ void DecodePlan::attention(int64_t layer, const std::vector<KVCache*>& caches) {
   });
 }
 
-void DecodePlan::step(const std::vector<int32_t>& tokens, const std::vector<KVCache*>& caches,
-                      const std::vector<float*>& logits) {
+void DecodePlan::layers_pass(const std::vector<int32_t>& tokens, const std::vector<PassRow>& rows, bool shared_adapter) {
   const int64_t seqs = static_cast<int64_t>(tokens.size());
-  require(caches.size() == tokens.size() && logits.size() == tokens.size(), ErrorCode::kInternal,
-          "DecodePlan::step: one cache and one logits buffer per token");
-  require(can_step(caches), ErrorCode::kInternal, "DecodePlan::step: the plan cannot run this step");
   resize_for(seqs);
   const ModelConfig& c = decoder_.config();
   const int64_t n = c.hidden_size, half = c.rotary_dim() / 2;
@@ -346,41 +404,79 @@ void DecodePlan::step(const std::vector<int32_t>& tokens, const std::vector<KVCa
   std::copy_n(e.contiguous().data_ptr<float>(), seqs * n, h_.data());
   const float* inv_freq = decoder_.rope().inverse_frequencies().data_ptr<float>();
   for (int64_t s = 0; s < seqs; ++s) {
-    const int64_t position = caches[s]->length();
     for (int64_t i = 0; i < half; ++i) {
-      const float angle = static_cast<float>(position) * inv_freq[i];  // as Rope::angles: in float
+      const float angle = static_cast<float>(rows[s].position) * inv_freq[i];  // as Rope::angles: in float
       cos_[s * half + i] = std::cos(angle) * scale;
       sin_[s * half + i] = std::sin(angle) * scale;
     }
   }
   auto norm_rows = [&](const at::Tensor& weight) {
-    for (int64_t s = 0; s < seqs; ++s)
-      rms_norm_row(h_.data() + s * n, weight.data_ptr<float>(), n, c.rms_norm_eps, x_.data() + s * n);
+    for_rows(seqs, [&](int64_t s) { rms_norm_row(h_.data() + s * n, weight.data_ptr<float>(), n, c.rms_norm_eps, x_.data() + s * n); });
   };
   auto add_to_residual = [&](const std::vector<float>& delta) {
-    for (int64_t i = 0; i < seqs * n; ++i) h_[i] += delta[i];
+    for_rows(seqs, [&](int64_t s) {
+      for (int64_t i = s * n; i < (s + 1) * n; ++i) h_[i] += delta[i];
+    });
   };
   for (size_t l = 0; l < layers_.size(); ++l) {
     Layer& layer = layers_[l];
     norm_rows(layer.source->attn_norm);
-    run(layer.qkv, seqs);
-    attention(static_cast<int64_t>(l), caches);
-    run(layer.o, seqs);
+    run(layer.qkv, seqs, shared_adapter);
+    attention(static_cast<int64_t>(l), rows);
+    run(layer.o, seqs, shared_adapter);
     add_to_residual(o_);
     norm_rows(layer.source->mlp_norm);
-    run(layer.gate_up, seqs);
-    for (int64_t s = 0; s < seqs; ++s) {
+    run(layer.gate_up, seqs, shared_adapter);
+    for_rows(seqs, [&](int64_t s) {
       const int64_t off = s * c.intermediate_size;
       silu_mul_row(gate_.data() + off, up_.data() + off, c.intermediate_size, mlp_.data() + off);
-    }
-    run(layer.down, seqs);
+    });
+    run(layer.down, seqs, shared_adapter);
     add_to_residual(down_);
   }
+}
+
+void DecodePlan::step(const std::vector<int32_t>& tokens, const std::vector<KVCache*>& caches,
+                      const std::vector<float*>& logits) {
+  const int64_t seqs = static_cast<int64_t>(tokens.size());
+  require(caches.size() == tokens.size() && logits.size() == tokens.size(), ErrorCode::kInternal,
+          "DecodePlan::step: one cache and one logits buffer per token");
+  require(can_step(caches), ErrorCode::kInternal, "DecodePlan::step: the plan cannot run this step");
+  std::vector<PassRow> rows;
+  for (KVCache* cache : caches) rows.push_back({cache, cache->length()});
+  layers_pass(tokens, rows, false);
   for (KVCache* cache : caches) cache->advance(1);
-  norm_rows(decoder_.final_norm_weight());
+  const ModelConfig& c = decoder_.config();
+  const int64_t n = c.hidden_size;
+  for (int64_t s = 0; s < seqs; ++s)
+    rms_norm_row(h_.data() + s * n, decoder_.final_norm_weight().data_ptr<float>(), n, c.rms_norm_eps, x_.data() + s * n);
+  head(seqs, logits);
+}
+
+void DecodePlan::prefill(const std::vector<int32_t>& tokens, KVCache& cache, float* logits) {
+  const int64_t total = static_cast<int64_t>(tokens.size());
+  require(can_prefill(cache, total), ErrorCode::kInternal, "DecodePlan::prefill: the plan cannot run this prompt");
+  int64_t last_rows = 0;
+  for (int64_t from = 0; from < total; from += kPromptChunkRows) {
+    const int64_t rows_here = std::min(kPromptChunkRows, total - from);
+    std::vector<PassRow> rows;
+    for (int64_t t = 0; t < rows_here; ++t) rows.push_back({&cache, cache.length() + t});
+    layers_pass({tokens.begin() + from, tokens.begin() + from + rows_here}, rows, true);
+    cache.advance(rows_here);
+    last_rows = rows_here;
+  }
+  // Only the last token's logits: its normed row goes to row 0 for the head.
+  const ModelConfig& c = decoder_.config();
+  const int64_t n = c.hidden_size;
+  rms_norm_row(h_.data() + (last_rows - 1) * n, decoder_.final_norm_weight().data_ptr<float>(), n, c.rms_norm_eps, x_.data());
+  head(1, {logits});
+}
+
+void DecodePlan::head(int64_t seqs, const std::vector<float*>& logits) {
+  const int64_t n = decoder_.config().hidden_size;
   if (head_) {
     head_->matrices.front().ys = logits;
-    run(*head_, seqs);
+    run(*head_, seqs, false);
     return;
   }
   // A dense head (fp32 / bf16): one ATen product per sequence (a product over several rows may

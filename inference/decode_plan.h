@@ -9,8 +9,14 @@
 // Several sequences (the requests of a server's batched step, each with its own KV cache and its
 // own adapter) share one pass over the weights: each packed weight is unpacked once for all of
 // them (QuantKernelSet::matmul_q8_rows). Every sequence's arithmetic is the same whatever the
-// batch, so a request decodes bitwise the same alone or batched. Prefill and training keep the
-// ATen path.
+// batch, so a request decodes bitwise the same alone or batched.
+//
+// A prompt runs through the same plan (prefill): its tokens are rows of one sequence at
+// consecutive positions, in chunks of kPromptChunkRows, each row computed with the kernels and
+// the per-row attention of a decode step at its position. The row-tile kernels give a row the same
+// sums whatever the batch, so on the int8-activation kernels a prompt's last logits and its KV
+// cache are bitwise what the decoder's prompt forward gives; and the prompt spends no time in
+// ATen's dispatch, allocator or OpenMP fork-joins. Training keeps the ATen path.
 #pragma once
 #include <memory>
 #include <vector>
@@ -38,21 +44,47 @@ class DecodePlan {
   void step(const std::vector<int32_t>& tokens, const std::vector<KVCache*>& caches, const std::vector<float*>& logits);
   void step(int32_t token, KVCache& cache, float* logits) { step({token}, {&cache}, {logits}); }
 
+  // Whether prefill may run `tokens` tokens into `cache` now: as can_step, with room for all.
+  bool can_prefill(KVCache& cache, int64_t tokens) const;
+  // Runs the prompt `tokens` at positions from cache.length() on: appends their keys and values,
+  // advances the cache by tokens.size() and writes the last token's next-token logits (vocab floats).
+  void prefill(const std::vector<int32_t>& tokens, KVCache& cache, float* logits);
+
+  // Prompt rows per pass: enough sequences for the wide tile passes to reuse each weight block
+  // many times, few enough that the pass's buffers stay small (a few MB on Qwen2.5-0.5B).
+  static constexpr int64_t kPromptChunkRows = 128;
+
   struct Matrix;
   struct Layer;
   struct Product;
+  struct Activations;
   ~DecodePlan();
 
  private:
   DecodePlan(const Decoder& decoder, WorkerPool& pool);
+  // Row r of a pass: the cache it appends to and attends over, at which position.
+  struct PassRow {
+    KVCache* cache;
+    int64_t position;
+  };
+  bool can_run(const std::vector<KVCache*>& caches, int64_t new_positions, int64_t adapter_rows) const;
   void resize_for(int64_t seqs);
-  void attention(int64_t layer, const std::vector<KVCache*>& caches);
-  void run(Product& product, int64_t seqs);
+  // Every layer for the rows' tokens; leaves the residual stream in h_. shared_adapter: every row
+  // takes routing row 0's adapters (a prompt), else row r takes row r's (a batched step).
+  void layers_pass(const std::vector<int32_t>& tokens, const std::vector<PassRow>& rows, bool shared_adapter);
+  void attention(int64_t layer, const std::vector<PassRow>& rows);
+  void run(Product& product, int64_t seqs, bool shared_adapter);
+  // Next-token logits of rows [0, seqs) of x_ (normed) into logits[s].
+  void head(int64_t seqs, const std::vector<float*>& logits);
+  // fn(row) for rows [0, seqs): on the pool when there are enough rows to be worth a phase.
+  template <typename F>
+  void for_rows(int64_t seqs, const F& fn);
 
   const Decoder& decoder_;
   WorkerPool& pool_;
   std::vector<Layer> layers_;
   std::unique_ptr<Product> head_;
+  std::vector<Activations> activations_;  // per input slot of a product
   // The step's buffers, one row per sequence: residual stream, normed input, q/k/v, attention
   // output, projections, MLP, and each sequence's rotary angles.
   std::vector<float> h_, x_, q_, k_, v_, attn_, o_, gate_, up_, mlp_, down_, cos_, sin_;

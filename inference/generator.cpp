@@ -28,6 +28,20 @@ at::Tensor decode_step(const Decoder& decoder, DecodePlan* plan, int32_t token, 
   return decoder.logits(decoder.hidden_states({step, {}, {}, &cache}).select(1, 0)).squeeze(0);
 }
 
+// The last prompt token's next-token logits, the prompt's keys and values in the cache: through
+// the plan when it can run the prompt (written into plan_logits), else the decoder's forward.
+at::Tensor prefill(const Decoder& decoder, DecodePlan* plan, const std::vector<int32_t>& prompt, KVCache& cache,
+                   const at::Tensor& plan_logits) {
+  if (plan != nullptr && plan->can_prefill(cache, static_cast<int64_t>(prompt.size()))) {
+    plan->prefill(prompt, cache, plan_logits.data_ptr<float>());
+    return plan_logits;
+  }
+  const at::Tensor input = at::tensor(std::vector<int64_t>(prompt.begin(), prompt.end()), at::kLong).unsqueeze(0);
+  PromptRowsScope prompt_rows;  // the prompt's rows through the int8 kernels, as its decode steps
+  const at::Tensor hidden = decoder.hidden_states({input, {}, {}, &cache});
+  return decoder.logits(hidden.select(1, hidden.size(1) - 1)).squeeze(0);
+}
+
 }  // namespace
 
 double GenerationResult::decode_tokens_per_second() const {
@@ -76,17 +90,11 @@ GenerationResult generate(const Decoder& decoder, const Tokenizer& tokenizer, co
   result.stop_reason = "max_tokens";
   std::string pending;  // bytes not yet emitted because they end mid-character
   auto t0 = std::chrono::steady_clock::now();
-  at::Tensor input = at::tensor(std::vector<int64_t>(prompt.begin(), prompt.end()), at::kLong).unsqueeze(0);
-  at::Tensor hidden;
-  {
-    PromptRowsScope prompt_rows;  // the prompt's rows through the int8 kernels, as its decode steps
-    hidden = decoder.hidden_states({input, {}, {}, &cache});
-  }
-  at::Tensor logits = decoder.logits(hidden.select(1, hidden.size(1) - 1)).squeeze(0);
-  result.prefill_seconds = seconds_since(t0);
-  auto t1 = std::chrono::steady_clock::now();
   std::unique_ptr<DecodePlan> plan = options.prepared_decode ? DecodePlan::prepare(decoder) : nullptr;
   const at::Tensor plan_logits = at::empty({config.vocab_size}, at::kFloat);
+  at::Tensor logits = prefill(decoder, plan.get(), prompt, cache, plan_logits);
+  result.prefill_seconds = seconds_since(t0);
+  auto t1 = std::chrono::steady_clock::now();
   for (int i = 0; i < options.max_tokens; ++i) {
     if (options.cancel != nullptr && options.cancel->load()) {
       result.stop_reason = "cancelled";

@@ -6,6 +6,8 @@
 #include "adapter_fixtures.h"
 #include "adapters/adapter_routing.h"
 #include "inference/decode_plan.h"
+#include "inference/quant/quant_kernels.h"
+#include "inference/quant/quant_matmul.h"
 
 namespace hearth {
 namespace {
@@ -110,6 +112,36 @@ TEST(RoutedDecodePlan, AgreesWithTheDecodersRoutedForward) {
     const double scale = reference.abs().max().item<double>();
     EXPECT_LT((planned[0][i] - reference).abs().max().item<double>(), 1e-3 * scale) << "step " << i;
   }
+}
+
+// A prompt through the plan with its request's adapter routed: every token of the prompt takes
+// that adapter (routing row 0), as in the decoder's routed prompt forward. Tolerance as above; the
+// adapter's own effect on the last logits is checked to be far larger.
+TEST(RoutedDecodePlan, PrefillAppliesTheRequestsAdapterToEveryPromptToken) {
+  RoutedPlan t;
+  ASSERT_NE(t.plan, nullptr);
+  if (!uses_int8_activations(active_kernels(), QuantFormat::kNF4)) GTEST_SKIP() << "portable kernels: prompts stay with the decoder";
+  auto a = t.router.prepare(lora(*t.base.decoder, 4, "all", 6));
+  at::InferenceMode guard;
+  const int64_t n = int64_t(t.prompt.size()), vocab = t.decoder->config().vocab_size;
+  auto prompt_logits = [&](const std::shared_ptr<const RoutableAdapter>& adapter) {
+    PromptRowsScope prompt_rows;  // x rounded to int8 in the base products, as in the plan
+    KVCache cache(t.decoder->config(), 1, n + 1);
+    t.router.route({{0, n, adapter, 1.0}});
+    at::Tensor h = t.decoder->hidden_states({at::tensor(t.prompt, at::kLong).unsqueeze(0), {}, {}, &cache});
+    t.router.clear();
+    return t.decoder->logits(h.select(1, n - 1)).view({-1});
+  };
+  const at::Tensor reference = prompt_logits(a), without = prompt_logits(nullptr);
+  KVCache cache(t.decoder->config(), 1, n + 1);
+  at::Tensor planned = at::empty({vocab}, at::kFloat);
+  t.router.route({{0, 1, a, 1.0}});
+  ASSERT_TRUE(t.plan->can_prefill(cache, n));
+  t.plan->prefill(std::vector<int32_t>(t.prompt.begin(), t.prompt.end()), cache, planned.data_ptr<float>());
+  t.router.clear();
+  const double scale = reference.abs().max().item<double>();
+  EXPECT_LT((planned - reference).abs().max().item<double>(), 1e-3 * scale);
+  EXPECT_GT((reference - without).abs().max().item<double>(), 1e-2 * scale) << "the adapter must matter here";
 }
 
 TEST(RoutedDecodePlan, StepsAsideWhenARowsAdapterIsDora) {

@@ -262,6 +262,94 @@ TEST(DecodePlan, MatchesTheDecoderOnPhi3sPartialRotaryAndLongrope) {
   std::filesystem::remove_all(dir);
 }
 
+// A prompt of `n` ordinary tokens (deterministic, spread over the vocabulary).
+std::vector<int32_t> prompt_tokens(int64_t n, int64_t vocab) {
+  std::vector<int32_t> out;
+  for (int64_t i = 0; i < n; ++i) out.push_back(static_cast<int32_t>(3 + (i * 37 + 11) % (vocab - 3)));
+  return out;
+}
+
+// The prompt through the plan's prefill against the decoder's prompt forward (as generation ran
+// it: rows through the int8 kernels), then three decode steps from each cache. Each prompt row is
+// computed as a decode step at its position by both paths (per-row kernels whose sums do not
+// depend on the batch, per-row attention, per-position angles), so everything is bitwise equal
+// on every thread count and however the plan cuts the prompt into passes.
+void expect_prefill_matches_the_decoder(const Decoder& d, int64_t n, const std::string& what) {
+  at::InferenceMode guard;
+  const std::vector<int32_t> prompt = prompt_tokens(n, d.config().vocab_size);
+  const std::vector<int32_t> steps = {5, 17, 2};
+  const int64_t vocab = d.config().vocab_size;
+  KVCache reference(d.config(), 1, n + 4);
+  at::Tensor expected;
+  {
+    PromptRowsScope prompt_rows;
+    const at::Tensor h = d.hidden_states({at::tensor(std::vector<int64_t>(prompt.begin(), prompt.end()), at::kLong).unsqueeze(0), {}, {}, &reference});
+    expected = d.logits(h.select(1, n - 1)).view({-1});
+  }
+  for (int threads : {1, 2, 3}) {
+    WorkerPool pool(threads);
+    std::unique_ptr<DecodePlan> plan = DecodePlan::prepare(d, pool);
+    ASSERT_NE(plan, nullptr) << what;
+    KVCache cache(d.config(), 1, n + 4);
+    ASSERT_TRUE(plan->can_prefill(cache, n)) << what;
+    at::Tensor logits = at::empty({vocab}, at::kFloat);
+    plan->prefill(prompt, cache, logits.data_ptr<float>());
+    ASSERT_EQ(cache.length(), n) << what;
+    EXPECT_TRUE(at::equal(logits, expected)) << what << ", " << threads << " threads: max difference "
+                                             << (logits - expected).abs().max().item<float>();
+    for (int64_t l = 0; l < d.config().num_layers; ++l) {
+      EXPECT_TRUE(at::equal(cache.layer_keys(l).narrow(2, 0, n), reference.layer_keys(l).narrow(2, 0, n))) << what << " keys " << l;
+      EXPECT_TRUE(at::equal(cache.layer_values(l).narrow(2, 0, n), reference.layer_values(l).narrow(2, 0, n))) << what << " values " << l;
+    }
+    KVCache again(d.config(), 1, n + 4);
+    again.assign_prefix(reference, n);
+    for (int32_t token : steps) {
+      at::Tensor a = at::empty({vocab}, at::kFloat), b = at::empty({vocab}, at::kFloat);
+      plan->step(token, cache, a.data_ptr<float>());
+      plan->step(token, again, b.data_ptr<float>());
+      EXPECT_TRUE(at::equal(a, b)) << what << ", a decode step after the prompt";
+    }
+  }
+}
+
+// Where the kernels take int8 activations (AVX2, AVX-512 VNNI) the plan runs prompts; with the
+// portable kernels forced it leaves them to the decoder's tile GEMMs (and says so).
+TEST(DecodePlan, PrefillIsBitwiseTheDecodersPromptAcrossPasses) {
+  for (QuantFormat format : {QuantFormat::kNF4, QuantFormat::kInt8}) {
+    LoadOptions o;
+    o.quant = format;
+    LoadedModel m = load_model(testing::stories260k_dir(), o);
+    const std::string what = std::string("stories260K ") + quant_format_name(format);
+    if (!uses_int8_activations(active_kernels(), format)) {
+      KVCache cache(m.decoder->config(), 1, 8);
+      EXPECT_FALSE(DecodePlan::prepare(*m.decoder)->can_prefill(cache, 4)) << what;
+      continue;
+    }
+    // Two passes and a part of one; a prompt shorter than the rows that go to the pool.
+    expect_prefill_matches_the_decoder(*m.decoder, 2 * DecodePlan::kPromptChunkRows + 9, what);
+    expect_prefill_matches_the_decoder(*m.decoder, 5, what + ", 5 tokens");
+  }
+  for (QuantFormat format : {QuantFormat::kNF4, QuantFormat::kInt4, QuantFormat::kInt8}) {
+    if (!uses_int8_activations(active_kernels(), format)) continue;
+    for (bool tiles : {false, true})
+      expect_prefill_matches_the_decoder(*small_qwen2(format, tiles), 40,
+                                         std::string("qwen2-shaped ") + quant_format_name(format) + (tiles ? " with row tiles" : ""));
+  }
+}
+
+TEST(DecodePlan, PrefillNeedsRoomForTheWholePrompt) {
+  std::unique_ptr<Decoder> d = small_qwen2(QuantFormat::kInt8);
+  std::unique_ptr<DecodePlan> plan = DecodePlan::prepare(*d);
+  ASSERT_NE(plan, nullptr);
+  if (!uses_int8_activations(active_kernels(), QuantFormat::kInt8)) GTEST_SKIP() << "portable kernels: prompts stay with the decoder";
+  KVCache cache(d->config(), 1, 10);
+  EXPECT_TRUE(plan->can_prefill(cache, 10));
+  EXPECT_FALSE(plan->can_prefill(cache, 11)) << "past the cache";
+  EXPECT_FALSE(plan->can_prefill(cache, 0));
+  KVCache long_cache(d->config(), 1, 80);
+  EXPECT_FALSE(plan->can_prefill(long_cache, 65)) << "past the model's 64 positions";
+}
+
 TEST(DecodePlan, StepsAsideForAdaptersAndAFullCache) {
   std::unique_ptr<Decoder> d = small_qwen2(QuantFormat::kNF4);
   std::unique_ptr<DecodePlan> plan = DecodePlan::prepare(*d);
