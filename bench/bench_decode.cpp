@@ -3,8 +3,10 @@
 // own child process so its peak RSS is its own. Prints a table and ratios; never fails a build.
 //
 //   bench_decode [--arch a,b] [--formats f,g] [--threads N] [--models DIR] [--decode-tokens N]
-//                [--prefill-tokens N] [--passes N] [--rounds N]
+//                [--prefill-tokens N] [--passes N] [--rounds N] [--no-aten-pass]
 //   bench_decode --one ARCH FORMAT [same options]   (child: prints one JSON line)
+// --no-aten-pass leaves out the comparison decode through the layer-by-layer ATen path, so the
+// child's peak RSS is generation's alone (that pass pages in LibTorch code generation never runs).
 // Formats: fp32 bf16 nf4 nf4-32 int4 int8 (quantized while loading) and nf4-mapped, nf4-32-mapped
 // (quantized folders); any of them with "-rowmajor" appended loads without row tiles
 // (LoadOptions::row_tiles), the int8 kernels then reading the row-major codes: the baseline that
@@ -70,6 +72,7 @@ struct Options {
   int prefill_tokens = 128;
   int passes = 3;  // decode and prefill each measured this many times; the median is reported
   int rounds = 1;  // child processes per configuration, the formats alternating; medians again
+  bool aten_pass = true;
   std::string one_arch, one_format;  // set in a child
 };
 
@@ -98,13 +101,14 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--prefill-tokens") o.prefill_tokens = std::stoi(value(i));
     else if (a == "--passes") o.passes = std::max(1, std::stoi(value(i)));
     else if (a == "--rounds") o.rounds = std::max(1, std::stoi(value(i)));
+    else if (a == "--no-aten-pass") o.aten_pass = false;
     else if (a == "--one") {
       o.one_arch = value(i);
       o.one_format = value(i);
     } else {
       hearth::fail(ErrorCode::kInvalidArgument, "unknown option " + a +
                                                     " (known: --arch --formats --threads --models --decode-tokens "
-                                                    "--prefill-tokens --passes --rounds --one)");
+                                                    "--prefill-tokens --passes --rounds --no-aten-pass --one)");
     }
   }
   for (const auto& f : o.formats) {
@@ -230,6 +234,7 @@ int run_one(const Options& o) {
     decode_rates.push_back(decode.decode_tokens_per_second());
     decode_tokens = static_cast<int64_t>(decode.tokens.size());
     // The same decode through the layer-by-layer ATen path, in the same pass: the plan's gain.
+    if (!o.aten_pass) continue;
     g.prepared_decode = false;
     aten_decode_rates.push_back(hearth::generate(*m.decoder, tok, prompt_of(8, config.vocab_size), g).decode_tokens_per_second());
     g.prepared_decode = true;
@@ -267,10 +272,11 @@ Row run_child(const std::string& self, const Options& o, const std::string& arch
   Row row{arch, format, {}, 0, false};
   int fds[2];
   hearth::require(pipe(fds) == 0, ErrorCode::kIo, "pipe failed");
-  const std::vector<std::string> args = {self, "--one", arch, format, "--threads", std::to_string(o.threads),
+  std::vector<std::string> args = {self, "--one", arch, format, "--threads", std::to_string(o.threads),
                                          "--models", o.models.string(), "--decode-tokens", std::to_string(o.decode_tokens),
                                          "--prefill-tokens", std::to_string(o.prefill_tokens), "--passes",
                                          std::to_string(o.passes)};
+  if (!o.aten_pass) args.push_back("--no-aten-pass");
   const pid_t pid = fork();
   hearth::require(pid >= 0, ErrorCode::kIo, "fork failed");
   if (pid == 0) {
@@ -365,7 +371,14 @@ void print_table(const std::vector<Row>& rows, const Options& o) {
 int main(int argc, char** argv) {
   try {
     const Options o = parse_args(argc, argv);
-    if (!o.one_arch.empty()) return run_one(o);
+    if (!o.one_arch.empty()) {
+      // Ends without static destructors: LibTorch's, across the ~290 libraries Debian's build
+      // loads, page ~37 MB of library code back in (release_library_pages let it go) at exit, and
+      // the child's peak RSS would be its teardown's rather than generation's.
+      const int status = run_one(o);
+      std::fflush(nullptr);
+      std::_Exit(status);
+    }
     const std::string self = fs::canonical("/proc/self/exe").string();
     std::printf("bench_decode: load average %.2f at start\n", load_average());
     std::vector<Row> rows;

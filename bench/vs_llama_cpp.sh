@@ -70,7 +70,7 @@ prepare() {
 run_round() {
   local arch="$1" mode="$2" round="$3" prefix=()
   [ "$mode" = quiet ] && [ "$realtime" = 1 ] && prefix=(chrt -f 50)
-  /usr/bin/time -f %M -o "$out/$arch.$mode.$round.hearth.rss" "${prefix[@]}" "${hearth_prefix[@]}" "$build/bench/bench_decode" --one "$arch" nf4-mapped \
+  /usr/bin/time -f %M -o "$out/$arch.$mode.$round.hearth.rss" "${prefix[@]}" "${hearth_prefix[@]}" "$build/bench/bench_decode" --one "$arch" nf4-mapped --no-aten-pass \
     --models "$models" --threads "$threads" --passes 3 --decode-tokens 64 --prefill-tokens 128 \
     >"$out/$arch.$mode.$round.hearth.json" 2>/dev/null
   /usr/bin/time -f %M -o "$out/$arch.$mode.$round.llama.rss" "${prefix[@]}" "$LLAMA_CPP_BIN/llama-bench" \

@@ -147,6 +147,12 @@ void SafetensorsFile::drop_resident_pages(const std::string& name) const {
   file_->drop_resident_pages(bytes(name), e.end - e.begin);
 }
 
+void SafetensorsFile::drop_resident_pages(const std::string& name, size_t offset, size_t bytes) const {
+  const SafetensorsEntry& e = entry(name);
+  const size_t size = e.end - e.begin, from = std::min(offset, size);
+  file_->drop_resident_pages(this->bytes(name) + from, std::min(bytes, size - from));
+}
+
 at::Tensor SafetensorsFile::tensor(const std::string& name) const {
   const SafetensorsEntry& e = entry(name);
   void* data = const_cast<uint8_t*>(file_->data() + data_start_ + e.begin);

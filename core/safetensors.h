@@ -48,6 +48,8 @@ class SafetensorsFile {
   const uint8_t* bytes(const std::string& name) const;
   // Drops the resident pages of tensor `name` (see MappedFile::drop_resident_pages).
   void drop_resident_pages(const std::string& name) const;
+  // The same for bytes [offset, offset + bytes) of the tensor (clipped to it).
+  void drop_resident_pages(const std::string& name, size_t offset, size_t bytes) const;
 
  private:
   static std::shared_ptr<SafetensorsFile> parse(std::shared_ptr<MappedFile> file);

@@ -52,7 +52,7 @@ class DecodePlan {
 
   // Prompt rows per pass: enough sequences for the wide tile passes to reuse each weight block
   // many times, few enough that the pass's buffers stay small (a few MB on Qwen2.5-0.5B).
-  static constexpr int64_t kPromptChunkRows = 128;
+  static constexpr int64_t kPromptChunkRows = 64;
 
   struct Matrix;
   struct Layer;

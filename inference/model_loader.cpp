@@ -43,13 +43,19 @@ fs::path find_llama2c_file(const fs::path& dir) {
 }
 
 // Every quantized projection and the head of d with row tiles as well (with_row_tiles). Pages
-// of the row-major codes that a quantized folder maps then leave resident memory (they come back
-// from the file if read: the embedding's rows, a merge); codes quantized while loading stay.
+// of the row-major codes and block scales that a quantized folder maps then leave resident memory
+// (they come back from the file if read: a merge), the codes slice by slice as they are tiled;
+// codes quantized while loading stay.
 void add_row_tiles(Decoder& d, const TensorSource& tensors) {
   auto tile = [&](Linear& l, const std::string& prefix) {
     if (!l.is_quantized()) return;
-    l = Linear::quantized(with_row_tiles(l.quantized_weight()), l.bias());
-    if (l.quantized_weight()->tiles) tensors.release(prefix + ".codes");
+    const std::string codes = prefix + ".codes";
+    const int64_t row_bytes = l.quantized_weight()->codes.size(1);
+    auto rows_copied = [&](int64_t r0, int64_t r1) { tensors.release_part(codes, r0 * row_bytes, (r1 - r0) * row_bytes); };
+    l = Linear::quantized(with_row_tiles(l.quantized_weight(), rows_copied), l.bias());
+    if (!l.quantized_weight()->tiles) return;
+    // The tiles carry copies of the codes and of the per-block scales; the kernels read those.
+    for (const char* part : {".codes", ".absmax_codes", ".scales"}) tensors.release(prefix + part);
   };
   for (size_t i = 0; i < d.layers().size(); ++i)
     for (auto& [name, linear] : d.layers()[i].projections())
@@ -59,6 +65,14 @@ void add_row_tiles(Decoder& d, const TensorSource& tensors) {
   // The table's lookups read the tied head's tiles as well, so its released pages stay out.
   if (tied && d.lm_head().is_quantized() && d.lm_head().quantized_weight()->tiles)
     d.embedding() = Embedding::quantized(d.lm_head().quantized_weight());
+}
+
+// Returns the heap that loading freed to the system (the tokenizer's JSON: ~14 MB on SmolLM2):
+// malloc keeps it otherwise, and the weights' large buffers never reuse it (they are mapped).
+void return_freed_heap() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
 }
 
 }  // namespace
@@ -122,21 +136,21 @@ LoadedModel load_model(const fs::path& model, const LoadOptions& options, const 
   if (options.release_library_pages) release_library_pages();
   ModelSource source = open_model_source(model, tokenizer);
   LoadedModel loaded;
+  // The tokenizer first, its parse's garbage returned, so it is never resident with the weights.
+  loaded.tokenizer_file = source.tokenizer;
+  loaded.tokenizer = source.gguf && source.tokenizer.empty() ? load_gguf_tokenizer(*source.gguf) : load_tokenizer(source.tokenizer);
+  if (options.release_library_pages) return_freed_heap();
   loaded.decoder = build_decoder(source.config, *source.tensors, options, source.quantization);
   if (options.row_tiles) add_row_tiles(*loaded.decoder, *source.tensors);
   loaded.fingerprint = source.fingerprint();
   loaded.format = source.format;
   loaded.gguf = source.gguf;
-  loaded.tokenizer_file = source.tokenizer;
-  loaded.tokenizer = source.gguf && source.tokenizer.empty() ? load_gguf_tokenizer(*source.gguf) : load_tokenizer(source.tokenizer);
   require(loaded.tokenizer->vocab_size() <= loaded.decoder->config().vocab_size, ErrorCode::kInvalidArgument,
           "the tokenizer has " + std::to_string(loaded.tokenizer->vocab_size()) + " tokens but the model only " +
               std::to_string(loaded.decoder->config().vocab_size));
   if (options.release_library_pages) {
     release_library_pages();
-#ifdef __GLIBC__
-    malloc_trim(0);  // the heap freed while loading (the tokenizer's JSON: ~14 MB on SmolLM2) goes back too
-#endif
+    return_freed_heap();
   }
   return loaded;
 }

@@ -37,6 +37,9 @@ class SafetensorsSource : public TensorSource {
   void release(const std::string& name) const override {
     if (auto file = file_of(name)) file->drop_resident_pages(name);
   }
+  void release_part(const std::string& name, size_t offset, size_t bytes) const override {
+    if (auto file = file_of(name)) file->drop_resident_pages(name, offset, bytes);
+  }
 
  private:
   std::map<std::string, std::shared_ptr<SafetensorsFile>> owner_;
@@ -92,6 +95,10 @@ std::shared_ptr<SafetensorsFile> OverlayTensorSource::file_of(const std::string&
 
 void OverlayTensorSource::release(const std::string& name) const {
   if (!replaced(name)) base_.release(name);
+}
+
+void OverlayTensorSource::release_part(const std::string& name, size_t offset, size_t bytes) const {
+  if (!replaced(name)) base_.release_part(name, offset, bytes);
 }
 
 std::shared_ptr<const QuantizedMatrix> OverlayTensorSource::packed(const std::string& name) const {

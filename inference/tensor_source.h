@@ -28,6 +28,9 @@ class TensorSource {
   // a mapped file lets their pages go, so quantizing at load never holds the whole full-precision
   // model resident. Views of `name` stay valid (pages are re-read from the file).
   virtual void release(const std::string& name) const {}
+  // release() for bytes [offset, offset + bytes) of `name` only: a large tensor converted in
+  // slices lets each slice go once it is done.
+  virtual void release_part(const std::string& name, size_t offset, size_t bytes) const {}
   // A 2-D weight the source stores in a block format Hearth computes with directly (a GGUF
   // tensor), as a matrix viewing the source's bytes; nullptr when it is stored dense.
   virtual std::shared_ptr<const QuantizedMatrix> packed(const std::string& name) const { return nullptr; }
@@ -59,6 +62,7 @@ class OverlayTensorSource : public TensorSource {
   std::vector<std::string> names() const override { return base_.names(); }
   std::shared_ptr<SafetensorsFile> file_of(const std::string& name) const override;
   void release(const std::string& name) const override;
+  void release_part(const std::string& name, size_t offset, size_t bytes) const override;
   std::shared_ptr<const QuantizedMatrix> packed(const std::string& name) const override;
 
  private:

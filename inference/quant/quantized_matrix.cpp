@@ -192,10 +192,11 @@ bool parts_ok(const QuantizedMatrix& m) {
 
 }  // namespace
 
-std::shared_ptr<const QuantizedMatrix> with_row_tiles(std::shared_ptr<const QuantizedMatrix> m) {
+std::shared_ptr<const QuantizedMatrix> with_row_tiles(std::shared_ptr<const QuantizedMatrix> m,
+                                                      const std::function<void(int64_t r0, int64_t r1)>& rows_copied) {
   if (kernels_for(best_available_isa()).matmul_row_tiles == nullptr || is_gguf_format(m->format) || m->tiles) return m;
   auto tiled = std::make_shared<QuantizedMatrix>(*m);  // shares the tensors: their pointers stay valid
-  tiled->tiles = std::make_shared<const RowTiles>(tile_rows(tiled->view()));
+  tiled->tiles = std::make_shared<const RowTiles>(tile_rows(tiled->view(), rows_copied));
   return tiled;
 }
 

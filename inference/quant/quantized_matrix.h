@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "inference/quant/quant_format.h"
@@ -46,7 +47,9 @@ struct QuantizedMatrix {
 
 // m with its rows also interleaved in tiles when the best kernels this CPU allows read tiles and
 // m's format has int8 kernels; else m itself. Costs a second copy of the codes (for now).
-std::shared_ptr<const QuantizedMatrix> with_row_tiles(std::shared_ptr<const QuantizedMatrix> m);
+// rows_copied: as tile_rows's (row_tiles.h).
+std::shared_ptr<const QuantizedMatrix> with_row_tiles(std::shared_ptr<const QuantizedMatrix> m,
+                                                      const std::function<void(int64_t r0, int64_t r1)>& rows_copied = {});
 // Whether kernel set k runs m through its row tiles.
 inline bool uses_row_tiles(const QuantKernelSet& k, const QuantizedMatrix& m) {
   return m.tiles != nullptr && k.matmul_row_tiles != nullptr;

@@ -1,5 +1,6 @@
 #include "inference/quant/row_tiles.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "inference/quant/fp16.h"
@@ -23,17 +24,23 @@ int64_t tile_scale_index(int64_t blocks_per_row, int64_t r, int64_t b) {
 
 }  // namespace
 
-RowTiles tile_rows(const PackedView& m) {
+RowTiles tile_rows(const PackedView& m, const RowsCopied& rows_copied) {
   RowTiles t;
   t.source = m;
   t.tiles = (m.rows + kTileRows - 1) / kTileRows;
   t.chunks_per_row = (m.row_bytes + kTileChunkBytes - 1) / kTileChunkBytes;
   t.codes.assign(t.tiles * t.chunks_per_row * 8 * kTileRunBytes, 0);
   // Row by row, each row's bytes four at a time to consecutive runs: one pass over the source.
-  for (int64_t r = 0; r < m.rows; ++r) {
-    const uint8_t* row = m.codes + r * m.row_bytes;
-    uint8_t* lane = t.codes.data() + tile_offset(t, r, 0);  // byte i then sits (i / 4) runs further on
-    for (int64_t i = 0; i < m.row_bytes; i += 4) std::memcpy(lane + (i / 4) * kTileRunBytes, row + i, 4);
+  constexpr int64_t kSliceBytes = 4 << 20;
+  const int64_t slice_rows = std::max<int64_t>(1, kSliceBytes / std::max<int64_t>(1, m.row_bytes));
+  for (int64_t r0 = 0; r0 < m.rows; r0 += slice_rows) {
+    const int64_t r1 = std::min(m.rows, r0 + slice_rows);
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t* row = m.codes + r * m.row_bytes;
+      uint8_t* lane = t.codes.data() + tile_offset(t, r, 0);  // byte i then sits (i / 4) runs further on
+      for (int64_t i = 0; i < m.row_bytes; i += 4) std::memcpy(lane + (i / 4) * kTileRunBytes, row + i, 4);
+    }
+    if (rows_copied) rows_copied(r0, r1);
   }
   const int64_t nb = m.blocks_per_row, tiled_blocks = t.tiles * nb * kTileRows;
   const bool nf4 = is_nf4_format(m.format);

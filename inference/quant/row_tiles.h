@@ -16,6 +16,7 @@
 // bench_row_tiles measures them against the row-major kernels (docs/performance.md).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "inference/quant/quant_kernels.h"
@@ -63,8 +64,13 @@ constexpr TileChunkLayout tile_chunk_layout(QuantFormat f) {
   }
 }
 
-// The tiles of m's packed codes and block scales (rows past the last are zero).
-RowTiles tile_rows(const PackedView& m);
+// Source rows [r0, r1) of m's codes have been copied into the tiles and are not read again.
+using RowsCopied = std::function<void(int64_t r0, int64_t r1)>;
+// The tiles of m's packed codes and block scales (rows past the last are zero). rows_copied, if
+// set, hears of each slice of rows (a few MB of codes) once it is copied, so a mapped source can
+// let those pages go while the rest is tiled: the tied head of a quantized folder is otherwise
+// resident twice at the end of its tiling.
+RowTiles tile_rows(const PackedView& m, const RowsCopied& rows_copied = {});
 // Byte i of row r's packed codes, read back from the tiles.
 uint8_t tiled_code_byte(const RowTiles& t, int64_t r, int64_t i);
 // Row r as floats (blocks_per_row * block of them) from the tiles alone, through the reference

@@ -3,6 +3,7 @@
 // what it gets alone, and every int8 product of a matrix carrying tiles reads them.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -41,6 +42,36 @@ TEST(RowTiles, HoldEveryCodeByteOfEveryRow) {
         for (int64_t i = 0; i < v.row_bytes; ++i) wrong += tiled_code_byte(t, r, i) != v.codes[r * v.row_bytes + i];
       EXPECT_EQ(wrong, 0) << quant_format_name(format) << " " << rows << "x" << cols;
     }
+  }
+}
+
+// A mapped source lets each slice of rows go once tile_rows has copied it (model_loader.cpp), so
+// every row must be reported exactly once, in order, only after its bytes are in the tiles, and a
+// matrix larger than one slice in several slices.
+TEST(RowTiles, ReportEveryRowOnceAfterCopyingIt) {
+  auto gen = make_generator(test::fresh_seed());
+  for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{37, 70}, {9000, 1024}}) {
+    QuantizedMatrix m = quantize_matrix(test::random_weight(rows, cols, gen), QuantFormat::kInt8);
+    const PackedView v = m.view();
+    std::vector<uint8_t> source(v.codes, v.codes + rows * v.row_bytes);
+    PackedView scribbled = v;
+    scribbled.codes = source.data();
+    int64_t next = 0, slices = 0;
+    const RowTiles t = tile_rows(scribbled, [&](int64_t r0, int64_t r1) {
+      EXPECT_EQ(r0, next);
+      EXPECT_GT(r1, r0);
+      // A released page reads back from the file; here the copy is overwritten to prove the
+      // tiles no longer need it.
+      std::fill(source.begin() + r0 * v.row_bytes, source.begin() + r1 * v.row_bytes, uint8_t{0xA5});
+      next = r1;
+      ++slices;
+    });
+    EXPECT_EQ(next, rows);
+    EXPECT_EQ(slices > 1, rows * v.row_bytes > (4 << 20)) << rows << " rows";
+    int64_t wrong = 0;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < v.row_bytes; ++i) wrong += tiled_code_byte(t, r, i) != v.codes[r * v.row_bytes + i];
+    EXPECT_EQ(wrong, 0) << rows << "x" << cols;
   }
 }
 
