@@ -54,9 +54,12 @@ inline void unpack_half(const uint8_t* p, __m256i table, __m256i& lo, __m256i& h
 
 // acc's lanes plus each row's four products with x's four broadcast bytes (values xv,
 // magnitudes xa): |x| * (w * sign x), pairs summed as int16, then the pairs as int32.
-inline __m256i add_dot4(__m256i acc, __m256i w, const int8_t* xv, const int8_t* xa) {
-  const __m256i pairs = _mm256_maddubs_epi16(broadcast4(xa), _mm256_sign_epi8(w, broadcast4(xv)));
+inline __m256i add_dot4(__m256i acc, __m256i w, __m256i xv, __m256i xa) {
+  const __m256i pairs = _mm256_maddubs_epi16(xa, _mm256_sign_epi8(w, xv));
   return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+}
+inline __m256i add_dot4(__m256i acc, __m256i w, const int8_t* xv, const int8_t* xa) {
+  return add_dot4(acc, w, broadcast4(xv), broadcast4(xa));
 }
 
 // The double-quantization group scale and offset of each lane's block (8 rows' blocks b, in row
@@ -168,13 +171,16 @@ void tile_pass(const RowTiles& w, const Q8Blocks* const* xs, float* const* ys, i
 // and float sums live in L1 (too many for registers), as one add and one fused add per
 // (half, sequence). The arithmetic per (row, sequence) is tile_pass's.
 constexpr int kWideSeqs = 8;
+// Tiles per wide pass: each broadcast of x serves 2 * kWideTiles halves.
+constexpr int kWideTiles = 2;
 
-template <QuantFormat F>
+template <QuantFormat F, int kTiles>
 void wide_tile_pass(const RowTiles& w, const Q8Blocks* const* xs, float* const* ys, int64_t tile) {
   constexpr TileChunkLayout L = tile_chunk_layout(F);
+  constexpr int kHalves = 2 * kTiles;
   const int64_t nb = w.source.blocks_per_row, block = quant_block_size(F);
   const __m256i table = nf4_i8_table();
-  alignas(32) float acc[2][kWideSeqs][kHalfRows] = {};
+  alignas(32) float acc[kHalves][kWideSeqs][kHalfRows] = {};
   const int8_t* values[kWideSeqs];
   const int8_t* magnitudes[kWideSeqs];
   for (int s = 0; s < kWideSeqs; ++s) {
@@ -183,28 +189,39 @@ void wide_tile_pass(const RowTiles& w, const Q8Blocks* const* xs, float* const* 
   }
   for (int64_t b = 0; b < nb; ++b) {
     const int64_t chunk = b / L.blocks, first_run = (b % L.blocks) * L.runs;
-    __m256i dot[2][kWideSeqs];
-    for (int h = 0; h < 2; ++h)
+    __m256i dot[kHalves][kWideSeqs];
+    for (int h = 0; h < kHalves; ++h)
       for (int s = 0; s < kWideSeqs; ++s) dot[h][s] = _mm256_setzero_si256();
     for (int64_t j = 0; j < L.runs; ++j) {
       const int64_t at = b * block + 4 * j;
+      __m256i lo[kHalves], hi[kHalves];
+#pragma GCC unroll 4
+      for (int t = 0; t < kTiles; ++t) {
+        const uint8_t* p = w.chunk(tile + t, chunk) + (first_run + j) * kTileRunBytes;
+        _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
+        unpack_half<F>(p, table, lo[2 * t], hi[2 * t]);
+        unpack_half<F>(p + kHalfBytes, table, lo[2 * t + 1], hi[2 * t + 1]);
+      }
+      // Each sequence's four bytes of x broadcast once for every half.
 #pragma GCC unroll 2
-      for (int h = 0; h < 2; ++h) {
-        const uint8_t* p = w.chunk(tile, chunk) + (first_run + j) * kTileRunBytes + h * kHalfBytes;
-        if (h == 0) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
-        __m256i lo, hi;
-        unpack_half<F>(p, table, lo, hi);
-#pragma GCC unroll 2
-        for (int s = 0; s < kWideSeqs; ++s) {
-          __m256i d = add_dot4(dot[h][s], lo, values[s] + at, magnitudes[s] + at);
-          if constexpr (L.high_offset != 0) d = add_dot4(d, hi, values[s] + at + L.high_offset, magnitudes[s] + at + L.high_offset);
+      for (int s = 0; s < kWideSeqs; ++s) {
+        const __m256i xv = broadcast4(values[s] + at), xa = broadcast4(magnitudes[s] + at);
+        __m256i xv_hi, xa_hi;
+        if constexpr (L.high_offset != 0) {
+          xv_hi = broadcast4(values[s] + at + L.high_offset);
+          xa_hi = broadcast4(magnitudes[s] + at + L.high_offset);
+        }
+#pragma GCC unroll 4
+        for (int h = 0; h < kHalves; ++h) {
+          __m256i d = add_dot4(dot[h][s], lo[h], xv, xa);
+          if constexpr (L.high_offset != 0) d = add_dot4(d, hi[h], xv_hi, xa_hi);
           dot[h][s] = d;
         }
       }
     }
-    for (int h = 0; h < 2; ++h) add_block<kWideSeqs>(half_block_scales<F>(w, tile, h, b), xs, b, dot[h], acc[h]);
+    for (int h = 0; h < kHalves; ++h) add_block<kWideSeqs>(half_block_scales<F>(w, tile + h / 2, h % 2, b), xs, b, dot[h], acc[h]);
   }
-  for (int h = 0; h < 2; ++h) store_half<kWideSeqs>(w, tile, h, acc[h], ys);
+  for (int h = 0; h < kHalves; ++h) store_half<kWideSeqs>(w, tile + h / 2, h % 2, acc[h], ys);
 }
 
 // Tiles [t0, t1) against kSeqs sequences, kTiles at a time, then one.
@@ -234,7 +251,14 @@ void matmul_row_tiles_t(const RowTiles& w, const Q8Blocks* const* xs, int64_t se
     // int8's half-runs unpack in one op: its pairs keep their sums in registers instead.
     if constexpr (F != QuantFormat::kInt8)
       for (; s + kWideSeqs <= seqs; s += kWideSeqs)
-        for (int64_t t = tb; t < te; ++t) wide_tile_pass<F>(w, xs + s, ys + s, t);
+        for (int64_t t = tb; t < te;) {
+          if (t + kWideTiles <= te) {
+            wide_tile_pass<F, kWideTiles>(w, xs + s, ys + s, t);
+            t += kWideTiles;
+          } else {
+            wide_tile_pass<F, 1>(w, xs + s, ys + s, t++);
+          }
+        }
     for (; s + 2 <= seqs; s += 2) tile_range_pass<F, 1, 2>(w, xs + s, ys + s, tb, te);
     if (s < seqs) tile_range_pass<F, 4, 1>(w, xs + s, ys + s, tb, te);
   }
