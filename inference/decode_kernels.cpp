@@ -83,8 +83,10 @@ constexpr float kExpRange = 88.3f;
 __attribute__((always_inline)) HEARTH_VECTORIZE_SELECTS inline void silu_mul_body(const float* gate, const float* up, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
-    const float m = -g < -kExpRange ? -kExpRange : -g;  // not std::min / max: calls under the optimize attribute
-    const float e = exp_bounded(m > kExpRange ? kExpRange : m);
+    // std::max(-range, -g), then std::min(range, that), written out (under the optimize attribute
+    // the std:: ones stay calls); a NaN gate takes the lower bound, so exp_bounded never sees it.
+    const float m = -kExpRange < -g ? -g : -kExpRange;
+    const float e = exp_bounded(m < kExpRange ? m : kExpRange);
     // Computed whatever the branch: a division only on one side would keep GCC (trapping math)
     // from vectorizing the loop.
     const float silu_up = g / (1.0f + e) * up[i];

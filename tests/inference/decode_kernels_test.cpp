@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "core/error.h"
@@ -136,6 +137,21 @@ TEST(FusedSiluMul, StaysAccurateAtTheExtremes) {
   ASSERT_TRUE(at::isfinite(got).all().item<bool>());
   at::Tensor excess = (got - ref).abs() - (ref.abs() * 1e-6 + 1e-36);
   EXPECT_LE(excess.max().item<double>(), 0.0) << "worst at gate " << g[excess.argmax().item<int64_t>()];
+}
+
+// A NaN or infinite gate (a broken adapter, a diverged model) must pass through as NaN or the
+// limit, never reach exp's float-to-int conversion (undefined; the fuzzers' UBSan found it when
+// the clamps were first written out by hand): NaN stays NaN, +inf gives inf * up, -inf gives 0.
+TEST(FusedSiluMul, NanAndInfiniteGatesStayNanOrTheirLimit) {
+  std::vector<float> g(40, 1.0f);
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  g[3] = nan, g[17] = inf, g[31] = -inf;
+  at::Tensor gate = at::from_blob(g.data(), {1, 1, 40}).clone(), up = at::full({1, 1, 40}, 2.0f);
+  at::Tensor got = fused_silu_mul(gate, up);
+  EXPECT_TRUE(std::isnan(got[0][0][3].item<float>()));
+  EXPECT_EQ(got[0][0][17].item<float>(), inf);
+  EXPECT_EQ(got[0][0][31].item<float>(), 0.0f);
+  EXPECT_NEAR(got[0][0][0].item<float>(), 2.0 / (1.0 + std::exp(-1.0)), 1e-6);
 }
 
 // The adapters' fp16 factors in the decode step: against a double-precision product of the
