@@ -77,8 +77,13 @@ __attribute__((always_inline)) inline float exp_bounded(float x) {
 constexpr float kExpRange = 88.3f;
 
 // No trapping math (no FP exceptions are ever unmasked here): GCC then turns the loop's
-// comparisons into selects and vectorizes it; the arithmetic is unchanged.
+// comparisons into selects and vectorizes it; the arithmetic is unchanged. Clang has no such
+// attribute (and warns about it): its loops stay as written there.
+#if defined(__GNUC__) && !defined(__clang__)
 #define HEARTH_VECTORIZE_SELECTS __attribute__((optimize("no-trapping-math")))
+#else
+#define HEARTH_VECTORIZE_SELECTS
+#endif
 
 __attribute__((always_inline)) HEARTH_VECTORIZE_SELECTS inline void silu_mul_body(const float* gate, const float* up, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) {
