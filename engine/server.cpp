@@ -222,7 +222,7 @@ class Server::Impl {
     }
     at::Tensor logits;
     try {
-      logits = prompts_now ? routed_step(batch, steps) : decode_step(batch, steps);
+      logits = planned_or_routed_step(batch, steps, prompts_now);
     } catch (const std::exception& e) {
       router_->clear();
       for (const auto& r : batch) end_with_error(r, std::string("generation failed: ") + e.what());
@@ -252,10 +252,12 @@ class Server::Impl {
     return batched_step(*decoder_, steps);
   }
 
-  // One token for each request. Those whose adapter the prepared plan runs (none, or LoRA) decode
-  // through it, one pass over the weights for all of them; the others (DoRA) through the
-  // decoder's forward. A request takes the same path alone or batched, so it gets the same logits.
-  at::Tensor decode_step(const std::vector<std::shared_ptr<Request>>& batch, const std::vector<SequenceStep>& steps) {
+  // A step's requests whose adapter the prepared plan runs (none, or LoRA) go through it, one
+  // pass over the weights for all of them (prompt chunks: their rows in shared passes); the others
+  // (DoRA, or when the plan cannot run) through the decoder's forward. A request takes the same
+  // path alone or batched, so it gets the same logits.
+  at::Tensor planned_or_routed_step(const std::vector<std::shared_ptr<Request>>& batch, const std::vector<SequenceStep>& steps,
+                                    bool prompts) {
     at::Tensor logits = at::empty({int64_t(batch.size()), decoder_->config().vocab_size}, at::kFloat);
     std::vector<std::shared_ptr<Request>> planned, other;
     std::vector<SequenceStep> planned_steps, other_steps;
@@ -266,7 +268,7 @@ class Server::Impl {
       (in_plan ? planned_steps : other_steps).push_back(steps[i]);
       (in_plan ? planned_rows : other_rows).push_back(int64_t(i));
     }
-    if (!planned.empty() && !planned_step(planned, planned_steps, logits, planned_rows)) {
+    if (!planned.empty() && !planned_step(planned, planned_steps, logits, planned_rows, prompts)) {
       other.insert(other.end(), planned.begin(), planned.end());
       other_steps.insert(other_steps.end(), planned_steps.begin(), planned_steps.end());
       other_rows.insert(other_rows.end(), planned_rows.begin(), planned_rows.end());
@@ -275,20 +277,30 @@ class Server::Impl {
     return logits;
   }
 
-  // The plan's step for these requests into rows `rows` of `logits`; false when it cannot run them.
+  // The plan's step (a token each) or prefill (prompt chunks) for these requests into rows `rows`
+  // of `logits`; false when it cannot run them.
   bool planned_step(const std::vector<std::shared_ptr<Request>>& batch, const std::vector<SequenceStep>& steps,
-                    at::Tensor& logits, const std::vector<int64_t>& rows) {
+                    at::Tensor& logits, const std::vector<int64_t>& rows, bool prompts) {
     std::vector<RowGroup> groups;
+    std::vector<DecodePlan::Prompt> parts;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      add_rows(groups, batch[i]->adapter_key, batch[i]->adapter, int64_t(steps[i].tokens.size()));
+      parts.push_back({steps[i].tokens, steps[i].cache, logits[rows[i]].data_ptr<float>()});
+    }
+    router_->route(std::move(groups));
+    if (prompts) {
+      if (!plan_->can_prefill(parts)) return false;
+      plan_->prefill(parts);
+      return true;
+    }
     std::vector<KVCache*> caches;
     std::vector<int32_t> tokens;
     std::vector<float*> out;
-    for (size_t i = 0; i < batch.size(); ++i) {
-      add_rows(groups, batch[i]->adapter_key, batch[i]->adapter, 1);
-      caches.push_back(steps[i].cache);
-      tokens.push_back(steps[i].tokens.front());
-      out.push_back(logits[rows[i]].data_ptr<float>());
+    for (const DecodePlan::Prompt& p : parts) {
+      caches.push_back(p.cache);
+      tokens.push_back(p.tokens.front());
+      out.push_back(p.logits);
     }
-    router_->route(std::move(groups));
     if (!plan_->can_step(caches)) return false;
     plan_->step(tokens, caches, out);
     return true;

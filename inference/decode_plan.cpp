@@ -66,6 +66,7 @@ struct DecodePlan::Product {
   // each raising its flag when done; a base chunk then adds s B u to its own rows.
   std::vector<Chunk> lora_a;
   std::vector<std::atomic<bool>> u_ready;
+  std::vector<LowRankUpdate> routed_updates;  // each routing row's update of one matrix, while it is read
 };
 
 // One input slot's rows as the kernels read them. The products run one after another, so every
@@ -150,15 +151,18 @@ bool row_updates(const Linear& linear, int64_t seqs, LowRankUpdate* out) {
 }
 
 // Reads each matrix's adapters for this step (adapters are switched per request) and lays out
-// the step's adapter work. shared: every row is routing row 0 (a prompt's tokens).
-void refresh_adapters(DecodePlan::Product& p, int64_t seqs, bool shared) {
+// the step's adapter work. Row s takes routing row routing[s]'s adapters, of the `routed` rows
+// the routing holds.
+void refresh_adapters(DecodePlan::Product& p, const std::vector<int64_t>& routing, int64_t routed) {
+  const int64_t seqs = static_cast<int64_t>(routing.size());
   p.lora_a.clear();
+  p.routed_updates.resize(routed);
   for (size_t i = 0; i < p.matrices.size(); ++i) {
     DecodePlan::Matrix& m = p.matrices[i];
-    m.lora.resize(seqs);
-    require(row_updates(*m.linear, shared ? 1 : seqs, m.lora.data()), ErrorCode::kInternal,
+    require(row_updates(*m.linear, routed, p.routed_updates.data()), ErrorCode::kInternal,
             "DecodePlan: an adapter stopped being a plain low-rank update during a step");
-    if (shared) std::fill(m.lora.begin() + 1, m.lora.end(), m.lora.front());
+    m.lora.resize(seqs);
+    for (int64_t s = 0; s < seqs; ++s) m.lora[s] = p.routed_updates[routing[s]];
     m.u_stride = 0;
     for (const LowRankUpdate& u : m.lora) m.u_stride = std::max(m.u_stride, u.rank);
     m.lora_u.resize(seqs * m.u_stride);
@@ -231,15 +235,17 @@ void DecodePlan::resize_for(int64_t seqs) {
   seqs_ = seqs;
 }
 
-bool DecodePlan::can_run(const std::vector<KVCache*>& caches, int64_t new_positions, int64_t adapter_rows) const {
-  if (caches.empty()) return false;
-  for (const KVCache* cache : caches)
-    if (cache == nullptr || cache->dtype() != at::kFloat || cache->batch() != 1 ||
-        cache->length() + new_positions > cache->capacity())
+bool DecodePlan::can_run(const std::vector<KVCache*>& caches, const std::vector<int64_t>& new_positions,
+                         int64_t adapter_rows) const {
+  if (caches.empty() || caches.size() != new_positions.size()) return false;
+  for (size_t i = 0; i < caches.size(); ++i) {
+    const KVCache* cache = caches[i];
+    if (cache == nullptr || cache->dtype() != at::kFloat || cache->batch() != 1 || new_positions[i] < 1 ||
+        cache->length() + new_positions[i] > cache->capacity())
       return false;
-  // Past the context (longrope's short factors end there) the decoder's path refuses the position.
-  for (const KVCache* cache : caches)
-    if (cache->length() + new_positions > decoder_.config().context_length()) return false;
+    // Past the context (longrope's short factors end there) the decoder's path refuses the position.
+    if (cache->length() + new_positions[i] > decoder_.config().context_length()) return false;
+  }
   std::vector<LowRankUpdate> updates(adapter_rows);
   for (const Layer& l : layers_) {
     const DecoderLayer& s = *l.source;
@@ -250,10 +256,10 @@ bool DecodePlan::can_run(const std::vector<KVCache*>& caches, int64_t new_positi
 }
 
 bool DecodePlan::can_step(const std::vector<KVCache*>& caches) const {
-  return can_run(caches, 1, static_cast<int64_t>(caches.size()));
+  return can_run(caches, std::vector<int64_t>(caches.size(), 1), static_cast<int64_t>(caches.size()));
 }
 
-bool DecodePlan::can_prefill(KVCache& cache, int64_t tokens) const {
+bool DecodePlan::prompt_kernels_ready() const {
   // Without int8-activation kernels a prompt's rows would each be a float GEMV re-reading the
   // weights; the decoder's dequantized-tile GEMMs are faster there.
   const QuantKernelSet& k = active_kernels();
@@ -262,7 +268,24 @@ bool DecodePlan::can_prefill(KVCache& cache, int64_t tokens) const {
   };
   for (const Layer& l : layers_)
     if (!per_row(l.qkv) || !per_row(l.o) || !per_row(l.gate_up) || !per_row(l.down)) return false;
-  return tokens > 0 && (!head_ || per_row(*head_)) && can_run({&cache}, tokens, 1);
+  return !head_ || per_row(*head_);
+}
+
+bool DecodePlan::can_prefill(KVCache& cache, int64_t tokens) const {
+  return prompt_kernels_ready() && can_run({&cache}, {tokens}, 1);
+}
+
+bool DecodePlan::can_prefill(const std::vector<Prompt>& prompts) const {
+  std::vector<KVCache*> caches;
+  std::vector<int64_t> lengths;
+  int64_t rows = 0;
+  for (const Prompt& p : prompts) {
+    if (std::find(caches.begin(), caches.end(), p.cache) != caches.end()) return false;  // one prompt per cache
+    caches.push_back(p.cache);
+    lengths.push_back(static_cast<int64_t>(p.tokens.size()));
+    rows += lengths.back();
+  }
+  return prompt_kernels_ready() && can_run(caches, lengths, rows);
 }
 
 template <typename F>
@@ -279,7 +302,8 @@ void DecodePlan::for_rows(int64_t seqs, const F& fn) {
   });
 }
 
-void DecodePlan::run(Product& p, int64_t seqs, bool shared_adapter) {
+void DecodePlan::run(Product& p, const std::vector<int64_t>& routing) {
+  const int64_t seqs = static_cast<int64_t>(routing.size());
   const QuantKernelSet& k = active_kernels();
   for (size_t i = 0; i < p.inputs.size(); ++i) {
     Product::Input& in = p.inputs[i];
@@ -316,7 +340,7 @@ void DecodePlan::run(Product& p, int64_t seqs, bool shared_adapter) {
     m.ys.resize(seqs);
     for (int64_t s = 0; s < seqs; ++s) m.ys[s] = m.out->data() + s * m.view.rows;
   }
-  refresh_adapters(p, seqs, shared_adapter);
+  refresh_adapters(p, routing, routed_rows_);
   // One phase: the adapters' u = A x first (the pool hands out tasks in index order, so each is
   // under way before any chunk that waits for it), then the base chunks, each finishing its rows
   // with the bias and s B u in that order.
@@ -394,9 +418,11 @@ void DecodePlan::attention(int64_t layer, const std::vector<PassRow>& rows) {
   });
 }
 
-void DecodePlan::layers_pass(const std::vector<int32_t>& tokens, const std::vector<PassRow>& rows, bool shared_adapter) {
+void DecodePlan::layers_pass(const std::vector<int32_t>& tokens, const std::vector<PassRow>& rows) {
   const int64_t seqs = static_cast<int64_t>(tokens.size());
   resize_for(seqs);
+  routing_.clear();
+  for (const PassRow& row : rows) routing_.push_back(row.routing);
   const ModelConfig& c = decoder_.config();
   const int64_t n = c.hidden_size, half = c.rotary_dim() / 2;
   const float scale = static_cast<float>(decoder_.rope().attention_factor());  // longrope's; 1 otherwise
@@ -421,17 +447,17 @@ void DecodePlan::layers_pass(const std::vector<int32_t>& tokens, const std::vect
   for (size_t l = 0; l < layers_.size(); ++l) {
     Layer& layer = layers_[l];
     norm_rows(layer.source->attn_norm);
-    run(layer.qkv, seqs, shared_adapter);
+    run(layer.qkv, routing_);
     attention(static_cast<int64_t>(l), rows);
-    run(layer.o, seqs, shared_adapter);
+    run(layer.o, routing_);
     add_to_residual(o_);
     norm_rows(layer.source->mlp_norm);
-    run(layer.gate_up, seqs, shared_adapter);
+    run(layer.gate_up, routing_);
     for_rows(seqs, [&](int64_t s) {
       const int64_t off = s * c.intermediate_size;
       silu_mul_row(gate_.data() + off, up_.data() + off, c.intermediate_size, mlp_.data() + off);
     });
-    run(layer.down, seqs, shared_adapter);
+    run(layer.down, routing_);
     add_to_residual(down_);
   }
 }
@@ -443,40 +469,67 @@ void DecodePlan::step(const std::vector<int32_t>& tokens, const std::vector<KVCa
           "DecodePlan::step: one cache and one logits buffer per token");
   require(can_step(caches), ErrorCode::kInternal, "DecodePlan::step: the plan cannot run this step");
   std::vector<PassRow> rows;
-  for (KVCache* cache : caches) rows.push_back({cache, cache->length()});
-  layers_pass(tokens, rows, false);
+  for (KVCache* cache : caches) rows.push_back({cache, cache->length(), static_cast<int64_t>(rows.size())});
+  routed_rows_ = seqs;
+  layers_pass(tokens, rows);
   for (KVCache* cache : caches) cache->advance(1);
   const ModelConfig& c = decoder_.config();
   const int64_t n = c.hidden_size;
   for (int64_t s = 0; s < seqs; ++s)
     rms_norm_row(h_.data() + s * n, decoder_.final_norm_weight().data_ptr<float>(), n, c.rms_norm_eps, x_.data() + s * n);
-  head(seqs, logits);
+  head(routing_, logits);
 }
 
 void DecodePlan::prefill(const std::vector<int32_t>& tokens, KVCache& cache, float* logits) {
-  const int64_t total = static_cast<int64_t>(tokens.size());
-  require(can_prefill(cache, total), ErrorCode::kInternal, "DecodePlan::prefill: the plan cannot run this prompt");
-  int64_t last_rows = 0;
-  for (int64_t from = 0; from < total; from += kPromptChunkRows) {
-    const int64_t rows_here = std::min(kPromptChunkRows, total - from);
-    std::vector<PassRow> rows;
-    for (int64_t t = 0; t < rows_here; ++t) rows.push_back({&cache, cache.length() + t});
-    layers_pass({tokens.begin() + from, tokens.begin() + from + rows_here}, rows, true);
-    cache.advance(rows_here);
-    last_rows = rows_here;
-  }
-  // Only the last token's logits: its normed row goes to row 0 for the head.
-  const ModelConfig& c = decoder_.config();
-  const int64_t n = c.hidden_size;
-  rms_norm_row(h_.data() + (last_rows - 1) * n, decoder_.final_norm_weight().data_ptr<float>(), n, c.rms_norm_eps, x_.data());
-  head(1, {logits});
+  require(can_prefill(cache, static_cast<int64_t>(tokens.size())), ErrorCode::kInternal,
+          "DecodePlan::prefill: the plan cannot run this prompt");
+  prefill_rows({Prompt{tokens, &cache, logits}}, /*shared_routing=*/true);
 }
 
-void DecodePlan::head(int64_t seqs, const std::vector<float*>& logits) {
-  const int64_t n = decoder_.config().hidden_size;
+void DecodePlan::prefill(const std::vector<Prompt>& prompts) {
+  require(can_prefill(prompts), ErrorCode::kInternal, "DecodePlan::prefill: the plan cannot run these prompts");
+  prefill_rows(prompts, /*shared_routing=*/false);
+}
+
+void DecodePlan::prefill_rows(const std::vector<Prompt>& prompts, bool shared_routing) {
+  std::vector<int32_t> tokens;
+  std::vector<PassRow> rows;
+  std::vector<int64_t> last_row;
+  for (const Prompt& p : prompts) {
+    for (size_t t = 0; t < p.tokens.size(); ++t) {
+      tokens.push_back(p.tokens[t]);
+      rows.push_back({p.cache, p.cache->length() + static_cast<int64_t>(t), shared_routing ? 0 : static_cast<int64_t>(rows.size())});
+    }
+    last_row.push_back(static_cast<int64_t>(rows.size()) - 1);
+  }
+  const ModelConfig& c = decoder_.config();
+  const int64_t n = c.hidden_size, total = static_cast<int64_t>(rows.size());
+  routed_rows_ = shared_routing ? 1 : total;
+  // Each prompt's last row of the residual stream, kept when its pass ends for the head.
+  std::vector<float> last_h(prompts.size() * n);
+  for (int64_t from = 0; from < total; from += kPromptChunkRows) {
+    const int64_t to = std::min(total, from + kPromptChunkRows);
+    layers_pass({tokens.begin() + from, tokens.begin() + to}, {rows.begin() + from, rows.begin() + to});
+    for (size_t i = 0; i < prompts.size(); ++i)
+      if (last_row[i] >= from && last_row[i] < to) std::copy_n(h_.data() + (last_row[i] - from) * n, n, last_h.data() + i * n);
+  }
+  for (const Prompt& p : prompts) p.cache->advance(static_cast<int64_t>(p.tokens.size()));
+  // Prompt i's last row, normed, is row i of the head's pass (every prompt has a row: x_ has room).
+  std::vector<int64_t> head_routing;
+  std::vector<float*> logits;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    rms_norm_row(last_h.data() + i * n, decoder_.final_norm_weight().data_ptr<float>(), n, c.rms_norm_eps, x_.data() + i * n);
+    head_routing.push_back(rows[last_row[i]].routing);
+    logits.push_back(prompts[i].logits);
+  }
+  head(head_routing, logits);
+}
+
+void DecodePlan::head(const std::vector<int64_t>& routing, const std::vector<float*>& logits) {
+  const int64_t n = decoder_.config().hidden_size, seqs = static_cast<int64_t>(routing.size());
   if (head_) {
     head_->matrices.front().ys = logits;
-    run(*head_, seqs, false);
+    run(*head_, routing);
     return;
   }
   // A dense head (fp32 / bf16): one ATen product per sequence (a product over several rows may

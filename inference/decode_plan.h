@@ -50,6 +50,19 @@ class DecodePlan {
   // advances the cache by tokens.size() and writes the last token's next-token logits (vocab floats).
   void prefill(const std::vector<int32_t>& tokens, KVCache& cache, float* logits);
 
+  // One request's prompt (or a chunk of it) in a prefill of several: a server's prompt step.
+  struct Prompt {
+    std::vector<int32_t> tokens;
+    KVCache* cache = nullptr;
+    float* logits = nullptr;  // the last token's next-token logits (vocab floats)
+  };
+  // Whether these prompts may run now: as can_prefill for each, every cache a different one.
+  bool can_prefill(const std::vector<Prompt>& prompts) const;
+  // Runs several prompts whose rows share the passes over the weights. The adapters' routing has
+  // one row per prompt token, the prompts' tokens one after another (the rows of the decoder's
+  // routed forward over the same prompts). Each prompt gets bitwise what it gets alone.
+  void prefill(const std::vector<Prompt>& prompts);
+
   // Prompt rows per pass: enough sequences for the wide tile passes to reuse each weight block
   // many times, few enough that the pass's buffers stay small (a few MB on Qwen2.5-0.5B).
   static constexpr int64_t kPromptChunkRows = 64;
@@ -62,20 +75,28 @@ class DecodePlan {
 
  private:
   DecodePlan(const Decoder& decoder, WorkerPool& pool);
-  // Row r of a pass: the cache it appends to and attends over, at which position.
+  // Row r of a pass: the cache it appends to and attends over, at which position, and which row
+  // of the adapters' routing holds its adapters.
   struct PassRow {
     KVCache* cache;
     int64_t position;
+    int64_t routing;
   };
-  bool can_run(const std::vector<KVCache*>& caches, int64_t new_positions, int64_t adapter_rows) const;
+  // Whether caches[i] may take new_positions[i] more positions, with adapter_rows rows routed.
+  bool can_run(const std::vector<KVCache*>& caches, const std::vector<int64_t>& new_positions, int64_t adapter_rows) const;
+  // Whether every product of a prompt has int8-activation kernels (per-row prompts pay off).
+  bool prompt_kernels_ready() const;
+  // The prompts in passes of kPromptChunkRows rows, then each one's last-token logits. shared:
+  // every row takes routing row 0 (one prompt), else the rows' running index.
+  void prefill_rows(const std::vector<Prompt>& prompts, bool shared_routing);
   void resize_for(int64_t seqs);
-  // Every layer for the rows' tokens; leaves the residual stream in h_. shared_adapter: every row
-  // takes routing row 0's adapters (a prompt), else row r takes row r's (a batched step).
-  void layers_pass(const std::vector<int32_t>& tokens, const std::vector<PassRow>& rows, bool shared_adapter);
+  // Every layer for the rows' tokens; leaves the residual stream in h_.
+  void layers_pass(const std::vector<int32_t>& tokens, const std::vector<PassRow>& rows);
   void attention(int64_t layer, const std::vector<PassRow>& rows);
-  void run(Product& product, int64_t seqs, bool shared_adapter);
-  // Next-token logits of rows [0, seqs) of x_ (normed) into logits[s].
-  void head(int64_t seqs, const std::vector<float*>& logits);
+  // One product for rows [0, routing.size()); row s takes routing row routing[s]'s adapters.
+  void run(Product& product, const std::vector<int64_t>& routing);
+  // Next-token logits of rows [0, routing.size()) of x_ (normed) into logits[s].
+  void head(const std::vector<int64_t>& routing, const std::vector<float*>& logits);
   // fn(row) for rows [0, seqs): on the pool when there are enough rows to be worth a phase.
   template <typename F>
   void for_rows(int64_t seqs, const F& fn);
@@ -88,6 +109,8 @@ class DecodePlan {
   // The step's buffers, one row per sequence: residual stream, normed input, q/k/v, attention
   // output, projections, MLP, and each sequence's rotary angles.
   std::vector<float> h_, x_, q_, k_, v_, attn_, o_, gate_, up_, mlp_, down_, cos_, sin_;
+  std::vector<int64_t> routing_;  // this pass's routing row of each row
+  int64_t routed_rows_ = 0;       // rows the adapters' routing holds for this step or prefill
   int64_t seqs_ = 0;  // rows the buffers hold
 };
 

@@ -144,6 +144,91 @@ TEST(RoutedDecodePlan, PrefillAppliesTheRequestsAdapterToEveryPromptToken) {
   EXPECT_GT((reference - without).abs().max().item<double>(), 1e-2 * scale) << "the adapter must matter here";
 }
 
+// A server's prompt step: several requests' prompts, each with its own adapter routed over its
+// rows, share the plan's passes over the weights. With more rows than one pass takes (the third
+// prompt straddles two passes), each prompt still gets bitwise the KV cache and last logits it
+// gets alone, and what the single-prompt prefill (the generator's) gives it.
+TEST(RoutedDecodePlan, PromptsOfABatchGetExactlyWhatTheyGetAlone) {
+  RoutedPlan t;
+  ASSERT_NE(t.plan, nullptr);
+  if (!uses_int8_activations(active_kernels(), QuantFormat::kNF4)) GTEST_SKIP() << "portable kernels: prompts stay with the decoder";
+  auto a = t.router.prepare(lora(*t.base.decoder, 4, "all", 7));
+  auto b = t.router.prepare(lora(*t.base.decoder, 8, "q,v,down", 8));
+  const std::vector<int64_t> lengths = {30, 25, 40};
+  ASSERT_LT(DecodePlan::kPromptChunkRows, 95) << "the prompts must take more than one pass";
+  ASSERT_GT(DecodePlan::kPromptChunkRows, 55) << "the third prompt must straddle two passes";
+  at::InferenceMode guard;
+  const ModelConfig& c = t.decoder->config();
+  auto prompt = [&](int64_t i) {
+    const at::Tensor ids = at::randint(1, c.vocab_size, {lengths[i]}, make_generator(uint64_t(40 + i)), at::kLong);
+    return std::vector<int32_t>(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + lengths[i]);
+  };
+  struct Run {
+    std::unique_ptr<KVCache> cache;
+    at::Tensor logits;
+  };
+  // Prompts `which` in one prefill, prompt which[k] with adapter who[k].
+  auto run = [&](const std::vector<int64_t>& which, const std::vector<std::shared_ptr<const RoutableAdapter>>& who) {
+    std::vector<Run> runs;
+    std::vector<DecodePlan::Prompt> prompts;
+    std::vector<RowGroup> groups;
+    int64_t row = 0;
+    for (size_t k = 0; k < which.size(); ++k) {
+      const int64_t i = which[k];
+      runs.push_back({std::make_unique<KVCache>(c, 1, lengths[i] + 1), at::empty({c.vocab_size}, at::kFloat)});
+      prompts.push_back({prompt(i), runs.back().cache.get(), runs.back().logits.data_ptr<float>()});
+      groups.push_back({row, lengths[i], who[k], 1.0});
+      row += lengths[i];
+    }
+    t.router.route(groups);
+    EXPECT_TRUE(t.plan->can_prefill(prompts));
+    t.plan->prefill(prompts);
+    t.router.clear();
+    return runs;
+  };
+  auto same_cache = [&](KVCache& x, KVCache& y, int64_t length) {
+    for (int64_t l = 0; l < c.num_layers; ++l)
+      if (!at::equal(x.layer_keys(l).narrow(2, 0, length), y.layer_keys(l).narrow(2, 0, length)) ||
+          !at::equal(x.layer_values(l).narrow(2, 0, length), y.layer_values(l).narrow(2, 0, length)))
+        return false;
+    return true;
+  };
+  const std::vector<std::shared_ptr<const RoutableAdapter>> who = {a, nullptr, b};
+  const std::vector<Run> together = run({0, 1, 2}, who);
+  for (int64_t i = 0; i < 3; ++i) {
+    const std::vector<Run> alone = run({i}, {who[i]});
+    EXPECT_TRUE(at::equal(together[i].logits, alone[0].logits)) << "prompt " << i << ": max difference "
+                                                                << (together[i].logits - alone[0].logits).abs().max().item<float>();
+    EXPECT_EQ(together[i].cache->length(), lengths[i]);
+    EXPECT_TRUE(same_cache(*together[i].cache, *alone[0].cache, lengths[i])) << "prompt " << i;
+  }
+  KVCache single(c, 1, lengths[2] + 1);
+  at::Tensor single_logits = at::empty({c.vocab_size}, at::kFloat);
+  t.router.route({{0, 1, b, 1.0}});
+  t.plan->prefill(prompt(2), single, single_logits.data_ptr<float>());
+  t.router.clear();
+  EXPECT_TRUE(at::equal(together[2].logits, single_logits));
+  EXPECT_TRUE(same_cache(*together[2].cache, single, lengths[2]));
+  // The adapters are applied: the same prompts without them end elsewhere.
+  const std::vector<Run> bare = run({0, 1, 2}, {nullptr, nullptr, nullptr});
+  EXPECT_GT(testing::relative_error(together[0].logits, bare[0].logits), 1e-2) << "adapter a changed nothing";
+  EXPECT_GT(testing::relative_error(together[2].logits, bare[2].logits), 1e-2) << "adapter b changed nothing";
+  EXPECT_TRUE(at::equal(together[1].logits, bare[1].logits)) << "the bare prompt must not see its neighbours' adapters";
+}
+
+// Two prompts on one cache would write the same positions: refused, as is an empty prompt.
+TEST(RoutedDecodePlan, PrefillRefusesAPromptTwiceOnOneCacheOrAnEmptyOne) {
+  RoutedPlan t;
+  ASSERT_NE(t.plan, nullptr);
+  if (!uses_int8_activations(active_kernels(), QuantFormat::kNF4)) GTEST_SKIP() << "portable kernels: prompts stay with the decoder";
+  KVCache one(t.decoder->config(), 1, 8), other(t.decoder->config(), 1, 8);
+  float logits = 0;  // never written: nothing runs
+  EXPECT_TRUE(t.plan->can_prefill({{{1, 2}, &one, &logits}, {{3}, &other, &logits}}));
+  EXPECT_FALSE(t.plan->can_prefill({{{1, 2}, &one, &logits}, {{3}, &one, &logits}}));
+  EXPECT_FALSE(t.plan->can_prefill({{{1, 2}, &one, &logits}, {{}, &other, &logits}}));
+  EXPECT_FALSE(t.plan->can_prefill({{{1, 2, 3, 4, 5, 6, 7, 8, 9}, &one, &logits}})) << "no room for nine positions";
+}
+
 TEST(RoutedDecodePlan, StepsAsideWhenARowsAdapterIsDora) {
   RoutedPlan t;
   ASSERT_NE(t.plan, nullptr);
