@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -152,6 +153,27 @@ TEST(FusedSiluMul, NanAndInfiniteGatesStayNanOrTheirLimit) {
   EXPECT_EQ(got[0][0][17].item<float>(), inf);
   EXPECT_EQ(got[0][0][31].item<float>(), 0.0f);
   EXPECT_NEAR(got[0][0][0].item<float>(), 2.0 / (1.0 + std::exp(-1.0)), 1e-6);
+}
+
+// The vector paths divide through a reciprocal estimate, so an element computed in a scalar
+// tail would round differently: a row split into calls anywhere (fused_silu_mul's parallel
+// ranges, the decode plan's rows) must give bitwise the whole row's values, NaN and infinite
+// gates in the partial vectors included.
+TEST(FusedSiluMul, AnElementsValueDoesNotDependOnWhereTheCallStarts) {
+  const int64_t n = 1000;
+  at::Tensor gate = at::randn({n}) * 6, up = at::randn({n});
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  gate[5] = nan, gate[28] = inf, gate[29] = -inf, gate[998] = nan;
+  at::Tensor whole = at::empty({n}), pieces = at::empty({n});
+  silu_mul_row(gate.data_ptr<float>(), up.data_ptr<float>(), n, whole.data_ptr<float>());
+  const std::vector<int64_t> cuts = {0, 7, 30, 531, 999, n};
+  for (size_t i = 0; i + 1 < cuts.size(); ++i)
+    silu_mul_row(gate.data_ptr<float>() + cuts[i], up.data_ptr<float>() + cuts[i], cuts[i + 1] - cuts[i],
+                 pieces.data_ptr<float>() + cuts[i]);
+  EXPECT_TRUE(std::isnan(whole[5].item<float>()) && std::isnan(pieces[998].item<float>()));
+  EXPECT_EQ(pieces[29].item<float>(), 0.0f);
+  // NaN != NaN: compare bytes.
+  EXPECT_EQ(std::memcmp(whole.data_ptr<float>(), pieces.data_ptr<float>(), n * sizeof(float)), 0);
 }
 
 // The adapters' fp16 factors in the decode step: against a double-precision product of the
