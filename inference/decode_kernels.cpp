@@ -198,27 +198,146 @@ namespace {
 
 // The body of attend_kv_head is compiled three times below (AVX-512, AVX2, plain x86-64) and
 // picked through the quantized kernels' dispatch, so HEARTH_ISA caps it like every other fast
-// path: the fixed 16-wide inner loops become one, two or four vector operations (a single
-// running sum would be a chain of dependent adds the compiler may not reorder).
+// path. Each ISA brings its q . k and its weighted sum of the values, in intrinsics: in plain C++
+// GCC kept the lane sums and the output rows in memory, which was most of a prompt's attention.
 // (No std:: helpers in the HEARTH_VECTORIZE_SELECTS bodies: under the optimize attribute they
 // stay calls.)
+//
+// q . k over d: sixteen lane sums over the whole blocks of 16, added as a fixed tree (lane l with
+// l + 8, then l + 4, l + 2, l + 1), then the last d % 16 products in order. Each output element
+// of the values' sum runs over the keys in order. Neither order depends on which row, pass or
+// batch computes it, so a row's attention is bitwise the same in a prompt and in a decode step.
+inline float dot_tail(const float* q, const float* k, int64_t from, int64_t d, float total) {
+  for (int64_t i = from; i < d; ++i) total += q[i] * k[i];
+  return total;
+}
+
+// out elements [from, d) of query g: sum over the keys of p[g, j] v_j, in key order.
+inline void weighted_values_from(const KvHeadAttention& a, const float* pg, float* og, int64_t from) {
+  for (int64_t i = from; i < a.d; ++i) {
+    float acc = 0;
+    for (int64_t j = 0; j < a.s; ++j) acc += pg[j] * a.v[j * a.v_stride + i];
+    og[i] = acc;
+  }
+}
+
+struct PortableAttention {
+  static float dot(const float* q, const float* k, int64_t d) {
+    float acc[16] = {};
+    int64_t i = 0;
+    for (; i + 16 <= d; i += 16)
+      for (int l = 0; l < 16; ++l) acc[l] += q[i + l] * k[i + l];
+    for (int width = 8; width >= 1; width /= 2)
+      for (int l = 0; l < width; ++l) acc[l] += acc[l + width];
+    return dot_tail(q, k, i, d, acc[0]);
+  }
+  // Key by key over whole rows (the same sums, in key order, as weighted_values_from).
+  static void weighted_values(const KvHeadAttention& a) {
+    for (int64_t i = 0; i < a.group * a.d; ++i) a.out[i] = 0.0f;
+    for (int64_t j = 0; j < a.s; ++j) {
+      const float* vj = a.v + j * a.v_stride;
+      for (int64_t g = 0; g < a.group; ++g) {
+        const float w = a.scores[g * a.s + j];
+        float* og = a.out + g * a.d;
+        for (int64_t i = 0; i < a.d; ++i) og[i] += w * vj[i];
+      }
+    }
+  }
+};
+
+__attribute__((target("avx2,fma"))) inline float tree_sum(__m256 low, __m256 high) {
+  const __m256 t8 = _mm256_add_ps(low, high);
+  const __m128 t4 = _mm_add_ps(_mm256_castps256_ps128(t8), _mm256_extractf128_ps(t8, 1));
+  const __m128 t2 = _mm_add_ps(t4, _mm_movehl_ps(t4, t4));
+  return _mm_cvtss_f32(_mm_add_ss(t2, _mm_shuffle_ps(t2, t2, 1)));
+}
+
+struct Avx2Attention {
+  __attribute__((target("avx2,fma"))) static float dot(const float* q, const float* k, int64_t d) {
+    __m256 low = _mm256_setzero_ps(), high = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= d; i += 16) {
+      low = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i), low);
+      high = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), _mm256_loadu_ps(k + i + 8), high);
+    }
+    return dot_tail(q, k, i, d, i > 0 ? tree_sum(low, high) : 0.0f);
+  }
+  // 32 output elements in registers across all the keys, then 8, then one at a time.
+  __attribute__((target("avx2,fma"))) static void weighted_values(const KvHeadAttention& a) {
+    for (int64_t g = 0; g < a.group; ++g) {
+      const float* pg = a.scores + g * a.s;
+      float* og = a.out + g * a.d;
+      int64_t i = 0;
+      for (; i + 32 <= a.d; i += 32) {
+        __m256 y0 = _mm256_setzero_ps(), y1 = y0, y2 = y0, y3 = y0;
+        for (int64_t j = 0; j < a.s; ++j) {
+          const __m256 w = _mm256_broadcast_ss(pg + j);
+          const float* vj = a.v + j * a.v_stride + i;
+          y0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj), y0);
+          y1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8), y1);
+          y2 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 16), y2);
+          y3 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 24), y3);
+        }
+        _mm256_storeu_ps(og + i, y0);
+        _mm256_storeu_ps(og + i + 8, y1);
+        _mm256_storeu_ps(og + i + 16, y2);
+        _mm256_storeu_ps(og + i + 24, y3);
+      }
+      for (; i + 8 <= a.d; i += 8) {
+        __m256 y = _mm256_setzero_ps();
+        for (int64_t j = 0; j < a.s; ++j) y = _mm256_fmadd_ps(_mm256_broadcast_ss(pg + j), _mm256_loadu_ps(a.v + j * a.v_stride + i), y);
+        _mm256_storeu_ps(og + i, y);
+      }
+      weighted_values_from(a, pg, og, i);
+    }
+  }
+};
+
+struct Avx512Attention {
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma"))) static float dot(const float* q, const float* k, int64_t d) {
+    __m512 acc = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= d; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_loadu_ps(k + i), acc);
+    return dot_tail(q, k, i, d, i > 0 ? tree_sum(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1)) : 0.0f);
+  }
+  // 64 output elements in registers across all the keys, then 16, then one at a time.
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma"))) static void weighted_values(const KvHeadAttention& a) {
+    for (int64_t g = 0; g < a.group; ++g) {
+      const float* pg = a.scores + g * a.s;
+      float* og = a.out + g * a.d;
+      int64_t i = 0;
+      for (; i + 64 <= a.d; i += 64) {
+        __m512 y0 = _mm512_setzero_ps(), y1 = y0, y2 = y0, y3 = y0;
+        for (int64_t j = 0; j < a.s; ++j) {
+          const __m512 w = _mm512_set1_ps(pg[j]);
+          const float* vj = a.v + j * a.v_stride + i;
+          y0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(vj), y0);
+          y1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(vj + 16), y1);
+          y2 = _mm512_fmadd_ps(w, _mm512_loadu_ps(vj + 32), y2);
+          y3 = _mm512_fmadd_ps(w, _mm512_loadu_ps(vj + 48), y3);
+        }
+        _mm512_storeu_ps(og + i, y0);
+        _mm512_storeu_ps(og + i + 16, y1);
+        _mm512_storeu_ps(og + i + 32, y2);
+        _mm512_storeu_ps(og + i + 48, y3);
+      }
+      for (; i + 16 <= a.d; i += 16) {
+        __m512 y = _mm512_setzero_ps();
+        for (int64_t j = 0; j < a.s; ++j) y = _mm512_fmadd_ps(_mm512_set1_ps(pg[j]), _mm512_loadu_ps(a.v + j * a.v_stride + i), y);
+        _mm512_storeu_ps(og + i, y);
+      }
+      weighted_values_from(a, pg, og, i);
+    }
+  }
+};
+
+template <typename Isa>
 __attribute__((always_inline)) HEARTH_VECTORIZE_SELECTS inline void attend_kv_head_body(const KvHeadAttention& a) {
   const int64_t s = a.s, d = a.d, group = a.group;
   float* p = a.scores;
-  for (int64_t i = 0; i < group * d; ++i) a.out[i] = 0.0f;
   for (int64_t j = 0; j < s; ++j) {
     const float* kj = a.k + j * a.k_stride;
-    for (int64_t g = 0; g < group; ++g) {
-      const float* qg = a.q + g * d;
-      float acc[16] = {};
-      int64_t i = 0;
-      for (; i + 16 <= d; i += 16)
-        for (int l = 0; l < 16; ++l) acc[l] += qg[i + l] * kj[i + l];
-      float total = 0;
-      for (int l = 0; l < 16; ++l) total += acc[l];
-      for (; i < d; ++i) total += qg[i] * kj[i];
-      p[g * s + j] = total * a.scale;
-    }
+    for (int64_t g = 0; g < group; ++g) p[g * s + j] = Isa::dot(a.q + g * d, kj, d) * a.scale;
   }
   for (int64_t g = 0; g < group; ++g) {
     float* pg = p + g * s;
@@ -237,21 +356,16 @@ __attribute__((always_inline)) HEARTH_VECTORIZE_SELECTS inline void attend_kv_he
     const float inv = static_cast<float>(1.0 / sum);
     for (int64_t j = 0; j < s; ++j) pg[j] *= inv;
   }
-  for (int64_t j = 0; j < s; ++j) {
-    const float* vj = a.v + j * a.v_stride;
-    for (int64_t g = 0; g < group; ++g) {
-      const float w = p[g * s + j];
-      float* og = a.out + g * d;
-      for (int64_t i = 0; i < d; ++i) og[i] += w * vj[i];
-    }
-  }
+  Isa::weighted_values(a);
 }
 
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c"))) HEARTH_VECTORIZE_SELECTS void attend_kv_head_avx512(const KvHeadAttention& a) {
-  attend_kv_head_body(a);
+  attend_kv_head_body<Avx512Attention>(a);
 }
-__attribute__((target("avx2,fma,f16c"))) HEARTH_VECTORIZE_SELECTS void attend_kv_head_avx2(const KvHeadAttention& a) { attend_kv_head_body(a); }
-HEARTH_VECTORIZE_SELECTS void attend_kv_head_portable(const KvHeadAttention& a) { attend_kv_head_body(a); }
+__attribute__((target("avx2,fma,f16c"))) HEARTH_VECTORIZE_SELECTS void attend_kv_head_avx2(const KvHeadAttention& a) {
+  attend_kv_head_body<Avx2Attention>(a);
+}
+HEARTH_VECTORIZE_SELECTS void attend_kv_head_portable(const KvHeadAttention& a) { attend_kv_head_body<PortableAttention>(a); }
 
 // GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their undefined pass-through vectors
 // once the fp16 kernels below inline them (a known false positive); popped after them.

@@ -86,11 +86,13 @@ TEST(FusedDecodeAttention, MatchesDoubleReferenceOnCacheViews) {
   // Grouped heads (6 query heads on 2 or 3 KV heads, or one each), contexts from one position to
   // long enough that the heads are split over threads, one new row or a prompt's three (each
   // causal: row i sees the keys up to its own position); keys / values are narrowed views of a
-  // larger buffer, as the KV cache returns them.
+  // larger buffer, as the KV cache returns them. Head widths: a tail alone (8), a block of 16
+  // and a tail (24), two blocks (64): the scores' lane sums and their leftover products.
+  for (int64_t d : {8, 24, 64})
   for (int64_t kv_heads : {2, 3, 6}) {
     for (int64_t s : {1, 7, 1500}) {
       for (int64_t t : {int64_t(1), std::min<int64_t>(3, s)}) {
-        const int64_t heads = 6, d = 24, capacity = s + 5;
+        const int64_t heads = 6, capacity = s + 5;
         at::Tensor q = at::randn({1, t, heads, d});
         at::Tensor kbuf = at::randn({1, kv_heads, capacity, d}) * 2, vbuf = at::randn({1, kv_heads, capacity, d});
         at::Tensor keys = kbuf.narrow(2, 0, s), values = vbuf.narrow(2, 0, s);
@@ -99,7 +101,7 @@ TEST(FusedDecodeAttention, MatchesDoubleReferenceOnCacheViews) {
         for (int64_t row = 0; row < t; ++row) {
           // float sums over at most 1500 terms of size ~1: 1e-5 absolute.
           EXPECT_LT(max_abs_diff(y[0][row].view({1, 1, -1}), attention_reference(q, row, keys, values, s - t + row + 1)), 1e-5)
-              << kv_heads << " KV heads, s=" << s << ", row " << row << " of " << t;
+              << "d=" << d << ", " << kv_heads << " KV heads, s=" << s << ", row " << row << " of " << t;
         }
       }
     }
