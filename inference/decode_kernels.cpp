@@ -96,9 +96,14 @@ __attribute__((always_inline)) HEARTH_VECTORIZE_SELECTS inline void silu_denomin
   }
 }
 
-// silu(g) * up = g / d * up from the denominators in out; past the range silu(g) is g itself
-// (e^-g is below float's normals) or below 4e-37 in size, given as 0.
-inline float silu_mul_one(float g, float up, float d) { return -g > kExpRange ? 0.0f : g / d * up; }
+// Below this gate silu(g) is under 87 e^-87 = 1.5e-36 in size and every path gives 0: there the
+// denominator passes 2^126, where the vector paths' reciprocal estimate flushes to zero (the
+// cutoff once sat at exp's range, -88.3, and paths disagreed between the two).
+constexpr float kSiluZeroBelow = -87.0f;
+
+// silu(g) * up = g / d * up from the denominators in out; for large gates e^-g is below float's
+// normals and silu(g) is g itself.
+inline float silu_mul_one(float g, float up, float d) { return g < kSiluZeroBelow ? 0.0f : g / d * up; }
 
 __attribute__((always_inline)) HEARTH_VECTORIZE_SELECTS inline void silu_mul_body(const float* gate, const float* up, int64_t n, float* out) {
   silu_denominators(gate, n, out);
@@ -116,7 +121,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma"))) inline __m512 
   r = _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
   const __m512 y = _mm512_mul_ps(_mm512_mul_ps(g, r), up);
   // A NaN gate compares false and stays NaN.
-  return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(g, _mm512_set1_ps(-kExpRange), _CMP_LT_OQ), _mm512_setzero_ps());
+  return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(g, _mm512_set1_ps(kSiluZeroBelow), _CMP_LT_OQ), _mm512_setzero_ps());
 }
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma"))) HEARTH_VECTORIZE_SELECTS void silu_mul_avx512(const float* gate, const float* up,
                                                                                     int64_t n, float* out) {
@@ -135,7 +140,7 @@ __attribute__((target("avx2,fma"))) inline __m256 silu_mul_vector(__m256 g, __m2
   __m256 r = _mm256_rcp_ps(d);
   r = _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0f)));
   const __m256 y = _mm256_mul_ps(_mm256_mul_ps(g, r), up);
-  return _mm256_andnot_ps(_mm256_cmp_ps(g, _mm256_set1_ps(-kExpRange), _CMP_LT_OQ), y);
+  return _mm256_andnot_ps(_mm256_cmp_ps(g, _mm256_set1_ps(kSiluZeroBelow), _CMP_LT_OQ), y);
 }
 __attribute__((target("avx2,fma"))) HEARTH_VECTORIZE_SELECTS void silu_mul_avx2(const float* gate, const float* up, int64_t n, float* out) {
   silu_denominators(gate, n, out);
