@@ -94,7 +94,15 @@ class Builder {
     require(t.is_floating_point(), ErrorCode::kCorruptFile, "tensor \"" + name + "\" is not floating point");
     return t;
   }
-  at::Tensor norm(const std::string& name, int64_t size) { return checked(name, {size}).to(at::kFloat).contiguous(); }
+  at::Tensor norm(const std::string& name, int64_t size) { return owned_copy(name, {size}).to(at::kFloat); }
+  // Norms and biases, read on every token, are copied out of a mapped file: reading them there
+  // faults in whole page-cache folios around them, the released codes of the neighbouring
+  // projections with them (8 MB on SmolLM2 by its first prompt).
+  at::Tensor owned_copy(const std::string& name, std::vector<int64_t> shape) {
+    at::Tensor t = checked(name, std::move(shape)).clone();
+    tensors_.release(name);
+    return t;
+  }
   // Dense weights stay views of the file when its dtype is already the compute dtype.
   at::Tensor to_compute(const at::Tensor& t) { return t.to(options_.compute_dtype).contiguous(); }
 
@@ -117,7 +125,7 @@ class Builder {
   }
 
   Linear projection(const std::string& prefix, int64_t out, int64_t in, bool bias) {
-    at::Tensor b = bias ? checked(prefix + ".bias", {out}) : at::Tensor();
+    at::Tensor b = bias ? owned_copy(prefix + ".bias", {out}) : at::Tensor();
     if (packed_) {
       if (packed_->overrides.count(prefix)) ++overrides_used_;
       return Linear::quantized(read_packed(prefix, packed_->format_of(prefix), out, in), b);

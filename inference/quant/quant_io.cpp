@@ -36,8 +36,10 @@ QuantizedMatrix read_quantized(const SafetensorsFile& f, const std::string& pref
     // nothing else: the blocks hold their scales
   } else if (is_nf4_format(format)) {
     m.absmax_codes = read_part(f, prefix + ".absmax_codes");
-    m.absmax_scale = read_part(f, prefix + ".absmax_scale");
-    m.absmax_offset = read_part(f, prefix + ".absmax_offset");
+    // One float per 256 blocks, read with every block: copied, since a read of the mapping maps
+    // whole page-cache folios around it, released codes of other projections with them.
+    m.absmax_scale = read_part(f, prefix + ".absmax_scale").clone();
+    m.absmax_offset = read_part(f, prefix + ".absmax_offset").clone();
   } else {
     m.scales = read_part(f, prefix + ".scales");
   }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 
 #include "bad_model_cases.h"
 #include "core/atomic_file.h"
@@ -118,6 +119,51 @@ TEST(QuantizedFolderTiedHead, LookupsReadTheHeadsTilesAndGiveTheSameRows) {
   EXPECT_EQ(d.weight_bytes(), plain.decoder->weight_bytes() + tile_bytes) << "every tile counted once";
   const at::Tensor every_id = at::arange(d.config().vocab_size, at::kLong);
   EXPECT_TRUE(at::equal(d.embedding().lookup(every_id), plain.decoder->embedding().lookup(every_id)));
+}
+
+// The address range /proc/self/maps gives for `file`'s mapping; {0, 0} when it is not mapped.
+std::pair<uintptr_t, uintptr_t> mapped_range(const fs::path& file) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  std::pair<uintptr_t, uintptr_t> range{0, 0};
+  while (std::getline(maps, line)) {
+    if (line.size() < file.string().size() || line.compare(line.size() - file.string().size(), std::string::npos, file.string()) != 0)
+      continue;
+    const uintptr_t begin = std::stoull(line.substr(0, line.find('-')), nullptr, 16);
+    const uintptr_t end = std::stoull(line.substr(line.find('-') + 1, line.find(' ')), nullptr, 16);
+    range = range.second == 0 ? std::make_pair(begin, end) : std::make_pair(std::min(range.first, begin), std::max(range.second, end));
+  }
+  return range;
+}
+
+// Every token reads the norms and each block's absmax group scales: read from a mapped folder,
+// each access maps a whole page-cache folio around it, and with it the released row-major codes
+// of the neighbouring projections (10 MB of SmolLM2's peak). Loading copies them out; the codes
+// the tiles replaced are the only tensors left viewing the file.
+TEST(QuantizedFolderMapping, WhatEveryTokenReadsIsCopiedOutOfTheFile) {
+  auto dir = testing::fresh_temp_dir("qfolder_owned");
+  ModelSource source = open_model_source(testing::stories260k_dir());
+  write_quantized_model(dir / "q", source.config, *source.tensors, {QuantFormat::kNF4, EmbeddingStorage::kInt8, source.fingerprint()},
+                        source.tokenizer_files);
+  LoadedModel m = load_model(dir / "q", LoadOptions{});
+  const auto [begin, end] = mapped_range(fs::canonical(dir / "q" / "model.safetensors"));
+  ASSERT_NE(end, 0u) << "the quantized folder should be mapped, not read";
+  auto outside = [&, begin = begin, end = end](const at::Tensor& t) {
+    const auto p = reinterpret_cast<uintptr_t>(t.data_ptr());
+    return p + t.nbytes() <= begin || p >= end;
+  };
+  const Decoder& d = *m.decoder;
+  EXPECT_TRUE(outside(d.final_norm_weight()));
+  for (const auto& layer : d.layers()) {
+    for (const auto& [name, member] : DecoderLayer::norm_names(d.config())) EXPECT_TRUE(outside(layer.*member)) << name;
+    for (const auto& [name, linear] : layer.projections()) {
+      const auto q = linear->quantized_weight();
+      ASSERT_NE(q, nullptr) << name;
+      EXPECT_TRUE(outside(q->absmax_scale) && outside(q->absmax_offset)) << name;
+      if (!q->tiles) EXPECT_FALSE(outside(q->codes)) << name << ": codes nothing replaced should stay mapped";
+    }
+  }
+  fs::remove_all(dir);
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, QuantizedFolder,
