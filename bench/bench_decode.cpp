@@ -31,6 +31,7 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/threads.h"
+#include "core/worker_pool.h"
 #include "inference/generator.h"
 #include "inference/model_files.h"
 #include "inference/model_loader.h"
@@ -255,7 +256,9 @@ int run_one(const Options& o) {
                     {"decode_tok_s", median(decode_rates)},
                     {"decode_tok_s_each", decode_rates},
                     {"aten_decode_tok_s", median(aten_decode_rates)},
-                    {"decode_cpu_ms_per_token", median(decode_cpu_ms)}};
+                    {"decode_cpu_ms_per_token", median(decode_cpu_ms)},
+                    // phases that waited for a descheduled worker (each starts a caller-only window)
+                    {"pool_stalls", hearth::decode_worker_pool().stalls()}};
   std::printf("%s\n", j.dump().c_str());
   return 0;
 }

@@ -1,5 +1,6 @@
 #include "core/worker_pool.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "core/error.h"
@@ -28,6 +29,11 @@ uint64_t pack(uint64_t phase, int64_t count) { return (phase << (2 * kIndexBits)
 // ~0.1 ms. Longer spinning would only burn a core that a phone's other processes want.
 constexpr auto kSpinBeforeSleep = std::chrono::microseconds(150);
 
+// A stall: the caller, done with its own tasks, waited longer than this and than kStallTasks of
+// its own tasks' mean length. A worker merely late to wake, or finishing a long task, waits less;
+// a worker descheduled mid-task waits out another process's slice (0.75-3 ms).
+constexpr auto kStallMin = std::chrono::microseconds(300);
+constexpr int64_t kStallTasks = 4;
 
 }  // namespace
 
@@ -50,7 +56,8 @@ void WorkerPool::run(int64_t tasks, TaskFn task, void* context) {
   if (tasks <= 0) return;
   require(tasks <= kMaxTasks, ErrorCode::kInternal, "a worker pool phase has too many tasks");
   std::lock_guard<std::mutex> one_phase(run_mutex_);
-  if (workers_.empty() || tasks == 1) {
+  const auto start = std::chrono::steady_clock::now();
+  if (workers_.empty() || tasks == 1 || stall_windows_.caller_only(start)) {
     for (int64_t i = 0; i < tasks; ++i) task(context, i);
     return;
   }
@@ -63,14 +70,26 @@ void WorkerPool::run(int64_t tasks, TaskFn task, void* context) {
     { std::lock_guard<std::mutex> lock(mutex_); }
     wake_.notify_all();
   }
-  int64_t done = drain();
+  const int64_t done = drain();
+  wait_for_workers(tasks, done, std::chrono::steady_clock::now() - start);
+}
+
+void WorkerPool::wait_for_workers(int64_t tasks, int64_t done, std::chrono::steady_clock::duration caller_time) {
   // Tasks a worker claimed may still run; a worker that never woke claimed none.
+  if (finished_.load(std::memory_order_acquire) + done >= tasks) return;
+  const auto waiting_since = std::chrono::steady_clock::now();
+  const auto stall_after = std::max<std::chrono::steady_clock::duration>(kStallMin, kStallTasks * caller_time / std::max<int64_t>(done, 1));
   for (int spins = 0; finished_.load(std::memory_order_acquire) + done < tasks; ++spins) {
-    if (spins < 4096) {
+    if (spins < 256) {
       HEARTH_CPU_RELAX();
     } else {
       std::this_thread::yield();  // the worker may share this core with another process
     }
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (now - waiting_since > stall_after) {
+    stalls_.fetch_add(1, std::memory_order_relaxed);
+    stall_windows_.note_stall(now);
   }
 }
 
@@ -93,8 +112,12 @@ bool WorkerPool::wait_for_phase(uint64_t seen_phase) {
   for (int i = 0;; ++i) {
     if (phase_of(claim_.load(std::memory_order_acquire)) != seen_phase) return true;
     if (stopping_.load(std::memory_order_relaxed)) return false;
-    if ((i & 255) == 255 && std::chrono::steady_clock::now() > deadline) break;
-    HEARTH_CPU_RELAX();
+    if ((i & 255) == 255) {
+      if (std::chrono::steady_clock::now() > deadline) break;
+      std::this_thread::yield();  // a caller descheduled on this core can publish its phase
+    } else {
+      HEARTH_CPU_RELAX();
+    }
   }
   sleepers_.fetch_add(1);  // seq_cst: ordered before the claim word read under the lock
   std::unique_lock<std::mutex> lock(mutex_);

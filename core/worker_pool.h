@@ -3,13 +3,18 @@
 // model has ~150 phases); here the workers stay alive, take the phase's tasks from one shared
 // atomic counter, spin briefly between phases and then sleep, so a phone's busy core costs a
 // late worker's share only: whoever is running takes the tasks it has not started.
+// When a worker is descheduled mid-task the pool runs phases on the caller alone for a while
+// (core/stall_windows.h).
 #pragma once
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "core/stall_windows.h"
 
 namespace hearth {
 
@@ -25,6 +30,8 @@ class WorkerPool {
   WorkerPool& operator=(const WorkerPool&) = delete;
 
   int threads() const { return static_cast<int>(workers_.size()) + 1; }
+  // Stalls seen so far (phases that waited for a descheduled worker); for tests and benchmarks.
+  int64_t stalls() const { return stalls_.load(std::memory_order_relaxed); }
   // Runs task(context, i) once for every i in [0, tasks) and returns when all have finished.
   // The calling thread takes tasks too. Phases of several callers (two generations on two app
   // threads) take turns; a task must not start a phase itself (that would deadlock), nor throw.
@@ -43,6 +50,9 @@ class WorkerPool {
   // Claims and runs tasks of the current phase until none is left; returns how many it ran.
   int64_t drain();
   bool wait_for_phase(uint64_t seen_phase);
+  // Waits until every task of a phase of `tasks` has finished, `done` of them on the caller in
+  // `caller_time`; a wait far past a task's length is a stall (counted, and told to stall_windows_).
+  void wait_for_workers(int64_t tasks, int64_t done, std::chrono::steady_clock::duration caller_time);
 
   // phase (bits 40..63) | task count (bits 20..39) | next unclaimed index (bits 0..19): one word,
   // so a claim can never take an index of a phase whose task and context it did not read.
@@ -56,6 +66,8 @@ class WorkerPool {
   std::mutex mutex_;      // the sleepers' condition variable
   std::condition_variable wake_;
   std::vector<std::thread> workers_;
+  StallWindows stall_windows_;  // guarded by run_mutex_
+  std::atomic<int64_t> stalls_{0};
 };
 
 // The process's decode pool, sized once from num_threads() (core/threads.h) on first use.
