@@ -94,14 +94,20 @@ TEST_P(QuantizedFolder, EqualsLoadTimeQuantizationAndMapsTheFile) {
   EXPECT_EQ(q->codes.nbytes(), entry.end - entry.begin);
 }
 
+// A fresh temp folder holding stories260K quantized to nf4 (int8 embeddings) in "q".
+fs::path stories_nf4_folder(const std::string& name) {
+  const fs::path dir = testing::fresh_temp_dir(name);
+  ModelSource source = open_model_source(testing::stories260k_dir());
+  write_quantized_model(dir / "q", source.config, *source.tensors, {QuantFormat::kNF4, EmbeddingStorage::kInt8, source.fingerprint()},
+                        source.tokenizer_files);
+  return dir;
+}
+
 // stories260K ties its head to the table. Where the head gets row tiles, the table's lookups read
 // them too (the mapped row-major table then stays out of memory), with the same values: an int8
 // row is one product per weight either way.
 TEST(QuantizedFolderTiedHead, LookupsReadTheHeadsTilesAndGiveTheSameRows) {
-  auto dir = testing::fresh_temp_dir("qfolder_tied");
-  ModelSource source = open_model_source(testing::stories260k_dir());
-  write_quantized_model(dir / "q", source.config, *source.tensors, {QuantFormat::kNF4, EmbeddingStorage::kInt8, source.fingerprint()},
-                        source.tokenizer_files);
+  const fs::path dir = stories_nf4_folder("qfolder_tied");
   LoadedModel tiled = load_model(dir / "q", LoadOptions{});
   LoadOptions plain_options;
   plain_options.row_tiles = false;
@@ -141,10 +147,7 @@ std::pair<uintptr_t, uintptr_t> mapped_range(const fs::path& file) {
 // of the neighbouring projections (10 MB of SmolLM2's peak). Loading copies them out; the codes
 // the tiles replaced are the only tensors left viewing the file.
 TEST(QuantizedFolderMapping, WhatEveryTokenReadsIsCopiedOutOfTheFile) {
-  auto dir = testing::fresh_temp_dir("qfolder_owned");
-  ModelSource source = open_model_source(testing::stories260k_dir());
-  write_quantized_model(dir / "q", source.config, *source.tensors, {QuantFormat::kNF4, EmbeddingStorage::kInt8, source.fingerprint()},
-                        source.tokenizer_files);
+  const fs::path dir = stories_nf4_folder("qfolder_owned");
   LoadedModel m = load_model(dir / "q", LoadOptions{});
   const auto [begin, end] = mapped_range(fs::canonical(dir / "q" / "model.safetensors"));
   ASSERT_NE(end, 0u) << "the quantized folder should be mapped, not read";
