@@ -19,7 +19,7 @@ suites=(
   "test_core *"
   "test_quant QuantIo.*"
   "test_tokenizer *BadFiles*:Utf8.*:ChatTemplate.RejectsUnknownTemplatesAndRoles:BpeTokenizer.InvalidUtf8IsRejectedNamingTheByte:Llama2cTokenizer.RejectsInvalidUtf8NamingTheByte:SyntheticTokenizer.TooSmallVocabularyIsRefused"
-  "test_inference *BadModelFiles*:BrokenQuantizedFolder.*:GgufFile.*:FusedDecodeAttention.RefusesABatchOrAMisfitCache:FusedSiluMul.*:WorkerPool.*"
+  "test_inference *BadModelFiles*:BrokenQuantizedFolder.*:GgufFile.*:FusedDecodeAttention.RefusesABatchOrAMisfitCache:FusedSiluMul.*"
   "test_adapters PeftFiles.Refuses*:PeftFiles.MissingFilesAreNotFound:PeftFiles.PeftFolderWithoutHearthMetadataLoads:AdapterBundle.*"
   "test_privacy Aead.*:DataKey.*:SealedFile.*:MasterKey.KeyFileMustBeOwnerOnly:Redactor.*"
   "test_storage Database.*:Ingest.*:Erasure.UnknownUserIsNotFound:AdapterRegistry.*:Corruption.*:Backup.*:Doctor.*:ReadOnly.*"
