@@ -59,7 +59,7 @@ TEST(WorkerPool, WakesSleepingWorkersAndSpreadsTheWork) {
   }
 }
 
-// A worker that stops mid-task (descheduled: here it sleeps 10 ms, tasks take 0.1 ms) makes the
+// A worker that stops mid-task (descheduled: here it sleeps 20 ms, tasks take 0.1 ms) makes the
 // caller wait: the pool counts a stall. After two such phases the pool runs the next phase on the
 // caller alone, and once the window is over spreads the work again (the windows' timing is
 // stall_windows_test's; on a loaded machine more stalls make the window longer, so the test
@@ -73,14 +73,20 @@ TEST(WorkerPool, AfterWorkersStallTheCallerRunsPhasesAloneForAWhile) {
     if (std::this_thread::get_id() == caller) on_caller.fetch_add(1);
   };
   for (int i = 0; i < 2; ++i) {
-    std::atomic<bool> stalled_once{false};
+    std::atomic<bool> worker_took_one{false};
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     pool.for_each(16, [&](int64_t t) {
-      if (std::this_thread::get_id() != caller && !stalled_once.exchange(true))
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      else
-        count_caller(t);
+      if (std::this_thread::get_id() != caller) {
+        if (!worker_took_one.exchange(true)) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        return;
+      }
+      // A sleeping worker can take milliseconds to wake on a loaded machine (CI runs suites side
+      // by side): the caller's tasks hold until it has taken one, so the phase always has a stall.
+      while (!worker_took_one.load() && std::chrono::steady_clock::now() < give_up)
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      count_caller(t);
     });
-    ASSERT_TRUE(stalled_once.load()) << "the worker never took a task";
+    ASSERT_TRUE(worker_took_one.load()) << "the worker never took a task";
   }
   EXPECT_GE(pool.stalls(), 2);
   on_caller = 0;
