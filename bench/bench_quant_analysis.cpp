@@ -112,8 +112,12 @@ void matrices_table(const Options& o) {
     std::vector<std::pair<std::string, at::Tensor>> bases = {{"nf4-32 rounded", nf4_rows}};
     if (q.decoder->embedding().quantized_table())
       bases.push_back({"the folder's", dequantize_matrix(*q.decoder->embedding().quantized_table())});
+    // Rare rows (byte-fallback pieces, mostly) are read by few tokens; in fewer bits they leave
+    // room in the budget for more int8 rows.
+    bases.push_back({"int3 rounded", round_uniform_32(table, 3)});
+    bases.push_back({"ternary rounded", round_uniform_32(table, 2)});
     for (const auto& [base_name, base_rows] : bases) {
-      for (double share : {0.125, 0.25, 0.5}) {
+      for (double share : {0.125, 0.25, 0.375, 0.46, 0.5}) {
         const int64_t n = int64_t(share * double(table.size(0)));
         const at::Tensor top = order.narrow(0, 0, n);
         at::Tensor mixed = base_rows.clone();
