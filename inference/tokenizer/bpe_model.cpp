@@ -13,34 +13,12 @@ constexpr size_t kMaxCachedWordBytes = 256;
 
 BpeModel::BpeModel(std::vector<std::string> tokens, const std::vector<std::pair<std::string, std::string>>& merges,
                    bool ignore_merges, const std::string& what)
-    : tokens_(std::move(tokens)), ignore_merges_(ignore_merges) {
-  ids_.reserve(tokens_.size());
-  for (size_t id = 0; id < tokens_.size(); ++id) {
-    if (tokens_[id].empty()) continue;
-    if (!ids_.emplace(tokens_[id], static_cast<int32_t>(id)).second) {
-      fail(ErrorCode::kCorruptFile, what + ": token " + std::to_string(id) + " repeats an earlier token");
-    }
-  }
+    : vocabulary_(std::move(tokens), merges, what), ignore_merges_(ignore_merges) {
   for (int b = 0; b < 256; ++b) {
     byte_ids_[b] = find(std::string(1, static_cast<char>(b)));
     require(byte_ids_[b] >= 0, ErrorCode::kCorruptFile,
             what + ": the vocabulary lacks the token for byte " + std::to_string(b));
   }
-  merges_.reserve(merges.size());
-  for (size_t rank = 0; rank < merges.size(); ++rank) {
-    const auto& [left, right] = merges[rank];
-    const int32_t l = find(left), r = find(right), result = find(left + right);
-    if (l < 0 || r < 0 || result < 0) {
-      fail(ErrorCode::kCorruptFile, what + ": merge " + std::to_string(rank) + " names a token not in the vocabulary");
-    }
-    // A repeated merge keeps its first (lowest) rank, as a rank lookup table would.
-    merges_.emplace(pair_key(l, r), Merge{static_cast<int32_t>(rank), result});
-  }
-}
-
-int32_t BpeModel::find(std::string_view bytes) const {
-  const auto it = ids_.find(bytes);
-  return it == ids_.end() ? -1 : it->second;
 }
 
 void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& ids) const {
@@ -90,15 +68,15 @@ std::vector<int32_t> BpeModel::merge(std::string_view word) const {
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> queue;
   const auto consider = [&](int left) {
     if (left < 0 || next[left] < 0) return;
-    const auto it = merges_.find(pair_key(id[left], id[next[left]]));
-    if (it != merges_.end()) queue.push({it->second.rank, left, next[left], id[left], id[next[left]]});
+    const BpeVocabulary::Merge* m = vocabulary_.merge(id[left], id[next[left]]);
+    if (m) queue.push({m->rank, left, next[left], id[left], id[next[left]]});
   };
   for (int i = 0; i + 1 < n; ++i) consider(i);
   while (!queue.empty()) {
     const Candidate c = queue.top();
     queue.pop();
     if (id[c.left] != c.left_id || next[c.left] != c.right || id[c.right] != c.right_id) continue;
-    id[c.left] = merges_.at(pair_key(c.left_id, c.right_id)).result;
+    id[c.left] = vocabulary_.merge(c.left_id, c.right_id)->result;
     id[c.right] = -1;  // removed
     next[c.left] = next[c.right];
     if (next[c.left] >= 0) prev[next[c.left]] = c.left;

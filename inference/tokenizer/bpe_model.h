@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "inference/tokenizer/bpe_vocabulary.h"
+
 namespace hearth::tokenizer {
 
 class BpeModel {
@@ -24,24 +26,15 @@ class BpeModel {
   void encode_word(std::string_view word, std::vector<int32_t>& ids) const;
 
   // The raw bytes of token id (the caller checks the range).
-  const std::string& token_bytes(int32_t id) const { return tokens_[id]; }
+  const std::string& token_bytes(int32_t id) const { return vocabulary_.token(id); }
   // The id of a token given by its raw bytes, or -1.
-  int32_t find(std::string_view bytes) const;
-  int32_t size() const { return static_cast<int32_t>(tokens_.size()); }
+  int32_t find(std::string_view bytes) const { return vocabulary_.find(bytes); }
+  int32_t size() const { return vocabulary_.size(); }
 
  private:
-  struct Merge {
-    int32_t rank;
-    int32_t result;
-  };
-  static uint64_t pair_key(int32_t left, int32_t right) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
-  }
   std::vector<int32_t> merge(std::string_view word) const;
 
-  std::vector<std::string> tokens_;
-  std::unordered_map<std::string_view, int32_t> ids_;  // views into tokens_
-  std::unordered_map<uint64_t, Merge> merges_;
+  BpeVocabulary vocabulary_;
   int32_t byte_ids_[256];
   bool ignore_merges_;
 

@@ -25,29 +25,8 @@ std::string byte_token(unsigned b) {
 MetaspaceBpeModel::MetaspaceBpeModel(std::vector<std::string> tokens,
                                      const std::vector<std::pair<std::string, std::string>>& merges, int32_t unk_id,
                                      const std::string& what)
-    : tokens_(std::move(tokens)), unk_id_(unk_id) {
-  ids_.reserve(tokens_.size());
-  for (size_t id = 0; id < tokens_.size(); ++id) {
-    if (tokens_[id].empty()) continue;
-    if (!ids_.emplace(tokens_[id], static_cast<int32_t>(id)).second) {
-      fail(ErrorCode::kCorruptFile, what + ": token " + std::to_string(id) + " repeats an earlier token");
-    }
-  }
+    : vocabulary_(std::move(tokens), merges, what), unk_id_(unk_id) {
   for (unsigned b = 0; b < 256; ++b) byte_ids_[b] = find(byte_token(b));
-  merges_.reserve(merges.size());
-  for (size_t rank = 0; rank < merges.size(); ++rank) {
-    const auto& [left, right] = merges[rank];
-    const int32_t l = find(left), r = find(right), result = find(left + right);
-    if (l < 0 || r < 0 || result < 0) {
-      fail(ErrorCode::kCorruptFile, what + ": merge " + std::to_string(rank) + " names a token not in the vocabulary");
-    }
-    merges_.emplace(pair_key(l, r), Merge{static_cast<int32_t>(rank), result});
-  }
-}
-
-int32_t MetaspaceBpeModel::find(std::string_view text) const {
-  const auto it = ids_.find(text);
-  return it == ids_.end() ? -1 : it->second;
 }
 
 std::vector<int32_t> MetaspaceBpeModel::characters(std::string_view text) const {
@@ -93,16 +72,16 @@ void MetaspaceBpeModel::encode(std::string_view text, std::vector<int32_t>& ids)
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
   auto push = [&](int i) {
     if (i < 0 || next[i] < 0) return;
-    const auto it = merges_.find(pair_key(sym[i], sym[next[i]]));
-    if (it != merges_.end()) heap.push({it->second.rank, i, it->second.result});
+    const BpeVocabulary::Merge* m = vocabulary_.merge(sym[i], sym[next[i]]);
+    if (m) heap.push({m->rank, i, m->result});
   };
   for (int i = 0; i + 1 < n; ++i) push(i);
   while (!heap.empty()) {
     const Candidate c = heap.top();
     heap.pop();
     if (sym[c.pos] < 0 || next[c.pos] < 0) continue;
-    const auto it = merges_.find(pair_key(sym[c.pos], sym[next[c.pos]]));
-    if (it == merges_.end() || it->second.rank != c.rank) continue;
+    const BpeVocabulary::Merge* m = vocabulary_.merge(sym[c.pos], sym[next[c.pos]]);
+    if (!m || m->rank != c.rank) continue;
     const int gone = next[c.pos];
     sym[c.pos] = c.result;
     sym[gone] = -1;
@@ -117,7 +96,7 @@ void MetaspaceBpeModel::encode(std::string_view text, std::vector<int32_t>& ids)
 }
 
 std::string MetaspaceBpeModel::decode(int32_t id) const {
-  const std::string& t = tokens_[id];
+  const std::string& t = vocabulary_.token(id);
   if (t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>' && std::isxdigit(t[3]) && std::isxdigit(t[4])) {
     const unsigned b = static_cast<unsigned>(std::strtoul(t.substr(3, 2).c_str(), nullptr, 16));
     if (byte_ids_[b] == id) return std::string(1, static_cast<char>(b));

@@ -5,9 +5,10 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "inference/tokenizer/bpe_vocabulary.h"
 
 namespace hearth::tokenizer {
 
@@ -26,24 +27,15 @@ class MetaspaceBpeModel {
   // `text` with every '▁' as a space (how added tokens decode in such a tokenizer too).
   static std::string with_spaces(std::string_view text);
   // The id of a token given by its text, or -1.
-  int32_t find(std::string_view text) const;
-  int32_t size() const { return static_cast<int32_t>(tokens_.size()); }
-  bool has(int32_t id) const { return id >= 0 && id < size() && !tokens_[id].empty(); }
+  int32_t find(std::string_view text) const { return vocabulary_.find(text); }
+  int32_t size() const { return vocabulary_.size(); }
+  bool has(int32_t id) const { return id >= 0 && id < size() && !vocabulary_.token(id).empty(); }
 
  private:
-  struct Merge {
-    int32_t rank;
-    int32_t result;
-  };
-  static uint64_t pair_key(int32_t left, int32_t right) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
-  }
   // The initial symbols of `text`: one per character, or its byte tokens, or unk.
   std::vector<int32_t> characters(std::string_view text) const;
 
-  std::vector<std::string> tokens_;
-  std::unordered_map<std::string_view, int32_t> ids_;  // views into tokens_
-  std::unordered_map<uint64_t, Merge> merges_;
+  BpeVocabulary vocabulary_;
   int32_t byte_ids_[256];  // <0xXX> tokens, -1 where absent
   int32_t unk_id_;
 };
