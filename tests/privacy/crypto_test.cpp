@@ -15,10 +15,12 @@
 #include "privacy/data_key.h"
 #include "privacy/master_key.h"
 #include "privacy/sealed_file.h"
+#include "error_of.h"
 
 namespace fs = std::filesystem;
 using namespace hearth;
 using namespace hearth::privacy;
+using hearth::testing::error_of;
 
 namespace {
 
@@ -27,18 +29,6 @@ fs::path temp_dir(const std::string& name) {
   fs::remove_all(p);
   fs::create_directories(p);
   return p;
-}
-
-// Runs `f` and returns the Error it throws (fails the test when it throws none).
-template <typename F>
-Error error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "expected a hearth::Error";
-  return Error(ErrorCode::kInternal, "none");
 }
 
 }  // namespace

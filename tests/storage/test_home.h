@@ -12,6 +12,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "storage/vault.h"
+#include "error_of.h"
 
 namespace hearth::storage::testing {
 
@@ -57,16 +58,7 @@ inline std::vector<std::string> files_containing(const fs::path& dir, const std:
   return hits;
 }
 
-template <typename F>
-Error error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "expected a hearth::Error";
-  return Error(ErrorCode::kInternal, "none");
-}
+using hearth::testing::error_of;
 
 inline bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
