@@ -62,21 +62,21 @@ std::vector<int32_t> BpeModel::merge(std::string_view word) const {
   struct Candidate {
     int32_t rank;
     int left, right;
-    int32_t left_id, right_id;
+    int32_t left_id, right_id, result;  // result kept so applying the merge needs no second lookup
     bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
   };
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> queue;
   const auto consider = [&](int left) {
     if (left < 0 || next[left] < 0) return;
     const BpeVocabulary::Merge* m = vocabulary_.merge(id[left], id[next[left]]);
-    if (m) queue.push({m->rank, left, next[left], id[left], id[next[left]]});
+    if (m) queue.push({m->rank, left, next[left], id[left], id[next[left]], m->result});
   };
   for (int i = 0; i + 1 < n; ++i) consider(i);
   while (!queue.empty()) {
     const Candidate c = queue.top();
     queue.pop();
     if (id[c.left] != c.left_id || next[c.left] != c.right || id[c.right] != c.right_id) continue;
-    id[c.left] = vocabulary_.merge(c.left_id, c.right_id)->result;
+    id[c.left] = c.result;
     id[c.right] = -1;  // removed
     next[c.left] = next[c.right];
     if (next[c.left] >= 0) prev[next[c.left]] = c.left;
