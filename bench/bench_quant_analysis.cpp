@@ -2,15 +2,17 @@
 // work. `matrices` measures on the evaluation text itself, so it explains results and never
 // chooses a format; `rotate` writes a model to quantize with bench_quant_quality.
 //
-//   build/bench/bench_quant_analysis matrices --quantized DIR [--calibration FILE] [--table-only] [--folder-weights] [--model DIR] [--eval FILE] [--ctx N]
+//   build/bench/bench_quant_analysis matrices --quantized DIR [--calibration FILE [--int8-rows N,...]] [--table-only] [--folder-weights] [--model DIR] [--eval FILE] [--ctx N]
 //       the quantized folder's projections dequantized and scored with an fp32 table; then that
 //       table rounded (int4/5/6/8 and nf4-32, 32-wide blocks, plain rounding; with a calibration
-//       text, the rows of its most frequent tokens int8 and the rest nf4-32); then each
+//       text, the rows of its most frequent tokens int8 and the rest nf4-32, for 12.5-50% of
+//       the rows or the counts --int8-rows gives); then each
 //       projection alone put back to fp32. --folder-weights: the norms and the table are the
 //       folder's too (a distilled folder tuned them), the table rounded from its stored rows
 //   build/bench/bench_quant_analysis rotate --work DIR [--model DIR] [--rotation orthogonal|hadamard|none] [--seed S]
 //       the model with its residual stream rotated (incoherence processing), as an fp32 folder
 // Both take --threads N (default 2).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -38,6 +40,7 @@ struct Options {
   fs::path calibration;  // matrices: token frequencies for the mixed table
   bool table_only = false;  // matrices: skip the projections one by one
   bool folder_weights = false;  // matrices: norms and table from the folder (a distilled one tuned them)
+  std::vector<int64_t> int8_rows;  // matrices: row counts of the mixed table (default: shares of 12.5-50%)
   fs::path work = "/tmp/quant-analysis";
   std::string rotation = "orthogonal";
   uint64_t seed = 1;
@@ -110,15 +113,19 @@ void matrices_table(const Options& o) {
     // The folder's own table rows (GPTQ treats rows independently, so these are the rows a
     // split table's 4-bit part would hold), when the folder's table is quantized.
     std::vector<std::pair<std::string, at::Tensor>> bases = {{"nf4-32 rounded", nf4_rows}};
-    if (q.decoder->embedding().quantized_table())
+    const auto& stored = q.decoder->embedding().quantized_table();
+    if (stored && stored->format == QuantFormat::kNF4_32)
       bases.push_back({"the folder's", dequantize_matrix(*q.decoder->embedding().quantized_table())});
     // Rare rows (byte-fallback pieces, mostly) are read by few tokens; in fewer bits they leave
     // room in the budget for more int8 rows.
     bases.push_back({"int3 rounded", round_uniform_32(table, 3)});
     bases.push_back({"ternary rounded", round_uniform_32(table, 2)});
+    std::vector<int64_t> row_counts = o.int8_rows;
+    if (row_counts.empty())
+      for (double share : {0.125, 0.25, 0.375, 0.46, 0.5}) row_counts.push_back(int64_t(share * double(table.size(0))));
     for (const auto& [base_name, base_rows] : bases) {
-      for (double share : {0.125, 0.25, 0.375, 0.46, 0.5}) {
-        const int64_t n = int64_t(share * double(table.size(0)));
+      for (const int64_t n : row_counts) {
+        const double share = double(n) / double(table.size(0));
         const at::Tensor top = order.narrow(0, 0, n);
         at::Tensor mixed = base_rows.clone();
         mixed.index_copy_(0, top, int8_rows.index_select(0, top));
@@ -208,6 +215,18 @@ void rotate_model(const Options& o) {
               static_cast<unsigned long long>(o.seed), evaluate_perplexity(*after.decoder, stream, o.ctx).perplexity);
 }
 
+// "123,217" -> {123, 217}
+std::vector<int64_t> parse_counts(const std::string& list) {
+  std::vector<int64_t> counts;
+  size_t start = 0;
+  while (start <= list.size()) {
+    const size_t comma = std::min(list.find(',', start), list.size());
+    counts.push_back(std::stoll(list.substr(start, comma - start)));
+    start = comma + 1;
+  }
+  return counts;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -224,6 +243,7 @@ int main(int argc, char** argv) {
     else if (a == "--calibration" && has_value) o.calibration = argv[++i];
     else if (a == "--table-only") o.table_only = true;
     else if (a == "--folder-weights") o.folder_weights = true;
+    else if (a == "--int8-rows" && has_value) o.int8_rows = parse_counts(argv[++i]);
     else if (a == "--work" && has_value) o.work = argv[++i];
     else if (a == "--rotation" && has_value) o.rotation = argv[++i];
     else if (a == "--seed" && has_value) o.seed = std::stoull(argv[++i]);
