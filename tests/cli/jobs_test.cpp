@@ -80,7 +80,10 @@ class JobsCli : public ::testing::Test {
 TEST_F(JobsCli, TwentySigkillsAndResumesGiveTheUninterruptedAdapterBitwise) {
   ingest("straight");
   ingest("killed");
-  const std::vector<std::string> long_job = {"--steps", "120"};
+  // Long enough that a fast, quiet machine is still training after several kills: at 120 steps
+  // an AVX-512 VM finished the job within three slices (40 steps/s), before three kills had
+  // landed after a checkpoint.
+  const std::vector<std::string> long_job = {"--steps", "300"};
   const int64_t straight = submit("straight", long_job);
   const int64_t killed = submit("killed", long_job);
   auto whole = run_hearth(home_args({"jobs", "run", "--job", std::to_string(straight)}), env());
