@@ -17,11 +17,6 @@ namespace fs = std::filesystem;
 namespace hearth {
 namespace {
 
-at::Tensor embedding_fp32(const Embedding& e) {
-  if (e.quantized_table()) return dequantize_matrix(*e.quantized_table());
-  return e.dense_table().to(at::kFloat);
-}
-
 // The decoder's tensors under Hugging Face names, each produced when asked for: projections
 // the adapter targets come out merged; nothing else is copied until the writer asks.
 class MergedTensors : public TensorSource {
@@ -30,7 +25,7 @@ class MergedTensors : public TensorSource {
       : decoder_(decoder), requantize_(requantize) {
     for (const AdapterModule& m : adapter.modules()) modules_[{m.layer, m.name}] = m.impl.get();
     const ModelConfig& c = decoder.config();
-    add("model.embed_tokens.weight", [this] { return embedding_fp32(decoder_.embedding()); });
+    add("model.embed_tokens.weight", [this] { return decoder_.embedding().table_fp32(); });
     for (int64_t l = 0; l < c.num_layers; ++l) {
       const std::string p = "model.layers." + std::to_string(l) + ".";
       const DecoderLayer& layer = decoder.layers()[l];

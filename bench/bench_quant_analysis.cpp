@@ -26,6 +26,8 @@
 #include "inference/model_loader.h"
 #include "inference/perplexity.h"
 #include "inference/quant/quant.h"
+#include "inference/split_table.h"
+#include "inference/split_table_plan.h"
 #include "inference/tensor_source.h"
 
 using namespace hearth;
@@ -137,6 +139,13 @@ void matrices_table(const Options& o) {
                       base_name.c_str());
         row(what, t);
       }
+    }
+    // The same through the library's split table (split_table.h), as `hearth quantize --split-table` stores it.
+    for (const int64_t n : row_counts) {
+      const auto split = split_table_from(table, most_frequent_rows(counts, n), QuantFormat::kInt8, QuantFormat::kNF4_32);
+      TensorMap t = dequantized;
+      t.add(kTable, split_table_rows_fp32(*split, 0, table.size(0)));
+      row("... split table, " + std::to_string(n) + " rows int8", t);
     }
   }
   if (o.table_only) return;

@@ -15,7 +15,7 @@
 //   build/bench/bench_quant_quality                      # both tables for stories260K
 //   build/bench/bench_quant_quality formats [--embeddings int8|nf4|int4|bf16]
 //   build/bench/bench_quant_quality methods [--model DIR] [--eval FILE] [--calibrate generated|FILE...]
-//       [--methods rtn,hqq,...] [--configs nf4,nf4-32,int4,b4.5,nf4-32/b4.5,...] [--calib-tokens N] [--ctx N] [--work DIR]
+//       [--methods rtn,hqq,...] [--configs nf4,nf4-32,int4,b4.5,nf4-32/b4.5,nf4-32:split/b4.5,...] [--calib-tokens N] [--ctx N] [--work DIR]
 //       [--distill-steps N] [--distill-lr R] [--distill-batch W] [--distill-seed S]
 //   build/bench/bench_quant_quality blocks [--model DIR] [--eval FILE] [--work DIR]
 //       (what NF4 at 64-, 32- and 16-wide blocks would score: rounded, written as fp32, scored)
@@ -165,12 +165,21 @@ struct Config {
   EmbeddingStorage embeddings = EmbeddingStorage::kInt8;
   double bits = 0;
   bool embeddings_fixed = true;
+  bool split_table = false;
 };
 
 // "nf4", "nf4-32", "int4", "int8": every projection in that format; ":FORMAT" after it sets the
 // table's ("int8:nf4"); "b4.5": a budget of 4.5 bits over an nf4 base, the table chosen too;
-// "nf4-32/b4.5": the same over another base.
+// "nf4-32/b4.5": the same over another base; "nf4-32:split/b4.5": every projection nf4-32 and
+// the table split, its most frequent rows int8 as many as the budget leaves (split_table.h).
 Config parse_config(const std::string& name) {
+  const size_t split = name.find(":split/b");
+  if (split != std::string::npos) {
+    Config c = parse_config(name.substr(0, split) + name.substr(split + 6));
+    c.name = name;
+    c.split_table = true;
+    return c;
+  }
   Config c;
   c.name = name;
   const size_t slash = name.find("/b");
@@ -217,10 +226,11 @@ void methods_table(const MethodsOptions& o) {
       request.bits = c.bits;
       request.embeddings = c.embeddings;
       request.embeddings_fixed = c.embeddings_fixed;
+      if (c.split_table) request.split_table_rows = kSplitRowsByBudget;
       request.calibration_tokens = o.calib_tokens;
       request.propagate_quantized = o.propagate_quantized;
       request.options = o.method_options;
-      if (method_needs_calibration(request.method) || c.bits > 0) request.calibration = calibration;
+      if (method_needs_calibration(request.method) || c.bits > 0 || c.split_table) request.calibration = calibration;
       std::string dir_name = method + "-" + config_name;
       std::replace(dir_name.begin(), dir_name.end(), '/', '_');
       const fs::path dir = o.work / dir_name;

@@ -1,5 +1,6 @@
 // `hearth quantize`: writes a quantized model folder (packed 4/8-bit weights, mapped on load) by
 // plain rounding or a calibrated method under an optional bit budget, or with --to gguf a GGUF file.
+#include <charconv>
 #include <cstdio>
 
 #include "cli/command.h"
@@ -15,6 +16,7 @@ namespace {
 struct QuantizeCommand {
   std::string model, tokenizer, format = "nf4", embeddings = "int8", out, method = "rtn", to = "hearth";
   std::vector<std::string> calibrate;
+  std::string split_table;  // "", "auto" or a row count
   int64_t calib_tokens = 8192;
   double bits = 0;
   bool embeddings_given = false;
@@ -33,12 +35,14 @@ struct QuantizeCommand {
     for (const std::string& f : calibrate) request.calibration.emplace_back(f);
     request.calibration_tokens = calib_tokens;
     request.bits = bits;
+    request.split_table_rows = split_table_rows();
     const QuantizeSummary s = trainer::quantize_with_distillation(out, source, request, distill);
     const double stored = 8.0 * std::filesystem::file_size(std::filesystem::path(out) / "model.safetensors");
     std::printf("wrote %s: %s, %s projections, %.3f bits per weight (projections %.3f), %.1f MB", out.c_str(), method.c_str(),
                 format.c_str(), s.bits_per_weight, s.projection_bits, stored / 8e6);
     if (s.calibration_tokens > 0) std::printf(", calibrated on %lld tokens", static_cast<long long>(s.calibration_tokens));
-    if (bits > 0) std::printf(", %lld matrices kept at int8", static_cast<long long>(s.high_precision));
+    if (s.split_table_rows > 0) std::printf(", %lld table rows at int8", static_cast<long long>(s.split_table_rows));
+    else if (bits > 0) std::printf(", %lld matrices kept at int8", static_cast<long long>(s.high_precision));
     std::printf("\n");
     print_json_result(Json{{"out", out},
                            {"format", format},
@@ -49,14 +53,25 @@ struct QuantizeCommand {
                            {"projection_bits_per_weight", s.projection_bits},
                            {"calibration_tokens", s.calibration_tokens},
                            {"high_precision_matrices", s.high_precision},
+                           {"split_table_rows", s.split_table_rows},
                            {"recipe", s.recipe}}
                           .dump());
   }
 
+  int64_t split_table_rows() const {
+    if (split_table.empty()) return 0;
+    if (split_table == "auto") return kSplitRowsByBudget;
+    int64_t rows = 0;
+    const auto [end, error] = std::from_chars(split_table.data(), split_table.data() + split_table.size(), rows);
+    require(error == std::errc() && end == split_table.data() + split_table.size() && rows > 0, ErrorCode::kInvalidArgument,
+            "--split-table takes a row count or auto, not \"" + split_table + "\"");
+    return rows;
+  }
+
   void run_gguf() {
-    require(method == "rtn" && calibrate.empty() && bits == 0 && distill.steps == 0, ErrorCode::kInvalidArgument,
-            "--to gguf writes GGUF's own types by plain rounding; --method, --calibrate, --bits and --distill-steps apply to "
-            "--to hearth");
+    require(method == "rtn" && calibrate.empty() && bits == 0 && distill.steps == 0 && split_table.empty(), ErrorCode::kInvalidArgument,
+            "--to gguf writes GGUF's own types by plain rounding; --method, --calibrate, --bits, --split-table and --distill-steps "
+            "apply to --to hearth");
     ModelSource source = open_model_source(model, tokenizer);
     require(!source.quantization, ErrorCode::kInvalidArgument, model + " is a quantized folder; convert its full-precision source");
     GgufExportOptions options;
@@ -93,6 +108,10 @@ CommandRegistration quantize_command("quantize", [](CLI::App& app) {
   sub->add_option("--bits", cmd->bits,
                   "average bits per weight over every quantized matrix, scales included: keeps the most sensitive "
                   "matrices at int8 within it (mixed precision)");
+  sub->add_option("--split-table", cmd->split_table,
+                  "store the table's rows of the tokens most frequent in the --calibrate text at int8 and the others in "
+                  "--embeddings (or --format): a row count, or auto for as many as --bits leaves once every projection "
+                  "is in --format");
   sub->add_option("--distill-steps", cmd->distill.steps,
                   "first tune the weights for 4-bit rounding by distillation from the full-precision model on the "
                   "--calibrate text, this many updates (small models: about 16 bytes per parameter)")

@@ -20,6 +20,7 @@
 #include "inference/llama2c_model.h"
 #include "inference/model_files.h"
 #include "inference/quantized_model_files.h"
+#include "inference/split_table.h"
 #include "inference/tokenizer/synthetic_tokenizer.h"
 #include "privacy/data_key.h"
 #include "privacy/sealed_file.h"
@@ -147,6 +148,21 @@ void model_seeds(SeedWriter& w) {
             m->config.architecture_name() + "_" + quant_format_name(format) + "_" + embedding_storage_name(embeddings),
             fuzz::folder_seed(dir));
     }
+  }
+  for (const fuzz::SmallModel* m : {&llama, &qwen}) {
+    // A split table (every third row int8, the rest nf4-32): the row mask and both sets parsed.
+    QuantizationInfo info{QuantFormat::kNF4_32, EmbeddingStorage::kNF4_32, ""};
+    info.table_split = QuantFormat::kInt8;
+    PreparedWeights prepared;
+    for (const std::string prefix : {"model.embed_tokens", "lm_head"}) {
+      if (!m->tensors.contains(prefix + ".weight")) continue;
+      const at::Tensor table = m->tensors.get(prefix + ".weight").to(at::kFloat);
+      prepared.split_tables[prefix] = split_table_from(table, at::arange(table.size(0), at::kLong).remainder(3) == 0,
+                                                       QuantFormat::kInt8, QuantFormat::kNF4_32);
+    }
+    const fs::path dir = w.scratch("quantized");
+    write_quantized_model(dir, m->config, m->tensors, info, {}, &prepared);
+    w.add("quantized_folder", m->config.architecture_name() + "_nf4-32_split_table", fuzz::folder_seed(dir));
   }
   const fs::path dense = w.scratch("dense");
   fs::create_directories(dense);

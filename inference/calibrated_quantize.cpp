@@ -14,6 +14,8 @@
 #include "inference/quant/bit_allocation.h"
 #include "inference/quant/quant.h"
 #include "inference/quant/quant_grid.h"
+#include "inference/split_table.h"
+#include "inference/split_table_plan.h"
 
 namespace hearth {
 namespace {
@@ -114,7 +116,7 @@ class Pipeline {
       return_free_memory();
     }
     quantize_tables(calibrate);
-    if (request_.bits > 0) allocate();
+    if (request_.bits > 0 && request_.split_table_rows == 0) allocate();
     return write(out, alphas);
   }
 
@@ -239,7 +241,8 @@ class Pipeline {
   std::vector<QuantFormat> candidate_formats(const std::string& prefix = "") const {
     if (auto fixed = request_.fixed_formats.find(prefix); fixed != request_.fixed_formats.end()) return {fixed->second};
     std::vector<QuantFormat> formats = {request_.format};
-    if (request_.bits > 0 && request_.high_format != request_.format) formats.push_back(request_.high_format);
+    const bool knapsack = request_.bits > 0 && request_.split_table_rows == 0;
+    if (knapsack && request_.high_format != request_.format) formats.push_back(request_.high_format);
     return formats;
   }
 
@@ -276,6 +279,7 @@ class Pipeline {
     std::vector<std::string> prefixes = {"model.embed_tokens"};
     if (!config_.tie_word_embeddings && source_.tensors->contains("lm_head.weight")) prefixes.push_back("lm_head");
     const bool tied = prefixes.size() == 1;
+    if (request_.split_table_rows != 0) return split_tables(prefixes, tied, hessian);
     std::vector<QuantFormat> formats;
     if (!request_.embeddings_fixed && request_.bits > 0) {
       formats = candidate_formats();
@@ -301,15 +305,67 @@ class Pipeline {
         // chosen for the head (measured: the lookups lose far less than the head gains). An
         // untied embedding table has no such statistics: data-free refinement.
         const bool head = tied || prefix == "lm_head";
-        const QuantMethod method = head || !method_needs_calibration(request_.method) ? request_.method : QuantMethod::kHqq;
-        c.matrices.push_back(
-            std::make_shared<const QuantizedMatrix>(quantize_matrix_by(t, f, method, head ? hessian : at::Tensor(), request_.options)));
+        c.matrices.push_back(std::make_shared<const QuantizedMatrix>(
+            quantize_matrix_by(t, f, table_method(head), head ? hessian : at::Tensor(), request_.options)));
         if (request_.bits > 0) c.error += relative_error(*c.matrices.back(), t, head ? hessian : at::Tensor());
       }
       r.candidates.push_back(std::move(c));
     }
     for (const std::string& prefix : prefixes) source_.tensors->release(prefix + ".weight");
     tables_.push_back(std::move(r));
+  }
+
+  QuantMethod table_method(bool head) const {
+    return head || !method_needs_calibration(request_.method) ? request_.method : QuantMethod::kHqq;
+  }
+
+  QuantFormat rare_table_format() const {
+    return request_.embeddings_fixed ? *embedding_quant_format(request_.embeddings) : request_.format;
+  }
+
+  // The table (and an untied head) split: the rows of the calibration text's most frequent
+  // tokens in high_format, the others in the table's format, each set rounded by the method
+  // (it treats rows independently, so a set's rows are those the whole table would get).
+  void split_tables(const std::vector<std::string>& prefixes, bool tied, const at::Tensor& hessian) {
+    const QuantFormat rare = rare_table_format();
+    split_rows_ = request_.split_table_rows > 0 ? request_.split_table_rows : split_rows_in_budget(prefixes.size(), rare);
+    const at::Tensor frequent = most_frequent_rows(token_counts(calibration_.windows, config_.vocab_size), split_rows_);
+    const at::Tensor frequent_ids = frequent.nonzero().view(-1), rare_ids = frequent.logical_not().nonzero().view(-1);
+    for (const std::string& prefix : prefixes) {
+      const at::Tensor t = tensor(prefix + ".weight");
+      const bool head = tied || prefix == "lm_head";
+      auto part = [&](const at::Tensor& ids, QuantFormat f) {
+        return std::make_shared<const QuantizedMatrix>(
+            quantize_matrix_by(t.index_select(0, ids), f, table_method(head), head ? hessian : at::Tensor(), request_.options));
+      };
+      auto split = make_split_table(part(frequent_ids, request_.high_format), part(rare_ids, rare), pack_row_mask(frequent), prefix);
+      split_bits_ += 8.0 * static_cast<double>(split_table_bytes(*split));
+      split_weights_ += static_cast<double>(t.numel());
+      prepared_.split_tables[prefix] = std::move(split);
+      source_.tensors->release(prefix + ".weight");
+    }
+  }
+
+  // The most high-precision rows the budget leaves for each table once every projection is in
+  // the base format.
+  int64_t split_rows_in_budget(size_t tables, QuantFormat rare) const {
+    double projection_bits = 0, weights = 0;
+    for (const MatrixResult& r : results_) {
+      projection_bits += r.candidates[0].bits();
+      weights += static_cast<double>(r.weights);
+    }
+    const int64_t vocab = config_.vocab_size, hidden = config_.hidden_size;
+    weights += static_cast<double>(tables * vocab * hidden);
+    const double per_table = (request_.bits * weights - projection_bits) / static_cast<double>(tables);
+    const int64_t rows = split_rows_within(per_table, vocab, hidden, request_.high_format, rare);
+    const std::string bits = "--bits " + c10::str(request_.bits);
+    require(rows > 0, ErrorCode::kInvalidArgument,
+            bits + " leaves no room for a split table's " + quant_format_name(request_.high_format) + " rows once every projection is " +
+                quant_format_name(request_.format) + ": raise --bits");
+    require(rows < vocab, ErrorCode::kInvalidArgument,
+            bits + " pays for the whole table in " + quant_format_name(request_.high_format) + ": use --embeddings " +
+                quant_format_name(request_.high_format) + " instead of --split-table");
+    return rows;
   }
 
   void allocate() {
@@ -356,6 +412,13 @@ class Pipeline {
       weights += r.weights;
       if (request_.bits > 0) sensitivity[r.prefixes[0]] = r.candidates[0].error;
     }
+    if (!prepared_.split_tables.empty()) {
+      info.table_split = request_.high_format;
+      info.embeddings = embedding_storage_of(rare_table_format());
+      bits += split_bits_;
+      weights += split_weights_;
+      summary.split_table_rows = split_rows_;
+    }
     bits += proj_bits;
     weights += proj_weights;
     summary.bits_per_weight = bits / weights;
@@ -379,6 +442,11 @@ class Pipeline {
       recipe["hqq"] = {{"p", o.hqq.p}, {"beta", o.hqq.beta}, {"kappa", o.hqq.kappa}, {"iterations", o.hqq.iterations}};
     }
     if (!request_.distillation.is_null()) recipe["distillation"] = request_.distillation;
+    if (split_rows_ > 0) {
+      recipe["table_split"] = {{"frequent_format", quant_format_name(request_.high_format)},
+                               {"frequent_rows", split_rows_},
+                               {"rows_by", "token counts of the calibration text"}};
+    }
     if (request_.bits > 0) {
       recipe["budget"] = {{"bits", request_.bits},
                           {"high_format", quant_format_name(request_.high_format)},
@@ -400,8 +468,30 @@ class Pipeline {
   at::Tensor hidden_;  // fp32 [windows, length, hidden]: the current layer's input
   std::vector<MatrixResult> results_, tables_;
   double table_bits_fixed_ = 0, table_weights_ = 0;
+  double split_bits_ = 0, split_weights_ = 0;
+  int64_t split_rows_ = 0;
   PreparedWeights prepared_;
 };
+
+}  // namespace
+
+namespace {
+
+void check_split_request(const QuantizeRequest& r, const ModelConfig& config) {
+  require(!r.calibration.empty(), ErrorCode::kInvalidArgument,
+          "--split-table picks its rows by the calibration text's token counts: add --calibrate FILES");
+  require(r.split_table_rows == kSplitRowsByBudget || (r.split_table_rows > 0 && r.split_table_rows < config.vocab_size),
+          ErrorCode::kInvalidArgument,
+          "--split-table takes a row count between 1 and " + std::to_string(config.vocab_size - 1) + " (the vocabulary less one), or auto");
+  require(r.split_table_rows != kSplitRowsByBudget || r.bits > 0, ErrorCode::kInvalidArgument,
+          "--split-table auto sizes the table by the budget: add --bits");
+  require(r.split_table_rows == kSplitRowsByBudget || r.bits == 0, ErrorCode::kInvalidArgument,
+          "--split-table with a row count takes no --bits: use --split-table auto to size it by the budget");
+  const std::optional<QuantFormat> rare = r.embeddings_fixed ? embedding_quant_format(r.embeddings) : r.format;
+  require(rare && *rare != r.high_format, ErrorCode::kInvalidArgument,
+          std::string("a split table keeps its other rows in a smaller packed format than ") + quant_format_name(r.high_format) +
+              ": use --embeddings nf4-32, nf4 or int4 (or leave --embeddings out for the projections' format)");
+}
 
 }  // namespace
 
@@ -416,6 +506,7 @@ void check_quantize_request(const QuantizeRequest& r, const ModelConfig& config)
   require(!r.embeddings_fixed || r.bits == 0 || embedding_quant_format(r.embeddings), ErrorCode::kInvalidArgument,
           "a bit budget counts quantized matrices only; use --embeddings int8, nf4 or int4 with --bits");
   require(r.fixed_formats.empty() || r.bits == 0, ErrorCode::kInternal, "projections with fixed formats take no bit budget");
+  if (r.split_table_rows != 0) check_split_request(r, config);
 }
 
 QuantizeSummary quantize_model_folder(const fs::path& out, const ModelSource& source, const QuantizeRequest& request) {

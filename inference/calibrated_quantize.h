@@ -32,6 +32,11 @@ struct QuantizeRequest {
   // tuned for it, trainer/quantization_distillation.h), by prefix ("model.layers.3.mlp.down_proj"):
   // each is rounded in that format instead of `format`. Not with `bits`.
   std::map<std::string, QuantFormat> fixed_formats;
+  // A split table (split_table.h): the rows of the tokens most frequent in the calibration text
+  // in high_format, the others in the table's format (`embeddings` when fixed, else `format`).
+  // 0 = no split; kSplitRowsByBudget = as many rows as `bits` leaves once every projection is in
+  // `format` (the budget then buys no high-precision projections).
+  int64_t split_table_rows = 0;
   // The next layer's statistics come from this layer's quantized output (GPTQ's sequential
   // order) rather than its full-precision one.
   bool propagate_quantized = true;
@@ -41,11 +46,14 @@ struct QuantizeRequest {
   Json distillation;  // how the weights were tuned before quantizing, for the recipe; null = not
 };
 
+constexpr int64_t kSplitRowsByBudget = -1;
+
 struct QuantizeSummary {
   double bits_per_weight = 0;    // every quantized matrix, scales and padding included
   double projection_bits = 0;    // the projections only
   int64_t calibration_tokens = 0;
   int64_t high_precision = 0;    // matrices the budget kept in high_format
+  int64_t split_table_rows = 0;  // a split table's rows in high_format; 0 = no split
   Json recipe;                   // as recorded in the folder's config.json
 };
 

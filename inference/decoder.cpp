@@ -245,6 +245,7 @@ bool Decoder::head_is_embedding() const {
   // The same codes (the head may be a copy of the table's matrix that carries row tiles too).
   if (lm_head_.is_quantized())
     return embedding_.quantized_table() != nullptr && lm_head_.quantized_weight()->codes.is_same(embedding_.quantized_table()->codes);
+  if (lm_head_.is_split()) return lm_head_.split_weight() == embedding_.split_table();
   return lm_head_.dense_weight().is_same(embedding_.dense_table());
 }
 
@@ -258,7 +259,7 @@ std::map<std::string, at::Tensor> weights_fp32(const Decoder& model) {
     for (const auto& [name, member] : DecoderLayer::norm_names(config)) out[prefix + name] = (layer.*member).to(at::kFloat);
   }
   const Embedding& e = model.embedding();
-  out["model.embed_tokens.weight"] = e.quantized_table() ? quantized_to_fp32(*e.quantized_table()) : e.dense_table().to(at::kFloat);
+  out["model.embed_tokens.weight"] = e.table_fp32();
   if (!model.head_is_embedding()) out["lm_head.weight"] = model.lm_head().weight_fp32();
   out["model.norm.weight"] = model.final_norm_weight().to(at::kFloat);
   return out;

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "inference/linear_quantized.h"
+#include "inference/split_table.h"
 
 namespace hearth {
 
@@ -24,6 +25,14 @@ Embedding Embedding::quantized(std::shared_ptr<const QuantizedMatrix> table) {
   return e;
 }
 
+Embedding Embedding::split(std::shared_ptr<const SplitTable> table) {
+  Embedding e;
+  e.vocab_ = table->rows;
+  e.hidden_ = table->cols;
+  e.split_ = std::move(table);
+  return e;
+}
+
 at::Tensor Embedding::lookup(const at::Tensor& ids) const {
   if (ids.numel() > 0) {
     // Scanned on the host: two reductions and .item() calls cost more than a decode step's lookup.
@@ -35,9 +44,20 @@ at::Tensor Embedding::lookup(const at::Tensor& ids) const {
             "token id " + std::to_string(lo < 0 ? lo : hi) + " is outside the vocabulary of " + std::to_string(vocab_));
   }
   if (quant_) return quantized_embedding(*quant_, ids);
+  if (split_) return split_table_lookup(*split_, ids);
   return at::embedding(table_, ids).to(at::kFloat);
 }
 
-size_t Embedding::bytes() const { return quant_ ? quantized_bytes(*quant_) : table_.nbytes(); }
+at::Tensor Embedding::table_fp32() const {
+  if (quant_) return quantized_to_fp32(*quant_);
+  if (split_) return split_table_rows_fp32(*split_, 0, vocab_);
+  return table_.to(at::kFloat);
+}
+
+size_t Embedding::bytes() const {
+  if (quant_) return quantized_bytes(*quant_);
+  if (split_) return split_table_bytes(*split_);
+  return table_.nbytes();
+}
 
 }  // namespace hearth

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "inference/linear_quantized.h"
+#include "inference/split_table.h"
 
 namespace hearth {
 
@@ -26,8 +27,17 @@ Linear Linear::quantized(std::shared_ptr<const QuantizedMatrix> weight, at::Tens
   return l;
 }
 
+Linear Linear::split(std::shared_ptr<const SplitTable> weight) {
+  Linear l;
+  l.out_ = weight->rows;
+  l.in_ = weight->cols;
+  l.split_ = std::move(weight);
+  return l;
+}
+
 at::Tensor Linear::base_matmul(const at::Tensor& x) const {
   if (quant_) return quantized_linear_forward(x, quant_);
+  if (split_) return split_table_matmul(*split_, x);
   if (x.numel() == in_ && x.dim() >= 1) {
     // One row (a decode step): a matrix-vector product. at::linear would run a GEMM with
     // M = 1, which makes the BLAS pack (copy) the whole weight on every call (measured: over
@@ -52,12 +62,14 @@ at::Tensor Linear::forward(const at::Tensor& x) const {
 
 at::Tensor Linear::weight_fp32() const {
   if (quant_) return quantized_to_fp32(*quant_);
+  if (split_) return split_table_rows_fp32(*split_, 0, out_);
   return weight_.to(at::kFloat);
 }
 
 at::Tensor Linear::weight_rows_fp32(int64_t first, int64_t count) const {
   require(first >= 0 && count >= 0 && first + count <= out_, ErrorCode::kInvalidArgument, "weight rows out of range");
   if (quant_) return quantized_rows_fp32(*quant_, first, count);
+  if (split_) return split_table_rows_fp32(*split_, first, count);
   return weight_.narrow(0, first, count).to(at::kFloat);
 }
 
@@ -69,7 +81,7 @@ at::Tensor Linear::weight_row_norms() const {
     at::Tensor norms = at::empty({out_}, at::kFloat);
     for (int64_t r = 0; r < out_; r += kRowsPerTile) {
       const int64_t n = std::min(kRowsPerTile, out_ - r);
-      at::Tensor tile = quant_ ? quantized_rows_fp32(*quant_, r, n) : weight_.narrow(0, r, n).to(at::kDouble);
+      at::Tensor tile = is_dense() ? weight_.narrow(0, r, n).to(at::kDouble) : weight_rows_fp32(r, n);
       norms.narrow(0, r, n).copy_(tile.to(at::kDouble).pow(2).sum(1).sqrt());
     }
     norms_->norms = norms;
@@ -79,7 +91,9 @@ at::Tensor Linear::weight_row_norms() const {
 
 size_t Linear::weight_bytes() const {
   size_t total = bias_.defined() ? bias_.nbytes() : 0;
-  return total + (quant_ ? quantized_bytes(*quant_) : weight_.nbytes());
+  if (quant_) return total + quantized_bytes(*quant_);
+  if (split_) return total + split_table_bytes(*split_);
+  return total + weight_.nbytes();
 }
 
 }  // namespace hearth

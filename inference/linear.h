@@ -12,6 +12,7 @@
 namespace hearth {
 
 struct QuantizedMatrix;
+struct SplitTable;
 
 class Linear {
  public:
@@ -19,13 +20,19 @@ class Linear {
   // A dense weight [out, in] in fp32 or bf16; the tensor is used as is (no copy).
   static Linear dense(at::Tensor weight, at::Tensor bias = {});
   static Linear quantized(std::shared_ptr<const QuantizedMatrix> weight, at::Tensor bias = {});
+  // An LM head whose rows are stored in two formats (split_table.h); no bias.
+  static Linear split(std::shared_ptr<const SplitTable> weight);
 
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
   bool is_quantized() const { return quant_ != nullptr; }
+  bool is_split() const { return split_ != nullptr; }
+  // Neither quantized nor split: dense_weight() holds the weight.
+  bool is_dense() const { return weight_.defined(); }
   bool defined() const { return in_ > 0; }
   const at::Tensor& dense_weight() const { return weight_; }
   const std::shared_ptr<const QuantizedMatrix>& quantized_weight() const { return quant_; }
+  const std::shared_ptr<const SplitTable>& split_weight() const { return split_; }
   const at::Tensor& bias() const { return bias_; }
 
   // x [..., in] (fp32) -> [..., out] (fp32): the base output, then the adapter if one is set.
@@ -48,6 +55,7 @@ class Linear {
  private:
   at::Tensor weight_;
   std::shared_ptr<const QuantizedMatrix> quant_;
+  std::shared_ptr<const SplitTable> split_;
   at::Tensor bias_;
   int64_t in_ = 0;
   int64_t out_ = 0;

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "inference/linear_quantized.h"
 #include "inference/quant/quant.h"
+#include "inference/split_table.h"
 
 namespace hearth {
 namespace {
@@ -41,6 +42,12 @@ class Builder {
     Embedding embedding;
     Linear head;
     const bool tied = config_.tie_word_embeddings || !(tensors_.contains("lm_head.weight") || tensors_.contains("lm_head.codes"));
+    if (packed_ && packed_->table_split) {
+      auto table = read_split("model.embed_tokens", *packed_->table_split, *embedding_quant_format(packed_->embeddings));
+      embedding = Embedding::split(table);
+      head = Linear::split(tied ? table : read_split("lm_head", *packed_->table_split, *embedding_quant_format(packed_->embeddings)));
+      return std::make_shared<Decoder>(config_, std::move(embedding), std::move(layers), final_norm, std::move(head));
+    }
     if (packed_ && embedding_quant_format(packed_->embeddings)) {
       const QuantFormat format = *embedding_quant_format(packed_->embeddings);
       auto table = read_packed("model.embed_tokens", format, config_.vocab_size, h);
@@ -110,6 +117,12 @@ class Builder {
     auto file = tensors_.file_of(prefix + ".codes");
     require(file != nullptr, ErrorCode::kCorruptFile, "the quantized model has no tensor \"" + prefix + ".codes\"");
     return std::make_shared<const QuantizedMatrix>(read_quantized(*file, prefix, format, rows, cols));
+  }
+
+  std::shared_ptr<const SplitTable> read_split(const std::string& prefix, QuantFormat frequent, QuantFormat rare) {
+    auto file = tensors_.file_of(prefix + ".frequent_rows");
+    require(file != nullptr, ErrorCode::kCorruptFile, "the quantized model has no tensor \"" + prefix + ".frequent_rows\"");
+    return read_split_table(*file, prefix, frequent, rare, config_.vocab_size, config_.hidden_size);
   }
 
   // The source's own block-format matrix for `name` (GGUF), checked against the config's shape.

@@ -5,6 +5,7 @@
 #include "core/safetensors.h"
 #include "inference/fingerprint.h"
 #include "inference/quant/quant.h"
+#include "inference/split_table.h"
 
 namespace hearth {
 
@@ -43,6 +44,7 @@ Json QuantizationInfo::to_json() const {
             {"absmax_group", kNF4AbsmaxGroup},
             {"embeddings", embedding_storage_name(embeddings)},
             {"source_fingerprint", source_fingerprint}};
+  if (table_split) j["table_split"] = quant_format_name(*table_split);
   if (!overrides.empty()) {
     Json o = Json::object();
     for (const auto& [prefix, f] : overrides) o[prefix] = quant_format_name(f);
@@ -56,7 +58,7 @@ std::optional<QuantizationInfo> QuantizationInfo::from_config(const Json& config
   if (!config.is_object() || !config.contains("hearth_quantization")) return std::nullopt;
   const Json& q = config["hearth_quantization"];
   const std::string where = what + " hearth_quantization";
-  json_reject_unknown_fields(q, {"format", "block_size", "absmax_group", "embeddings", "source_fingerprint", "overrides", "recipe"},
+  json_reject_unknown_fields(q, {"format", "block_size", "absmax_group", "embeddings", "source_fingerprint", "overrides", "table_split", "recipe"},
                              where);
   QuantizationInfo info;
   const std::string format = json_get<std::string>(q, "format", where);
@@ -69,6 +71,15 @@ std::optional<QuantizationInfo> QuantizationInfo::from_config(const Json& config
   require(json_get<int64_t>(q, "block_size", where) == quant_block_size(info.format), ErrorCode::kCorruptFile,
           where + ": block_size does not match the " + format + " format");
   info.source_fingerprint = json_get<std::string>(q, "source_fingerprint", where);
+  if (q.contains("table_split")) {
+    try {
+      info.table_split = parse_quant_format(json_get<std::string>(q, "table_split", where));
+    } catch (const Error& e) {
+      fail(ErrorCode::kCorruptFile, where + ": table_split: " + e.what());
+    }
+    require(embedding_quant_format(info.embeddings).has_value(), ErrorCode::kCorruptFile,
+            where + ": a split table needs packed embeddings (int8, nf4, nf4-32 or int4), not bf16");
+  }
   if (q.contains("overrides")) {
     const Json& o = q["overrides"];
     require(o.is_object(), ErrorCode::kCorruptFile, where + ": overrides must be an object of tensor prefix -> format");
@@ -100,6 +111,12 @@ void write_quantized_model(const fs::path& out, const ModelConfig& config, const
     fingerprint.add(name, t);
     const bool matrix = t.dim() == 2 && name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0;
     const std::string prefix = matrix ? name.substr(0, name.size() - 7) : name;
+    if (prepared && prepared->split_tables.count(prefix)) {
+      const SplitTable& m = *prepared->split_tables.at(prefix);
+      require(m.rows == t.size(0) && m.cols == t.size(1), ErrorCode::kInternal, "prepared " + prefix + " has the wrong shape");
+      write_split_table(writer, prefix, m);
+      continue;
+    }
     if (prepared && prepared->matrices.count(prefix)) {
       const QuantizedMatrix& m = *prepared->matrices.at(prefix);
       require(m.rows == t.size(0) && m.cols == t.size(1), ErrorCode::kInternal, "prepared " + prefix + " has the wrong shape");
@@ -115,6 +132,7 @@ void write_quantized_model(const fs::path& out, const ModelConfig& config, const
       continue;
     }
     const bool table = prefix == "model.embed_tokens" || prefix == "lm_head";
+    require(!(table && info.table_split), ErrorCode::kInternal, "a split table's rows are chosen by its caller: prepare " + prefix);
     const std::optional<QuantFormat> format = table ? embedding_quant_format(info.embeddings) : info.format_of(prefix);
     if (!format) {
       writer.add(name, t.to(at::kBFloat16));

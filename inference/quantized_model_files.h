@@ -17,6 +17,7 @@
 namespace hearth {
 
 struct QuantizedMatrix;
+struct SplitTable;
 
 struct QuantizationInfo {
   QuantFormat format = QuantFormat::kNF4;
@@ -25,6 +26,9 @@ struct QuantizationInfo {
   // Projections stored in another format than `format` (mixed precision), by tensor prefix
   // ("model.layers.3.mlp.down_proj"). Folders written before mixed precision have none.
   std::map<std::string, QuantFormat> overrides;
+  // When set, the table (and an untied head) is a split table (split_table.h): its frequent
+  // rows in this format, the others in `embeddings`.
+  std::optional<QuantFormat> table_split;
   // How the folder was made (method, calibration, bit budget; see calibrated_quantize.h), or
   // null for plain rounding. Recorded for people and tools; loading does not depend on it.
   Json recipe;
@@ -40,6 +44,7 @@ struct QuantizationInfo {
 // instead of rounding the source's: packed matrices by prefix, other tensors by name.
 struct PreparedWeights {
   std::map<std::string, std::shared_ptr<const QuantizedMatrix>> matrices;
+  std::map<std::string, std::shared_ptr<const SplitTable>> split_tables;  // by prefix, when info.table_split
   std::map<std::string, at::Tensor> tensors;  // fp32 (e.g. norms with AWQ scales folded in)
 };
 

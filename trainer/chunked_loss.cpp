@@ -111,7 +111,7 @@ at::Tensor chunked_cross_entropy(const Decoder& decoder, const at::Tensor& hidde
     w = w.index_select(0, keep);
   }
   const at::Tensor head_weight =
-      !head.is_quantized() && head.dense_weight().requires_grad() ? head.dense_weight() : at::empty({0});
+      head.is_dense() && head.dense_weight().requires_grad() ? head.dense_weight() : at::empty({0});
   const int64_t tile = vocab_tile > 0 ? std::min(vocab_tile, head.out_features())
                                       : default_tile(h.size(0), head.out_features());
   return TiledCrossEntropy::apply(h.contiguous(), t.contiguous(), w.contiguous(), head_weight, as_handle(decoder), tile);

@@ -195,6 +195,7 @@ namespace {
 struct Allocation {
   std::map<std::string, QuantFormat> projections;  // by prefix, as QuantizeRequest::fixed_formats
   EmbeddingStorage table = EmbeddingStorage::kInt8;
+  int64_t split_table_rows = 0;  // when the table is split: its high-precision rows
   Json budget;  // the staged recipe's record of it
 };
 
@@ -204,6 +205,7 @@ Allocation read_allocation(const std::filesystem::path& folder) {
   Allocation a;
   for (const std::string& prefix : projection_prefixes(staged.config.num_layers)) a.projections[prefix] = info.format_of(prefix);
   a.table = info.embeddings;
+  if (info.table_split) a.split_table_rows = info.recipe.at("table_split").at("frequent_rows").get<int64_t>();
   a.budget = info.recipe.value("budget", Json());
   return a;
 }
@@ -213,6 +215,14 @@ MatrixFormats distilled_formats(const Allocation& a) {
   for (const auto& [prefix, format] : a.projections) formats[prefix + ".weight"] = format;
   if (auto table = embedding_quant_format(a.table)) formats["model.embed_tokens.weight"] = formats["lm_head.weight"] = *table;
   return formats;
+}
+
+// A split table's student learns with the whole table in the finer format, and only the final
+// rounding splits it: measured better than training with the split's rounding (docs/quantization.md,
+// "The split table, measured before building it"). It starts, as every matrix does, from the
+// method's result.
+void train_split_table_finely(MatrixFormats& formats, QuantFormat high_format) {
+  for (const char* name : {"model.embed_tokens.weight", "lm_head.weight"}) formats[name] = high_format;
 }
 
 }  // namespace
@@ -247,9 +257,11 @@ QuantizeSummary quantize_with_distillation(const std::filesystem::path& out, con
       r.embeddings = a.table;
       r.embeddings_fixed = true;
       r.bits = 0;
+      r.split_table_rows = a.split_table_rows;
       budget = a.budget;
     }
   }
+  if (r.split_table_rows != 0) train_split_table_finely(formats, request.high_format);
   const OverlayTensorSource start_weights(*source.tensors, start);
   const DistillResult tuned = distill_for_quantization(source, start_weights, text.windows, formats, options);
   spdlog::info("distillation: KL {:.4f} -> {:.4f} nats per token over {} updates", tuned.first_loss, tuned.last_loss, options.steps);

@@ -47,7 +47,7 @@ Trainable Trainable::full(Decoder& decoder) {
     make_trainable(w);
     t.named_.emplace_back(name, w);
   };
-  require(!decoder.embedding().quantized_table(), ErrorCode::kInvalidArgument,
+  require(decoder.embedding().dense_table().defined(), ErrorCode::kInvalidArgument,
           "--method full cannot train a quantized model: load it without --quant");
   add("model.embed_tokens.weight", decoder.embedding().dense_table());
   for (size_t l = 0; l < decoder.layers().size(); ++l) {
@@ -55,7 +55,7 @@ Trainable Trainable::full(Decoder& decoder) {
     const std::string prefix = "model.layers." + std::to_string(l) + ".";
     for (const auto& [name, member] : DecoderLayer::norm_names(decoder.config())) add(prefix + name, layer.*member);
     for (auto& [name, linear] : layer.projections()) {
-      require(!linear->is_quantized(), ErrorCode::kInvalidArgument,
+      require(linear->is_dense(), ErrorCode::kInvalidArgument,
               "--method full cannot train a quantized model: load it without --quant");
       const std::string n = name;
       const std::string group = n == "gate_proj" || n == "up_proj" || n == "down_proj" ? "mlp." : "self_attn.";
@@ -64,7 +64,7 @@ Trainable Trainable::full(Decoder& decoder) {
     }
   }
   add("model.norm.weight", decoder.final_norm_weight());
-  require(!decoder.lm_head().is_quantized(), ErrorCode::kInvalidArgument,
+  require(decoder.lm_head().is_dense(), ErrorCode::kInvalidArgument,
           "--method full cannot train a quantized model: load it without --quant");
   add("lm_head.weight", decoder.lm_head().dense_weight());
   return t;

@@ -141,6 +141,15 @@ int64_t nf4_absmax_groups(QuantFormat format, int64_t rows, int64_t cols) {
   return (nblocks + kNF4AbsmaxGroup - 1) / kNF4AbsmaxGroup;
 }
 
+int64_t packed_storage_bytes(QuantFormat format, int64_t rows, int64_t cols) {
+  require(!is_gguf_format(format), ErrorCode::kInternal, "packed_storage_bytes is for Hearth's own formats");
+  const int64_t blocks = rows * ((cols + quant_block_size(format) - 1) / quant_block_size(format));
+  const int64_t codes = blocks * quant_block_bytes(format);
+  // nf4: an int8 absmax code per block and two floats per absmax group; int4 / int8: an fp16 scale per block.
+  if (is_nf4_format(format)) return codes + blocks + 2 * 4 * nf4_absmax_groups(format, rows, cols);
+  return codes + 2 * blocks;
+}
+
 size_t QuantizedMatrix::storage_bytes() const {
   return tensor_bytes(codes) + tensor_bytes(scales) + tensor_bytes(absmax_codes) + tensor_bytes(absmax_scale) +
          tensor_bytes(absmax_offset);

@@ -57,6 +57,9 @@ inline bool uses_row_tiles(const QuantKernelSet& k, const QuantizedMatrix& m) {
 
 // Sizes of the stored parts for a given shape, shared by quantize, validation and the reader.
 int64_t nf4_absmax_groups(QuantFormat format, int64_t rows, int64_t cols);
+// storage_bytes() of a [rows, cols] matrix in one of Hearth's formats (nf4, nf4-32, int4,
+// int8), without quantizing one: what a bit budget is planned with.
+int64_t packed_storage_bytes(QuantFormat format, int64_t rows, int64_t cols);
 
 // Quantizes a float / bf16 / half weight [rows, cols]; any cols (the last block is padded).
 QuantizedMatrix quantize_matrix(const at::Tensor& weight, QuantFormat format);

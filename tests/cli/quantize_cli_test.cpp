@@ -68,6 +68,29 @@ TEST(CliQuantize, Nf4x32BudgetFolderKeepsItsFormatsAndServes) {
   EXPECT_LT(last_json_line(ppl.out).at("ppl").get<double>(), 100.0);
 }
 
+// The table split under the budget (docs/quantization.md, "The split table"): the report names
+// its int8 rows, and the folder serves prompts and generation.
+TEST(CliQuantize, SplitTableFolderReportsItsRowsAndServes) {
+  const fs::path dir = testing::fresh_temp_dir("cli_quantize_split");
+  const fs::path out = dir / "q";
+  auto r = run_hearth({"quantize", "--model", testing::stories260k_dir().string(), "--format", "nf4-32", "--method", "gptq",
+                       "--calibrate", calibration_file(dir).string(), "--calib-tokens", "2048", "--bits", "4.5", "--split-table",
+                       "auto", "--threads", "1", "--out", out.string(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Json j = last_json_line(r.out);
+  EXPECT_LE(j.at("bits_per_weight").get<double>(), 4.5);
+  EXPECT_GT(j.at("split_table_rows").get<int64_t>(), 0);
+  EXPECT_NE(r.out.find(std::to_string(j.at("split_table_rows").get<int64_t>()) + " table rows at int8"), std::string::npos) << r.out;
+  EXPECT_EQ(read_json_file(out / "config.json")["hearth_quantization"].at("table_split"), "int8");
+  std::ofstream(dir / "eval.txt") << "Once upon a time, there was a little girl named Lily.\nShe liked to play outside.\n";
+  auto ppl = run_hearth({"ppl", "--model", out.string(), "--data", (dir / "eval.txt").string(), "--ctx", "16", "--json"});
+  ASSERT_EQ(ppl.exit_code, 0) << ppl.err;
+  EXPECT_LT(last_json_line(ppl.out).at("ppl").get<double>(), 100.0);
+  auto gen = run_hearth({"generate", "--model", out.string(), "--prompt", "Once upon a time", "--max-tokens", "12", "--temperature", "0"});
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  EXPECT_GT(gen.out.size(), std::string("Once upon a time").size()) << gen.out;
+}
+
 TEST(CliQuantize, DistilledFolderRecordsItsDistillation) {
   const fs::path dir = testing::fresh_temp_dir("cli_quantize_distill");
   const fs::path out = dir / "q";
@@ -111,6 +134,12 @@ TEST(CliQuantize, BadRequestsGiveOneErrorAndNoFolder) {
   expect_one_error(q({"--to", "gguf", "--format", "q4_0", "--method", "gptq", "--calibrate", calib}), "--to hearth", out);
   expect_one_error(q({"--to", "gguf", "--format", "q4_0", "--distill-steps", "3"}), "--to hearth", out);
   expect_one_error(q({"--distill-steps", "3"}), "--calibrate", out);
+  expect_one_error(q({"--split-table", "auto", "--format", "nf4-32"}), "--calibrate", out);
+  expect_one_error(q({"--split-table", "many", "--calibrate", calib}), "--split-table", out);
+  expect_one_error(q({"--split-table", "0", "--calibrate", calib}), "--split-table", out);
+  expect_one_error(q({"--split-table", "99999999999999999999", "--calibrate", calib}), "--split-table", out);
+  expect_one_error(q({"--split-table", "auto", "--calibrate", calib}), "--bits", out);
+  expect_one_error(q({"--to", "gguf", "--format", "q4_0", "--split-table", "auto"}), "--to hearth", out);
   expect_one_error(q({"--distill-steps", "-1", "--calibrate", calib}), "--distill-steps", out);
   expect_one_error(q({"--distill-steps", "3", "--distill-lr", "0", "--calibrate", calib}), "--distill-lr", out);
   expect_one_error(q({"--distill-steps", "3", "--distill-lr", "inf", "--calibrate", calib}), "--distill-lr", out);

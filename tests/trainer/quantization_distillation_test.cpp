@@ -10,6 +10,7 @@
 #include "core/json.h"
 #include "inference/calibration_data.h"
 #include "inference/model_builder.h"
+#include "inference/split_table.h"
 #include "test_helpers.h"
 #include "trainer/quantization_distillation.h"
 
@@ -126,6 +127,31 @@ TEST(QuantizationDistillation, ABudgetIsAllocatedFirstAndTheTunedWeightsKeepItsF
   EXPECT_FALSE(fs::exists(dir / "q.rounded.tmp"));
   // Distilled weights, not the plain folder's: the stored norms moved.
   EXPECT_FALSE(at::equal(written.tensors->get("model.norm.weight").to(at::kFloat), source.tensors->get("model.norm.weight").to(at::kFloat)));
+}
+
+// A split table sized by the budget: the student trains with the whole table in int8, the final
+// rounding splits it exactly as the budget chose on the original weights.
+TEST(QuantizationDistillation, ASplitTableKeepsTheRowsTheBudgetChose) {
+  const fs::path dir = testing::fresh_temp_dir("distill_split");
+  const ModelSource source = open_model_source(testing::stories260k_dir());
+  QuantizeRequest request = small_calibrated_request(dir);
+  request.format = QuantFormat::kNF4_32;
+  request.bits = 4.5;
+  request.embeddings_fixed = false;
+  request.split_table_rows = kSplitRowsByBudget;
+  const QuantizeSummary plain = quantize_model_folder(dir / "plain", source, request);
+  ASSERT_GT(plain.split_table_rows, 0);
+  trainer::DistillOptions options;
+  options.steps = 3;
+  const QuantizeSummary s = trainer::quantize_with_distillation(dir / "q", source, request, options);
+  EXPECT_EQ(s.split_table_rows, plain.split_table_rows);
+  EXPECT_DOUBLE_EQ(s.bits_per_weight, plain.bits_per_weight);
+  EXPECT_LE(s.bits_per_weight, 4.5);
+  const LoadedModel chosen = load_model(dir / "plain", LoadOptions{}), written = load_model(dir / "q", LoadOptions{});
+  ASSERT_TRUE(chosen.decoder->embedding().split_table() && written.decoder->embedding().split_table());
+  EXPECT_TRUE(written.decoder->embedding().split_table()->frequent_mask.equal(chosen.decoder->embedding().split_table()->frequent_mask));
+  EXPECT_EQ(s.recipe.at("table_split").at("frequent_rows").get<int64_t>(), plain.split_table_rows);
+  EXPECT_FALSE(fs::exists(dir / "q.rounded.tmp"));
 }
 
 TEST(QuantizationDistillation, BadOptionsAreRefusedBeforeAnyWork) {
