@@ -9,6 +9,7 @@
 #include "inference/decode_kernels.h"
 #include "inference/quant/quant.h"
 #include "inference/quant/row_tiles.h"
+#include "inference/split_table.h"
 
 namespace hearth {
 
@@ -217,6 +218,12 @@ DecodePlan::DecodePlan(const Decoder& decoder, WorkerPool& pool) : decoder_(deco
   // The head writes straight into the caller's logits (set per step).
   if (decoder.lm_head().is_quantized())
     head_ = std::make_unique<Product>(make_product(&x_, {{&decoder.lm_head(), nullptr}}, threads));
+  if (decoder.lm_head().is_split()) {
+    const SplitTable& t = *decoder.lm_head().split_weight();
+    split_head_parts_ = {Linear::quantized(t.frequent), Linear::quantized(t.rare)};
+    head_ = std::make_unique<Product>(
+        make_product(&x_, {{&split_head_parts_[0], nullptr}, {&split_head_parts_[1], nullptr}}, threads));
+  }
   size_t slots = head_ ? head_->inputs.size() : 0;
   for (const Layer& l : layers_)
     for (const Product* p : {&l.qkv, &l.o, &l.gate_up, &l.down}) slots = std::max(slots, p->inputs.size());
@@ -527,7 +534,9 @@ void DecodePlan::prefill_rows(const std::vector<Prompt>& prompts, bool shared_ro
 
 void DecodePlan::head(const std::vector<int64_t>& routing, const std::vector<float*>& logits) {
   const int64_t n = decoder_.config().hidden_size, seqs = static_cast<int64_t>(routing.size());
-  if (head_) {
+  // An adapter on a split head is not one of its sets' (the ATen path below applies it).
+  if (head_ && decoder_.lm_head().is_split() && !decoder_.lm_head().adapter()) return split_head(routing, logits);
+  if (head_ && decoder_.lm_head().is_quantized()) {
     head_->matrices.front().ys = logits;
     run(*head_, routing);
     return;
@@ -538,6 +547,23 @@ void DecodePlan::head(const std::vector<int64_t>& routing, const std::vector<flo
     at::Tensor out = at::from_blob(logits[s], {decoder_.lm_head().out_features()}, at::kFloat);
     out.copy_(decoder_.lm_head().forward(at::from_blob(x_.data() + s * n, {1, n}, at::kFloat)).view({-1}));
   }
+}
+
+void DecodePlan::split_head(const std::vector<int64_t>& routing, const std::vector<float*>& logits) {
+  const SplitTable& t = *decoder_.lm_head().split_weight();
+  const int64_t vocab = t.rows, seqs = static_cast<int64_t>(routing.size());
+  split_logits_.resize(seqs * vocab);
+  Matrix &frequent = head_->matrices[0], &rare = head_->matrices[1];
+  frequent.ys.resize(seqs);
+  rare.ys.resize(seqs);
+  for (int64_t s = 0; s < seqs; ++s) {
+    frequent.ys[s] = split_logits_.data() + s * vocab;
+    rare.ys[s] = frequent.ys[s] + t.frequent_rows();
+  }
+  run(*head_, routing);
+  const int64_t* slot = t.slot.data_ptr<int64_t>();
+  for (int64_t s = 0; s < seqs; ++s)
+    for (int64_t id = 0; id < vocab; ++id) logits[s][id] = frequent.ys[s][slot[id]];
 }
 
 }  // namespace hearth

@@ -97,6 +97,8 @@ class DecodePlan {
   void run(Product& product, const std::vector<int64_t>& routing);
   // Next-token logits of rows [0, routing.size()) of x_ (normed) into logits[s].
   void head(const std::vector<int64_t>& routing, const std::vector<float*>& logits);
+  // The same for a split head (split_table.h): both sets' rows in slot order, then in id order.
+  void split_head(const std::vector<int64_t>& routing, const std::vector<float*>& logits);
   // fn(row) for rows [0, seqs): on the pool when there are enough rows to be worth a phase.
   template <typename F>
   void for_rows(int64_t seqs, const F& fn);
@@ -105,6 +107,8 @@ class DecodePlan {
   WorkerPool& pool_;
   std::vector<Layer> layers_;
   std::unique_ptr<Product> head_;
+  std::vector<Linear> split_head_parts_;  // a split head's two sets, as the head product reads them
+  std::vector<float> split_logits_;       // their outputs, one row of vocab floats per sequence
   std::vector<Activations> activations_;  // per input slot of a product
   // The step's buffers, one row per sequence: residual stream, normed input, q/k/v, attention
   // output, projections, MLP, and each sequence's rotary angles.

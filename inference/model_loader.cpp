@@ -15,6 +15,7 @@
 #include "inference/llama2c_model.h"
 #include "inference/model_builder.h"
 #include "inference/quant/quantized_matrix.h"
+#include "inference/split_table.h"
 
 namespace hearth {
 namespace {
@@ -47,15 +48,18 @@ fs::path find_llama2c_file(const fs::path& dir) {
 // (they come back from the file if read: a merge), the codes slice by slice as they are tiled;
 // codes quantized while loading stay.
 void add_row_tiles(Decoder& d, const TensorSource& tensors) {
-  auto tile = [&](Linear& l, const std::string& prefix) {
-    if (!l.is_quantized()) return;
+  auto tiled = [&](const std::shared_ptr<const QuantizedMatrix>& m, const std::string& prefix) {
     const std::string codes = prefix + ".codes";
-    const int64_t row_bytes = l.quantized_weight()->codes.size(1);
+    const int64_t row_bytes = m->codes.size(1);
     auto rows_copied = [&](int64_t r0, int64_t r1) { tensors.release_part(codes, r0 * row_bytes, (r1 - r0) * row_bytes); };
-    l = Linear::quantized(with_row_tiles(l.quantized_weight(), rows_copied), l.bias());
-    if (!l.quantized_weight()->tiles) return;
+    auto out = with_row_tiles(m, rows_copied);
     // The tiles carry copies of the codes and of the per-block scales; the kernels read those.
-    for (const char* part : {".codes", ".absmax_codes", ".scales"}) tensors.release(prefix + part);
+    if (out->tiles)
+      for (const char* part : {".codes", ".absmax_codes", ".scales"}) tensors.release(prefix + part);
+    return out;
+  };
+  auto tile = [&](Linear& l, const std::string& prefix) {
+    if (l.is_quantized()) l = Linear::quantized(tiled(l.quantized_weight(), prefix), l.bias());
   };
   for (size_t i = 0; i < d.layers().size(); ++i)
     for (auto& [name, linear] : d.layers()[i].projections())
@@ -65,6 +69,13 @@ void add_row_tiles(Decoder& d, const TensorSource& tensors) {
   // The table's lookups read the tied head's tiles as well, so its released pages stay out.
   if (tied && d.lm_head().is_quantized() && d.lm_head().quantized_weight()->tiles)
     d.embedding() = Embedding::quantized(d.lm_head().quantized_weight());
+  if (d.lm_head().is_split()) {
+    const SplitTable& t = *d.lm_head().split_weight();
+    const std::string prefix = tied ? "model.embed_tokens" : "lm_head";
+    auto both = with_parts(t, tiled(t.frequent, prefix + ".frequent"), tiled(t.rare, prefix + ".rare"));
+    d.lm_head() = Linear::split(both);
+    if (tied) d.embedding() = Embedding::split(both);
+  }
 }
 
 // Returns the heap that loading freed to the system (the tokenizer's JSON: ~14 MB on SmolLM2):

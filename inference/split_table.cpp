@@ -84,6 +84,15 @@ at::Tensor pack_row_mask(const at::Tensor& is_frequent) {
   return mask;
 }
 
+std::shared_ptr<const SplitTable> with_parts(const SplitTable& t, std::shared_ptr<const QuantizedMatrix> frequent,
+                                             std::shared_ptr<const QuantizedMatrix> rare) {
+  require(frequent->rows == t.frequent->rows && rare->rows == t.rare->rows, ErrorCode::kInternal, "with_parts: other row counts");
+  auto out = std::make_shared<SplitTable>(t);
+  out->frequent = std::move(frequent);
+  out->rare = std::move(rare);
+  return out;
+}
+
 at::Tensor split_table_lookup(const SplitTable& t, const at::Tensor& ids) {
   const at::Tensor slots = t.slot.index_select(0, ids.reshape({-1}).to(at::kLong));
   const int64_t k = t.frequent_rows();

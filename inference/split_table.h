@@ -27,6 +27,9 @@ struct SplitTable {
   int64_t frequent_rows() const;
 };
 
+// t with its two sets replaced (e.g. by copies carrying row tiles); the mask and slots are kept.
+std::shared_ptr<const SplitTable> with_parts(const SplitTable& t, std::shared_ptr<const QuantizedMatrix> frequent,
+                                             std::shared_ptr<const QuantizedMatrix> rare);
 // The parts checked against the mask (each set's row count, the same width, no bit set past
 // the last row): a mismatch is kCorruptFile naming `what`.
 std::shared_ptr<const SplitTable> make_split_table(std::shared_ptr<const QuantizedMatrix> frequent,

@@ -17,6 +17,8 @@
 #include "inference/quant/quant_matmul.h"
 #include "inference/quant/row_tiles.h"
 #include "test_helpers.h"
+#include "inference/quantized_model_files.h"
+#include "inference/split_table.h"
 #include "quant/quant_test_util.h"
 
 namespace hearth {
@@ -117,6 +119,25 @@ TEST(DecodePlan, MatchesTheDecoderOnStories260KInEveryFormat) {
     LoadedModel m = load_model(testing::stories260k_dir(), o);
     expect_paths_agree(*m.decoder, quant_format_name(format));
   }
+}
+
+// A split head (split_table.h): its two sets run as one product of the plan, the logits put back
+// in id order; the decoder's path runs each set through the same kernels.
+TEST(DecodePlan, MatchesTheDecoderWithASplitHead) {
+  const std::filesystem::path dir = testing::fresh_temp_dir("decode_plan_split");
+  const ModelSource source = open_model_source(testing::stories260k_dir());
+  const at::Tensor table = source.tensors->get("model.embed_tokens.weight").to(at::kFloat);
+  QuantizationInfo info{QuantFormat::kNF4_32, EmbeddingStorage::kNF4_32, ""};
+  info.table_split = QuantFormat::kInt8;
+  PreparedWeights prepared;
+  // Every third row int8: both sets interleave through the whole vocabulary.
+  prepared.split_tables["model.embed_tokens"] =
+      split_table_from(table, at::arange(table.size(0), at::kLong).remainder(3) == 0, QuantFormat::kInt8, QuantFormat::kNF4_32);
+  write_quantized_model(dir / "split", source.config, *source.tensors, info, source.tokenizer_files, &prepared);
+  LoadedModel m = load_model(dir / "split", LoadOptions{});
+  ASSERT_TRUE(m.decoder->lm_head().is_split());
+  expect_paths_agree(*m.decoder, "nf4-32 with a split head");
+  std::filesystem::remove_all(dir);
 }
 
 // A Qwen2-shaped model: q/k/v biases, grouped heads, widths that are not whole nf4 blocks, and an
