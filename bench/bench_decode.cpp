@@ -35,7 +35,10 @@
 #include "inference/generator.h"
 #include "inference/model_files.h"
 #include "inference/model_loader.h"
+#include "inference/quant/quantized_matrix.h"
 #include "inference/quantized_model_files.h"
+#include "inference/split_table.h"
+#include "inference/split_table_plan.h"
 
 namespace {
 
@@ -45,7 +48,11 @@ using hearth::ErrorCode;
 const std::vector<std::string> kAllArchs = {"smollm2-135m", "qwen2.5-0.5b", "llama3.2-1b"};
 // "<fmt>-mapped": the same weights from a folder quantized once (hearth quantize's layout) and
 // memory-mapped on load, as an app serves them; the plain formats quantize while loading.
-const std::vector<std::string> kAllFormats = {"fp32", "bf16", "nf4", "nf4-32", "int4", "int8", "nf4-mapped", "nf4-32-mapped"};
+// "nf4-32-split-mapped": nf4-32 projections and a split table (split_table.h) holding as many
+// int8 rows as 4.5 bits per weight leave, the calibrated format of docs/quantization.md.
+const std::vector<std::string> kAllFormats = {"fp32", "bf16", "nf4", "nf4-32", "int4", "int8", "nf4-mapped", "nf4-32-mapped",
+                                              "nf4-32-split-mapped"};
+const std::string kSplit = "-split";
 // What runs without --formats.
 const std::vector<std::string> kDefaultFormats = {"fp32", "bf16", "nf4", "int4", "int8", "nf4-mapped"};
 const std::string kMapped = "-mapped", kRowMajor = "-rowmajor";
@@ -115,7 +122,7 @@ Options parse_args(int argc, char** argv) {
   for (const auto& f : o.formats) {
     hearth::require(std::find(kAllFormats.begin(), kAllFormats.end(), weights_format(f)) != kAllFormats.end(),
                     ErrorCode::kInvalidArgument,
-                    "unknown format " + f + " (fp32 | bf16 | nf4 | nf4-32 | int4 | int8 | nf4-mapped | nf4-32-mapped, "
+                    "unknown format " + f + " (fp32 | bf16 | nf4 | nf4-32 | int4 | int8 | nf4-mapped | nf4-32-mapped | nf4-32-split-mapped, "
                     "each optionally with -rowmajor)");
   }
   return o;
@@ -183,6 +190,22 @@ fs::path ensure_model(const fs::path& root, const std::string& arch) {
   return dir;
 }
 
+// The random model's table split with as many int8 rows as 4.5 bits per weight leave once every
+// projection is in `format` (which rows does not change the speed: the first ones).
+std::shared_ptr<const hearth::SplitTable> budget_split_table(const hearth::ModelSource& source, hearth::QuantFormat format) {
+  const hearth::ModelConfig& c = source.config;
+  const int64_t ff = c.intermediate_size, h = c.hidden_size, q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{q, h}, {kv, h}, {kv, h}, {h, q}, {ff, h}, {ff, h}, {h, ff}};
+  double projection_bits = 0, weights = double(c.vocab_size * h);
+  for (const auto& [rows, cols] : shapes) {
+    projection_bits += 8.0 * double(c.num_layers * hearth::packed_storage_bytes(format, rows, cols));
+    weights += double(c.num_layers * rows * cols);
+  }
+  const int64_t rows = hearth::split_rows_within(4.5 * weights - projection_bits, c.vocab_size, h, hearth::QuantFormat::kInt8, format);
+  const at::Tensor table = source.tensors->get("model.embed_tokens.weight").to(at::kFloat);
+  return hearth::split_table_from(table, at::arange(c.vocab_size, at::kLong) < rows, hearth::QuantFormat::kInt8, format);
+}
+
 // The quantized folder for a "-mapped" format, written once from the random model.
 fs::path ensure_mapped_model(const fs::path& root, const std::string& arch, const std::string& format) {
   const fs::path dir = root / (arch + "-" + weights_format(format));
@@ -190,9 +213,17 @@ fs::path ensure_mapped_model(const fs::path& root, const std::string& arch, cons
     std::fprintf(stderr, "quantizing %s to %s (once)\n", arch.c_str(), dir.string().c_str());
     hearth::ModelSource source = hearth::open_model_source(root / arch);
     hearth::QuantizationInfo info;
-    info.format = hearth::parse_quant_format(base_format(format));
     info.source_fingerprint = source.fingerprint();
-    hearth::write_quantized_model(dir, source.config, *source.tensors, info, source.tokenizer_files);
+    hearth::PreparedWeights prepared;
+    std::string base = base_format(format);
+    if (ends_with(base, kSplit)) {
+      base = base.substr(0, base.size() - kSplit.size());
+      info.embeddings = hearth::embedding_storage_of(hearth::parse_quant_format(base));
+      info.table_split = hearth::QuantFormat::kInt8;
+      prepared.split_tables["model.embed_tokens"] = budget_split_table(source, hearth::parse_quant_format(base));
+    }
+    info.format = hearth::parse_quant_format(base);
+    hearth::write_quantized_model(dir, source.config, *source.tensors, info, source.tokenizer_files, &prepared);
   }
   return dir;
 }
