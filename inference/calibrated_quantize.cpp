@@ -52,7 +52,7 @@ struct Candidate {
   double error = 0;  // relative output error (or weight error without calibration)
   double bits() const {
     double b = 0;
-    for (const auto& m : matrices) b += 8.0 * m->storage_bytes();
+    for (const auto& m : matrices) b += 8.0 * static_cast<double>(stored_bytes(*m));  // as the folder stores it
     return b;
   }
 };
@@ -339,7 +339,7 @@ class Pipeline {
             quantize_matrix_by(t.index_select(0, ids), f, table_method(head), head ? hessian : at::Tensor(), request_.options));
       };
       auto split = make_split_table(part(frequent_ids, request_.high_format), part(rare_ids, rare), pack_row_mask(frequent), prefix);
-      split_bits_ += 8.0 * static_cast<double>(split_table_bytes(*split));
+      split_bits_ += split_table_bits(split->rows, split->cols, split_rows_, request_.high_format, rare);
       split_weights_ += static_cast<double>(t.numel());
       prepared_.split_tables[prefix] = std::move(split);
       source_.tensors->release(prefix + ".weight");

@@ -141,10 +141,22 @@ int64_t nf4_absmax_groups(QuantFormat format, int64_t rows, int64_t cols) {
   return (nblocks + kNF4AbsmaxGroup - 1) / kNF4AbsmaxGroup;
 }
 
+int64_t stored_row_code_bytes(QuantFormat format, int64_t cols) {
+  const int64_t bs = quant_block_size(format), bb = quant_block_bytes(format), whole = cols / bs, tail = cols % bs;
+  if (is_gguf_format(format) || tail == 0) return ((cols + bs - 1) / bs) * bb;
+  const int64_t tail_bytes = format == QuantFormat::kInt8 ? tail : (tail + 1) / 2;
+  return whole * bb + std::min(tail_bytes, bb);
+}
+
+int64_t stored_bytes(const QuantizedMatrix& m) {
+  const int64_t padding = m.blocks_per_row() * quant_block_bytes(m.format) - stored_row_code_bytes(m.format, m.cols);
+  return static_cast<int64_t>(m.storage_bytes()) - m.rows * padding;
+}
+
 int64_t packed_storage_bytes(QuantFormat format, int64_t rows, int64_t cols) {
   require(!is_gguf_format(format), ErrorCode::kInternal, "packed_storage_bytes is for Hearth's own formats");
   const int64_t blocks = rows * ((cols + quant_block_size(format) - 1) / quant_block_size(format));
-  const int64_t codes = blocks * quant_block_bytes(format);
+  const int64_t codes = rows * stored_row_code_bytes(format, cols);
   // nf4: an int8 absmax code per block and two floats per absmax group; int4 / int8: an fp16 scale per block.
   if (is_nf4_format(format)) return codes + blocks + 2 * 4 * nf4_absmax_groups(format, rows, cols);
   return codes + 2 * blocks;

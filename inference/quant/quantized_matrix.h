@@ -57,8 +57,15 @@ inline bool uses_row_tiles(const QuantKernelSet& k, const QuantizedMatrix& m) {
 
 // Sizes of the stored parts for a given shape, shared by quantize, validation and the reader.
 int64_t nf4_absmax_groups(QuantFormat format, int64_t rows, int64_t cols);
-// storage_bytes() of a [rows, cols] matrix in one of Hearth's formats (nf4, nf4-32, int4,
-// int8), without quantizing one: what a bit budget is planned with.
+// Bytes of one row's codes as a file stores them: whole blocks, then a last, partial block's
+// codes without their padding (4-bit codes two per byte, int8 one per byte) when that is
+// shorter; in memory the partial block is padded, as the kernels read whole blocks.
+int64_t stored_row_code_bytes(QuantFormat format, int64_t cols);
+// storage_bytes() as a file stores m (its codes as stored_row_code_bytes says): what a bit
+// budget counts.
+int64_t stored_bytes(const QuantizedMatrix& m);
+// stored_bytes() of a [rows, cols] matrix in one of Hearth's formats (nf4, nf4-32, int4, int8),
+// without quantizing one: what a bit budget is planned with.
 int64_t packed_storage_bytes(QuantFormat format, int64_t rows, int64_t cols);
 
 // Quantizes a float / bf16 / half weight [rows, cols]; any cols (the last block is padded).

@@ -184,7 +184,7 @@ TEST_F(CalibratedQuantize, BudgetIsKeptAndRecorded) {
   int64_t int8 = m.decoder->embedding().quantized_table()->format == QuantFormat::kInt8 ? 1 : 0;
   for (auto& layer : m.decoder->layers()) {
     for (auto [name, linear] : layer.projections()) {
-      bits += 8.0 * linear->weight_bytes();
+      bits += 8.0 * double(stored_bytes(*linear->quantized_weight()));  // down's partial block stored unpadded
       weights += double(linear->in_features()) * linear->out_features();
       if (linear->quantized_weight()->format == QuantFormat::kInt8) ++int8;
     }
@@ -201,8 +201,7 @@ TEST_F(CalibratedQuantize, BudgetIsKeptAndRecorded) {
 }
 
 // --split-table auto: every projection nf4-32, the table's most frequent rows int8 as many as 4.5
-// bits leave, the rest nf4-32. Measured on the whole valid_a: +3.97% against +4.76% for the whole
-// table nf4-32 (docs/quantization.md).
+// bits leave, the rest nf4-32 (docs/quantization.md, "The split table, built").
 TEST_F(CalibratedQuantize, SplitTableFillsTheBudgetWithTheMostFrequentRows) {
   QuantizeRequest r = request(QuantMethod::kGptq, QuantFormat::kNF4_32);
   r.bits = 4.5;
@@ -226,19 +225,20 @@ TEST_F(CalibratedQuantize, SplitTableFillsTheBudgetWithTheMostFrequentRows) {
   for (auto& layer : m.decoder->layers()) {
     for (auto [name, linear] : layer.projections()) {
       EXPECT_EQ(linear->quantized_weight()->format, QuantFormat::kNF4_32) << name;
-      bits += 8.0 * linear->weight_bytes();
+      bits += 8.0 * double(stored_bytes(*linear->quantized_weight()));  // down's partial block stored unpadded
       weights += double(linear->in_features()) * linear->out_features();
     }
   }
   EXPECT_NEAR(bits / weights, s.bits_per_weight, 1e-9);
   const auto table_bits = [&](int64_t k) { return split_table_bits(split->rows, split->cols, k, QuantFormat::kInt8, QuantFormat::kNF4_32); };
   EXPECT_GT((bits - table_bits(s.split_table_rows) + table_bits(s.split_table_rows + 1)) / weights, 4.5);
-  // The int8 rows are tokens the calibration text uses, its ten most frequent among them.
+  // The int8 rows are the tokens the calibration text uses most: its ten most frequent among
+  // them, and most of its tokens (a fifth of the table's rows at random would hold about a fifth).
   const std::vector<int32_t> calib = perplexity_token_stream(*m.tokenizer, read_file(texts().calibration));
   const at::Tensor counts = token_counts(at::tensor(std::vector<int64_t>(calib.begin(), calib.end())), split->rows);
   const at::Tensor frequent = at::zeros({split->rows}, at::kBool);
   for (int64_t id = 0; id < split->rows; ++id) frequent[id] = bool((split->frequent_mask[id / 8].item<uint8_t>() >> (id % 8)) & 1);
-  EXPECT_TRUE((counts.index({frequent}) > 0).all().item<bool>());
+  EXPECT_GT(counts.index({frequent}).sum().item<double>(), 0.9 * double(calib.size()));
   EXPECT_TRUE(frequent.index_select(0, std::get<1>(counts.topk(10))).all().item<bool>());
   const Json q = read_json_file(out / "config.json")["hearth_quantization"];
   EXPECT_EQ(q["table_split"], "int8");
@@ -310,7 +310,7 @@ TEST_F(CalibratedQuantize, RefusesBadSplitTablesWritingNothing) {
   expect_refused([&] { quantize_model_folder(out, *source_, split(-5, 0)); }, "between 1 and 511", out);
   expect_refused([&] { quantize_model_folder(out, *source_, split(kSplitRowsByBudget, 0)); }, "add --bits", out);
   expect_refused([&] { quantize_model_folder(out, *source_, split(100, 4.5)); }, "takes no --bits", out);
-  expect_refused([&] { quantize_model_folder(out, *source_, split(kSplitRowsByBudget, 4.3)); }, "no room", out);
+  expect_refused([&] { quantize_model_folder(out, *source_, split(kSplitRowsByBudget, 4.2)); }, "no room", out);
   expect_refused([&] { quantize_model_folder(out, *source_, split(kSplitRowsByBudget, 6)); }, "whole table in int8", out);
   r = split(100, 0);
   r.embeddings = EmbeddingStorage::kInt8;

@@ -31,16 +31,39 @@ void expect_corrupt(const fs::path& path, QuantFormat format, int64_t rows, int6
 
 TEST(QuantIo, RoundTripsEveryFormatAsZeroCopyViews) {
   for (QuantFormat format : {QuantFormat::kNF4, QuantFormat::kNF4_32, QuantFormat::kInt4, QuantFormat::kInt8}) {
-    QuantizedMatrix m = quantize_matrix(at::randn({33, 100}), format);
+    QuantizedMatrix m = quantize_matrix(at::randn({33, 128}), format);
     auto path = temp_path(std::string("rt_") + quant_format_name(format) + ".safetensors");
     SafetensorsWriter w;
     write_quantized(w, "w", m);
     w.write(path);
     auto f = SafetensorsFile::open(path);
-    QuantizedMatrix r = read_quantized(*f, "w", format, 33, 100);
+    QuantizedMatrix r = read_quantized(*f, "w", format, 33, 128);
     EXPECT_EQ(r.codes.data_ptr(), static_cast<const void*>(f->bytes("w.codes")));
     EXPECT_EQ(r.storage_bytes(), m.storage_bytes());
     EXPECT_TRUE(at::equal(dequantize_matrix(r), dequantize_matrix(m))) << quant_format_name(format);
+  }
+}
+
+// A width that is not whole blocks: the file holds the last block's codes without its padding
+// (odd and even tails, tails shorter and longer than half a block), and reading pads them back
+// to exactly the bytes quantize_matrix wrote.
+TEST(QuantIo, PartialLastBlocksAreStoredUnpaddedAndReadBackBitwise) {
+  for (QuantFormat format : {QuantFormat::kNF4, QuantFormat::kNF4_32, QuantFormat::kInt4, QuantFormat::kInt8}) {
+    for (int64_t cols : {100, 172, 12, 45, 7}) {
+      const QuantizedMatrix m = quantize_matrix(at::randn({9, cols}), format);
+      const std::string what = std::string(quant_format_name(format)) + " x " + std::to_string(cols);
+      auto path = temp_path("tail_" + what + ".safetensors");
+      SafetensorsWriter w;
+      write_quantized(w, "w", m);
+      w.write(path);
+      auto f = SafetensorsFile::open(path);
+      const int64_t bs = quant_block_size(format), bb = quant_block_bytes(format), tail = cols % bs;
+      const int64_t tail_bytes = format == QuantFormat::kInt8 ? tail : (tail + 1) / 2;
+      EXPECT_EQ(f->tensor("w.codes").size(1), (cols / bs) * bb + tail_bytes) << what;
+      EXPECT_LT(stored_bytes(m), int64_t(m.storage_bytes())) << what;
+      const QuantizedMatrix r = read_quantized(*f, "w", format, 9, cols);
+      EXPECT_TRUE(at::equal(r.codes, m.codes)) << what;
+    }
   }
 }
 
