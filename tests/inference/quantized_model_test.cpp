@@ -163,7 +163,10 @@ TEST(QuantizedFolderMapping, WhatEveryTokenReadsIsCopiedOutOfTheFile) {
       const auto q = linear->quantized_weight();
       ASSERT_NE(q, nullptr) << name;
       EXPECT_TRUE(outside(q->absmax_scale) && outside(q->absmax_offset)) << name;
-      if (!q->tiles) EXPECT_FALSE(outside(q->codes)) << name << ": codes nothing replaced should stay mapped";
+      // Codes nothing replaced stay mapped; a partial last block's (stories260K's down) is stored
+      // unpadded and padded back into a copy on load.
+      const bool whole_blocks = q->cols % q->block_size() == 0;
+      if (!q->tiles) EXPECT_EQ(outside(q->codes), !whole_blocks) << name << ": codes mapped unless padded on load";
     }
   }
   fs::remove_all(dir);
