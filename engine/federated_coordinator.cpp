@@ -32,8 +32,6 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 
 void pause_briefly() { std::this_thread::sleep_for(std::chrono::milliseconds(50)); }
 
-std::vector<int64_t> ids_of(const Json& j) { return j.get<std::vector<int64_t>>(); }
-
 // A round that cannot complete: the cohort is told, and the round is formed again.
 struct RoundAborted {
   std::string why;

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "inference/decode_kernels.h"
 #include "inference/linear_quantized.h"
+#include "inference/quant/quantized_matrix.h"
 #include "inference/quant/row_tiles.h"
 
 namespace hearth {

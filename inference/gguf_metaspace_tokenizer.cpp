@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "inference/gguf_tokenizer.h"
 #include "inference/tokenizer/bpe_tokenizer.h"
 #include "inference/tokenizer/utf8.h"
 
