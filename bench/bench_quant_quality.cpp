@@ -16,7 +16,7 @@
 //   build/bench/bench_quant_quality formats [--embeddings int8|nf4|int4|bf16]
 //   build/bench/bench_quant_quality methods [--model DIR] [--eval FILE] [--calibrate generated|FILE...]
 //       [--methods rtn,hqq,...] [--configs nf4,nf4-32,int4,b4.5,nf4-32/b4.5,nf4-32:split/b4.5,...] [--calib-tokens N] [--ctx N] [--work DIR]
-//       [--distill-steps N] [--distill-lr R] [--distill-batch W] [--distill-seed S]
+//       [--distill-steps N] [--distill-lr R] [--distill-batch W] [--distill-seed S] [--distill-average F]
 //   build/bench/bench_quant_quality blocks [--model DIR] [--eval FILE] [--work DIR]
 //       (what NF4 at 64-, 32- and 16-wide blocks would score: rounded, written as fp32, scored)
 // Every mode takes --threads N (default 2).
@@ -326,6 +326,7 @@ int main(int argc, char** argv) {
     else if (a == "--distill-lr" && has_value) o.distill.lr = std::stod(argv[++i]);
     else if (a == "--distill-batch" && has_value) o.distill.batch = std::stoll(argv[++i]);
     else if (a == "--distill-seed" && has_value) o.distill.seed = std::stoull(argv[++i]);
+    else if (a == "--distill-average" && has_value) o.distill.average = std::stod(argv[++i]);
     else if (a == "--awq-grid" && has_value) o.method_options.awq.grid = std::stoi(argv[++i]);
     else if (a == "--calibrate") {
       o.calibrate.clear();

@@ -119,6 +119,9 @@ CommandRegistration quantize_command("quantize", [](CLI::App& app) {
   sub->add_option("--distill-lr", cmd->distill.lr, "peak learning rate of the distillation")->capture_default_str();
   sub->add_option("--distill-batch", cmd->distill.batch, "calibration windows per distillation update")->capture_default_str();
   sub->add_option("--distill-seed", cmd->distill.seed, "which calibration windows each distillation update sees")->capture_default_str();
+  sub->add_option("--distill-average", cmd->distill.average,
+                  "the share of the last distillation updates whose weights are averaged (0: the last update's)")
+      ->capture_default_str();
   sub->add_option("--out", cmd->out, "output folder (or .gguf file with --to gguf)")->required();
   sub->add_option("--to", cmd->to, "hearth (a quantized folder) or gguf (a GGUF file; --format q8_0|q4_0|q4_1|q4_k|q5_k|q6_k|f16|bf16|f32)")
       ->capture_default_str();

@@ -14,6 +14,7 @@
 #include "inference/quant/quant_method.h"
 #include "optim/adamw.h"
 #include "trainer/lr_schedule.h"
+#include "trainer/tail_average.h"
 
 namespace hearth::trainer {
 namespace {
@@ -125,6 +126,8 @@ void validate(const DistillOptions& o) {
           "--distill-lr must be in (0, 1], got " + std::to_string(o.lr));
   require(o.batch >= 1 && o.batch <= 4096, ErrorCode::kInvalidArgument,
           "--distill-batch must be between 1 and 4096 windows, got " + std::to_string(o.batch));
+  require(std::isfinite(o.average) && o.average >= 0 && o.average <= 1, ErrorCode::kInvalidArgument,
+          "--distill-average is the share of the last updates to average, between 0 and 1, got " + std::to_string(o.average));
 }
 
 namespace {
@@ -152,13 +155,14 @@ DistillResult distill_for_quantization(const ModelSource& source, const TensorSo
   require(windows.dim() == 2 && windows.size(0) > 0, ErrorCode::kInvalidArgument, "distillation needs calibration windows");
   Student student(source.config, start, formats);
   require(student.parameter_count() <= kMaxDistillParameters, ErrorCode::kInvalidArgument,
-          "--distill-steps holds the model four times in fp32 and takes models up to " +
+          "--distill-steps holds the model four to five times in fp32 and takes models up to " +
               std::to_string(kMaxDistillParameters >> 20) + "M parameters; this one has " +
               std::to_string(student.parameter_count() >> 20) + "M: quantize it without --distill-steps");
   const std::shared_ptr<Decoder> teacher = build_decoder(source.config, *source.tensors, LoadOptions{});
   std::vector<at::Tensor> params = student.parameters();
   std::vector<optim::ParamState> states(params.size());
   const LrSchedule schedule{options.lr, std::max<int64_t>(1, options.steps / 10), options.steps, 0.1};
+  TailAverage average(options.steps, options.average);
   std::mt19937_64 rng(options.seed);
   std::uniform_int_distribution<int64_t> pick(0, windows.size(0) - 1);
   DistillResult result;
@@ -183,7 +187,9 @@ DistillResult distill_for_quantization(const ModelSource& source, const TensorSo
       optim::adamw_update(params[i], params[i].grad(), states[i], optim::AdamSettings{}, schedule.at(step), 0.0);
       params[i].mutable_grad().reset();
     }
+    average.after_update(step, params);
   }
+  average.apply(params);
   result.last_loss = tail > 0 ? tail_loss / tail : result.first_loss;
   result.tensors = student.tuned();
   return result;
@@ -274,7 +280,7 @@ QuantizeSummary quantize_with_distillation(const std::filesystem::path& out, con
   r.method = QuantMethod::kRtn;  // rounding as the student was trained to
   r.source_fingerprint = source.fingerprint();
   r.distillation = {{"start", quant_method_name(request.method)}, {"steps", options.steps}, {"lr", options.lr},
-                    {"batch", options.batch}, {"seed", options.seed}, {"kl_first", tuned.first_loss},
+                    {"batch", options.batch}, {"seed", options.seed}, {"average", options.average}, {"kl_first", tuned.first_loss},
                     {"kl_last", tuned.last_loss}};
   if (!budget.is_null()) r.distillation["budget"] = budget;
   QuantizeSummary summary = quantize_model_folder(out, distilled, r);

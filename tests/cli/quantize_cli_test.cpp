@@ -144,6 +144,8 @@ TEST(CliQuantize, BadRequestsGiveOneErrorAndNoFolder) {
   expect_one_error(q({"--distill-steps", "3", "--distill-lr", "0", "--calibrate", calib}), "--distill-lr", out);
   expect_one_error(q({"--distill-steps", "3", "--distill-lr", "inf", "--calibrate", calib}), "--distill-lr", out);
   expect_one_error(q({"--distill-steps", "3", "--distill-batch", "99999999", "--calibrate", calib}), "--distill-batch", out);
+  expect_one_error(q({"--distill-steps", "3", "--distill-average", "1.5", "--calibrate", calib}), "--distill-average", out);
+  expect_one_error(q({"--distill-steps", "3", "--distill-average", "nan", "--calibrate", calib}), "--distill-average", out);
   // The seed is an unsigned 64-bit number: a sign or text is the option parser's refusal.
   expect_one_error(q({"--distill-steps", "3", "--distill-seed", "-1", "--calibrate", calib}), "--distill-seed", out);
   expect_one_error(q({"--distill-steps", "3", "--distill-seed", "one", "--calibrate", calib}), "--distill-seed", out);

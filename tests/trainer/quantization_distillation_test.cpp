@@ -93,8 +93,10 @@ TEST(QuantizationDistillation, FolderRecordsTheDistillationAndTheOriginalBase) {
   QuantizeRequest request = small_calibrated_request(dir);
   trainer::DistillOptions options;
   options.steps = 3;
+  options.average = 0.5;
   const QuantizeSummary s = trainer::quantize_with_distillation(dir / "q", source, request, options);
   EXPECT_EQ(s.recipe.at("distillation").at("steps").get<int64_t>(), 3);
+  EXPECT_EQ(s.recipe.at("distillation").at("average").get<double>(), 0.5);
   const ModelSource written = open_model_source(dir / "q");
   ASSERT_TRUE(written.quantization);
   EXPECT_EQ(written.quantization->source_fingerprint, source.fingerprint());
@@ -165,7 +167,9 @@ TEST(QuantizationDistillation, BadOptionsAreRefusedBeforeAnyWork) {
   request.calibration = {text_file(dir, "train.txt", 0, 50)};
   using Change = void (*)(trainer::DistillOptions&);
   const Change changes[] = {[](trainer::DistillOptions& o) { o.steps = -1; }, [](trainer::DistillOptions& o) { o.lr = std::nan(""); },
-                            [](trainer::DistillOptions& o) { o.lr = 0; }, [](trainer::DistillOptions& o) { o.batch = 0; }};
+                            [](trainer::DistillOptions& o) { o.lr = 0; }, [](trainer::DistillOptions& o) { o.batch = 0; },
+                            [](trainer::DistillOptions& o) { o.average = -0.1; }, [](trainer::DistillOptions& o) { o.average = 1.5; },
+                            [](trainer::DistillOptions& o) { o.average = std::nan(""); }};
   for (Change bad : changes) {
     trainer::DistillOptions o = options;
     bad(o);
