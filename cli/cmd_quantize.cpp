@@ -17,6 +17,7 @@ struct QuantizeCommand {
   std::string model, tokenizer, format = "nf4", embeddings = "int8", out, method = "rtn", to = "hearth";
   std::vector<std::string> calibrate;
   std::string split_table;  // "", "auto" or a row count
+  std::string propagate = "auto";
   int64_t calib_tokens = 8192;
   double bits = 0;
   bool embeddings_given = false;
@@ -36,6 +37,7 @@ struct QuantizeCommand {
     request.calibration_tokens = calib_tokens;
     request.bits = bits;
     request.split_table_rows = split_table_rows();
+    request.propagate_quantized = propagate_quantized();
     const QuantizeSummary s = trainer::quantize_with_distillation(out, source, request, distill);
     const double stored = 8.0 * std::filesystem::file_size(std::filesystem::path(out) / "model.safetensors");
     std::printf("wrote %s: %s, %s projections, %.3f bits per weight (projections %.3f), %.1f MB", out.c_str(), method.c_str(),
@@ -56,6 +58,14 @@ struct QuantizeCommand {
                            {"split_table_rows", s.split_table_rows},
                            {"recipe", s.recipe}}
                           .dump());
+  }
+
+  // auto: a distillation's start is fitted to the full-precision model's activations (what its
+  // teacher produces; measured better, docs/quantization.md), a final rounding to the quantized ones.
+  bool propagate_quantized() const {
+    require(propagate == "auto" || propagate == "quantized" || propagate == "fp", ErrorCode::kInvalidArgument,
+            "--propagate must be auto, quantized or fp, not \"" + propagate + "\"");
+    return propagate == "auto" ? distill.steps == 0 : propagate == "quantized";
   }
 
   int64_t split_table_rows() const {
@@ -112,6 +122,10 @@ CommandRegistration quantize_command("quantize", [](CLI::App& app) {
                   "store the table's rows of the tokens most frequent in the --calibrate text at int8 and the others in "
                   "--embeddings (or --format): a row count, or auto for as many as --bits leaves once every projection "
                   "is in --format");
+  sub->add_option("--propagate", cmd->propagate,
+                  "what each block is calibrated on: quantized (the blocks before it quantized), fp (the full-precision "
+                  "model's activations) or auto (fp with --distill-steps, else quantized)")
+      ->capture_default_str();
   sub->add_option("--distill-steps", cmd->distill.steps,
                   "first tune the weights for 4-bit rounding by distillation from the full-precision model on the "
                   "--calibrate text, this many updates (small models: about 16 bytes per parameter)")

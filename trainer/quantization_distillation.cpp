@@ -279,7 +279,9 @@ QuantizeSummary quantize_with_distillation(const std::filesystem::path& out, con
   distilled.tokenizer_files = source.tokenizer_files;
   r.method = QuantMethod::kRtn;  // rounding as the student was trained to
   r.source_fingerprint = source.fingerprint();
-  r.distillation = {{"start", quant_method_name(request.method)}, {"steps", options.steps}, {"lr", options.lr},
+  r.distillation = {{"start", quant_method_name(request.method)},
+                    {"start_propagation", request.propagate_quantized ? "quantized" : "full_precision"},
+                    {"steps", options.steps}, {"lr", options.lr},
                     {"batch", options.batch}, {"seed", options.seed}, {"average", options.average}, {"kl_first", tuned.first_loss},
                     {"kl_last", tuned.last_loss}};
   if (!budget.is_null()) r.distillation["budget"] = budget;

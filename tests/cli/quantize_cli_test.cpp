@@ -40,6 +40,8 @@ TEST(CliQuantize, CalibratedMixedPrecisionFolderIsWhatItReports) {
   EXPECT_EQ(j.at("calibration_tokens").get<int64_t>(), 2048);
   const Json q = read_json_file(out / "config.json")["hearth_quantization"];
   EXPECT_EQ(q.at("recipe"), j.at("recipe"));
+  // --propagate auto without distillation: each block calibrated on the quantized blocks' output.
+  EXPECT_EQ(q.at("recipe").at("calibration").at("propagation"), "quantized");
   // The folder serves: perplexity through the CLI on a few lines.
   std::ofstream(dir / "eval.txt") << "Once upon a time, there was a little girl named Lily.\nShe liked to play outside.\n";
   auto ppl = run_hearth({"ppl", "--model", out.string(), "--data", (dir / "eval.txt").string(), "--ctx", "16", "--json"});
@@ -102,6 +104,9 @@ TEST(CliQuantize, DistilledFolderRecordsItsDistillation) {
   EXPECT_EQ(recipe.at("distillation").at("steps").get<int64_t>(), 3);
   EXPECT_EQ(recipe.at("distillation").at("batch").get<int64_t>(), 2);
   EXPECT_EQ(recipe.at("method"), "rtn");
+  // --propagate auto: a distillation's start is fitted to the full-precision activations.
+  EXPECT_EQ(recipe.at("distillation").at("start_propagation"), "full_precision");
+  EXPECT_EQ(recipe.at("distillation").at("average").get<double>(), 0.25);
 }
 
 void expect_one_error(const std::vector<std::string>& args, const std::string& needle, const fs::path& out) {
@@ -145,6 +150,7 @@ TEST(CliQuantize, BadRequestsGiveOneErrorAndNoFolder) {
   expect_one_error(q({"--distill-steps", "3", "--distill-lr", "inf", "--calibrate", calib}), "--distill-lr", out);
   expect_one_error(q({"--distill-steps", "3", "--distill-batch", "99999999", "--calibrate", calib}), "--distill-batch", out);
   expect_one_error(q({"--distill-steps", "3", "--distill-average", "1.5", "--calibrate", calib}), "--distill-average", out);
+  expect_one_error(q({"--method", "gptq", "--propagate", "fast", "--calibrate", calib}), "--propagate", out);
   expect_one_error(q({"--distill-steps", "3", "--distill-average", "nan", "--calibrate", calib}), "--distill-average", out);
   // The seed is an unsigned 64-bit number: a sign or text is the option parser's refusal.
   expect_one_error(q({"--distill-steps", "3", "--distill-seed", "-1", "--calibrate", calib}), "--distill-seed", out);
