@@ -119,7 +119,7 @@ struct MethodsOptions {
   std::vector<std::string> configs = {"nf4", "int4", "b4.5"};
   int64_t calib_tokens = 8192;
   int64_t ctx = 256;
-  bool propagate_quantized = true;
+  Propagation propagation = Propagation::kQuantized;  // the acceptance table's protocol
   MethodOptions method_options;
   trainer::DistillOptions distill;
   fs::path work = fs::temp_directory_path() / "hearth_bench_quant_quality";
@@ -228,7 +228,7 @@ void methods_table(const MethodsOptions& o) {
       request.embeddings_fixed = c.embeddings_fixed;
       if (c.split_table) request.split_table_rows = kSplitRowsByBudget;
       request.calibration_tokens = o.calib_tokens;
-      request.propagate_quantized = o.propagate_quantized;
+      request.propagation = o.propagation;
       request.options = o.method_options;
       if (method_needs_calibration(request.method) || c.bits > 0 || c.split_table) request.calibration = calibration;
       std::string dir_name = method + "-" + config_name;
@@ -317,7 +317,7 @@ int main(int argc, char** argv) {
     else if (a == "--calib-tokens" && has_value) o.calib_tokens = std::stoll(argv[++i]);
     else if (a == "--ctx" && has_value) o.ctx = std::stoll(argv[++i]);
     else if (a == "--work" && has_value) o.work = argv[++i];
-    else if (a == "--propagate" && has_value) o.propagate_quantized = std::string(argv[++i]) != "fp";
+    else if (a == "--propagate" && has_value) o.propagation = parse_propagation(argv[++i]);
     else if (a == "--refit" && has_value) o.method_options.refit_rounds = std::stoi(argv[++i]);
     else if (a == "--damp" && has_value) o.method_options.gptq.damp = std::stod(argv[++i]);
     else if (a == "--gptq-block" && has_value) o.method_options.gptq.block = std::stoll(argv[++i]);

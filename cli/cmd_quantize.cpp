@@ -37,7 +37,7 @@ struct QuantizeCommand {
     request.calibration_tokens = calib_tokens;
     request.bits = bits;
     request.split_table_rows = split_table_rows();
-    request.propagate_quantized = propagate_quantized();
+    request.propagation = parse_propagation(propagate);
     const QuantizeSummary s = trainer::quantize_with_distillation(out, source, request, distill);
     const double stored = 8.0 * std::filesystem::file_size(std::filesystem::path(out) / "model.safetensors");
     std::printf("wrote %s: %s, %s projections, %.3f bits per weight (projections %.3f), %.1f MB", out.c_str(), method.c_str(),
@@ -58,14 +58,6 @@ struct QuantizeCommand {
                            {"split_table_rows", s.split_table_rows},
                            {"recipe", s.recipe}}
                           .dump());
-  }
-
-  // auto: a distillation's start is fitted to the full-precision model's activations (what its
-  // teacher produces; measured better, docs/quantization.md), a final rounding to the quantized ones.
-  bool propagate_quantized() const {
-    require(propagate == "auto" || propagate == "quantized" || propagate == "fp", ErrorCode::kInvalidArgument,
-            "--propagate must be auto, quantized or fp, not \"" + propagate + "\"");
-    return propagate == "auto" ? distill.steps == 0 : propagate == "quantized";
   }
 
   int64_t split_table_rows() const {

@@ -106,8 +106,8 @@ class Pipeline {
         results_.push_back(quantize_projection(layer_prefix(l) + kProjectionNames[p], w.weight[p], inputs[kInputOf[p]].hessian));
         used[p] = results_.back().candidates[0].matrices[0];  // the base format until the budget decides
       }
-      if (calibrate && request_.propagate_quantized) forward(l, quantized_layer(w, used));
-      if (calibrate && !request_.propagate_quantized) forward(l, dense_layer(w));
+      if (calibrate && propagates_quantized(request_)) forward(l, quantized_layer(w, used));
+      if (calibrate && !propagates_quantized(request_)) forward(l, dense_layer(w));
       keep_changed_tensors(l, w);
       release_layer(l);
       // Each layer's Hessians, activations and row chunks (hundreds of MB on qwen2.5-0.5b) are
@@ -431,7 +431,7 @@ class Pipeline {
       recipe["calibration"] = {{"files", calibration_.files},
                                {"tokens", summary.calibration_tokens},
                                {"window", calibration_.windows.size(1)},
-                               {"propagation", request_.propagate_quantized ? "quantized" : "full_precision"}};
+                               {"propagation", propagation_name(request_)}};
     }
     const MethodOptions& o = request_.options;
     if (request_.method == QuantMethod::kGptq || request_.method == QuantMethod::kAwqGptq) {
@@ -494,6 +494,15 @@ void check_split_request(const QuantizeRequest& r, const ModelConfig& config) {
 }
 
 }  // namespace
+
+const char* propagation_name(const QuantizeRequest& r) { return propagates_quantized(r) ? "quantized" : "full_precision"; }
+
+Propagation parse_propagation(const std::string& name) {
+  if (name == "auto") return Propagation::kAuto;
+  if (name == "quantized") return Propagation::kQuantized;
+  require(name == "fp", ErrorCode::kInvalidArgument, "--propagate must be auto, quantized or fp, not \"" + name + "\"");
+  return Propagation::kFullPrecision;
+}
 
 void check_quantize_request(const QuantizeRequest& r, const ModelConfig& config) {
   require(!method_needs_calibration(r.method) || !r.calibration.empty(), ErrorCode::kInvalidArgument,

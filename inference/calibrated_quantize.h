@@ -14,6 +14,8 @@
 
 namespace hearth {
 
+enum class Propagation { kAuto, kQuantized, kFullPrecision };
+
 struct QuantizeRequest {
   QuantFormat format = QuantFormat::kNF4;  // the projections' format
   EmbeddingStorage embeddings = EmbeddingStorage::kInt8;
@@ -37,9 +39,11 @@ struct QuantizeRequest {
   // 0 = no split; kSplitRowsByBudget = as many rows as `bits` leaves once every projection is in
   // `format` (the budget then buys no high-precision projections).
   int64_t split_table_rows = 0;
-  // The next layer's statistics come from this layer's quantized output (GPTQ's sequential
-  // order) rather than its full-precision one.
-  bool propagate_quantized = true;
+  // What the next layer's statistics come from: this layer's quantized output (GPTQ's
+  // sequential order) or its full-precision one. kAuto: full precision for a distillation's
+  // start (it then fits the teacher's activations; measured better, docs/quantization.md),
+  // quantized otherwise.
+  Propagation propagation = Propagation::kAuto;
   // The base the folder records (adapters match it): empty = `source`'s own fingerprint; weights
   // tuned before quantizing (trainer/quantization_distillation.h) record their original's.
   std::string source_fingerprint;
@@ -47,6 +51,13 @@ struct QuantizeRequest {
 };
 
 constexpr int64_t kSplitRowsByBudget = -1;
+
+// True when the request's layers are calibrated on the quantized layers' output (kAuto: yes).
+inline bool propagates_quantized(const QuantizeRequest& r) { return r.propagation != Propagation::kFullPrecision; }
+const char* propagation_name(const QuantizeRequest& r);  // as the recipe records it
+
+// "auto", "quantized" or "fp" (kInvalidArgument naming --propagate otherwise).
+Propagation parse_propagation(const std::string& name);
 
 struct QuantizeSummary {
   double bits_per_weight = 0;    // every quantized matrix, scales and padding included

@@ -234,9 +234,11 @@ void train_split_table_finely(MatrixFormats& formats, QuantFormat high_format) {
 }  // namespace
 
 QuantizeSummary quantize_with_distillation(const std::filesystem::path& out, const ModelSource& source,
-                                           const QuantizeRequest& request, const DistillOptions& options) {
+                                           const QuantizeRequest& asked, const DistillOptions& options) {
   validate(options);
-  if (options.steps == 0) return quantize_model_folder(out, source, request);
+  if (options.steps == 0) return quantize_model_folder(out, source, asked);
+  QuantizeRequest request = asked;
+  if (request.propagation == Propagation::kAuto) request.propagation = Propagation::kFullPrecision;
   check_quantize_request(request, source.config);
   require(!request.calibration.empty(), ErrorCode::kInvalidArgument, "--distill-steps needs calibration text: add --calibrate FILES");
   require(!source.quantization, ErrorCode::kInvalidArgument, "the model is already quantized; quantize its full-precision source");
@@ -280,7 +282,7 @@ QuantizeSummary quantize_with_distillation(const std::filesystem::path& out, con
   r.method = QuantMethod::kRtn;  // rounding as the student was trained to
   r.source_fingerprint = source.fingerprint();
   r.distillation = {{"start", quant_method_name(request.method)},
-                    {"start_propagation", request.propagate_quantized ? "quantized" : "full_precision"},
+                    {"start_propagation", propagation_name(request)},
                     {"steps", options.steps}, {"lr", options.lr},
                     {"batch", options.batch}, {"seed", options.seed}, {"average", options.average}, {"kl_first", tuned.first_loss},
                     {"kl_last", tuned.last_loss}};

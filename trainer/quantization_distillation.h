@@ -52,8 +52,8 @@ DistillResult distill_for_quantization(const ModelSource& source, const TensorSo
 constexpr int64_t kMaxDistillParameters = 128LL << 20;
 
 // quantize_model_folder over the weights distillation tuned on the request's calibration text
-// (which it needs). A calibrated method rounds first and the distillation starts from its
-// result; a bit budget is allocated first (on the original weights) and the student trains in
+// (which it needs). A calibrated method rounds first (Propagation::kAuto: on full-precision
+// activations) and the distillation starts from its result; a bit budget is allocated first (on the original weights) and the student trains in
 // the formats it chose; the tuned weights are then rounded plainly in those formats, as the
 // student was trained. The folder records the distillation (and the budget's choice) in its
 // recipe and the original weights' fingerprint as its base.
