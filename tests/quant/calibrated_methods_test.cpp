@@ -250,6 +250,27 @@ TEST(ScaleRefit, EqualsPerRowDenseSolve) {
   }
 }
 
+// A wide matrix is solved a chunk of rows at a time (8192 columns in blocks of 32: 54 rows per
+// 32 MB chunk, so 200 rows take four chunks): each row's scales are those it gets solved alone.
+TEST(ScaleRefit, WideMatrixSolvedInChunksGivesEachRowItsOwnSolution) {
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  auto gen = make_generator(seed);
+  for (QuantFormat format : kCalibratedFormats) {
+    if (quant_block_size(format) != 32) continue;
+    const int64_t rows = 200, cols = 8192;  // no Hessian: an 8192² one would take 0.5 GB
+    const at::Tensor w = test::random_weight(rows, cols, gen);
+    const at::Tensor start = store_block_scales(format, absmax_block_scales(format, w)).values;
+    const at::Tensor levels = round_to_grid(format, w, start);
+    const at::Tensor chunked = refit_block_scales(format, w, levels, at::Tensor(), start);
+    for (int64_t r : {int64_t(0), int64_t(53), int64_t(54), int64_t(107), int64_t(108), int64_t(199)}) {
+      const at::Tensor alone = refit_block_scales(format, w.narrow(0, r, 1), levels.narrow(0, r, 1), at::Tensor(), start.narrow(0, r, 1));
+      // The same double-precision system either way; only a BLAS blocking could differ (1e-12).
+      EXPECT_TRUE(at::allclose(chunked[r], alone[0], 1e-6, 1e-12)) << quant_format_name(format) << " row " << r;
+    }
+  }
+}
+
 // For the same codes, the refitted scales never give a larger output error than the ones the
 // codes were chosen with (they are the least-squares optimum), and usually a clearly smaller one.
 TEST(ScaleRefit, LowersTheOutputErrorOfTheSameCodes) {
