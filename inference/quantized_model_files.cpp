@@ -144,8 +144,9 @@ void write_quantized_model(const fs::path& out, const ModelConfig& config, const
   FingerprintBuilder fingerprint;
   const bool needs_fingerprint = info.source_fingerprint.empty();
   for (const std::string& name : tensors.names()) {
-    write_model_tensor(writer, name, tensors.get(name), info, prepared);
-    if (needs_fingerprint) fingerprint.add(name, tensors.get(name));
+    const at::Tensor t = tensors.get(name);
+    write_model_tensor(writer, name, t, info, prepared);
+    if (needs_fingerprint) fingerprint.add(name, t);
     // Whatever the writer still holds of `name` is re-read from the file when written: its pages
     // need not stay resident (qwen2.5-0.5b: 0.35 GB more at the end of a calibrated quantize).
     tensors.release(name);
